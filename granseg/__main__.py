@@ -1,0 +1,5 @@
+import sys
+
+from granseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,156 @@
+"""Registry of named model builders (timm-style) and the ``load_model`` entry point.
+
+Each entry maps a name to a builder given as ``"module:function"``, imported only when the model is built, so
+that listing models costs no heavy imports. A builder takes ``device=`` (a resolved ``torch``-style device
+string) plus keyword overrides and returns a *model*: any object with ``name`` and ``create_predictor()``
+(returning a :class:`granseg.predict.base.BasePredictor`).
+
+``load_model("auto")`` picks a local neural checkpoint when one is cached (``$GRANSEG_HOME/checkpoints``,
+default ``~/.cache/granseg/checkpoints``), else the weight-free ``hierarchy`` model, and says which one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from granseg.errors import UnknownModelError
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    builder: str  # "package.module:function"
+    description: str
+    needs_weights: bool = True
+    weights: str | None = None  # where real weights come from (HF id or URL), for `granseg models`
+
+    def resolve_builder(self) -> Callable[..., Any]:
+        module_name, _, attr = self.builder.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    family: str,
+    builder: str,
+    description: str,
+    needs_weights: bool = True,
+    weights: str | None = None,
+) -> ModelEntry:
+    """Add (or replace) a named model. ``builder`` is ``"module:function"``."""
+    entry = ModelEntry(name, family, builder, description, needs_weights, weights)
+    _REGISTRY[name] = entry
+    return entry
+
+
+def list_models() -> list[ModelEntry]:
+    return sorted(_REGISTRY.values(), key=lambda e: (e.family, e.name))
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownModelError(
+            f"unknown model {name!r}: not a registered name ({known}) nor an existing path"
+        )
+    return _REGISTRY[name]
+
+
+def granseg_home() -> Path:
+    return Path(os.environ.get("GRANSEG_HOME", Path.home() / ".cache" / "granseg"))
+
+
+def checkpoint_dir() -> Path:
+    return granseg_home() / "checkpoints"
+
+
+def cached_checkpoints() -> list[Path]:
+    """Checkpoint files and Hugging Face model folders under :func:`checkpoint_dir`, newest first."""
+    root = checkpoint_dir()
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if (p.is_file() and p.suffix in CHECKPOINT_SUFFIXES) or (p.is_dir() and (p / "config.json").is_file())
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` if available, else ``mps``, else ``cpu``. Other values are checked and returned."""
+    if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise UnknownModelError(f"unknown device {device!r} (use auto, cpu, cuda or mps)")
+    if device == "cpu":
+        return device
+    try:
+        import torch
+    except ImportError:
+        if device == "auto":
+            return "cpu"
+        raise
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UnknownModelError("--device cuda was asked for but CUDA is not available on this machine")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UnknownModelError("--device mps was asked for but MPS is not available on this machine")
+    return device
+
+
+def resolve_auto() -> tuple[str, str]:
+    """What ``--model auto`` means here: ``(name_or_path, human-readable reason)``."""
+    cached = cached_checkpoints()
+    if cached:
+        return str(cached[0]), f"local checkpoint {cached[0]}"
+    return "hierarchy", f"weight-free 'hierarchy' model (no neural checkpoint in {checkpoint_dir()})"
+
+
+def load_model(name_or_path: str = "auto", device: str = "auto", **overrides: Any) -> Any:
+    """Build a registered model by name, or load a checkpoint file/folder by path.
+
+    Returns a model object with ``create_predictor()``. Raises :class:`UnknownModelError` for an unknown name.
+    """
+    if name_or_path == "auto":
+        name_or_path, _ = resolve_auto()
+    resolved_device = resolve_device(device)
+    if name_or_path in _REGISTRY:
+        return _REGISTRY[name_or_path].resolve_builder()(device=resolved_device, **overrides)
+    if Path(name_or_path).exists():
+        from granseg.models import checkpoints  # noqa: PLC0415 (heavy, lazy)
+
+        return checkpoints.load_model_from_path(name_or_path, device=resolved_device, **overrides)
+    get_entry(name_or_path)  # raises with the list of names
+    raise AssertionError("unreachable")
+
+
+def load_predictor(name_or_path: str = "auto", device: str = "auto", **overrides: Any):
+    """Shortcut: ``load_model(...).create_predictor()``."""
+    return load_model(name_or_path, device=device, **overrides).create_predictor()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Built-in models. Families add their entries here (one line each); builders are imported lazily.
+# ---------------------------------------------------------------------------------------------------------------
+register_model(
+    "hierarchy",
+    family="hierarchy",
+    builder="granseg.models.hierarchy:build_hierarchy",
+    description="weight-free region hierarchy (superpixels + boundary-aware merging); runs anywhere",
+    needs_weights=False,
+)
