@@ -1,0 +1,1 @@
+"""Training: losses, data, and a small generic trainer (accelerate)."""

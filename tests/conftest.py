@@ -1,0 +1,23 @@
+"""Shared fixtures. Real benchmark subsets live beside the repo in ../shared/data; tests skip when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SAMPLE_IMAGE = REPO_ROOT / "granseg" / "assets" / "coffee.jpg"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_image_path() -> Path:
+    return SAMPLE_IMAGE
