@@ -21,3 +21,9 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_image_path() -> Path:
     return SAMPLE_IMAGE
+
+
+@pytest.fixture(autouse=True)
+def isolated_granseg_home(tmp_path_factory, monkeypatch):
+    """Keep tests away from the user's checkpoint cache (so `--model auto` is deterministic)."""
+    monkeypatch.setenv("GRANSEG_HOME", str(tmp_path_factory.mktemp("granseg_home")))

@@ -1,0 +1,110 @@
+"""The `granseg` command from outside: exit codes, one-line errors, no partial outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from granseg.cli import main
+from granseg.io import decode_rle
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def small_image(tmp_path_factory):
+    """A 96 x 128 image: a red square with a blue inner square on a gray background."""
+    image = np.full((96, 128, 3), 128, np.uint8)
+    image[20:80, 30:100] = (220, 30, 30)
+    image[40:60, 55:75] = (30, 30, 220)
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.png", "--point", "1,1"], "image not found"),
+        (["{img}", "--point", "500,10"], "outside"),
+        (["{img}", "--point", "10,10", "--granularity", "1.5"], "granularity must lie in"),
+        (["{img}", "--point", "10,10", "--granularity", "fine"], "granularity must be"),
+        (["{img}", "--point", "10,10", "--model", "no-such-model"], "unknown model"),
+        (["{img}", "--point", "ten,10"], "a point is X,Y"),
+        (["{img}"], "at least one --point"),
+        (["{corrupt}", "--point", "1,1"], "not a supported image"),
+    ],
+)
+def test_bad_input_exit_2_one_line_no_output(capsys, tmp_path, small_image, args, message):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "mask.png"
+    argv = ["segment", *[a.format(img=small_image, corrupt=corrupt) for a in args], "--out", str(out), "--quiet"]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == ([corrupt] if corrupt.exists() else [])
+
+
+def test_segment_png_and_json(capsys, tmp_path, small_image):
+    out = tmp_path / "mask.png"
+    code, stdout, err = run_cli(capsys, "segment", str(small_image), "--point", "64,50", "--out", str(out))
+    assert code == 0, err
+    assert "hierarchy" in err  # --model auto says which model it used
+    assert stdout.strip() == str(out)
+    mask = np.asarray(Image.open(out)) > 127
+    assert mask.shape == (96, 128) and mask[50, 64]
+
+    out_json = tmp_path / "masks.json"
+    code, _, err = run_cli(
+        capsys, "segment", str(small_image), "--point", "64,50", "--granularity", "all", "--out", str(out_json)
+    )
+    assert code == 0, err
+    records = json.loads(out_json.read_text())
+    assert [r["granularity"] for r in records] == [round(0.1 * k, 1) for k in range(1, 11)]
+    areas = [decode_rle(r["segmentation"]).sum() for r in records]
+    assert areas == sorted(areas)  # a single click: masks grow with g
+    assert all(r["point_coords"] == [[64.0, 50.0]] for r in records)
+
+
+def test_segment_all_png_writes_one_file_per_level(capsys, tmp_path, small_image):
+    out = tmp_path / "m.png"
+    code, stdout, _ = run_cli(
+        capsys, "segment", str(small_image), "--point", "64,50", "--granularity", "all", "--out", str(out), "--quiet"
+    )
+    assert code == 0
+    assert len(stdout.split()) == 10
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "m_g0.1.png"
+
+
+def test_models_lists_hierarchy(capsys):
+    code, stdout, _ = run_cli(capsys, "models")
+    assert code == 0 and "hierarchy" in stdout and "--model auto" in stdout
+
+
+def test_console_script_runs_as_module(small_image, tmp_path):
+    out = tmp_path / "x.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "granseg", "segment", str(small_image), "--point", "999,1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
