@@ -43,11 +43,18 @@ def minmax_to_255(prediction: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (prediction - low) / (high - low + eps) * 255.0
 
 
+def _as_float(prediction: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64; everything else (bf16/fp16 outputs) is computed in float32."""
+    return prediction if prediction.dtype == torch.float64 else prediction.float()
+
+
 def _check(prediction: torch.Tensor, labels: torch.Tensor) -> None:
     if prediction.ndim != 4:
         raise ValueError(f"prediction must be B x C x H x W, got shape {tuple(prediction.shape)}")
     if labels.shape != (prediction.shape[0], *prediction.shape[2:]):
-        raise ValueError(f"labels must be B x H x W = {(prediction.shape[0], *prediction.shape[2:])}, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be B x H x W = {(prediction.shape[0], *prediction.shape[2:])}, got {tuple(labels.shape)}"
+        )
 
 
 def _sample_loss(pixels: torch.Tensor, labels: torch.Tensor, max_instances: int) -> torch.Tensor:
@@ -58,31 +65,32 @@ def _sample_loss(pixels: torch.Tensor, labels: torch.Tensor, max_instances: int)
     pixels = pixels[valid]
     labels = labels[valid]
     ids, segment = torch.unique(labels, sorted=True, return_inverse=True)  # segment: (P,) in [0, K)
-    if len(ids) > max_instances:  # keep the first max_instances segments (background first)
-        keep = segment < max_instances
-        pixels, segment, ids = pixels[keep], segment[keep], ids[:max_instances]
-    num_segments = len(ids)
     channels = pixels.shape[1]
-    counts = torch.bincount(segment, minlength=num_segments).to(pixels.dtype)  # (K,)
-    sums = pixels.new_zeros(num_segments, channels).index_add_(0, segment, pixels)
+    counts_all = torch.bincount(segment, minlength=len(ids)).to(pixels.dtype)  # (K,)
+    # Beyond the cap, segments get no terms of their own but their pixels still count as "other" pixels.
+    num_segments = min(len(ids), max_instances)
+    ids, counts = ids[:num_segments], counts_all[:num_segments]
+    kept = segment < num_segments
+    kept_pixels, kept_segment = pixels[kept], segment[kept]
+    sums = pixels.new_zeros(num_segments, channels).index_add_(0, kept_segment, kept_pixels)
     means = sums / counts[:, None]  # (K, C), not detached
     is_background = ids == 0  # (K,)
 
     # Huber of each pixel to its target (instance mean, or 0 for background), mean per segment.
     targets = torch.where(is_background[:, None], torch.zeros_like(means), means)
-    per_pixel = F.huber_loss(pixels, targets[segment], reduction="none", delta=1.0).mean(dim=1)  # (P,)
-    huber = pixels.new_zeros(num_segments).index_add_(0, segment, per_pixel) / counts
+    per_pixel = F.huber_loss(kept_pixels, targets[kept_segment], reduction="none", delta=1.0).mean(dim=1)
+    huber = pixels.new_zeros(num_segments).index_add_(0, kept_segment, per_pixel) / counts
     total = huber.sum()
 
     # Pixel separation for each non-background instance: mean over pixels outside it.
     instance_index = torch.nonzero(~is_background).flatten()
-    if len(instance_index) and len(pixels) > 0:
+    if len(instance_index):
         inst_means = means[instance_index]  # (M, C)
         squared = torch.cdist(pixels[None], inst_means[None]).squeeze(0).pow(2)  # (P, M)
         repulsion = SEPARATION_STRENGTH / (1.0 + squared)
         column_total = repulsion.sum(dim=0)  # (M,)
         # contribution of each instance's own pixels: pick repulsion[p, column of segment[p]] where it is an instance
-        column_of_segment = torch.full((num_segments,), -1, dtype=torch.long, device=pixels.device)
+        column_of_segment = torch.full((len(counts_all),), -1, dtype=torch.long, device=pixels.device)
         column_of_segment[instance_index] = torch.arange(len(instance_index), device=pixels.device)
         own_column = column_of_segment[segment]
         inside = own_column >= 0
@@ -119,15 +127,18 @@ def instance_colouring_loss(
     Returns a scalar tensor.
     """
     _check(prediction, labels)
-    prediction = prediction.float()
+    prediction = _as_float(prediction)
     labels = labels.to(device=prediction.device, dtype=torch.long)
     if background_labelled is not None:
         unlabelled = ~torch.as_tensor(background_labelled, dtype=torch.bool, device=labels.device)
-        labels = torch.where(unlabelled[:, None, None] & (labels == 0), torch.full_like(labels, IGNORE_LABEL), labels)
+        labels = torch.where(
+            unlabelled[:, None, None] & (labels == 0), torch.full_like(labels, IGNORE_LABEL), labels
+        )
     scaled = minmax_to_255(prediction) if normalise else prediction
     batch, channels = scaled.shape[:2]
     losses = [
-        _sample_loss(scaled[b].reshape(channels, -1).T, labels[b].reshape(-1), max_instances) for b in range(batch)
+        _sample_loss(scaled[b].reshape(channels, -1).T, labels[b].reshape(-1), max_instances)
+        for b in range(batch)
     ]
     return torch.stack(losses).mean()
 
@@ -137,7 +148,7 @@ def foreground_loss(prediction: torch.Tensor, labels: torch.Tensor, normalise: b
     (delta 1) on the 0..255 scale, to white (255) if it lies in any instance and to black (0) on background.
     It carries no instance identity. Shapes as :func:`instance_colouring_loss`; ignored pixels are skipped."""
     _check(prediction, labels)
-    prediction = prediction.float()
+    prediction = _as_float(prediction)
     labels = labels.to(prediction.device)
     scaled = minmax_to_255(prediction) if normalise else prediction
     valid = (labels >= 0)[:, None].expand_as(scaled)
