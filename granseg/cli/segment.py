@@ -46,6 +46,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         default=None,
         help="output format (default: from --out's extension)",
     )
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also write a picture of the mask(s) over the image (coloured by granularity)",
+    )
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
     parser.set_defaults(func=run)
 
@@ -92,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
         records = masks_to_records(prediction.masks, prediction.scores, prediction.granularity, points)
         document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
         written.append(atomic_write_json(args.out, document))
+    if args.overlay is not None:
+        from granseg.viz import granularity_colors, overlay_masks, save_rgb_png, tile
+
+        pictures = [
+            overlay_masks(image, mask, granularity_colors([g]), points=points, labels=labels)
+            for g, mask in zip(prediction.granularity, prediction.masks)
+        ]
+        captions = [f"g={g:.1f}" for g in prediction.granularity]
+        written.append(save_rgb_png(args.overlay, tile(pictures, min(5, len(pictures)), captions=captions)))
     for index, g in enumerate(prediction.granularity):
         area = int(prediction.masks[index].sum())
         info(
