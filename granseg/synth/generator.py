@@ -25,6 +25,8 @@ from granseg.synth.textures import accent_colour, hsv_colour, paint_texture
 
 _PLACEMENT_ATTEMPTS = 20
 _SEPARATION_PX = 2
+_MIN_CONTRAST = 0.12
+_COLOUR_ATTEMPTS = 8
 
 
 class _Region:
@@ -45,12 +47,6 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
-def _paint(canvas: np.ndarray, mask: np.ndarray, texture: np.ndarray, box: tuple[int, int, int, int]) -> None:
-    y0, x0, y1, x1 = box
-    crop = mask[y0:y1, x0:x1]
-    canvas[y0:y1, x0:x1][crop] = texture[crop]
 
 
 def _pick(rng: np.random.Generator, classes: tuple[str, ...], count: int) -> list[str]:
@@ -118,30 +114,55 @@ def _build_object(
 
 
 def _paint_object(rng: np.random.Generator, canvas: np.ndarray, obj: _Region, scale: float) -> None:
-    """Paint the object's parts and sub-parts onto ``canvas`` (H x W x 3 float RGB in [0, 1])."""
+    """Paint the object's parts and sub-parts onto ``canvas`` (H x W x 3 float RGB in [0, 1]).
+
+    Each part's mean colour differs by >= ``_MIN_CONTRAST`` (RGB distance, 0..1 units) from its sibling parts and
+    from what the object covers; each sub-part's from its part (colours are redrawn a few times until it holds).
+    """
     hue = rng.uniform(0, 1)
     saturation = rng.uniform(0.45, 0.9)
     n_parts = len(obj.children)
     values = np.linspace(0.3, 0.95, n_parts) if n_parts > 1 else np.array([rng.uniform(0.4, 0.9)])
     values = values[rng.permutation(n_parts)] + rng.uniform(-0.03, 0.03, n_parts)
+    references = [canvas[obj.mask].mean(axis=0)]
     for part, value in zip(obj.children, values):
-        base = hsv_colour(hue + rng.uniform(-0.06, 0.06), saturation * rng.uniform(0.7, 1.1), value)
-        box = _bbox(part.mask)
-        if box is not None:
-            texture = paint_texture(part.texture, rng, box, base, accent_colour(rng, base, 0.2), scale)
-            _paint(canvas, part.mask, texture, box)
+
+        def part_colours(attempt: int, value: float = value) -> tuple[np.ndarray, np.ndarray]:
+            v = value if attempt == 0 else rng.uniform(0.2, 1.0)
+            base = hsv_colour(hue + rng.uniform(-0.06, 0.06), saturation * rng.uniform(0.7, 1.1), v)
+            return base, accent_colour(rng, base, 0.2)
+
+        part_mean = _paint_contrasting(rng, canvas, part, part_colours, references, scale)
+        if part_mean is None:
+            continue
+        references.append(part_mean)
         for sub in part.children:
-            sub_value = rng.uniform(0.1, 0.3) if value > 0.6 else rng.uniform(0.8, 1.0)
-            sub_base = hsv_colour(
-                hue + rng.uniform(-0.12, 0.12), saturation * rng.uniform(0.6, 1.1), sub_value
-            )
-            sub_box = _bbox(sub.mask)
-            if sub_box is None:
-                continue
-            texture = paint_texture(
-                sub.texture, rng, sub_box, sub_base, accent_colour(rng, sub_base, 0.15), scale / 2
-            )
-            _paint(canvas, sub.mask, texture, sub_box)
+
+            def sub_colours(attempt: int, value: float = value) -> tuple[np.ndarray, np.ndarray]:
+                dark = value > 0.6 if attempt == 0 else bool(rng.integers(2))
+                v = rng.uniform(0.1, 0.3) if dark else rng.uniform(0.8, 1.0)
+                base = hsv_colour(hue + rng.uniform(-0.12, 0.12), saturation * rng.uniform(0.6, 1.1), v)
+                return base, accent_colour(rng, base, 0.15)
+
+            _paint_contrasting(rng, canvas, sub, sub_colours, [part_mean], scale / 2)
+
+
+def _paint_contrasting(rng, canvas, region, draw_colours, references, scale) -> np.ndarray | None:
+    """Paint ``region`` with colours from ``draw_colours(attempt)``, redrawn until the painted mean colour is
+    >= ``_MIN_CONTRAST`` away from every reference (last attempt kept). Returns the mean colour, None if empty."""
+    box = _bbox(region.mask)
+    if box is None:
+        return None
+    y0, x0, y1, x1 = box
+    crop = region.mask[y0:y1, x0:x1]
+    for attempt in range(_COLOUR_ATTEMPTS):
+        c1, c2 = draw_colours(attempt)
+        pixels = paint_texture(region.texture, rng, box, c1, c2, scale)[crop]
+        mean = pixels.mean(axis=0)
+        if min(np.linalg.norm(mean - ref) for ref in references) >= _MIN_CONTRAST:
+            break
+    canvas[y0:y1, x0:x1][crop] = pixels
+    return mean
 
 
 def _background(rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
@@ -181,9 +202,9 @@ def generate_scene(seed: int, config: SynthConfig | None = None) -> Scene:
         objects.append(obj)
         _paint_object(rng, canvas, obj, radius)
 
-    image = canvas * 255.0
+    image = canvas * np.float32(255.0)
     if config.noise_sigma > 0:
-        image = image + rng.normal(0.0, config.noise_sigma, image.shape)
+        image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(config.noise_sigma)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return Scene(
         image=image,

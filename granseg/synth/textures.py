@@ -14,14 +14,14 @@ import numpy as np
 
 def hsv_colour(hue: float, saturation: float, value: float) -> np.ndarray:
     """(3,) float RGB in [0, 1] of an HSV triple (hue wraps around, s and v are clipped to [0, 1])."""
-    return np.array(
-        colorsys.hsv_to_rgb(hue % 1.0, float(np.clip(saturation, 0, 1)), float(np.clip(value, 0, 1)))
-    )
+    saturation = min(max(float(saturation), 0.0), 1.0)
+    value = min(max(float(value), 0.0), 1.0)
+    return np.array(colorsys.hsv_to_rgb(float(hue) % 1.0, saturation, value))
 
 
 def accent_colour(rng: np.random.Generator, base: np.ndarray, strength: float) -> np.ndarray:
     """A colour near ``base`` (same hue family) that a texture alternates with: brighter or darker by ``strength``."""
-    hue, sat, val = colorsys.rgb_to_hsv(*np.clip(base, 0, 1))
+    hue, sat, val = colorsys.rgb_to_hsv(*(min(max(float(c), 0.0), 1.0) for c in base))
     shift = strength if val < 0.55 else -strength
     return hsv_colour(hue + rng.uniform(-0.03, 0.03), sat * rng.uniform(0.8, 1.1), val + shift)
 
