@@ -1,0 +1,287 @@
+"""Divide stage: instance discovery by MaskCut-style normalised cuts on the patch affinity graph.
+
+``maskcut`` repeatedly bipartitions the patch graph (nodes = patches, edge weights = thresholded cosine
+affinity of their features, as in MaskCut: ``A = [cos > tau]`` with ``eps`` for the rest), taking the second
+smallest generalised eigenvector of ``(D - A) x = lambda D x``; patches already claimed by a found mask get zero
+features (so they only connect to the rest with ``eps``) before the next cut. Foreground is the side holding the
+eigenvector's largest magnitude entry, unless that side holds 3 or 4 image corners (then it is the background);
+the mask is the connected component that contains that seed. Each cut gets a confidence in [0, 1]: the mean
+affinity inside the mask minus the mean affinity across its boundary to the rest.
+
+``select_instances`` then applies the keep rules: an instance needs confidence > ``min_confidence``, area >
+``min_area_frac`` of the image, and is dropped when more than ``containment`` of it lies inside a larger kept
+instance, in which case it becomes a *part* of that instance. ``merge_external_masks`` adds masks from a
+detector or from ground truth (SA-1B / COCO JSON, the UnSAMv2+ path) before those rules run.
+
+Masks are H x W bool in the pixels of the image given to :func:`divide`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from granseg.errors import InputError
+
+
+@dataclasses.dataclass
+class DivideMask:
+    """One divide-stage mask: ``mask`` H x W bool, ``score`` in [0, 1], ``source`` ("maskcut" | "external")."""
+
+    mask: np.ndarray
+    score: float
+    source: str = "maskcut"
+
+
+@dataclasses.dataclass
+class Instance:
+    """A kept instance and the divide masks found to be its parts (each > ``containment`` inside it)."""
+
+    mask: np.ndarray
+    score: float
+    source: str
+    parts: list[DivideMask] = dataclasses.field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------- normalised cut
+def patch_affinity(features: np.ndarray, tau: float = 0.15, eps: float = 1e-5) -> np.ndarray:
+    """Binary MaskCut affinity of (N, C) L2-normalised features: 1 where cosine > ``tau``, else ``eps``."""
+    cosine = features @ features.T
+    return np.where(cosine > tau, 1.0, eps)
+
+
+def second_eigenvector(affinity: np.ndarray) -> tuple[np.ndarray, float]:
+    """Second smallest generalised eigenvector ``x`` of ``(D - A) x = lambda D x`` and its ``lambda``.
+
+    Computed as ``D^-1/2 y`` with ``y`` the second largest eigenvector of ``D^-1/2 A D^-1/2`` (Lanczos, so an
+    N x N dense affinity costs a few matrix-vector products rather than a full eigendecomposition).
+    Deterministic (fixed start vector); the sign is arbitrary.
+    """
+    from scipy.sparse.linalg import eigsh
+
+    n = affinity.shape[0]
+    degree = affinity.sum(axis=1)
+    inv_sqrt = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
+    normalised = affinity * inv_sqrt[:, None] * inv_sqrt[None, :]
+    if n <= 64:
+        values, vectors = np.linalg.eigh(normalised)
+        order = np.argsort(values)[::-1]
+        values, vectors = values[order[:2]], vectors[:, order[:2]]
+    else:
+        start = np.random.default_rng(0).standard_normal(n) + np.sqrt(degree)
+        values, vectors = eigsh(normalised, k=2, which="LA", v0=start, tol=1e-6, maxiter=5000)
+        order = np.argsort(values)[::-1]
+        values, vectors = values[order], vectors[:, order]
+    vector = vectors[:, 1] * inv_sqrt
+    return vector, float(1.0 - values[1])
+
+
+def _corner_count(partition: np.ndarray) -> int:
+    return int(partition[0, 0]) + int(partition[0, -1]) + int(partition[-1, 0]) + int(partition[-1, -1])
+
+
+def ncut_bipartition(
+    features: np.ndarray, active: np.ndarray | None = None, tau: float = 0.15, eps: float = 1e-5
+) -> tuple[np.ndarray, float]:
+    """One MaskCut step on an (h, w, C) feature grid.
+
+    ``active``: (h, w) bool, patches still available (others get zero features, as in MaskCut).
+    Returns the foreground (h, w) bool (the connected component of the seed patch) and its confidence.
+    """
+    from scipy import ndimage
+
+    h, w, c = features.shape
+    flat = features.reshape(h * w, c).astype(np.float64)
+    if active is not None:
+        flat = flat * active.reshape(-1, 1)
+    affinity = patch_affinity(flat, tau=tau, eps=eps)
+    vector, _ = second_eigenvector(affinity)
+    partition = vector > vector.mean()
+    seed = int(np.argmax(np.abs(vector)))
+    grid = partition.reshape(h, w)
+    if _corner_count(grid) >= 3 or not partition[seed]:
+        partition = ~partition
+        vector = -vector
+    seed = int(np.argmax(vector))
+    grid = partition.reshape(h, w)
+    if active is not None:
+        grid = grid & active
+    labels, _ = ndimage.label(grid)
+    seed_label = labels.reshape(-1)[seed]
+    if seed_label == 0:  # the seed fell on an inactive patch: take the largest component instead
+        sizes = np.bincount(labels.reshape(-1))
+        sizes[0] = 0
+        seed_label = int(np.argmax(sizes))
+    foreground = labels == seed_label
+    return foreground, cut_confidence(flat, foreground.reshape(-1), active)
+
+
+def cut_confidence(flat: np.ndarray, foreground: np.ndarray, active: np.ndarray | None) -> float:
+    """Mean cosine inside the foreground minus mean cosine between it and the rest of the active patches,
+    clipped to [0, 1]. (N, C) features, (N,) bool foreground."""
+    rest = ~foreground if active is None else (~foreground & active.reshape(-1))
+    fg = flat[foreground]
+    if len(fg) == 0 or not rest.any():
+        return 0.0
+    fg_mean = fg.mean(axis=0)
+    inside = float(fg_mean @ fg_mean)  # = mean pairwise cosine (including self pairs)
+    across = float(fg_mean @ flat[rest].mean(axis=0))
+    return float(np.clip(inside - across, 0.0, 1.0))
+
+
+def maskcut(
+    features: np.ndarray, num_masks: int = 4, tau: float = 0.15, min_patches: int = 2
+) -> list[tuple[np.ndarray, float]]:
+    """Up to ``num_masks`` successive cuts on an (h, w, C) grid: list of ((h, w) bool, confidence)."""
+    h, w, _ = features.shape
+    active = np.ones((h, w), dtype=bool)
+    results = []
+    for _ in range(num_masks):
+        if active.sum() < 2 * min_patches:
+            break
+        foreground, confidence = ncut_bipartition(features, active=active, tau=tau)
+        if foreground.sum() < min_patches:
+            break
+        results.append((foreground, confidence))
+        active &= ~foreground
+    return results
+
+
+def upsample_grid_mask(grid_mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w) bool patch mask -> (height, width) bool, bilinear on the 0/1 map then threshold 0.5."""
+    import cv2
+
+    soft = cv2.resize(grid_mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return soft > 0.5
+
+
+def divide(
+    features: np.ndarray, image_shape: tuple[int, int], num_masks: int = 4, tau: float = 0.15
+) -> list[DivideMask]:
+    """MaskCut masks of one image: ``features`` (h, w, C) grid, masks returned at ``image_shape`` (H, W)."""
+    height, width = image_shape
+    return [
+        DivideMask(upsample_grid_mask(grid, height, width), score)
+        for grid, score in maskcut(features, num_masks=num_masks, tau=tau)
+    ]
+
+
+# --------------------------------------------------------------------------------------- keep rules
+def containment_matrix(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """(K, K) matrix: entry [i, j] = fraction of mask i's area inside mask j (vectorised)."""
+    if len(masks) == 0:
+        return np.zeros((0, 0))
+    stack = np.stack([np.asarray(m, dtype=bool).reshape(-1) for m in masks]).astype(np.float32)
+    overlap = stack @ stack.T
+    areas = np.maximum(stack.sum(axis=1), 1.0)
+    return overlap / areas[:, None]
+
+
+def select_instances(
+    candidates: Sequence[DivideMask],
+    min_confidence: float = 0.3,
+    min_area_frac: float = 0.05,
+    containment: float = 0.8,
+) -> list[Instance]:
+    """Apply the keep rules; see the module docstring. Larger masks are considered first.
+
+    Every candidate with enough confidence ends up either as an instance, as a part of one (> ``containment``
+    inside it, any area), or dropped (too small and not inside any instance).
+    """
+    good = [c for c in candidates if c.score > min_confidence and c.mask.any()]
+    if not good:
+        return []
+    image_area = good[0].mask.size
+    order = sorted(range(len(good)), key=lambda i: (-int(good[i].mask.sum()), -good[i].score))
+    good = [good[i] for i in order]
+    inside = containment_matrix([c.mask for c in good])
+    instances: list[Instance] = []
+    owner_index: list[int] = []  # index into `good` of each instance
+    for index, candidate in enumerate(good):
+        parents = [k for k, j in enumerate(owner_index) if inside[index, j] > containment]
+        if parents:
+            parent = max(parents, key=lambda k: inside[index, owner_index[k]])
+            instances[parent].parts.append(candidate)
+            continue
+        if candidate.mask.sum() > min_area_frac * image_area:
+            instances.append(Instance(candidate.mask, candidate.score, candidate.source))
+            owner_index.append(index)
+    return instances
+
+
+# --------------------------------------------------------------------------------------- external masks
+def merge_external_masks(
+    candidates: Sequence[DivideMask], external: Sequence[DivideMask], replace: bool = False
+) -> list[DivideMask]:
+    """Candidates for :func:`select_instances` from MaskCut ``candidates`` plus ``external`` masks (a detector's
+    output or ground truth). ``replace=True`` uses the external masks only (the official detector path)."""
+    merged = list(external) if replace else list(candidates) + list(external)
+    for item in merged:
+        if item.mask.shape != merged[0].mask.shape:
+            raise InputError("external masks must have the image's size")
+    return merged
+
+
+def load_external_masks(
+    path: str | Path, image_name: str, height: int, width: int, default_score: float = 1.0
+) -> list[DivideMask]:
+    """Masks for one image from a JSON file: SA-1B per-image (``{"image": ..., "annotations": [...]}``), a COCO
+    instances file (``images`` + ``annotations``, matched on ``file_name``), or a plain list of records with
+    ``segmentation``. Segmentations may be RLE (compressed or not) or polygons. Masks that do not have the
+    image's size are resized (nearest)."""
+    from granseg.io.masks import decode_rle, polygons_to_mask
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read external masks {path}: {exc}") from None
+    if isinstance(data, dict) and "images" in data and "annotations" in data:
+        ids = {
+            im["id"]
+            for im in data["images"]
+            if Path(im.get("file_name", "")).name == image_name
+            or Path(im.get("file_name", "")).stem == image_name
+        }
+        annotations = [a for a in data["annotations"] if a.get("image_id") in ids]
+        info = next((im for im in data["images"] if im["id"] in ids), {})
+    elif isinstance(data, dict) and "annotations" in data:
+        annotations, info = data["annotations"], data.get("image", {})
+    elif isinstance(data, list):
+        annotations, info = data, {}
+    else:
+        raise InputError(f"{path}: not an SA-1B, COCO or record-list JSON")
+    src_h, src_w = int(info.get("height", height)), int(info.get("width", width))
+    masks = []
+    for annotation in annotations:
+        segmentation = annotation.get("segmentation")
+        if isinstance(segmentation, dict):
+            mask = decode_rle(segmentation)
+        elif isinstance(segmentation, list):
+            mask = polygons_to_mask(segmentation, src_h, src_w)
+        else:
+            continue
+        if mask.shape != (height, width):
+            import cv2
+
+            mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        score = float(annotation.get("score", annotation.get("predicted_iou", default_score)))
+        masks.append(DivideMask(mask, score, "external"))
+    return masks
+
+
+def external_masks_for(source: Any, image_path: Path, height: int, width: int) -> list[DivideMask]:
+    """Resolve ``source`` (a directory of per-image JSON named ``<stem>.json``, or one COCO JSON file) for
+    one image; an image with no external file gets none."""
+    if source is None:
+        return []
+    source = Path(source)
+    if source.is_dir():
+        candidate = source / f"{image_path.stem}.json"
+        return load_external_masks(candidate, image_path.name, height, width) if candidate.is_file() else []
+    return load_external_masks(source, image_path.name, height, width)
