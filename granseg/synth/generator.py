@@ -224,7 +224,7 @@ def _visible_nodes(objects: list[_Region], hw: tuple[int, int], min_area: int) -
     """Occlude each object by the later ones, drop nodes under ``min_area`` visible pixels (with their subtrees),
     number the rest depth first and set their granularity."""
     covered = np.zeros(hw, dtype=bool)
-    visible: list[list[tuple[_Region, np.ndarray]]] = []
+    visible: list[list[tuple[_Region, np.ndarray, float]]] = []
     for obj in reversed(objects):
         hidden = covered.copy()
         entries = []
@@ -232,8 +232,9 @@ def _visible_nodes(objects: list[_Region], hw: tuple[int, int], min_area: int) -
         while stack:
             region = stack.pop(0)
             mask = region.mask & ~hidden
-            if np.count_nonzero(mask) >= min_area:
-                entries.append((region, mask))
+            area = np.count_nonzero(mask)
+            if area >= min_area:
+                entries.append((region, mask, area / np.count_nonzero(region.mask)))
                 stack[:0] = region.children  # depth first: object, part, its sub-parts, next part ...
         covered |= obj.mask
         visible.append(entries)
@@ -246,8 +247,8 @@ def _visible_nodes(objects: list[_Region], hw: tuple[int, int], min_area: int) -
             continue
         ids: dict[int, int] = {}
         object_id = next_id
-        granularity = granularity_from_areas([int(mask.sum()) for _, mask in entries])
-        for (region, mask), g in zip(entries, granularity):
+        granularity = granularity_from_areas([int(mask.sum()) for _, mask, _ in entries])
+        for (region, mask, visible_fraction), g in zip(entries, granularity):
             ids[id(region)] = next_id
             nodes.append(
                 SceneNode(
@@ -259,6 +260,7 @@ def _visible_nodes(objects: list[_Region], hw: tuple[int, int], min_area: int) -
                     granularity=float(g),
                     shape=region.shape,
                     texture=region.texture,
+                    visible_fraction=float(visible_fraction),
                 )
             )
             next_id += 1

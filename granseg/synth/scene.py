@@ -33,6 +33,7 @@ class SceneNode:
         granularity: UnSAMv2 granularity within its object hierarchy (see granseg.hierarchy_math), in [0.1, 1].
         shape: shape family the node was drawn with (see SHAPE_CLASSES).
         texture: texture family of the node's own pixels ("" for objects: they show their parts' textures).
+        visible_fraction: visible pixels / pixels drawn for the node (< 1 when later objects occlude it).
     """
 
     id: int
@@ -43,6 +44,7 @@ class SceneNode:
     granularity: float
     shape: str
     texture: str
+    visible_fraction: float = 1.0
 
     @property
     def area(self) -> int:
@@ -134,7 +136,7 @@ class Scene:
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON record per node (granseg.io.masks.masks_to_records format: COCO RLE ``segmentation``, ``area``,
         ``bbox``, ``score`` = 1, ``granularity``) plus ``id``, ``parent``, ``level``, ``object_id``, ``shape``,
-        ``texture``."""
+        ``texture``, ``visible_fraction``."""
         if not self.nodes:
             return []
         extra = [
@@ -145,6 +147,7 @@ class Scene:
                 "object_id": n.object_id,
                 "shape": n.shape,
                 "texture": n.texture,
+                "visible_fraction": round(n.visible_fraction, 4),
             }
             for n in self.nodes
         ]
@@ -200,6 +203,7 @@ def load_scene(json_path: str | Path) -> Scene:
             granularity=float(r["granularity"]),
             shape=r["shape"],
             texture=r["texture"],
+            visible_fraction=float(r.get("visible_fraction", 1.0)),
         )
         for r in document["nodes"]
     ]
