@@ -52,9 +52,11 @@ def paint_texture(
         weight = np.clip(big[:h, :w], 0, 1)
     else:
         angle = rng.uniform(0, np.pi)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        u = xx * np.cos(angle) + yy * np.sin(angle)
-        v = -xx * np.sin(angle) + yy * np.cos(angle)
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+        cos_a, sin_a = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+        u = xx * cos_a + yy * sin_a  # (h, w) by broadcasting
+        v = yy * cos_a - xx * sin_a
         period = max(4.0, scale * rng.uniform(0.25, 0.5))
         phase = rng.uniform(0, period)
         if kind == "stripes":
