@@ -117,6 +117,11 @@ def test_label_maps_match_masks():
                 assert np.array_equal(labels == node.id, node.mask)
         x, y = scene.objects()[0].point_inside()
         assert scene.node_at(x, y, "object").id == scene.objects()[0].id
+        for part in scene.level_nodes("part"):
+            own = scene.own_mask(part.id)
+            assert not (own & ~part.mask).any()
+            assert not any((own & c.mask).any() for c in scene.children(part.id))
+            assert own.sum() + sum(c.area for c in scene.children(part.id)) == part.area
     with pytest.raises(ValueError):
         scene.label_map("pixel")
 
@@ -205,14 +210,6 @@ def test_noise_is_additive_and_leaves_masks_alone():
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(clean.nodes, noisy.nodes))
     diff = noisy.image.astype(float) - clean.image.astype(float)
     assert 0 < np.abs(diff).mean() < 6 and abs(diff.mean()) < 0.5
-
-
-def _own_pixels(scene, node):
-    """Pixels of ``node`` that none of its children covers."""
-    own = node.mask.copy()
-    for child in scene.children(node.id):
-        own &= ~child.mask
-    return own
 
 
 def test_sibling_parts_are_visually_distinct():

@@ -98,6 +98,14 @@ class Scene:
     def children(self, node_id: int) -> list[SceneNode]:
         return [node for node in self.nodes if node.parent == node_id]
 
+    def own_mask(self, node_id: int) -> np.ndarray:
+        """H x W bool: pixels of ``node_id`` that none of its children covers (e.g. where a click selects the
+        part itself rather than one of its sub-parts)."""
+        own = self.node(node_id).mask.copy()
+        for child in self.children(node_id):
+            own &= ~child.mask
+        return own
+
     def descendants(self, node_id: int) -> list[SceneNode]:
         """All nodes below ``node_id`` (children, grandchildren, ...) in id order."""
         below, frontier = [], [node_id]
