@@ -154,3 +154,58 @@ register_model(
     description="weight-free region hierarchy (superpixels + boundary-aware merging); runs anywhere",
     needs_weights=False,
 )
+register_model(
+    "grabcut-baseline",
+    family="baseline",
+    builder="granseg.eval.baselines:build_grabcut_baseline",
+    description="classical OpenCV GrabCut driven by clicks (evaluation baseline; ignores granularity)",
+    needs_weights=False,
+)
+register_model(
+    "gen2seg-mae-h",
+    family="gen2seg",
+    builder="granseg.models.gen2seg:build_gen2seg_mae_h",
+    description="Gen2Seg on ViT-MAE-huge (instance-colouring feature image, point prompts; ignores granularity)",
+    weights="reachomk/gen2seg-mae-h",
+)
+register_model(
+    "gen2seg-sd",
+    family="gen2seg",
+    builder="granseg.models.gen2seg:build_gen2seg_sd",
+    description="Gen2Seg on Stable Diffusion 2, one step at t=999 (point prompts; ignores granularity)",
+    weights="reachomk/gen2seg-sd",
+)
+register_model(
+    "gen2seg-mae-tiny",
+    family="gen2seg",
+    builder="granseg.models.gen2seg:build_tiny",
+    description="tiny randomly initialised Gen2Seg MAE (tests and demos only)",
+    needs_weights=False,
+)
+register_model(
+    "unsamv2-tiny-random",
+    family="unsamv2",
+    builder="granseg.models.unsamv2:build_unsamv2_tiny_random",
+    description="tiny random-weight UnSAMv2 (128 px) for tests and smoke runs; its masks are meaningless",
+    needs_weights=False,
+)
+register_model(
+    "unsamv2-hiera-small",
+    family="unsamv2",
+    builder="granseg.models.unsamv2:build_unsamv2_hiera_small",
+    description="UnSAMv2 (granularity-controllable SAM-2.1 hiera-small + LoRA); official release weights",
+    weights="official UnSAMv2 release checkpoint (pass its path, or `granseg convert` it)",
+)
+for _version, _url_dir in (("sam2", "072824"), ("sam2.1", "092824")):
+    for _size in ("tiny", "small", "base-plus", "large"):
+        _name = f"{_version}-hiera-{_size}"
+        _builder = f"granseg.models.unsamv2:build_{_name.replace('.', '_').replace('-', '_')}"
+        _meta = f"https://dl.fbaipublicfiles.com/segment_anything_2/{_url_dir}/{_name.replace('-', '_')}.pt"
+        for _alias in (_name, f"facebook/{_name}"):
+            register_model(
+                _alias,
+                family="sam2",
+                builder=_builder,
+                description=f"plain {_version.upper()} hiera-{_size} (no granularity; g picks one of its 3 masks)",
+                weights=f"facebook/{_name} (Hugging Face) or {_meta}",
+            )

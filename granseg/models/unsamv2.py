@@ -499,3 +499,27 @@ def named_config(name: str) -> UnSAMv2Config:
                 name=short, sam2=SAM2_ARCHITECTURES[short[len(prefix) :]], granularity=False, lora=None
             )
     raise CheckpointError(f"no built-in configuration named {name!r}")
+
+
+# ------------------------------------------------------------------------------------------ registry builders
+def _named_builder(name: str):
+    def build(device: str = "cpu", **overrides):
+        from granseg.models.checkpoints import build_named_model
+
+        return build_named_model(name, device=device, **overrides)
+
+    build.__name__ = "build_" + name.replace("/", "_").replace("-", "_").replace(".", "_")
+    build.__doc__ = f"Build {name!r} (local weights only; see granseg.models.checkpoints.build_named_model)."
+    return build
+
+
+build_unsamv2_tiny_random = _named_builder("unsamv2-tiny-random")
+build_unsamv2_hiera_small = _named_builder("unsamv2-hiera-small")
+build_sam2_hiera_tiny = _named_builder("sam2-hiera-tiny")
+build_sam2_hiera_small = _named_builder("sam2-hiera-small")
+build_sam2_hiera_base_plus = _named_builder("sam2-hiera-base-plus")
+build_sam2_hiera_large = _named_builder("sam2-hiera-large")
+build_sam2_1_hiera_tiny = _named_builder("sam2.1-hiera-tiny")
+build_sam2_1_hiera_small = _named_builder("sam2.1-hiera-small")
+build_sam2_1_hiera_base_plus = _named_builder("sam2.1-hiera-base-plus")
+build_sam2_1_hiera_large = _named_builder("sam2.1-hiera-large")
