@@ -16,6 +16,8 @@ import sys
 SUBCOMMAND_MODULES = [
     "granseg.cli.segment",
     "granseg.cli.models",
+    "granseg.cli.train",
+    "granseg.cli.pseudo",
 ]
 
 

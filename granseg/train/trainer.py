@@ -1,0 +1,288 @@
+"""A small generic trainer (accelerate): AdamW, linear warm-up + cosine decay, gradient accumulation, gradient
+clipping, fp32 or bf16, resumable checkpoints written atomically, multi-GPU through ``accelerate launch``.
+
+A *task* supplies what is specific to a model family (see :class:`Task`): the trainable module, the dataset, the
+loss of a batch and the export of the final model. Tasks are registered by name in :data:`TASKS`
+(``"name": "module:Class"``) so that ``granseg train --config CONFIG.json`` finds them from the config's ``task``.
+
+Output folder layout (``TrainConfig.output_dir``)::
+
+    train_config.json          the full config (the task's subclass of TrainConfig)
+    log.jsonl                  one JSON line per logged step (step, loss, lr, seconds)
+    checkpoints/step_000100/   state.pt (model, optimizer, scheduler, step, torch RNG) + train_config.json
+    checkpoints/latest         name of the newest complete checkpoint folder
+    model/                     the exported model (task.export) + train_config.json, written at the end
+
+Data order is a pure function of (seed, sample position), so a resumed run sees the same samples as an
+uninterrupted one. Checkpoint folders are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from granseg.config import Config
+from granseg.errors import CheckpointError, InputError
+from granseg.io.files import atomic_write_text
+
+TASKS: dict[str, str] = {"gen2seg": "granseg.train.gen2seg_task:Gen2SegTask"}
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """Optimisation settings shared by every task. Subclasses add ``model``/``data`` fields."""
+
+    task: str = "gen2seg"
+    output_dir: str = "runs/train"
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 2  # per process and micro-step
+    grad_accumulation: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # "cosine" or "constant" (after warm-up)
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0  # <= 0: no clipping
+    precision: str = "fp32"  # "fp32" or "bf16"
+    seed: int = 0
+    save_every: int = 500  # optimizer steps; the last step is always saved
+    keep_checkpoints: int = 2
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
+            raise InputError("steps, batch_size and grad_accumulation must be >= 1")
+        if self.schedule not in ("cosine", "constant"):
+            raise InputError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.warmup_steps < 0 or self.lr <= 0:
+            raise InputError("warmup_steps must be >= 0 and lr > 0")
+
+
+class Task(Protocol):
+    """What a model family provides to :class:`Trainer`."""
+
+    config: TrainConfig
+
+    def build_module(self) -> torch.nn.Module: ...
+
+    def dataset_size(self) -> int: ...
+
+    def load_samples(self, indices: Sequence[int]) -> Any: ...
+
+    def loss(self, module: torch.nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def export(self, module: torch.nn.Module, folder: Path) -> None: ...
+
+
+def resolve_task(name: str) -> tuple[type, type[TrainConfig]]:
+    """``(task class, its config class)`` for a registered task name."""
+    if name not in TASKS:
+        raise InputError(f"unknown training task {name!r} (known: {', '.join(sorted(TASKS))})")
+    module_name, _, attr = TASKS[name].partition(":")
+    task_class = getattr(importlib.import_module(module_name), attr)
+    return task_class, task_class.config_class
+
+
+def load_train_config(path_or_text: str | Path) -> TrainConfig:
+    """Parse a training config JSON, dispatching on its ``task`` key (default ``gen2seg``)."""
+    text = str(path_or_text)
+    if not text.lstrip().startswith("{"):
+        path = Path(path_or_text)
+        if not path.is_file():
+            raise InputError(f"config file not found: {path}")
+        text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON in training config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError("a training config is a JSON object")
+    _, config_class = resolve_task(data.get("task", "gen2seg"))
+    return config_class.from_dict(data)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of the base lr at optimizer step ``step`` (0-based): linear warm-up then cosine/constant."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return 1.0
+    span = max(config.steps - config.warmup_steps, 1)
+    progress = min(max(step - config.warmup_steps, 0) / span, 1.0)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def sample_indices(
+    config: TrainConfig, dataset_size: int, step: int, micro: int, rank: int, world: int
+) -> list[int]:
+    """Dataset indices of one micro-batch: a seeded permutation per epoch, positions never repeat across
+    processes. Pure function of its arguments (resumable)."""
+    first = ((step * config.grad_accumulation + micro) * world + rank) * config.batch_size
+    indices = []
+    for position in range(first, first + config.batch_size):
+        epoch, offset = divmod(position, dataset_size)
+        permutation = np.random.default_rng([config.seed, epoch]).permutation(dataset_size)
+        indices.append(int(permutation[offset]))
+    return indices
+
+
+class Trainer:
+    """Runs a :class:`Task`. ``fit(resume=...)`` returns the folder of the exported model."""
+
+    def __init__(
+        self, task: Task, on_log: Callable[[dict[str, Any]], None] | None = None, cpu: bool = False
+    ) -> None:
+        self.task = task
+        self.cpu = cpu
+        self.config = task.config
+        self.output_dir = Path(self.config.output_dir)
+        self.on_log = on_log
+
+    # ---------------------------------------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.checkpoint_root / "latest"
+        if not pointer.is_file():
+            return None
+        folder = self.checkpoint_root / pointer.read_text().strip()
+        return folder if (folder / "state.pt").is_file() else None
+
+    def _save(self, accelerator, module, optimizer, scheduler, step: int) -> None:
+        if not accelerator.is_main_process:
+            return
+        name = f"step_{step:06d}"
+        final = self.checkpoint_root / name
+        temporary = self.checkpoint_root / f".{name}.tmp"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        state = {
+            "model": accelerator.unwrap_model(module).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch.save(state, temporary / "state.pt")
+        self.config.to_json(temporary / "train_config.json")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temporary, final)
+        atomic_write_text(self.checkpoint_root / "latest", name + "\n")
+        kept = sorted(p for p in self.checkpoint_root.glob("step_*") if p.is_dir())
+        for old in kept[: max(len(kept) - self.config.keep_checkpoints, 0)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _load(self, folder: Path, module, optimizer, scheduler) -> int:
+        try:
+            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+            module.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            return int(state["step"])
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume from {folder}: {str(exc).splitlines()[0]}") from exc
+
+    # ---------------------------------------------------------------------------------------------- training
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> Path | None:
+        """Train to ``config.steps`` (from the newest checkpoint if ``resume``) and export the model. With
+        ``stop_after``, stop (with a checkpoint, without export, returning None) after that many optimizer steps
+        of this run: for time-limited jobs that continue with ``resume=True``."""
+        from accelerate import Accelerator
+
+        config = self.config
+        previous = self.output_dir / "train_config.json"
+        if resume and previous.is_file():
+            saved = json.loads(previous.read_text())
+            if saved != json.loads(config.to_json()):
+                raise InputError(f"--resume with a config that differs from {previous}")
+        elif not resume and self.latest_checkpoint() is not None:
+            raise InputError(
+                f"{self.output_dir} already holds checkpoints: pass --resume or choose another output_dir"
+            )
+        accelerator = Accelerator(
+            mixed_precision="bf16" if config.precision == "bf16" else "no",
+            gradient_accumulation_steps=config.grad_accumulation,
+            cpu=self.cpu,
+        )
+        torch.manual_seed(config.seed)
+        module = self.task.build_module()
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            parameters, lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+        start = 0
+        if resume:
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                start = self._load(latest, module, optimizer, scheduler)
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            config.to_json(previous)
+        module, optimizer = accelerator.prepare(module, optimizer)
+        module.train()
+        size = self.task.dataset_size()
+        rank, world = accelerator.process_index, accelerator.num_processes
+        started = time.time()
+        running = []
+        for step in range(start, config.steps):
+            for micro in range(config.grad_accumulation):
+                batch = self.task.load_samples(sample_indices(config, size, step, micro, rank, world))
+                with accelerator.accumulate(module), accelerator.autocast():
+                    loss = self.task.loss(module, batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.grad_clip > 0:
+                        accelerator.clip_grad_norm_(parameters, config.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                running.append(float(loss.detach()))
+            used_lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                record = {
+                    "step": done,
+                    "loss": float(np.mean(running)),
+                    "lr": used_lr,
+                    "seconds": round(time.time() - started, 2),
+                }
+                running = []
+                if accelerator.is_main_process:
+                    with open(self.output_dir / "log.jsonl", "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    if self.on_log:
+                        self.on_log(record)
+            stopping = stop_after is not None and done - start >= stop_after and done < config.steps
+            if done % config.save_every == 0 or done == config.steps or stopping:
+                self._save(accelerator, module, optimizer, scheduler, done)
+            if stopping:
+                accelerator.wait_for_everyone()
+                return None
+        accelerator.wait_for_everyone()
+        export = self.output_dir / "model"
+        if accelerator.is_main_process:
+            temporary = self.output_dir / ".model.tmp"
+            shutil.rmtree(temporary, ignore_errors=True)
+            self.task.export(accelerator.unwrap_model(module), temporary)
+            config.to_json(temporary / "train_config.json")
+            shutil.rmtree(export, ignore_errors=True)
+            os.replace(temporary, export)
+        return export
