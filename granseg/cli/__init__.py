@@ -16,6 +16,7 @@ import sys
 SUBCOMMAND_MODULES = [
     "granseg.cli.segment",
     "granseg.cli.models",
+    "granseg.cli.convert",
     "granseg.cli.train",
     "granseg.cli.pseudo",
 ]

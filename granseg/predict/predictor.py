@@ -1,0 +1,238 @@
+"""Embed once, decode many: the interactive predictor for UnSAMv2 and plain SAM-2 (:mod:`granseg.models.unsamv2`).
+
+Pre-processing is this package's own (no torchvision, no ``Sam2ImageProcessor``): the image is resized so that its
+long side is the model's input size (1024 for the released models) and padded at the bottom/right to a square
+(``resize_mode="longest_side_pad"``; ``"squash"`` resizes to a square instead, as Meta's SAM-2 predictor does), then
+normalised with the ImageNet mean/std. Points and boxes are ``(x, y)`` pixels of the original image and are scaled
+into that frame; the decoder's ``256 x 256`` low-resolution logits are upsampled to the input frame, cropped to the
+un-padded area, resized to the original ``H x W`` and thresholded at 0.
+
+A g-sweep (``granularity="all"`` or a list) is one batched decoder call: ``K`` prompts that share the points and
+differ only in their granularity token. ``Prediction.low_res_logits`` (``K x 256 x 256``) can be fed back as
+``mask_input`` on the next click (one mask for all levels, or one per level).
+
+Optional on-disk embedding cache (``cache_dir``): files ``<model>-<image>.safetensors`` keyed by the SHA-256 of the
+image pixels and a fingerprint of the model (config + image-encoder weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from granseg.errors import InputError
+from granseg.predict.base import BasePredictor, Prediction
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resized_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
+    """``(h', w')`` of the image content inside the ``size x size`` model input."""
+    if mode == "squash":
+        return size, size
+    scale = size / max(height, width)
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def preprocess_image(
+    image: np.ndarray, size: int, mode: str = "longest_side_pad"
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``H x W x 3`` uint8 RGB -> ``(1, 3, size, size)`` float32 normalised pixels and the content size ``(h', w')``."""
+    import cv2
+
+    height, width = image.shape[:2]
+    new_h, new_w = resized_shape(height, width, size, mode)
+    interpolation = cv2.INTER_AREA if new_h * new_w < height * width else cv2.INTER_LINEAR
+    resized = (
+        cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+        if (new_h, new_w) != (height, width)
+        else image
+    )
+    pixels = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    pixels = (pixels - mean) / std
+    padded = torch.zeros(1, 3, size, size)
+    padded[0, :, :new_h, :new_w] = pixels
+    return padded, (new_h, new_w)
+
+
+def upsample_logits(
+    low_res: torch.Tensor, size: int, content_hw: tuple[int, int], original_hw: tuple[int, int]
+) -> torch.Tensor:
+    """``(K, h, w)`` low-res logits -> ``(K, H, W)`` logits at the original resolution (crop away the padding)."""
+    logits = F.interpolate(low_res[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    logits = logits[..., : content_hw[0], : content_hw[1]]
+    if tuple(logits.shape[-2:]) != tuple(original_hw):
+        logits = F.interpolate(logits, size=original_hw, mode="bilinear", align_corners=False)
+    return logits[:, 0]
+
+
+def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
+    """Plain SAM-2 has no g: pick its multimask output 0/1/2 (roughly sub-part / part / whole) by g."""
+    return np.digitize(granularity, [0.4, 0.7])
+
+
+class UnSAMv2Predictor(BasePredictor):
+    """:class:`BasePredictor` over an :class:`~granseg.models.unsamv2.UnSAMv2Model` (or plain SAM-2 config)."""
+
+    def __init__(self, model, cache_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.model_name = model.name
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._model_fingerprint: str | None = None
+        self._features: list[torch.Tensor] | None = None
+        self._content_hw: tuple[int, int] = (0, 0)
+        with torch.inference_mode():
+            self._positional = model.image_positional_embeddings()
+
+    # ---------------------------------------------------------------------------------------------- image
+    @property
+    def input_size(self) -> int:
+        return self.model.config.sam2.image_size
+
+    @property
+    def image_embeddings(self) -> list[torch.Tensor]:
+        """The cached image features ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]``."""
+        if self._features is None:
+            raise InputError("call set_image(image) before predict()")
+        return self._features
+
+    def _set_image(self, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        self._content_hw = resized_shape(height, width, self.input_size, self.model.config.resize_mode)
+        cache_file = self._cache_file(image) if self.cache_dir is not None else None
+        if cache_file is not None and cache_file.is_file():
+            features = self._read_cache(cache_file)
+            if features is not None:
+                self._features = features
+                return
+        pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
+        with torch.inference_mode():
+            self._features = self.model.embed_image(pixels.to(self.model.device))
+        if cache_file is not None:
+            self._write_cache(cache_file)
+
+    # ---------------------------------------------------------------------------------------------- cache
+    def model_fingerprint(self) -> str:
+        """SHA-256 over the config and every tensor that shapes the image embedding."""
+        if self._model_fingerprint is None:
+            digest = hashlib.sha256(self.model.config.sam2.to_json().encode())
+            digest.update(self.model.config.resize_mode.encode())
+            for name, tensor in sorted(self.model.sam.state_dict().items()):
+                if name.startswith(("vision_encoder.", "mask_decoder.conv_s", "no_memory_embedding")):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._model_fingerprint = digest.hexdigest()
+        return self._model_fingerprint
+
+    def _cache_file(self, image: np.ndarray) -> Path:
+        image_digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
+        image_digest.update(repr(image.shape).encode())
+        return self.cache_dir / f"{self.model_fingerprint()[:16]}-{image_digest.hexdigest()[:32]}.safetensors"
+
+    def _read_cache(self, path: Path) -> list[torch.Tensor] | None:
+        from granseg.errors import CheckpointError
+        from granseg.models.checkpoints import safe_safetensors_load
+
+        try:
+            tensors, _ = safe_safetensors_load(path)
+            return [tensors[f"level{i}"].to(self.model.device) for i in range(3)]
+        except (CheckpointError, KeyError):
+            return None  # unreadable cache entry: recompute and overwrite
+
+    def _write_cache(self, path: Path) -> None:
+        from safetensors.torch import save
+
+        from granseg.io.files import atomic_write_bytes
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = save({f"level{i}": f.detach().cpu().contiguous() for i, f in enumerate(self._features)})
+        atomic_write_bytes(path, payload)
+
+    # --------------------------------------------------------------------------------------------- decode
+    def _scale_xy(self) -> np.ndarray:
+        height, width = self.image_size
+        return np.array([self._content_hw[1] / width, self._content_hw[0] / height])
+
+    def _mask_prompt(self, mask_input, count: int) -> torch.Tensor | None:
+        if mask_input is None:
+            return None
+        expected = tuple(self.model.sam.prompt_encoder.mask_input_size)
+        array = np.asarray(mask_input, dtype=np.float32)
+        if array.shape[-2:] != expected:
+            raise InputError(
+                f"mask_input must be low-res logits of shape (..., {expected[0]}, {expected[1]})"
+            )
+        array = array.reshape(-1, 1, *expected)
+        if array.shape[0] not in (1, count):
+            raise InputError(
+                f"mask_input has {array.shape[0]} masks; give 1 or one per granularity ({count})"
+            )
+        return torch.from_numpy(array).to(self.model.device)
+
+    @torch.inference_mode()
+    def decode_logits(
+        self,
+        points: np.ndarray,
+        labels: np.ndarray,
+        box: np.ndarray | None,
+        granularity: np.ndarray,
+        mask_input=None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batched decoder call for ``K = len(granularity)`` levels. Inputs as in :meth:`_predict` (validated,
+        original-image pixels). Returns low-res logits ``(K, 4h, 4w)``, scores ``(K,)``, object logits ``(K,)``."""
+        device = self.model.device
+        count = len(granularity)
+        scale = self._scale_xy()
+        use_granularity = self.model.config.granularity
+        prompts = count if use_granularity else 1
+        point_tensor = label_tensor = box_tensor = None
+        if len(points):
+            scaled = torch.as_tensor(points * scale, dtype=torch.float32, device=device)
+            point_tensor = scaled[None, None].expand(1, prompts, -1, -1)
+            label_tensor = torch.as_tensor(labels, dtype=torch.long, device=device)[None, None].expand(
+                1, prompts, -1
+            )
+        if box is not None:
+            scaled_box = torch.as_tensor(box * np.tile(scale, 2), dtype=torch.float32, device=device)
+            box_tensor = scaled_box[None, None].expand(1, prompts, -1)
+        masks = self._mask_prompt(mask_input, count)
+        if use_granularity:
+            g = torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
+            sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
+            out = self.model.decode(
+                self.image_embeddings, sparse, dense, True, image_positional_embeddings=self._positional
+            )
+            return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
+        if masks is not None and masks.shape[0] > 1:
+            masks = masks[:1]
+        sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, None)
+        out = self.model.decode(
+            self.image_embeddings, sparse, dense, False, True, image_positional_embeddings=self._positional
+        )
+        index = torch.as_tensor(sam2_mask_index_for_granularity(granularity), device=device)
+        return (
+            out.mask_logits[0, 0, index],
+            out.iou_scores[0, 0, index],
+            out.object_score_logits[0, 0, 0].expand(count),
+        )
+
+    def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
+        low_res, scores, object_logits = self.decode_logits(points, labels, box, granularity, mask_input)
+        with torch.inference_mode():
+            logits = upsample_logits(low_res, self.input_size, self._content_hw, self.image_size)
+            masks = (logits > self.model.config.mask_threshold).cpu().numpy()
+        return Prediction(
+            masks=masks,
+            scores=scores.float().cpu().numpy(),
+            granularity=np.asarray(granularity, dtype=np.float64),
+            low_res_logits=low_res.float().cpu().numpy(),
+            extra={"object_score_logits": object_logits.float().cpu().numpy()},
+        )
