@@ -12,6 +12,7 @@ Nodes left with fewer than ``min_node_area`` visible pixels are dropped. Everyth
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 import cv2
@@ -204,14 +205,28 @@ def generate_scene(seed: int, config: SynthConfig | None = None) -> Scene:
 
     image = canvas * np.float32(255.0)
     if config.noise_sigma > 0:
-        image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(config.noise_sigma)
-    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        image += _gaussian_noise(rng, image.shape) * np.float32(config.noise_sigma)
+    np.rint(image, out=image)
+    image = np.clip(image, 0, 255, out=image).astype(np.uint8)
     return Scene(
         image=image,
         nodes=_visible_nodes(objects, (h, w), max(1, config.min_node_area)),
         seed=int(seed),
         config=config,
     )
+
+
+@functools.cache
+def _normal_quantiles() -> np.ndarray:
+    """(65536,) float32 standard normal quantiles at (i + 0.5) / 65536 (tails cut at +-4.3 sigma)."""
+    from scipy.special import ndtri
+
+    return ndtri((np.arange(1 << 16) + 0.5) / (1 << 16)).astype(np.float32)
+
+
+def _gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal float32 noise by inverse-CDF table lookup (about 4x faster than rng.standard_normal)."""
+    return np.take(_normal_quantiles(), rng.integers(0, 1 << 16, shape, dtype=np.uint16))
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
