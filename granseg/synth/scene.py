@@ -20,7 +20,7 @@ from granseg.io.masks import decode_rle, masks_to_records
 from granseg.synth.config import LEVELS, SynthConfig
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class SceneNode:
     """One node of a scene hierarchy.
 
@@ -63,7 +63,7 @@ class SceneNode:
         return float(x), float(y)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Scene:
     """A synthetic image with its exact hierarchy.
 
