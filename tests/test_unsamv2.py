@@ -1,0 +1,386 @@
+"""UnSAMv2 model + predictor on tiny random configs (CPU).
+
+Equivalence with transformers' ``Sam2Model``: with the granularity modules attached and LoRA B = 0 the standard
+SAM-2 outputs are compared with ``atol = 1e-6`` (they are bit-identical in practice: same modules, same order of
+operations). Batched vs one-by-one g uses ``atol = 1e-5`` (different GEMM batch shapes may round differently).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from granseg.models.unsamv2 import (
+    GRANULARITY_TOKEN_INDEX,
+    UnSAMv2Config,
+    build_unsamv2,
+    lora_modules,
+    tiny_config,
+)
+from granseg.predict.base import GRANULARITY_LEVELS
+
+EQUIV_ATOL = 1e-6
+BATCH_ATOL = 1e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_unsamv2(tiny_config(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def reference(model):
+    """transformers' stock Sam2Model with the same SAM-2 weights (LoRA base layers, B = 0)."""
+    from transformers import Sam2Model
+
+    ref = Sam2Model(model.config.sam2.to_hf()).eval()
+    state = {
+        k[len("sam.") :].replace(".base_layer", ""): v
+        for k, v in model.state_dict().items()
+        if k.startswith("sam.") and ".lora_" not in k
+    }
+    ref.load_state_dict(state, strict=True)
+    return ref
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    torch.manual_seed(1)
+    return torch.randn(1, 3, 128, 128)
+
+
+POINTS = torch.tensor([[[[30.0, 40.0], [90.0, 70.0]]]])
+LABELS = torch.tensor([[[1, 0]]])
+
+
+# ------------------------------------------------------------------------------------------ granularity modules
+def test_fourier_features_match_the_official_formula(model):
+    g = torch.tensor([0.37, 1.0])
+    features = model.granularity_encoder.fourier(g)
+    assert features.shape == (2, 128)
+    for k in (0, 1, 17, 63):
+        f_k = 100.0 ** (k / 64)
+        assert features[0, 2 * k].item() == pytest.approx(math.sin(0.37 * f_k), abs=1e-5)
+        assert features[0, 2 * k + 1].item() == pytest.approx(math.cos(0.37 * f_k), abs=1e-5)
+    assert not list(model.granularity_encoder.fourier.parameters())
+
+
+def test_official_module_sizes_and_trainable_count_match_the_release():
+    """hiera-small, 256-d: MLP 128-192-192-256, type embedding [1,256], token [1,256], hypernetwork 256-256-32,
+    28 LoRA sites; the trainable set is 345,760 parameters (release: ~346K)."""
+    full = build_unsamv2(UnSAMv2Config(), seed=0)
+    mlp = full.granularity_encoder.mlp.mlp
+    assert [tuple(mlp[i].weight.shape) for i in (0, 3, 6)] == [(192, 128), (192, 192), (256, 192)]
+    assert isinstance(mlp[1], torch.nn.ReLU) and isinstance(mlp[2], torch.nn.Dropout) and mlp[2].p == 0.1
+    assert tuple(full.granularity_encoder.type_embedding.shape) == (1, 256)
+    assert tuple(full.granularity_head.token.weight.shape) == (1, 256)
+    hyper = full.granularity_head.hypernetwork
+    assert (hyper.proj_in.weight.shape, hyper.layers[0].weight.shape, hyper.proj_out.weight.shape) == (
+        (256, 256),
+        (256, 256),
+        (32, 256),
+    )
+    counts = full.parameter_counts()
+    assert counts["trainable"] == counts["granularity"] + counts["lora"] == 345_760
+    assert counts["lora"] == 94_208
+    assert 0.005 < 100 * counts["trainable"] / counts["total"] < 1.5
+
+
+def test_lora_sites_and_official_init(model):
+    adapted = lora_modules(model.sam.mask_decoder.transformer)
+    assert len(adapted) == 28
+    assert {name.rsplit(".", 1)[1] for name in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert sum(name.startswith("final_attn_token_to_image") for name in adapted) == 4
+    for layer in adapted.values():
+        assert layer.r["default"] == 8 and layer.scaling["default"] == 2.0
+        assert layer.lora_dropout["default"].p == 0.1
+        assert torch.count_nonzero(layer.lora_B["default"].weight) == 0
+        assert 0.004 < layer.lora_A["default"].weight.std().item() < 0.02
+    trainable = model.trainable_parameters()
+    assert all(n.startswith("granularity_") or ".lora_" in n for n in trainable)
+    assert not any(p.requires_grad for n, p in model.sam.named_parameters() if ".lora_" not in n)
+
+
+# --------------------------------------------------------------------------------- equivalence with transformers
+@pytest.mark.parametrize("multimask", [True, False])
+def test_standard_outputs_equal_transformers_sam2(model, reference, pixels, multimask):
+    with torch.no_grad():
+        expected = reference(
+            pixel_values=pixels, input_points=POINTS, input_labels=LABELS, multimask_output=multimask
+        )
+        embeddings = model.embed_image(pixels)
+        got = model(
+            image_embeddings=embeddings, input_points=POINTS, input_labels=LABELS, multimask_output=multimask
+        )
+    for ours, theirs in zip(embeddings, expected.image_embeddings):
+        torch.testing.assert_close(ours, theirs, atol=EQUIV_ATOL, rtol=0)
+    assert got.mask_logits.shape == (1, 1, 3 if multimask else 1, 32, 32)
+    torch.testing.assert_close(got.mask_logits, expected.pred_masks, atol=EQUIV_ATOL, rtol=0)
+    torch.testing.assert_close(got.iou_scores, expected.iou_scores, atol=EQUIV_ATOL, rtol=0)
+    torch.testing.assert_close(got.object_score_logits, expected.object_score_logits, atol=EQUIV_ATOL, rtol=0)
+
+
+def test_box_and_mask_prompts_equal_transformers_sam2(model, reference, pixels):
+    boxes = torch.tensor([[[10.0, 20.0, 100.0, 110.0]]])
+    masks = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        expected = reference(
+            pixel_values=pixels,
+            input_points=POINTS,
+            input_labels=LABELS,
+            input_boxes=boxes,
+            input_masks=masks,
+        )
+        got = model(
+            pixel_values=pixels,
+            input_points=POINTS,
+            input_labels=LABELS,
+            input_boxes=boxes,
+            input_masks=masks,
+        )
+    torch.testing.assert_close(got.mask_logits, expected.pred_masks, atol=EQUIV_ATOL, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ token order
+def test_prompt_and_output_token_order(model, pixels):
+    g = torch.tensor([[0.3]])
+    with torch.no_grad():
+        sparse, _ = model.encode_prompts(POINTS, LABELS, None, None, g)
+        assert sparse.shape == (1, 1, 2 + 1 + 1, 32)  # 2 points, padding point, granularity
+        torch.testing.assert_close(sparse[0, 0, -1], model.granularity_encoder(g)[0, 0])
+        torch.testing.assert_close(sparse[0, 0, 2], model.sam.prompt_encoder.not_a_point_embed.weight[0])
+        boxed, _ = model.encode_prompts(POINTS, LABELS, torch.tensor([[[5.0, 5.0, 60.0, 60.0]]]), None, g)
+        assert boxed.shape[2] == 2 + 3 + 1  # points, box corners + padding, granularity last
+
+        captured = {}
+        hook = model.sam.mask_decoder.transformer.register_forward_hook(
+            lambda module, args, kwargs, out: captured.update(tokens=kwargs["point_embeddings"]),
+            with_kwargs=True,
+        )
+        try:
+            model(pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g)
+        finally:
+            hook.remove()
+    tokens = captured["tokens"][0, 0]
+    decoder = model.sam.mask_decoder
+    torch.testing.assert_close(tokens[0], decoder.obj_score_token.weight[0])
+    torch.testing.assert_close(tokens[1], decoder.iou_token.weight[0])
+    torch.testing.assert_close(tokens[2:6], decoder.mask_tokens.weight)
+    torch.testing.assert_close(tokens[GRANULARITY_TOKEN_INDEX], model.granularity_head.token.weight[0])
+    torch.testing.assert_close(tokens[7:], sparse[0, 0])
+
+
+def test_official_iou_is_frozen_head_channel_zero_and_dedicated_head_is_optional(pixels):
+    official = build_unsamv2(tiny_config(), seed=3)
+    dedicated = build_unsamv2(tiny_config(dedicated_iou_head=True), seed=3)
+    assert official.granularity_head.iou_head is None and dedicated.granularity_head.iou_head is not None
+    g = torch.tensor([[0.5]])
+    with torch.no_grad():
+        out = dedicated(pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g)
+    assert out.iou_scores.shape == (1, 1, 1) and 0 <= out.iou_scores.item() <= 1
+
+
+# ------------------------------------------------------------------------------------------- granularity effect
+def test_changing_g_changes_the_logits(model, pixels):
+    with torch.no_grad():
+        embeddings = model.embed_image(pixels)
+        low = model(
+            image_embeddings=embeddings,
+            input_points=POINTS,
+            input_labels=LABELS,
+            granularity=torch.tensor([[0.1]]),
+        )
+        high = model(
+            image_embeddings=embeddings,
+            input_points=POINTS,
+            input_labels=LABELS,
+            granularity=torch.tensor([[1.0]]),
+        )
+    assert low.mask_logits.shape == (1, 1, 1, 32, 32)
+    assert (low.mask_logits - high.mask_logits).abs().max() > 1e-4
+
+
+def test_batched_sweep_equals_one_by_one(model, pixels):
+    levels = torch.tensor([GRANULARITY_LEVELS])
+    with torch.no_grad():
+        embeddings = model.embed_image(pixels)
+        batched = model(
+            image_embeddings=embeddings,
+            input_points=POINTS.expand(1, 10, -1, -1),
+            input_labels=LABELS.expand(1, 10, -1),
+            granularity=levels,
+        )
+        singles = [
+            model(
+                image_embeddings=embeddings,
+                input_points=POINTS,
+                input_labels=LABELS,
+                granularity=levels[:, i : i + 1],
+            )
+            for i in range(10)
+        ]
+    for i, single in enumerate(singles):
+        torch.testing.assert_close(
+            batched.mask_logits[:, i : i + 1], single.mask_logits, atol=BATCH_ATOL, rtol=0
+        )
+        torch.testing.assert_close(
+            batched.iou_scores[:, i : i + 1], single.iou_scores, atol=BATCH_ATOL, rtol=0
+        )
+
+
+def test_nonzero_lora_changes_output_and_merge_preserves_it(pixels):
+    from granseg.models.checkpoints import merge_lora
+
+    lora_model = build_unsamv2(tiny_config(), seed=5)
+    g = torch.tensor([[0.6]])
+    with torch.no_grad():
+        before = lora_model(
+            pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g
+        ).mask_logits
+        for layer in lora_modules(lora_model).values():
+            layer.lora_B["default"].weight.normal_(std=0.2)
+        after = lora_model(
+            pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g
+        ).mask_logits
+        merged = merge_lora(lora_model)
+        merged_out = merged(
+            pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g
+        ).mask_logits
+    assert (before - after).abs().max() > 1e-4
+    assert merged.config.lora is None and not lora_modules(merged)
+    torch.testing.assert_close(merged_out, after, atol=1e-5, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------- predictor
+def _image(height=90, width=150, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    image[20:60, 30:100] = (200, 40, 40)
+    return image
+
+
+def test_preprocess_resizes_long_side_pads_and_normalises():
+    from granseg.predict.predictor import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+
+    image = np.full((50, 100, 3), 255, dtype=np.uint8)
+    pixels, content = preprocess_image(image, 128)
+    assert pixels.shape == (1, 3, 128, 128) and content == (64, 128)
+    expected = (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    assert pixels[0, 0, :64].sub(expected).abs().max() < 1e-5
+    assert pixels[0, :, 64:].abs().max() == 0  # padding
+    squashed, content = preprocess_image(image, 128, mode="squash")
+    assert content == (128, 128) and squashed[0, 0].sub(expected).abs().max() < 1e-5
+
+
+def test_predictor_sweep_is_one_decoder_call_and_feeds_back(model, monkeypatch):
+    predictor = model.create_predictor()
+    image = _image()
+    predictor.set_image(image)
+    calls = []
+    original = model.decode
+    monkeypatch.setattr(model, "decode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    prediction = predictor.predict([[50, 40]], [1], granularity="all")
+    assert len(calls) == 1
+    assert prediction.masks.shape == (10, 90, 150) and prediction.masks.dtype == bool
+    assert prediction.scores.shape == (10,) and prediction.low_res_logits.shape == (10, 32, 32)
+    np.testing.assert_allclose(prediction.granularity, GRANULARITY_LEVELS)
+    single = predictor.predict([[50, 40]], [1], granularity=0.3)
+    np.testing.assert_allclose(single.low_res_logits[0], prediction.low_res_logits[2], atol=BATCH_ATOL)
+    fed = predictor.predict([[50, 40]], [1], granularity="all", mask_input=prediction.low_res_logits)
+    assert np.abs(fed.low_res_logits - prediction.low_res_logits).max() > 1e-4
+    boxed = predictor.predict(box=[10, 10, 120, 80], granularity=[0.2, 0.9])
+    assert boxed.masks.shape == (2, 90, 150)
+
+
+def test_predictor_points_are_scaled_into_the_model_frame(model):
+    """64 x 96 image -> 85 x 128 content in the 128 px frame; clicks scale per axis by new / old size (as SAM)."""
+    predictor = model.create_predictor()
+    predictor.set_image(_image(64, 96))
+    got = predictor.predict([[40, 20], [10, 50]], [1, 0], granularity=0.5).low_res_logits
+    sx, sy = 128 / 96, 85 / 64
+    with torch.no_grad():
+        expected = model(
+            image_embeddings=predictor.image_embeddings,
+            input_points=torch.tensor([[[[40 * sx, 20 * sy], [10 * sx, 50 * sy]]]]),
+            input_labels=torch.tensor([[[1, 0]]]),
+            granularity=torch.tensor([[0.5]]),
+        ).mask_logits
+    np.testing.assert_allclose(got[0], expected[0, 0, 0].numpy(), atol=1e-5)
+
+
+def test_embedding_cache_round_trip(model, tmp_path, monkeypatch):
+    predictor = model.create_predictor(cache_dir=tmp_path)
+    image = _image(seed=4)
+    predictor.set_image(image)
+    first = [f.clone() for f in predictor.image_embeddings]
+    files = list(tmp_path.glob("*.safetensors"))
+    assert len(files) == 1
+    fresh = model.create_predictor(cache_dir=tmp_path)
+    monkeypatch.setattr(model, "embed_image", lambda *_: pytest.fail("cache miss"))
+    fresh.set_image(image)
+    for a, b in zip(first, fresh.image_embeddings):
+        assert torch.equal(a, b)
+    other = build_unsamv2(tiny_config(), seed=9).create_predictor(cache_dir=tmp_path)
+    assert other.model_fingerprint() != fresh.model_fingerprint()
+
+
+def test_plain_sam2_config_predicts_by_picking_its_masks():
+    plain = build_unsamv2(tiny_config(name="sam2-tiny-random", granularity=False, lora=None), seed=2)
+    assert plain.granularity_encoder is None and plain.parameter_counts()["trainable"] == 0
+    predictor = plain.create_predictor()
+    predictor.set_image(_image())
+    prediction = predictor.predict([[50, 40]], [1], granularity=[0.1, 0.5, 1.0])
+    assert prediction.masks.shape == (3, 90, 150)
+    assert not np.allclose(prediction.low_res_logits[0], prediction.low_res_logits[2])
+
+
+def test_cli_segment_runs_end_to_end(tmp_path):
+    import cv2
+
+    from granseg.cli import main
+    from granseg.io.images import load_image  # noqa: F401  (the CLI's own decoder reads the PNG)
+
+    image_path = tmp_path / "scene.png"
+    cv2.imwrite(str(image_path), _image()[:, :, ::-1])
+    out = tmp_path / "masks.json"
+    code = main(
+        [
+            "segment",
+            str(image_path),
+            "--point",
+            "50,40",
+            "--granularity",
+            "all",
+            "--model",
+            "unsamv2-tiny-random",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    import json
+
+    records = json.loads(out.read_text())
+    assert len(records) == 10 and {r["granularity"] for r in records} == set(GRANULARITY_LEVELS)
+
+
+def test_named_model_without_weights_fails_clearly():
+    from granseg.errors import CheckpointError
+    from granseg.models.registry import load_model
+
+    with pytest.raises(CheckpointError, match="never downloads"):
+        load_model("unsamv2-hiera-small", device="cpu")
+    with pytest.raises(CheckpointError, match="facebook/sam2.1-hiera-large"):
+        load_model("facebook/sam2.1-hiera-large", device="cpu")
