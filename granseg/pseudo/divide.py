@@ -90,33 +90,34 @@ def ncut_bipartition(
 ) -> tuple[np.ndarray, float]:
     """One MaskCut step on an (h, w, C) feature grid.
 
-    ``active``: (h, w) bool, patches still available (others get zero features, as in MaskCut).
-    Returns the foreground (h, w) bool (the connected component of the seed patch) and its confidence.
+    ``active``: (h, w) bool, patches still available; the cut is computed on the graph of the active patches
+    only (MaskCut zeroes the features of claimed patches instead, which lets the second eigenvector separate
+    claimed from unclaimed patches rather than split the unclaimed ones).
+    Returns the foreground (h, w) bool (the connected component of the seed patch; empty when nothing is
+    left to cut) and its confidence.
     """
     from scipy import ndimage
 
     h, w, c = features.shape
+    active = np.ones((h, w), dtype=bool) if active is None else np.asarray(active, dtype=bool)
     flat = features.reshape(h * w, c).astype(np.float64)
-    if active is not None:
-        flat = flat * active.reshape(-1, 1)
-    affinity = patch_affinity(flat, tau=tau, eps=eps)
-    vector, _ = second_eigenvector(affinity)
-    partition = vector > vector.mean()
+    nodes = np.flatnonzero(active.reshape(-1))
+    empty = np.zeros((h, w), dtype=bool)
+    if len(nodes) < 2:
+        return empty, 0.0
+    vector, _ = second_eigenvector(patch_affinity(flat[nodes], tau=tau, eps=eps))
+    side = vector > vector.mean()
     seed = int(np.argmax(np.abs(vector)))
-    grid = partition.reshape(h, w)
-    if _corner_count(grid) >= 3 or not partition[seed]:
-        partition = ~partition
+    partition = np.zeros(h * w, dtype=bool)
+    partition[nodes[side]] = True
+    if _corner_count(partition.reshape(h, w)) >= 3 or not side[seed]:
+        partition[nodes] = ~side
         vector = -vector
-    seed = int(np.argmax(vector))
-    grid = partition.reshape(h, w)
-    if active is not None:
-        grid = grid & active
-    labels, _ = ndimage.label(grid)
-    seed_label = labels.reshape(-1)[seed]
-    if seed_label == 0:  # the seed fell on an inactive patch: take the largest component instead
-        sizes = np.bincount(labels.reshape(-1))
-        sizes[0] = 0
-        seed_label = int(np.argmax(sizes))
+    seed_patch = int(nodes[int(np.argmax(vector))])
+    labels, _ = ndimage.label(partition.reshape(h, w))
+    seed_label = labels.reshape(-1)[seed_patch]
+    if seed_label == 0:
+        return empty, 0.0
     foreground = labels == seed_label
     return foreground, cut_confidence(flat, foreground.reshape(-1), active)
 
@@ -135,11 +136,22 @@ def cut_confidence(flat: np.ndarray, foreground: np.ndarray, active: np.ndarray 
 
 
 def maskcut(
-    features: np.ndarray, num_masks: int = 4, tau: float = 0.15, min_patches: int = 2
+    features: np.ndarray,
+    num_masks: int = 4,
+    tau: float = 0.15,
+    min_patches: int = 2,
+    active: np.ndarray | None = None,
+    split_depth: int = 1,
+    split_masks: int = 3,
 ) -> list[tuple[np.ndarray, float]]:
-    """Up to ``num_masks`` successive cuts on an (h, w, C) grid: list of ((h, w) bool, confidence)."""
+    """Up to ``num_masks`` successive cuts on an (h, w, C) grid: list of ((h, w) bool, confidence).
+
+    ``split_depth`` > 0 also cuts inside every found mask (``split_masks`` cuts, recursively): a single cut
+    often returns several touching objects as one foreground, and its sub-cuts separate them (they become
+    that instance's parts, or instances of their own when the outer mask is dropped).
+    """
     h, w, _ = features.shape
-    active = np.ones((h, w), dtype=bool)
+    active = np.ones((h, w), dtype=bool) if active is None else active.copy()
     results = []
     for _ in range(num_masks):
         if active.sum() < 2 * min_patches:
@@ -149,6 +161,10 @@ def maskcut(
             break
         results.append((foreground, confidence))
         active &= ~foreground
+        if split_depth > 0 and foreground.sum() >= 8 * min_patches:
+            results.extend(
+                maskcut(features, split_masks, tau, min_patches, foreground, split_depth - 1, split_masks)
+            )
     return results
 
 
@@ -161,14 +177,17 @@ def upsample_grid_mask(grid_mask: np.ndarray, height: int, width: int) -> np.nda
 
 
 def divide(
-    features: np.ndarray, image_shape: tuple[int, int], num_masks: int = 4, tau: float = 0.15
+    features: np.ndarray,
+    image_shape: tuple[int, int],
+    num_masks: int = 4,
+    tau: float = 0.15,
+    split_depth: int = 1,
+    split_masks: int = 3,
 ) -> list[DivideMask]:
     """MaskCut masks of one image: ``features`` (h, w, C) grid, masks returned at ``image_shape`` (H, W)."""
     height, width = image_shape
-    return [
-        DivideMask(upsample_grid_mask(grid, height, width), score)
-        for grid, score in maskcut(features, num_masks=num_masks, tau=tau)
-    ]
+    cuts = maskcut(features, num_masks=num_masks, tau=tau, split_depth=split_depth, split_masks=split_masks)
+    return [DivideMask(upsample_grid_mask(grid, height, width), score) for grid, score in cuts]
 
 
 # --------------------------------------------------------------------------------------- keep rules
@@ -285,3 +304,26 @@ def external_masks_for(source: Any, image_path: Path, height: int, width: int) -
         candidate = source / f"{image_path.stem}.json"
         return load_external_masks(candidate, image_path.name, height, width) if candidate.is_file() else []
     return load_external_masks(source, image_path.name, height, width)
+
+
+# --------------------------------------------------------------------------------------- refinement
+def superpixels(image: np.ndarray, segments: int = 1200, compactness: float = 10.0) -> np.ndarray:
+    """(H, W) int64 SLIC superpixel labels 0..L-1 of an H x W x 3 uint8 image (for :func:`snap_to_superpixels`)."""
+    from skimage.segmentation import slic
+
+    return slic(image, n_segments=segments, compactness=compactness, start_label=0).astype(np.int64)
+
+
+def snap_to_superpixels(masks: np.ndarray, labels: np.ndarray, majority: float = 0.5) -> np.ndarray:
+    """Boundary refinement: each mask of (K, H, W) bool becomes the union of the superpixels (``labels``,
+    (H, W) ints) it covers by more than ``majority``; blocky patch-grid edges then follow image edges.
+    A mask that would vanish is kept as it was."""
+    num = int(labels.max()) + 1
+    sizes = np.bincount(labels.reshape(-1), minlength=num).astype(np.float64)
+    flat_labels = labels.reshape(-1)
+    refined = np.empty_like(masks)
+    for index, mask in enumerate(masks):
+        inside = np.bincount(flat_labels[mask.reshape(-1)], minlength=num)
+        snapped = (inside / np.maximum(sizes, 1) > majority)[labels]
+        refined[index] = snapped if snapped.any() else mask
+    return refined

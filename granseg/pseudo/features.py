@@ -108,7 +108,7 @@ class ClassicalFeatures:
     patch_size: int = 8
     orientations: int = 8
     colour_weight: float = 1.0
-    texture_weight: float = 0.6
+    texture_weight: float = 0.3
     context_weight: float = 0.8
     name: str = "classical"
 

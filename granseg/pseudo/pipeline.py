@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from granseg.config import Config
-from granseg.errors import InputError
+from granseg.errors import GransegError, InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MANIFEST = "manifest.jsonl"
@@ -50,6 +50,8 @@ class PseudoLabelConfig(Config):
     divide_long_side: int = 384  # image resized to this for the MaskCut grid
     num_cuts: int = 4  # MaskCut masks per image
     ncut_tau: float = 0.15
+    split_depth: int = 1  # also cut inside each found mask (separates touching objects)
+    split_cuts: int = 3
     min_confidence: float = 0.3
     min_area_frac: float = 0.05
     containment: float = 0.8
@@ -62,6 +64,7 @@ class PseudoLabelConfig(Config):
     nms_iou: float = 0.8
     clip_to_instance: bool = True
     max_masks_per_instance: int = 100
+    refine_segments: int = 1500  # boundary refinement: snap masks to this many SLIC superpixels (0 = off)
 
     def validate(self) -> PseudoLabelConfig:
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
@@ -111,7 +114,9 @@ def pseudo_label_image(
     if not config.external_only:
         small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
         grid = extractor.extract(small).features
-        candidates = divide(grid, (wh, ww), num_masks=config.num_cuts, tau=config.ncut_tau)
+        candidates = divide(
+            grid, (wh, ww), config.num_cuts, config.ncut_tau, config.split_depth, config.split_cuts
+        )
     if config.external_masks is not None and image_path is not None:
         external = external_masks_for(config.external_masks, image_path, wh, ww)
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
@@ -151,6 +156,10 @@ def pseudo_label_image(
     if not masks:
         return np.zeros((0, height, width), dtype=bool), []
     stack = np.stack(masks)
+    if config.refine_segments > 0:
+        from granseg.pseudo.divide import snap_to_superpixels, superpixels
+
+        stack = snap_to_superpixels(stack, superpixels(work, config.refine_segments))
     if (wh, ww) != (height, width):
         stack = np.stack(
             [
@@ -291,6 +300,10 @@ def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> d
             )
     elif resume and manifest:
         raise InputError(f"{out_dir} has a manifest but no {CONFIG_FILE}; cannot resume safely")
+    for debris in out_dir.glob(".*.tmp"):  # temp files of atomic writes cut short by a kill
+        debris.unlink(missing_ok=True)
+    for debris in (out_dir / "viz").glob(".*.tmp"):
+        debris.unlink(missing_ok=True)
     config.to_json(config_path)
     return manifest if resume else {}
 
@@ -399,7 +412,7 @@ def _execute(
             for future in finished:
                 yield future.result()
     except BrokenProcessPool:
-        raise RuntimeError("a worker process died; finished images are saved, rerun with --resume") from None
+        raise GransegError("a worker process died; finished images are saved, rerun with --resume") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -438,9 +451,9 @@ def _execute_dask(tasks: list[tuple], workers: int, scheduler: str | None) -> It
             cluster.close()
 
 
-def print_summary(summary: dict[str, Any], out_dir: Path, stream=sys.stderr) -> None:
+def print_summary(summary: dict[str, Any], out_dir: Path, stream=None) -> None:
     print(
         f"pseudo-label: {summary['done']} labelled, {summary['skipped']} already done, {summary['failed']} failed "
         f"(of {summary['total']}) -> {out_dir}",
-        file=stream,
+        file=stream or sys.stderr,
     )

@@ -1,0 +1,451 @@
+"""Pseudo-label engine: normalised cut, keep rules, merging hierarchy, features, pipeline (JSON, resume, kill,
+bad images, Dask)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from granseg.pseudo.conquer import conquer, merge_hierarchy, nms_with_protected
+from granseg.pseudo.divide import (
+    DivideMask,
+    load_external_masks,
+    maskcut,
+    ncut_bipartition,
+    second_eigenvector,
+    select_instances,
+)
+from granseg.pseudo.features import ClassicalFeatures, DinoFeatures, load_dino
+from granseg.pseudo.pipeline import PseudoLabelConfig, run_pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# small, fast settings for every pipeline test
+FAST = dict(divide_long_side=96, conquer_long_side=64, num_cuts=2, split_cuts=2, refine_segments=200)
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+# ----------------------------------------------------------------------------------------------- divide
+def test_second_eigenvector_splits_a_two_block_affinity():
+    rng = np.random.default_rng(0)
+    n = 40
+    affinity = np.full((n, n), 0.02) + 0.01 * rng.random((n, n))
+    affinity[:15, :15] = 1.0
+    affinity[15:, 15:] = 1.0
+    affinity = (affinity + affinity.T) / 2
+    vector, value = second_eigenvector(affinity)
+    side = vector > vector.mean()
+    assert len(set(side[:15].tolist())) == 1 and len(set(side[15:].tolist())) == 1
+    assert side[0] != side[-1]
+    assert 0 <= value < 0.2  # a near-perfect cut has a small normalised-cut value
+
+
+def test_ncut_finds_the_object_not_the_background_and_maskcut_finds_both():
+    h, w = 16, 16
+    rng = np.random.default_rng(1)
+    grid = np.tile(_unit([1, 0, 0, 0]), (h, w, 1))
+    grid[3:8, 3:9] = _unit([0, 1, 0, 0])  # object 1 (30 patches)
+    grid[10:14, 9:14] = _unit([0, 0, 1, 0])  # object 2 (20 patches)
+    grid = grid + 0.05 * rng.standard_normal(grid.shape)
+    grid /= np.linalg.norm(grid, axis=-1, keepdims=True)
+    foreground, confidence = ncut_bipartition(grid, tau=0.5)
+    truth1 = np.zeros((h, w), bool)
+    truth1[3:8, 3:9] = True
+    truth2 = np.zeros((h, w), bool)
+    truth2[10:14, 9:14] = True
+    assert (foreground == truth1).all() or (foreground == truth2).all()  # an object, never the background
+    assert confidence > 0.3
+    found = [m for m, _ in maskcut(grid, num_masks=3, tau=0.5, split_depth=0)]
+    assert any((m == truth1).all() for m in found) and any((m == truth2).all() for m in found)
+
+
+def test_keep_rules_instances_parts_and_drops():
+    size = 100
+    big = np.zeros((size, size), bool)
+    big[10:70, 10:70] = True  # 36%
+    part = np.zeros((size, size), bool)
+    part[20:40, 20:40] = True  # inside big
+    mostly_inside = np.zeros((size, size), bool)
+    mostly_inside[50:76, 30:50] = True  # 77% inside big (20 of 26 rows), 5.2% of the image: an instance
+    tiny = np.zeros((size, size), bool)
+    tiny[85:90, 5:10] = True  # 0.25%, outside: dropped
+    other = np.zeros((size, size), bool)
+    other[75:100, 75:100] = True  # 6.25%: instance
+    unsure = np.zeros((size, size), bool)
+    unsure[0:50, 80:100] = True  # confident enough? no -> dropped
+    candidates = [
+        DivideMask(part, 0.9),
+        DivideMask(big, 0.8),
+        DivideMask(tiny, 0.9),
+        DivideMask(other, 0.5),
+        DivideMask(unsure, 0.2),
+        DivideMask(mostly_inside, 0.7),
+    ]
+    instances = select_instances(candidates, min_confidence=0.3, min_area_frac=0.05, containment=0.8)
+    assert [int(i.mask.sum()) for i in instances] == [3600, 625, 520]
+    assert len(instances[0].parts) == 1 and (instances[0].parts[0].mask == part).all()
+    assert all(not i.parts for i in instances[1:])
+
+
+def test_external_masks_from_coco_json(tmp_path):
+    from granseg.io import encode_rle
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:30, 10:50] = True
+    coco = {
+        "images": [{"id": 7, "file_name": "a.jpg", "height": 40, "width": 60}],
+        "annotations": [
+            {"image_id": 7, "segmentation": encode_rle(mask)},
+            {"image_id": 7, "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]},
+            {"image_id": 8, "segmentation": encode_rle(~mask)},
+        ],
+    }
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(coco))
+    masks = load_external_masks(path, "a.jpg", 80, 120)  # resized to the working size
+    assert len(masks) == 2 and masks[0].mask.shape == (80, 120)
+    assert masks[0].mask.sum() == 4 * mask.sum() and masks[0].source == "external"
+
+
+# ----------------------------------------------------------------------------------------------- conquer
+def _four_quadrant_grid():
+    """8 x 8 grid: quadrants A, B (top) with cos(A, B) = 0.85, C, D (bottom) likewise; top vs bottom sums have
+    cosine 0.55. Expected: theta 0.9 -> the 4 quadrants; 0.8 -> the 2 halves; 0.5 -> one cluster (no neighbour,
+    not emitted)."""
+    a = np.sqrt(0.15 / 1.85)
+    g1 = np.array([1.0, 0, 0, 0])
+    g2 = np.array([0.55, np.sqrt(1 - 0.55**2), 0, 0])
+    e5, e6 = np.eye(6)[4], np.eye(6)[5]
+    pad = np.zeros(2)
+    quads = {
+        "A": _unit(np.concatenate([g1, pad]) + a * e5),
+        "B": _unit(np.concatenate([g1, pad]) - a * e5),
+        "C": _unit(np.concatenate([g2, pad]) + a * e6),
+        "D": _unit(np.concatenate([g2, pad]) - a * e6),
+    }
+    grid = np.zeros((8, 8, 6))
+    grid[:4, :4], grid[:4, 4:], grid[4:, :4], grid[4:, 4:] = quads["A"], quads["B"], quads["C"], quads["D"]
+    return grid
+
+
+def _masks(level):
+    return sorted([tuple(np.flatnonzero(level.labels.reshape(-1) == c)) for c in level.emitted])
+
+
+def test_merging_builds_the_expected_hierarchy():
+    grid = _four_quadrant_grid()
+    levels = merge_hierarchy(grid, thetas=(0.9, 0.8, 0.7, 0.6, 0.5), min_patches=4)
+    assert [lv.theta for lv in levels] == [0.9, 0.8, 0.7, 0.6, 0.5]
+    index = np.arange(64).reshape(8, 8)
+    quadrants = sorted(
+        tuple(np.sort(index[r, c].ravel()))
+        for r, c in [
+            (slice(0, 4), slice(0, 4)),
+            (slice(0, 4), slice(4, 8)),
+            (slice(4, 8), slice(0, 4)),
+            (slice(4, 8), slice(4, 8)),
+        ]
+    )
+    halves = sorted([tuple(index[:4].ravel()), tuple(index[4:].ravel())])
+    assert _masks(levels[0]) == quadrants
+    assert len(np.unique(levels[0].labels)) == 4
+    assert _masks(levels[1]) == halves
+    assert _masks(levels[2]) == [] and _masks(levels[3]) == []  # unchanged clusters are emitted once
+    assert len(np.unique(levels[4].labels)) == 1 and _masks(levels[4]) == []  # no neighbour left
+
+
+def test_merging_respects_min_patches_and_adjacency():
+    grid = np.tile(_unit([1, 0, 0]), (6, 6, 1))
+    grid[0, 0] = _unit([0, 1, 0])  # a 1-patch island: never emitted (< 4 patches)
+    grid[5, 5] = _unit([0, 1, 0])  # same feature, not adjacent: must not merge with the other island
+    levels = merge_hierarchy(grid, thetas=(0.9,), min_patches=4)
+    labels = levels[0].labels
+    assert labels[0, 0] != labels[5, 5]
+    assert len(np.unique(labels)) == 3
+    assert [int((labels == c).sum()) for c in levels[0].emitted] == [34]
+
+
+def test_nms_protects_the_instance():
+    inst = np.zeros((1, 20, 20), bool)
+    inst[0, 2:18, 2:18] = True
+    near_copy = inst[0].copy()
+    near_copy[2, 2] = False
+    small = np.zeros((20, 20), bool)
+    small[4:8, 4:8] = True
+    small2 = small.copy()
+    small2[8, 4] = True
+    kept = nms_with_protected(np.stack([near_copy, small, small2]), inst, iou_threshold=0.8)
+    assert kept.tolist() == [1]
+
+
+def test_conquer_finds_parts_inside_the_instance():
+    image = np.full((96, 96, 3), 40, np.uint8)
+    image[16:80, 16:80] = (200, 30, 30)  # instance
+    image[24:48, 24:72] = (30, 30, 200)  # a part
+    instance = np.zeros((96, 96), bool)
+    instance[16:80, 16:80] = True
+    part = np.zeros((96, 96), bool)
+    part[24:48, 24:72] = True
+    found = conquer(image, instance, ClassicalFeatures(patch_size=4), long_side=64)
+    assert found, "no part found"
+    ious = [(m.mask & part).sum() / (m.mask | part).sum() for m in found]
+    assert max(ious) > 0.7
+    assert all((m.mask & ~instance).sum() == 0 for m in found)  # clipped to the instance
+
+
+# ----------------------------------------------------------------------------------------------- features
+def test_classical_features_shape_and_norm():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (70, 53, 3), dtype=np.uint8)
+    out = ClassicalFeatures(patch_size=8).extract(image)
+    assert out.features.shape[:2] == (8, 6) and out.patch_size == 8
+    np.testing.assert_allclose(np.linalg.norm(out.features, axis=-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["dinov2", "dinov2_reg", "dinov3"])
+def test_dino_features_tiny_random_configs(family, tmp_path):
+    import torch
+    from transformers import (
+        Dinov2Config,
+        Dinov2Model,
+        Dinov2WithRegistersConfig,
+        Dinov2WithRegistersModel,
+        DINOv3ViTConfig,
+        DINOv3ViTModel,
+    )
+
+    torch.manual_seed(0)
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    if family == "dinov2":
+        model, patch, registers = Dinov2Model(Dinov2Config(patch_size=14, image_size=56, **small)), 14, 0
+    elif family == "dinov2_reg":
+        config = Dinov2WithRegistersConfig(patch_size=14, image_size=56, num_register_tokens=4, **small)
+        model, patch, registers = Dinov2WithRegistersModel(config), 14, 4
+    else:
+        config = DINOv3ViTConfig(patch_size=16, image_size=64, num_register_tokens=4, **small)
+        model, patch, registers = DINOv3ViTModel(config), 16, 4
+    extractor = DinoFeatures(model)
+    assert extractor.patch_size == patch and extractor.num_registers == registers
+    image = np.random.default_rng(0).integers(0, 255, (5 * patch + 3, 3 * patch, 3), dtype=np.uint8)
+    out = extractor.extract(image)
+    assert out.features.shape == (5, 3, 32)
+    np.testing.assert_allclose(np.linalg.norm(out.features, axis=-1), 1.0, atol=1e-5)
+    # the patch tokens are the model's own, CLS/registers dropped
+    pixels = torch.from_numpy(image[: 5 * patch]).permute(2, 0, 1)[None].float() / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    pixels = (pixels - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    with torch.inference_mode():
+        tokens = model(pixel_values=pixels).last_hidden_state[0, 1 + registers :]
+    expected = torch.nn.functional.normalize(tokens, dim=-1).reshape(5, 3, -1).numpy()
+    np.testing.assert_allclose(out.features, expected, atol=1e-5)
+    # a saved local directory loads offline
+    model.save_pretrained(tmp_path / "dino")
+    loaded = load_dino(str(tmp_path / "dino"))
+    np.testing.assert_allclose(loaded.extract(image).features, out.features, atol=1e-5)
+
+
+def test_missing_dino_weights_give_a_clear_error(monkeypatch, tmp_path):
+    from granseg.errors import CheckpointError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(CheckpointError, match="not available locally"):
+        load_dino("dinov3-vitb16")
+
+
+# ----------------------------------------------------------------------------------------------- pipeline
+def _write_scenes(folder: Path, count: int, size: int = 96) -> list[Path]:
+    import cv2
+
+    from granseg.synth import SynthConfig, generate_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(count):
+        scene = generate_scene(seed=seed, config=SynthConfig(size=size))
+        path = folder / f"scene_{seed:02d}.png"
+        cv2.imwrite(str(path), scene.image[..., ::-1])
+        paths.append(path)
+    return paths
+
+
+def _outputs(out_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out_dir.glob("*.json")) if p.name.startswith("scene_")}
+
+
+def test_pipeline_json_schema_pycocotools_failures_and_resume(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from pycocotools import mask as mask_utils
+
+    from granseg.pseudo.schema import PSEUDO_LABEL_SCHEMA
+
+    images = tmp_path / "images"
+    _write_scenes(images, 2)
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (images / "notes.txt").write_text("ignored: not an image extension")
+    out = tmp_path / "labels"
+    config = PseudoLabelConfig(**FAST)
+    summary = run_pipeline(images, out, config, viz=True)
+    assert summary["done"] == 2 and summary["failed"] == 1
+    failures = json.loads((out / "failures.json").read_text())
+    assert [f["image"] for f in failures] == ["broken.jpg"] and "ImageDecodeError" in failures[0]["error"]
+    assert PseudoLabelConfig.from_json(out / "config.json") == config
+    assert sorted(p.name for p in (out / "viz").iterdir()) == ["scene_00.png", "scene_01.png"]
+    for path in sorted(out.glob("scene_*.json")):
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, PSEUDO_LABEL_SCHEMA)
+        assert doc["annotations"], f"{path.name}: no masks"
+        by_instance: dict[int, list] = {}
+        for ann in doc["annotations"]:
+            rle = dict(ann["segmentation"], counts=ann["segmentation"]["counts"].encode())
+            mask = mask_utils.decode(rle)
+            assert mask.shape == (96, 96) and int(mask.sum()) == ann["area"]
+            assert ann["is_part"] == (ann["is_conquer"] or not ann["is_divide"] or ann["is_part"])
+            assert ann["is_divide"] != ann["is_conquer"]
+            by_instance.setdefault(ann["instance_id"], []).append(ann)
+        for anns in by_instance.values():
+            roots = [a for a in anns if not a["is_part"]]
+            assert len(roots) == 1 and roots[0]["granularity"] == 1.0
+            assert all(a["granularity"] <= 1.0 for a in anns)
+            if len(anns) > 1:
+                assert min(a["granularity"] for a in anns) == 0.1
+    before = _outputs(out)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("scene_*.json")}
+    again = run_pipeline(images, out, config, resume=True)
+    assert again["skipped"] == 2 and again["done"] == 0 and again["failed"] == 1
+    assert (
+        _outputs(out) == before and {p.name: p.stat().st_mtime_ns for p in out.glob("scene_*.json")} == stamps
+    )
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError, match="--resume"):
+        run_pipeline(images, out, config)
+    with pytest.raises(InputError, match="different configuration"):
+        run_pipeline(images, out, PseudoLabelConfig(**{**FAST, "num_cuts": 3}), resume=True)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _start_cli(images: Path, out: Path, config_path: Path, workers: int, resume: bool = False):
+    command = [
+        sys.executable,
+        "-m",
+        "granseg",
+        "pseudo-label",
+        str(images),
+        "--out",
+        str(out),
+        "--config",
+        str(config_path),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
+    if resume:
+        command.append("--resume")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
+    images = tmp_path / "images"
+    _write_scenes(images, 8)
+    config_path = tmp_path / "config.json"
+    PseudoLabelConfig(**FAST).to_json(config_path)
+    reference = tmp_path / "reference"
+    run_pipeline(images, reference, PseudoLabelConfig.from_json(config_path))
+
+    out = tmp_path / "killed"
+    process = _start_cli(images, out, config_path, workers=2)
+    deadline = time.time() + 60
+    killed = False
+    while time.time() < deadline and process.poll() is None:
+        if len(list(out.glob("scene_*.json"))) >= 1:
+            workers = [
+                pid for pid in _children(process.pid) if "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
+            ]
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    process.communicate(timeout=60)
+    assert killed, "the run finished before a worker could be killed; make the workload larger"
+    assert process.returncode != 0
+    assert len(list(out.glob("scene_*.json"))) < 8
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")] or True  # debris is cleaned on resume
+
+    resumed = _start_cli(images, out, config_path, workers=2, resume=True)
+    _, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr.decode()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert _outputs(out) == _outputs(reference)
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    assert sorted({e["image"] for e in lines if e["status"] == "ok"}) == sorted(
+        p.name for p in images.iterdir()
+    )
+
+
+def test_kill_the_whole_job_then_resume(tmp_path):
+    images = tmp_path / "images"
+    _write_scenes(images, 6)
+    config_path = tmp_path / "config.json"
+    PseudoLabelConfig(**FAST).to_json(config_path)
+    reference = tmp_path / "reference"
+    run_pipeline(images, reference, PseudoLabelConfig.from_json(config_path))
+    out = tmp_path / "killed"
+    process = _start_cli(images, out, config_path, workers=1)
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None and len(list(out.glob("scene_*.json"))) < 2:
+        time.sleep(0.02)
+    process.kill()
+    process.communicate(timeout=30)
+    (out / "manifest.jsonl").open("a").write('{"image": "scene_05.png", "sta')  # a torn last line
+    resumed = _start_cli(images, out, config_path, workers=1, resume=True)
+    _, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr.decode()
+    assert _outputs(out) == _outputs(reference)
+
+
+def test_dask_local_cluster_matches_in_process(tmp_path):
+    pytest.importorskip("distributed")
+    images = tmp_path / "images"
+    _write_scenes(images, 2)
+    (images / "bad.png").write_bytes(b"nope")
+    config = PseudoLabelConfig(**FAST)
+    run_pipeline(images, tmp_path / "local", config)
+    summary = run_pipeline(images, tmp_path / "dask", config, workers=1, backend="dask")
+    assert summary["done"] == 2 and summary["failed"] == 1
+    assert _outputs(tmp_path / "dask") == _outputs(tmp_path / "local")
+
+
+def test_cli_pseudo_label_writes_labels(tmp_path, capsys):
+    from granseg.cli import main
+
+    images = tmp_path / "images"
+    _write_scenes(images, 1)
+    config_path = tmp_path / "config.json"
+    PseudoLabelConfig(**FAST).to_json(config_path)
+    code = main(
+        ["pseudo-label", str(images), "--out", str(tmp_path / "out"), "--config", str(config_path), "--viz"]
+    )
+    assert code == 0
+    assert (tmp_path / "out" / "scene_00.json").is_file() and (
+        tmp_path / "out" / "viz" / "scene_00.png"
+    ).is_file()
+    assert "1 labelled" in capsys.readouterr().err
+    assert main(["pseudo-label", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")]) == 2
