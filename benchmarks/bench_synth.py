@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         f"- Workload: default `SynthConfig` (1-4 objects, 2-4 parts, 0-3 sub-parts, occlusion, noise sigma 4), "
         f"seeds 0..{args.scenes - 1}, one thread, {args.repeats} repeats; target >= 20 scenes/s at 256 px.",
         "",
+        "- The machine is shared with other engineers' jobs, so rates move with the load average above; the best "
+        "repeat is the least disturbed one.",
+        "",
         "| size (px) | scenes/s best | scenes/s median | mean objects | mean parts | mean sub-parts |",
         "|---|---|---|---|---|---|",
     ]

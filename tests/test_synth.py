@@ -254,6 +254,11 @@ def test_records_and_save_load_round_trip(tmp_path):
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(loaded.nodes, scene.nodes))
 
 
+def test_bad_seed_is_an_input_error():
+    with pytest.raises(InputError):
+        generate_scene(-1, SMALL)
+
+
 def test_generate_scenes_accepts_a_count_or_seeds():
     assert [s.seed for s in generate_scenes(3, SMALL)] == [0, 1, 2]
     assert [s.seed for s in generate_scenes([5, 9], SMALL)] == [5, 9]

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from granseg.errors import InputError
 from granseg.hierarchy_math import granularity_from_areas
 from granseg.synth.config import SynthConfig
 from granseg.synth.scene import Scene, SceneNode
@@ -50,6 +51,11 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
+def _draw(rng: np.random.Generator, classes: tuple[str, ...], count: int) -> list[str]:
+    """``count`` class names drawn uniformly with replacement."""
+    return [classes[i] for i in rng.integers(0, len(classes), count)]
+
+
 def _pick(rng: np.random.Generator, classes: tuple[str, ...], count: int) -> list[str]:
     """``count`` class names, all different while there are enough classes."""
     if count <= len(classes):
@@ -63,8 +69,8 @@ def _build_object(
     """Object region with its parts and sub-parts (own pixels, not yet occluded by other objects)."""
     hw = config.hw
     n_parts = int(rng.integers(config.parts_per_object[0], config.parts_per_object[1] + 1))
-    body_shape = str(rng.choice(config.shape_classes))
-    shapes = [body_shape, *(str(s) for s in rng.choice(config.shape_classes, n_parts - 1))]
+    body_shape = _draw(rng, config.shape_classes, 1)[0]
+    shapes = [body_shape, *_draw(rng, config.shape_classes, n_parts - 1)]
     full = [rasterise(shape_outline(body_shape, rng, radius), center, hw)]
     for _ in range(n_parts - 1):
         angle = rng.uniform(0, 2 * np.pi)
@@ -90,13 +96,13 @@ def _build_object(
             continue
         part_radius = np.sqrt(pixels.size / np.pi)
         sub_full = []
-        sub_shapes = [str(s) for s in rng.choice(config.shape_classes, n_sub)]
+        sub_shapes = _draw(rng, config.shape_classes, n_sub)
         for shape in sub_shapes:
             flat = pixels[int(rng.integers(pixels.size))]
             sub_center = np.array([flat % hw[1], flat // hw[1]], dtype=np.float64)
             outline = shape_outline(shape, rng, part_radius * rng.uniform(0.25, 0.5))
             sub_full.append(rasterise(outline, sub_center, hw) & mask)
-        sub_textures = [str(t) for t in rng.choice(config.texture_classes, n_sub)]
+        sub_textures = _draw(rng, config.texture_classes, n_sub)
         covered = np.zeros(hw, dtype=bool)
         subs = []
         for index_sub in range(n_sub - 1, -1, -1):
@@ -169,14 +175,16 @@ def _paint_contrasting(rng, canvas, region, draw_colours, references, scale) -> 
 def _background(rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
     h, w = config.hw
     base = hsv_colour(rng.uniform(0, 1), rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.8))
-    kind = str(rng.choice(config.texture_classes))
+    kind = _draw(rng, config.texture_classes, 1)[0]
     return paint_texture(kind, rng, (0, 0, h, w), base, accent_colour(rng, base, 0.1), min(h, w) * 0.25)
 
 
 def generate_scene(seed: int, config: SynthConfig | None = None) -> Scene:
     """One deterministic scene for ``seed`` (same seed and config -> identical image and masks)."""
     config = config or SynthConfig()
-    rng = np.random.default_rng(seed)
+    if int(seed) != seed or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
     h, w = config.hw
     short = min(h, w)
     canvas = _background(rng, config)

@@ -11,6 +11,7 @@ import numpy as np
 
 _SUBPIXEL_BITS = 4
 _CIRCLE_POINTS = 72
+_THETA = np.linspace(0.0, 2.0 * np.pi, _CIRCLE_POINTS, endpoint=False)
 
 
 def shape_outline(kind: str, rng: np.random.Generator, radius: float) -> np.ndarray:
@@ -18,7 +19,7 @@ def shape_outline(kind: str, rng: np.random.Generator, radius: float) -> np.ndar
 
     Returns (N, 2) float64 (x, y) offsets from the shape's centre, randomly rotated and stretched (aspect 0.5..1).
     """
-    theta = np.linspace(0.0, 2.0 * np.pi, _CIRCLE_POINTS, endpoint=False)
+    theta = _THETA
     if kind == "ellipse":
         x, y = np.cos(theta), np.sin(theta)
     elif kind == "rectangle":
@@ -37,7 +38,7 @@ def shape_outline(kind: str, rng: np.random.Generator, radius: float) -> np.ndar
         r = np.where(np.arange(2 * tips) % 2 == 0, 1.0, rng.uniform(0.4, 0.65))
         x, y = r * np.cos(angles), r * np.sin(angles)
     elif kind == "superellipse":
-        exponent = float(rng.choice([rng.uniform(0.7, 1.2), rng.uniform(2.5, 5.0)]))
+        exponent = rng.uniform(0.7, 1.2) if rng.random() < 0.5 else rng.uniform(2.5, 5.0)  # pinched or boxy
         c, s = np.cos(theta), np.sin(theta)
         x = np.sign(c) * np.abs(c) ** (2.0 / exponent)
         y = np.sign(s) * np.abs(s) ** (2.0 / exponent)
