@@ -7,13 +7,14 @@ Construction of one object (all masks H x W bool, pixel coordinates x right, y d
   3. colours: one hue family per object; sibling parts get well separated brightness levels and (when allowed)
      different texture families; sub-parts contrast with their part.
 Objects are painted in order; a later object hides what it covers, and every node keeps only its visible pixels.
-Nodes left with fewer than ``min_node_area`` visible pixels are dropped. Everything is drawn from one ``numpy.random.Generator(seed)``.
+Nodes left with fewer than ``min_node_area`` visible pixels are dropped. Everything is drawn from one
+``numpy.random.Generator(seed)``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -124,7 +125,8 @@ def _paint_object(rng: np.random.Generator, canvas: np.ndarray, obj: _Region, sc
     """Paint the object's parts and sub-parts onto ``canvas`` (H x W x 3 float RGB in [0, 1]).
 
     Each part's mean colour differs by >= ``_MIN_CONTRAST`` (RGB distance, 0..1 units) from its sibling parts and
-    from what the object covers; each sub-part's from its part (colours are redrawn a few times until it holds).
+    from what the object covers; each sub-part's from its part and its earlier sibling sub-parts (colours are
+    redrawn up to ``_COLOUR_ATTEMPTS`` times until it holds).
     """
     hue = rng.uniform(0, 1)
     saturation = rng.uniform(0.45, 0.9)
@@ -143,18 +145,29 @@ def _paint_object(rng: np.random.Generator, canvas: np.ndarray, obj: _Region, sc
         if part_mean is None:
             continue
         references.append(part_mean)
+        bright_part = float(part_mean.max()) > 0.6  # HSV value of the part's mean colour
+        sub_references = [part_mean]
         for sub in part.children:
 
-            def sub_colours(attempt: int, value: float = value) -> tuple[np.ndarray, np.ndarray]:
-                dark = value > 0.6 if attempt == 0 else bool(rng.integers(2))
+            def sub_colours(attempt: int, bright_part: bool = bright_part) -> tuple[np.ndarray, np.ndarray]:
+                dark = bright_part if attempt == 0 else bool(rng.integers(2))
                 v = rng.uniform(0.1, 0.3) if dark else rng.uniform(0.8, 1.0)
                 base = hsv_colour(hue + rng.uniform(-0.12, 0.12), saturation * rng.uniform(0.6, 1.1), v)
                 return base, accent_colour(rng, base, 0.15)
 
-            _paint_contrasting(rng, canvas, sub, sub_colours, [part_mean], scale / 2)
+            sub_mean = _paint_contrasting(rng, canvas, sub, sub_colours, sub_references, scale / 2)
+            if sub_mean is not None:
+                sub_references.append(sub_mean)
 
 
-def _paint_contrasting(rng, canvas, region, draw_colours, references, scale) -> np.ndarray | None:
+def _paint_contrasting(
+    rng: np.random.Generator,
+    canvas: np.ndarray,
+    region: _Region,
+    draw_colours: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    references: list[np.ndarray],
+    scale: float,
+) -> np.ndarray | None:
     """Paint ``region`` with colours from ``draw_colours(attempt)``, redrawn until the painted mean colour is
     >= ``_MIN_CONTRAST`` away from every reference (last attempt kept). Returns the mean colour, None if empty."""
     box = _bbox(region.mask)
