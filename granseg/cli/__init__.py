@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "granseg.cli.convert",
     "granseg.cli.train",
     "granseg.cli.pseudo",
+    "granseg.cli.eval",
 ]
 
 

@@ -1,0 +1,37 @@
+"""Evaluation datasets by name. ``load_dataset(name, root, **options)`` returns an :class:`EvalDataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from granseg.errors import InputError
+from granseg.eval.datasets.base import EvalDataset, Instance, Sample
+
+_DATASETS = {
+    "grabcut": "granseg.eval.datasets.isegm:GrabCutDataset",
+    "berkeley": "granseg.eval.datasets.isegm:BerkeleyDataset",
+    "davis": "granseg.eval.datasets.isegm:DavisDataset",
+    "coco-mval": "granseg.eval.datasets.isegm:CocoMValDataset",
+    "sbd": "granseg.eval.datasets.sbd:SBDDataset",
+    "pascalpart": "granseg.eval.datasets.parts:PascalPartDataset",
+    "partimagenet": "granseg.eval.datasets.parts:PartImageNetDataset",
+    "coco": "granseg.eval.datasets.coco:CocoJsonDataset",
+    "sa1b": "granseg.eval.datasets.coco:SA1BDataset",
+}
+
+DATASET_NAMES = tuple(_DATASETS)
+
+
+def load_dataset(name: str, root: str | Path, **options) -> EvalDataset:
+    """Open dataset ``name`` at ``root``. Options are passed to the loader (``split``, ``annotation``, ``level``)."""
+    import importlib
+
+    key = name.lower()
+    if key not in _DATASETS:
+        raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
+    module_name, _, attr = _DATASETS[key].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls(root, **{k: v for k, v in options.items() if v is not None})
+
+
+__all__ = ["DATASET_NAMES", "EvalDataset", "Instance", "Sample", "load_dataset"]
