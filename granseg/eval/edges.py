@@ -16,7 +16,8 @@ matchings; the counts are what P/R use). scipy's ``maximum_bipartite_matching`` 
 Hopcroft-Karp takes exponential time on the chain-like graphs boundaries make.
 
 Metrics (dataset level): ODS F (best F over thresholds on summed counts, BSDS interpolation between thresholds),
-OIS F (each image at its own best threshold), AP (BSDS: precision interpolated on recall 0:0.01:1, area), and the
+OIS F (each image at its own best threshold), AP (BSDS: precision interpolated on recall 0:0.01:1, area, 0 outside
+the measured recall range), AP_interp (VOC-style: best precision at recall >= r, mean over r = 0:0.01:1), and the
 two readings of Gen2Seg's "AP for recall < 20%": ``ap_r20_area`` (area under the PR curve over recall in
 [0, 0.2] divided by 0.2, precision held constant below the lowest measured recall) and ``p_at_r20`` (precision at
 recall 0.2, interpolated).
@@ -244,6 +245,8 @@ def summarize_edges(per_image: list[ImageCounts], thresholds: np.ndarray) -> dic
         ap = float(np.nansum(pi) * 0.01)
     else:
         ap = 0.0
+    # VOC-style interpolated AP: precision at recall r = the best precision at any recall >= r (0 if none)
+    ap_interp = float(np.mean([p[r >= level].max() if (r >= level).any() else 0.0 for level in grid]))
     # Gen2Seg "AP for recall < 20%": both readings
     fine = np.linspace(0, 0.2, 201)
     p_low = np.interp(fine, r_unique, p_unique, left=p_unique[0], right=np.nan) if len(r_unique) else fine * 0
@@ -260,6 +263,7 @@ def summarize_edges(per_image: list[ImageCounts], thresholds: np.ndarray) -> dic
         "ODS_threshold": ods_t,
         "OIS_F": ois_f,
         "AP": ap,
+        "AP_interp": ap_interp,
         "ap_r20_area": ap_r20_area,
         "p_at_r20": p_at_r20,
         "max_recall": float(r.max()) if len(r) else 0.0,
