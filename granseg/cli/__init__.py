@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"granseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    common = common_parent()
     for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers, common)
+        # A fresh parent per module: argparse shares parent actions by reference, so a module's set_defaults()
+        # on a common flag would otherwise change that flag's default for every subcommand.
+        importlib.import_module(module_name).register(subparsers, common_parent())
     return parser
 
 

@@ -72,7 +72,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", type=int, default=99, help="number of thresholds (BSDS: 99)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=run_edges, model="sobel")
+    p.set_defaults(func=run_edges)  # --model auto means plain Sobel here (see run_edges)
 
     p = sub.add_parser("video", parents=[common], help="J&F on DAVIS")
     p.add_argument(
