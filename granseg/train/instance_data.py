@@ -28,6 +28,7 @@ class InstanceDataConfig(Config):
     synth: SynthConfig = dataclasses.field(default_factory=lambda: SynthConfig(size=64))
     num_scenes: int = 10000
     seed_offset: int = 0
+    cache: bool = False  # keep generated synthetic samples in memory (small images, many epochs)
     coco_json: str | None = None
     coco_images: str | None = None
 
@@ -40,7 +41,9 @@ class InstanceDataConfig(Config):
 
 def resize_sample(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``H x W x 3`` uint8 + ``H x W`` int -> ``3 x S x S`` float [0, 1] + ``S x S`` int64."""
-    tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    tensor = (
+        torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    )
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))[None, None].float()
     if tensor.shape[-2:] != (size, size):
         tensor = torch.nn.functional.interpolate(
@@ -57,13 +60,19 @@ class SynthInstances:
         self._generate = generate_scene
         self.config = config
         self.size = size
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return self.config.num_scenes
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if int(index) in self._cache:
+            return self._cache[int(index)]
         scene = self._generate(seed=self.config.seed_offset + int(index), config=self.config.synth)
-        return resize_sample(scene.image, scene.label_map("object"), self.size)
+        sample = resize_sample(scene.image, scene.label_map("object"), self.size)
+        if self.config.cache:
+            self._cache[int(index)] = sample
+        return sample
 
 
 class CocoInstances:
