@@ -602,3 +602,140 @@ def test_cli_reports_bad_input_with_exit_2(tmp_path, capsys):
         == 2
     )
     assert capsys.readouterr().err.startswith("error: unknown dataset")
+
+
+# ----------------------------------------------------------------------------------------------- automatic + CLI
+
+
+class ComponentPredictor(BasePredictor):
+    """The region of a label map under the first click, whatever g."""
+
+    def __init__(self, labels):
+        super().__init__()
+        self.labels = labels
+
+    def _set_image(self, image):
+        pass
+
+    def _predict(self, points, labels, box, granularity, mask_input):
+        x, y = points[0].astype(int)
+        mask = self.labels == self.labels[y, x]
+        k = len(granularity)
+        return Prediction(np.repeat(mask[None], k, 0), np.full(k, 0.9), granularity)
+
+
+def test_automatic_segmenter_finds_every_region_once_per_g_and_scores_ar_one():
+    from granseg.eval.whole_image import evaluate_ar
+    from granseg.io.masks import encode_rle
+    from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter, box_nms
+
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:20, 5:25] = 1
+    labels[22:38, 30:58] = 2
+    segmenter = AutomaticSegmenter(
+        ComponentPredictor(labels), AutomaticConfig(points_per_side=6, granularities=(0.3, 1.0))
+    )
+    records = segmenter.generate(np.zeros((40, 60, 3), np.uint8))
+    assert sorted((r["granularity"], r["area"]) for r in records) == sorted(
+        (g, int((labels == k).sum())) for g in (0.3, 1.0) for k in (0, 1, 2)
+    )
+    gt = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 40, "width": 60}],
+        "annotations": [
+            {
+                "id": k,
+                "image_id": 1,
+                "segmentation": encode_rle(labels == k),
+                "area": float((labels == k).sum()),
+            }
+            for k in (1, 2)
+        ],
+    }
+    assert evaluate_ar(gt, {"a": records})["AR@100"] == pytest.approx(1.0)
+    assert list(
+        box_nms(np.array([[0, 0, 10, 10], [0, 0, 10, 9], [20, 20, 30, 30]]), np.array([0.5, 0.9, 0.1]), 0.7)
+    ) == [1, 2]
+
+
+def test_cli_auto_edges_and_video(tmp_path):
+    from granseg.cli import main
+
+    gt, _ = _toy_coco()
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    preds = [
+        {"image_id": a["image_id"], "segmentation": a["segmentation"], "score": 1.0}
+        for a in gt["annotations"]
+    ]
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    out = tmp_path / "auto"
+    assert (
+        main(
+            [
+                "eval",
+                "auto",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--predictions",
+                str(tmp_path / "preds.json"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["AR@1000"] == pytest.approx(1.0)
+
+    # DAVIS-style folder, predictions = ground truth -> J&F = 1
+    for seq in ("a", "b"):
+        for k in range(4):
+            mask = (square(24, 32, 4 + k, 16 + k, 6, 20) * 255).astype(np.uint8)
+            _write_png(
+                tmp_path / "davis" / "JPEGImages" / "480p" / seq / f"{k:05d}.jpg",
+                np.zeros((24, 32, 3), np.uint8),
+            )
+            _write_png(tmp_path / "davis" / "Annotations" / "480p" / seq / f"{k:05d}.png", mask)
+            _write_png(tmp_path / "pred" / seq / f"{k:05d}.png", mask)
+    out = tmp_path / "video"
+    assert (
+        main(
+            [
+                "eval",
+                "video",
+                "--data-root",
+                str(tmp_path / "davis"),
+                "--predictions",
+                str(tmp_path / "pred"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["J&F"] == 1.0
+
+
+def test_cli_edges_on_one_real_bsds_image(tmp_path):
+    from granseg.cli import main
+
+    root = shared("bsds500")
+    out = tmp_path / "edges"
+    code = main(
+        [
+            "eval",
+            "edges",
+            "--data-root",
+            str(root),
+            "--max-images",
+            "1",
+            "--thresholds",
+            "5",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert 0.2 < metrics["ODS_F"] < 0.9 and (out / "report.md").is_file()
