@@ -232,6 +232,16 @@ def _edge_map_factory(model_name: str, device: str):
     from granseg.models.registry import load_model
 
     model = load_model(model_name, device=device)
+    if model_name == "hierarchy" or getattr(model, "name", "") == "hierarchy":
+        from granseg.eval.edges import ultrametric_contour_map
+
+        predictor = model.create_predictor()
+
+        def hierarchy_edges(image):
+            predictor.set_image(image)
+            return ultrametric_contour_map(predictor.tree, image.shape[:2])
+
+        return hierarchy_edges
     if hasattr(model, "feature_image"):
         return lambda image: sobel_nms(model.feature_image(image))
     if hasattr(model, "boundary_map"):
