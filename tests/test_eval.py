@@ -739,3 +739,43 @@ def test_cli_edges_on_one_real_bsds_image(tmp_path):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0.2 < metrics["ODS_F"] < 0.9 and (out / "report.md").is_file()
+
+
+def _berkeley_folder(root: Path, n: int = 3) -> Path:
+    rng = np.random.default_rng(2)
+    for k in range(n):
+        image = rng.integers(0, 50, (60, 80, 3)).astype(np.uint8)
+        mask = np.zeros((60, 80), np.uint8)
+        mask[10 + 3 * k : 45, 20 : 60 - 2 * k] = 255
+        image[mask > 0] += 150
+        _write_png(root / "images" / f"{k}.png", image)
+        _write_png(root / "masks" / f"{k}.png", mask)
+    return root
+
+
+def test_parallel_workers_give_the_same_results_in_the_same_order(tmp_path):
+    import functools
+
+    from granseg.models.registry import load_predictor
+
+    dataset = load_dataset("berkeley", _berkeley_folder(tmp_path))
+    factory = functools.partial(load_predictor, "grabcut-baseline", device="cpu")
+    cfg = InteractiveConfig(max_clicks=3, granularity=1.0)
+    serial = evaluate_dataset(dataset, factory, cfg, quiet=True)
+    parallel = evaluate_dataset(dataset, factory, cfg, workers=2, quiet=True)
+    assert [r.sample_id for r in parallel] == ["0", "1", "2"]
+    assert [(r.ious, r.clicks) for r in serial] == [(r.ious, r.clicks) for r in parallel]
+
+
+def test_ultrametric_contour_map_of_a_real_hierarchy_marks_the_strong_boundary():
+    from granseg.eval.edges import ultrametric_contour_map
+    from granseg.models.registry import load_predictor
+
+    image = np.full((64, 96, 3), 30, np.uint8)
+    image[:, 48:] = 220
+    predictor = load_predictor("hierarchy", device="cpu", n_superpixels=40, internal_long_side=96)
+    predictor.set_image(image)
+    ucm = ultrametric_contour_map(predictor.tree, image.shape[:2])
+    assert ucm.shape == (64, 96) and ucm.max() == pytest.approx(1.0)
+    assert ucm[:, 46:50].max(axis=1).mean() > 0.9  # the step edge is the top of the hierarchy
+    assert ucm[:, 10:38].max() < ucm[:, 46:50].max()
