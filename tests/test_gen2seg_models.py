@@ -180,3 +180,28 @@ def test_registry_tiny_model_predicts(tiny_mae):
     prediction = predictor.predict([[10, 12]], granularity="all")
     assert prediction.masks.shape == (10, 24, 30)
     assert prediction.masks[0, 12, 10]  # the clicked pixel is in its own mask
+
+
+def test_edges_cli_runs_on_a_gen2seg_feature_image(tmp_path):
+    from pathlib import Path
+
+    from granseg.cli import main
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500"
+    if not data.is_dir():
+        pytest.skip("shared BSDS500 subset not present")
+    argv = [
+        "eval",
+        "edges",
+        "--model",
+        "gen2seg-mae-tiny",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--data-root",
+        str(data),
+    ]
+    argv += ["--max-images", "1", "--thresholds", "5", "--out", str(tmp_path / "edges")]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "edges" / "metrics.json").read_text())
+    assert metrics  # the harness scored the Sobel + NMS map of the tiny model's feature image
