@@ -48,10 +48,13 @@ class HierarchyConfig(Config):
     small_region_fraction: float = 0.004
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
-    part_min_fraction: float = 0.02
+    object_persistence_fraction: float = 0.5
+    part_min_fraction: float = 0.01
+    salient_ratio: float = 2.0
     refine: bool = True
     refine_smoothness: float = 2.0
-    refine_prior: float = 1.0
+    refine_prior: float = 0.3
+    refine_single_click: bool = False
 
     def build_params(self) -> HierarchyParams:
         return HierarchyParams(

@@ -10,17 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from granseg.hierarchy_math import granularity_from_areas
 from granseg.models.hierarchy_build import RegionTree
-
-
-def granularity_from_areas(areas: np.ndarray, area_min: float, area_max: float) -> np.ndarray:
-    """UnSAMv2 granularity (DESIGN.md sec. 5): ``(sqrt(A) - sqrt(A_min)) / (sqrt(A_max) - sqrt(A_min)) * 0.9 + 0.1``,
-    clipped to [0.1, 1]; 1.0 when ``A_max == A_min`` (a region without parts)."""
-    areas = np.asarray(areas, dtype=np.float64)
-    span = np.sqrt(area_max) - np.sqrt(area_min)
-    if span <= 0:
-        return np.ones_like(areas)
-    return np.clip((np.sqrt(areas) - np.sqrt(area_min)) / span * 0.9 + 0.1, 0.1, 1.0)
 
 
 def points_to_leaves(tree: RegionTree, points: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
@@ -44,9 +35,11 @@ def leaf_box_fraction(tree: RegionTree, box: np.ndarray, original_size: tuple[in
 
 
 def chain_top(tree: RegionTree, chain: list[int], image_area: float, cfg, allowed: np.ndarray | None) -> int:
-    """Index in ``chain`` of the object region: the most persistent chain region (largest
-    ``height(parent) - height(node)``) whose area lies in [min_object_fraction, max_object_fraction] of the image
-    (and that is allowed, e.g. inside the box). Falls back to the largest allowed region under the cap."""
+    """Index in ``chain`` of the object region: among chain regions whose area lies in [min_object_fraction,
+    max_object_fraction] of the image (and that are allowed, e.g. inside the box), the largest one whose
+    persistence ``height(parent) - height(node)`` is at least ``object_persistence_fraction`` x the largest
+    persistence there: the largest region before a strong-boundary merge. Falls back to the largest allowed
+    region under the cap."""
     nodes = np.asarray(chain)
     area = tree.area[nodes] / image_area
     ok = area <= cfg.max_object_fraction
@@ -64,15 +57,34 @@ def chain_top(tree: RegionTree, chain: list[int], image_area: float, cfg, allowe
     return int(np.argmax(persistence))
 
 
-def node_for_granularity(tree: RegionTree, chain: list[int], top: int, g: float, cfg) -> int:
-    """Chain index answering granularity ``g``: the largest chain region (up to ``top``) whose sqrt-area
-    granularity is <= g; the chain's bottom is its smallest region of >= part_min_fraction of the top's area."""
+def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
+    """``height(parent) - height(node)`` for each node (roots: twice the largest height plus one)."""
+    parents = tree.parent[nodes]
+    top = tree.height.max() * 2 + 1
+    parent_height = np.where(parents >= 0, tree.height[np.maximum(parents, 0)], top)
+    return parent_height - tree.height[nodes]
+
+
+def granularity_chain(tree: RegionTree, chain: list[int], top: int, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The regions g can pick for one click, and their g: the *salient* chain regions up to ``top`` (the parent's
+    merge height >= ``salient_ratio`` x their own, i.e. a boundary clearly stronger than anything inside them, and
+    area >= ``part_min_fraction`` x the top's), always including the top.
+    g is the UnSAMv2 sqrt-area formula over them, so the smallest salient region gets 0.1 and the top 1.0 (a top
+    without salient sub-regions is an instance without parts: it answers every g)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
-    bottom = int(np.searchsorted(areas, cfg.part_min_fraction * areas[-1], side="left"))
-    bottom = min(bottom, top)
-    levels = granularity_from_areas(areas[bottom:], areas[bottom], areas[-1])
-    return bottom + int(np.searchsorted(levels, g + 1e-9, side="right")) - 1
+    parent_height = tree.height[nodes] + persistence(tree, nodes)
+    salient = (parent_height >= cfg.salient_ratio * tree.height[nodes]) & (
+        areas >= cfg.part_min_fraction * areas[-1]
+    )
+    salient[-1] = True
+    picked = nodes[salient]
+    return picked, granularity_from_areas(tree.area[picked])
+
+
+def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
+    """The largest region of a granularity chain whose g is <= ``g`` (the smallest one if none)."""
+    return int(nodes[max(int(np.searchsorted(levels, g + 1e-9, side="right")) - 1, 0)])
 
 
 def ultrametric_distance(tree: RegionTree, seeds: np.ndarray) -> np.ndarray:
@@ -116,7 +128,7 @@ def select_masks(tree, cfg, original_size, points, labels, box, granularity):
     positives, negatives = leaves[labels == 1], leaves[labels == 0]
     box_cum = leaf_box_fraction(tree, box, original_size) if box is not None else None
 
-    chains, tops = [], []
+    chains = []
     for leaf in positives:
         chain = tree.chain(int(tree.leaf_node[leaf]))
         allowed = None
@@ -124,8 +136,8 @@ def select_masks(tree, cfg, original_size, points, labels, box, granularity):
             nodes = np.asarray(chain)
             inside = box_cum[tree.hi[nodes]] - box_cum[tree.lo[nodes]]
             allowed = inside >= 0.8 * tree.area[nodes]
-        chains.append(chain)
-        tops.append(chain_top(tree, chain, image_area, cfg, allowed))
+        top = chain_top(tree, chain, image_area, cfg, allowed)
+        chains.append(granularity_chain(tree, chain, top, cfg))
 
     d_pos = ultrametric_distance(tree, positives)
     keep = np.ones(tree.n_leaves, bool)
@@ -138,11 +150,11 @@ def select_masks(tree, cfg, original_size, points, labels, box, granularity):
     scores = np.zeros(len(granularity))
     for k, g in enumerate(granularity):
         selected = np.zeros(tree.n_leaves, bool)
-        for chain, top in zip(chains, tops):
-            node = chain[node_for_granularity(tree, chain, top, float(g), cfg)]
+        for nodes, levels in chains:
+            node = node_for_granularity(nodes, levels, float(g))
             selected[tree.lo[node] : tree.hi[node]] = True
         selected &= keep
-        if cfg.refine and len(points) > 1:
+        if cfg.refine and (len(points) > 1 or cfg.refine_single_click):
             from granseg.models.hierarchy_refine import refine_selection
 
             selected = refine_selection(tree, selected, positives, negatives, cfg)

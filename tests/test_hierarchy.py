@@ -1,0 +1,164 @@
+"""Tests of the weight-free ``hierarchy`` model (granseg.models.hierarchy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from granseg.models.hierarchy import HierarchyConfig, HierarchyPredictor, build_hierarchy
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def toy_image(seed: int = 0) -> np.ndarray:
+    """160 x 200 RGB: noisy beige background; a dark blue body (rows 30..130, cols 30..120) holding a violet part
+    (rows 50..90, cols 45..85; closer in colour to the body than the body is to the background, as parts
+    usually are); a separate green disc centred at (x=165, y=80), radius 22."""
+    rng = np.random.default_rng(seed)
+    image = np.full((160, 200, 3), (220, 215, 190), np.float64)
+    image[30:130, 30:120] = (30, 40, 150)
+    image[50:90, 45:85] = (120, 60, 190)
+    yy, xx = np.mgrid[:160, :200]
+    image[(yy - 80) ** 2 + (xx - 165) ** 2 <= 22**2] = (40, 190, 60)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+BODY = (slice(30, 130), slice(30, 120))
+PART = (slice(50, 90), slice(45, 85))
+
+
+@pytest.fixture(scope="module")
+def predictor() -> HierarchyPredictor:
+    model = build_hierarchy(device="cpu")
+    pred = model.create_predictor()
+    pred.set_image(toy_image())
+    return pred
+
+
+def box_mask(sl, shape=(160, 200)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[sl] = True
+    return mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_registry_builds_the_model():
+    from granseg.models.registry import load_model
+
+    model = load_model("hierarchy", device="cpu")
+    assert model.name == "hierarchy"
+    assert isinstance(model.create_predictor(), HierarchyPredictor)
+
+
+def test_config_round_trip_and_overrides(tmp_path):
+    model = build_hierarchy(device="cpu", n_superpixels=300, refine=False)
+    assert model.config.n_superpixels == 300 and model.config.refine is False
+    path = tmp_path / "hierarchy.json"
+    model.config.to_json(path)
+    assert HierarchyConfig.from_json(path) == model.config
+
+
+def test_all_gives_ten_original_size_bool_masks(predictor):
+    prediction = predictor.predict([[65, 70]], [1], granularity="all")
+    assert prediction.masks.shape == (10, 160, 200)
+    assert prediction.masks.dtype == bool
+    assert np.allclose(prediction.granularity, np.arange(1, 11) / 10)
+    assert prediction.scores.shape == (10,)
+    assert np.all((prediction.scores >= 0) & (prediction.scores <= 1))
+
+
+def test_part_at_small_g_object_at_large_g_and_monotone(predictor):
+    prediction = predictor.predict([[65, 70]], [1], granularity="all")
+    masks = prediction.masks
+    for smaller, larger in zip(masks[:-1], masks[1:]):
+        assert not (smaller & ~larger).any(), "mask at larger g must contain the mask at smaller g"
+    assert iou(masks[0], box_mask(PART)) > 0.8
+    assert iou(masks[-1], box_mask(BODY)) > 0.8
+    assert not masks[-1][:, 140:].any(), "g = 1 must not spill onto the separate disc"
+
+
+def test_monotone_for_clicks_on_several_real_points(predictor):
+    for x, y in [(5, 5), (100, 110), (165, 80), (190, 150)]:
+        masks = predictor.predict([[x, y]], [1], granularity="all").masks
+        assert masks[:, y, x].all(), "the clicked pixel is in every mask"
+        assert all(not (a & ~b).any() for a, b in zip(masks[:-1], masks[1:]))
+
+
+def test_negative_click_removes_the_region(predictor):
+    positive_only = predictor.predict([[100, 115]], [1], granularity=1.0).masks[0]
+    assert positive_only[PART].mean() > 0.9
+    with_negative = predictor.predict([[100, 115], [65, 70]], [1, 0], granularity=1.0).masks[0]
+    assert with_negative[PART].mean() < 0.1, "the negative click's region must go"
+    assert with_negative[110:125, 95:115].all(), "the rest of the body stays"
+
+
+def test_two_positive_clicks_give_the_union(predictor):
+    masks = predictor.predict([[100, 115], [165, 80]], [1, 1], granularity=1.0).masks[0]
+    disc = np.zeros((160, 200), bool)
+    yy, xx = np.mgrid[:160, :200]
+    disc[(yy - 80) ** 2 + (xx - 165) ** 2 <= 18**2] = True
+    assert masks[disc].mean() > 0.9 and masks[110:125, 95:115].all()
+
+
+def test_box_restricts_the_mask(predictor):
+    box = (30, 30, 100, 130)
+    masks = predictor.predict([[65, 70]], [1], box=box, granularity="all").masks
+    outside = np.ones((160, 200), bool)
+    outside[30:130, 30:100] = False
+    assert not masks[:, outside].any()
+    box_only = predictor.predict(None, None, box=(140, 55, 190, 105), granularity=1.0).masks[0]
+    assert box_only[75:86, 160:171].all() and not box_only[:, :140].any()
+
+
+def test_tiny_and_grayscale_images():
+    pred = HierarchyPredictor()
+    tiny = np.zeros((6, 5, 3), np.uint8)
+    tiny[:, 3:] = 255
+    pred.set_image(tiny)
+    masks = pred.predict([[4, 2]], [1], granularity="all").masks
+    assert masks.shape == (10, 6, 5) and masks[:, 2, 4].all()
+    gray = toy_image()[..., 0]
+    pred.set_image(gray)
+    mask = pred.predict([[65, 70]], [1], granularity=0.1).masks[0]
+    assert mask.shape == (160, 200) and mask[70, 65]
+
+
+def test_large_image_is_processed_at_reduced_resolution():
+    pred = HierarchyPredictor(HierarchyConfig(internal_long_side=128))
+    image = np.kron(toy_image(), np.ones((4, 4, 1), np.uint8))  # 640 x 800
+    pred.set_image(image)
+    assert max(pred.tree.leaf_map.shape) == 128
+    mask = pred.predict([[400, 460]], [1], granularity=1.0).masks[0]
+    assert mask.shape == (640, 800)
+    assert iou(mask, np.kron(box_mask(BODY), np.ones((4, 4), bool))) > 0.8
+
+
+def test_golden_grabcut_image():
+    """One real photograph (GrabCut 'flower.jpg', one click at the object's interior centre, as the RITM clicker
+    places it). Measured on 2026-11-23: IoU 0.976 at the best g (g = 1.0). The bar 0.90 leaves room for small
+    numeric drift but fails if the hierarchy loses the flower's outline: a part of it (g <= 0.5) or a leak into
+    the background scores below 0.6."""
+    import cv2
+
+    image_path = DATA / "grabcut" / "data_GT" / "flower.jpg"
+    gt_path = DATA / "grabcut" / "boundary_GT" / "flower.bmp"
+    if not (image_path.exists() and gt_path.exists()):
+        pytest.skip("shared GrabCut data not available")
+    from granseg.io.images import load_image
+
+    image = load_image(image_path)
+    gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+    valid, obj = gt != 128, gt == 255
+    dist = cv2.distanceTransform(np.pad(obj, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    pred = build_hierarchy(device="cpu").create_predictor()
+    pred.set_image(image)
+    masks = pred.predict([[x, y]], [1], granularity="all").masks
+    ious = [((m & obj) & valid).sum() / ((m | obj) & valid).sum() for m in masks]
+    assert max(ious) > 0.90, ious
