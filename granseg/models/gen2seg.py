@@ -293,7 +293,12 @@ class Gen2SegModel:
             raise InputError(
                 f"image {width}x{height} is smaller than the model's patch size {self.patch_size}"
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255.0)
+        tensor = (
+            torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
+            .permute(2, 0, 1)[None]
+            .float()
+            .div(255.0)
+        )
         size = self.config.image_size
         return torch.nn.functional.interpolate(
             tensor, size=(size, size), mode="bilinear", align_corners=False
