@@ -164,8 +164,9 @@ def test_prompt_and_output_token_order(model, pixels):
         assert boxed.shape[2] == 2 + 3 + 1  # points, box corners + padding, granularity last
 
         captured = {}
-        hook = model.sam.mask_decoder.transformer.register_forward_hook(
-            lambda module, args, kwargs, out: captured.update(tokens=kwargs["point_embeddings"]),
+        # the first two-way block's self-attention sees the full token sequence (no positional term)
+        hook = model.sam.mask_decoder.transformer.layers[0].self_attn.register_forward_hook(
+            lambda module, args, kwargs, out: captured.update(tokens=kwargs["query"]),
             with_kwargs=True,
         )
         try:
@@ -237,6 +238,27 @@ def test_batched_sweep_equals_one_by_one(model, pixels):
         torch.testing.assert_close(
             batched.iou_scores[:, i : i + 1], single.iou_scores, atol=BATCH_ATOL, rtol=0
         )
+
+
+def test_shared_first_block_equals_transformers_two_way_transformer(model):
+    """The inference path that projects the first block's image side once for all prompts == transformers'."""
+    from granseg.models.unsamv2 import shared_first_block_transformer
+
+    torch.manual_seed(7)
+    tokens = torch.randn(1, 10, 11, 32)
+    image = torch.randn(1, 32, 8, 8)
+    positional = model.image_positional_embeddings()
+    transformer = model.sam.mask_decoder.transformer
+    with torch.no_grad():
+        ours_tokens, ours_keys = shared_first_block_transformer(transformer, tokens, image, positional)
+        ref_tokens, ref_keys = transformer(
+            point_embeddings=tokens,
+            image_embeddings=image.repeat_interleave(10, dim=0),
+            image_positional_embeddings=positional.expand(10, -1, -1, -1),
+            attention_similarity=None,
+        )
+    torch.testing.assert_close(ours_tokens, ref_tokens, atol=BATCH_ATOL, rtol=0)
+    torch.testing.assert_close(ours_keys, ref_keys, atol=BATCH_ATOL, rtol=0)
 
 
 def test_nonzero_lora_changes_output_and_merge_preserves_it(pixels):

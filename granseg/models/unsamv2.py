@@ -368,12 +368,15 @@ class UnSAMv2Model(nn.Module):
         with_granularity: bool,
         multimask_output: bool = True,
         image_positional_embeddings: torch.Tensor | None = None,
+        transformer: nn.Module | None = None,
     ) -> UnSAMv2Output:
         """Run SAM-2's mask decoder modules with the UnSAMv2 token order.
 
         with_granularity=True: output tokens ``[obj, iou, mask x4, granularity]``; returns the granularity mask only
         (M = 1). with_granularity=False: exactly SAM-2 (``[obj, iou, mask x4]``; M = 3 with multimask_output,
         else 1 chosen by transformers' stability rule in eval mode).
+        ``transformer`` replaces the two-way transformer (e.g. the LoRA-merged copy from
+        :func:`inference_transformer`, which predictors use: same outputs, no adapter overhead).
         """
         decoder = self.sam.mask_decoder
         features = image_embeddings[-1]
@@ -387,29 +390,38 @@ class UnSAMv2Model(nn.Module):
         output_tokens = torch.cat(token_list, dim=0).expand(batch, prompts, -1, -1)
         tokens = torch.cat([output_tokens, sparse.to(output_tokens.dtype)], dim=2)
 
-        if dense.shape[0] == batch:
-            image = (features + dense).repeat_interleave(prompts, dim=0)
-        elif dense.shape[0] == batch * prompts:
-            image = features.repeat_interleave(prompts, dim=0) + dense
-        else:
-            raise ValueError(
-                f"dense prompts for {dense.shape[0]} masks, expected {batch} or {batch * prompts}"
-            )
         if image_positional_embeddings is None:
             image_positional_embeddings = self.image_positional_embeddings()
-        positional = image_positional_embeddings.expand(batch * prompts, -1, -1, -1)
-
-        tokens_out, image_out = decoder.transformer(
-            point_embeddings=tokens,
-            image_embeddings=image,
-            image_positional_embeddings=positional,
-            attention_similarity=None,
-        )
+        # (1, C, h, w) broadcasts inside the transformer: no per-prompt copy of the positional encoding.
+        positional = image_positional_embeddings[:1]
+        transformer = transformer or decoder.transformer
+        if dense.shape[0] == batch and not self.training:
+            # Inference with one dense prompt per image: the first two-way block's image-side work is shared
+            # by all P prompts (see shared_first_block_transformer).
+            tokens_out, image_out = shared_first_block_transformer(
+                transformer, tokens, features + dense, positional
+            )
+        else:
+            if dense.shape[0] == batch:
+                image = (features + dense).repeat_interleave(prompts, dim=0)
+            elif dense.shape[0] == batch * prompts:
+                image = features.repeat_interleave(prompts, dim=0) + dense
+            else:
+                raise ValueError(
+                    f"dense prompts for {dense.shape[0]} masks, expected {batch} or {batch * prompts}"
+                )
+            tokens_out, image_out = transformer(
+                point_embeddings=tokens,
+                image_embeddings=image,
+                image_positional_embeddings=positional,
+                attention_similarity=None,
+            )
         image_out = image_out.transpose(2, 3).reshape(batch * prompts, channels, height, width)
         feat_s0, feat_s1 = image_embeddings[0], image_embeddings[1]
-        if prompts > 1:
+        if prompts > 1 and batch > 1:
             feat_s0 = feat_s0.repeat_interleave(prompts, dim=0)
             feat_s1 = feat_s1.repeat_interleave(prompts, dim=0)
+        # with one image the (1, ...) high-resolution features broadcast over the P prompts (no copies)
         upscaled = decoder.activation(decoder.upscale_layer_norm(decoder.upscale_conv1(image_out) + feat_s1))
         upscaled = decoder.activation(decoder.upscale_conv2(upscaled) + feat_s0)
         _, up_channels, up_height, up_width = upscaled.shape
@@ -472,6 +484,96 @@ class UnSAMv2Model(nn.Module):
             batch_size=image_embeddings[-1].shape[0],
         )
         return self.decode(image_embeddings, sparse, dense, granularity is not None, multimask_output)
+
+
+def _attention_heads(
+    attention: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> torch.Tensor:
+    """transformers' ``Sam2Attention`` math for inputs ``(N, L, C)`` (N shared by q/k/v): ``(N, Lq, C)``."""
+    heads, head_dim = attention.num_attention_heads, attention.head_dim
+    q = attention.q_proj(query).unflatten(-1, (heads, head_dim)).transpose(1, 2)
+    k = attention.k_proj(key).unflatten(-1, (heads, head_dim)).transpose(1, 2)
+    v = attention.v_proj(value).unflatten(-1, (heads, head_dim)).transpose(1, 2)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attention.scaling)
+    return attention.o_proj(out.transpose(1, 2).flatten(-2))
+
+
+def shared_first_block_transformer(
+    transformer: nn.Module, tokens: torch.Tensor, image: torch.Tensor, positional: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' ``Sam2TwoWayTransformer.forward`` for P prompts that share one image (eval mode).
+
+    tokens ``(B, P, T, C)``; image ``(B, C, h, w)`` (embedding + dense prompt, *not* repeated per prompt);
+    positional ``(1, C, h, w)``. Returns ``(tokens (B, P, T, C), keys (B*P, 1, h*w, C))`` like transformers.
+
+    In the first block the image tokens are still identical for every prompt, so the token-to-image keys/values
+    and the image-to-token queries are projected once instead of P times, and the P prompts' tokens attend to
+    them as one longer query sequence (attention is independent per query: same result). Later blocks run
+    transformers' own modules on the per-prompt image tokens.
+    """
+    first, rest = transformer.layers[0], transformer.layers[1:]
+    if not first.skip_first_layer_pe:
+        raise RuntimeError("expected SAM-2's first two-way block (skip_first_layer_pe=True)")
+    batch, prompts, count, channels = tokens.shape
+    keys = image.flatten(2).transpose(1, 2)  # (B, hw, C)
+    key_pe = positional.flatten(2).transpose(1, 2)  # (1, hw, C)
+    keys_with_pe = keys + key_pe
+
+    queries, _ = first.self_attn(query=tokens, key=tokens, value=tokens)
+    queries = first.layer_norm1(queries)
+    flat = (queries + tokens).reshape(batch, prompts * count, channels)
+    attn_out = _attention_heads(first.cross_attn_token_to_image, flat, keys_with_pe, keys)
+    queries = first.layer_norm2(queries + attn_out.view(batch, prompts, count, channels))
+    queries = first.layer_norm3(queries + first.mlp(queries))
+
+    image_to_token = first.cross_attn_image_to_token
+    heads, head_dim = image_to_token.num_attention_heads, image_to_token.head_dim
+    token_side = (queries + tokens).reshape(batch * prompts, count, channels)
+    q = image_to_token.q_proj(keys_with_pe).unflatten(-1, (heads, head_dim)).transpose(1, 2)  # (B, H, hw, d)
+    q = q.repeat_interleave(prompts, dim=0)
+    k = image_to_token.k_proj(token_side).unflatten(-1, (heads, head_dim)).transpose(1, 2)
+    v = image_to_token.v_proj(queries.reshape(batch * prompts, count, channels))
+    v = v.unflatten(-1, (heads, head_dim)).transpose(1, 2)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=image_to_token.scaling)
+    out = image_to_token.o_proj(out.transpose(1, 2).flatten(-2))  # (B*P, hw, C)
+    keys = first.layer_norm4(keys.repeat_interleave(prompts, dim=0) + out).unsqueeze(1)  # (B*P, 1, hw, C)
+
+    key_pe = key_pe.unsqueeze(1)  # (1, 1, hw, C)
+    for layer in rest:
+        queries, keys, _ = layer(
+            queries=queries,
+            keys=keys,
+            query_point_embedding=tokens,
+            key_point_embedding=key_pe,
+            attention_similarity=None,
+        )
+    attn_out, _ = transformer.final_attn_token_to_image(query=queries + tokens, key=keys + key_pe, value=keys)
+    queries = transformer.layer_norm_final_attn(queries + attn_out)
+    return queries, keys
+
+
+def inference_transformer(model: UnSAMv2Model) -> nn.Module:
+    """A copy of the decoder's two-way transformer with every LoRA adapter merged into a plain ``nn.Linear``
+    (``W + (alpha / r) * B @ A``). Same outputs as the adapted module in eval mode, without peft's per-call
+    overhead (the rank-8 matmuls on 4096 image tokens cost more than the base projections on CPU)."""
+    import copy
+
+    transformer = copy.deepcopy(model.sam.mask_decoder.transformer).eval()
+    for name, layer in lora_modules(transformer).items():
+        base = layer.base_layer
+        merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None)
+        with torch.no_grad():
+            delta = layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+            merged.weight.copy_(base.weight + layer.scaling["default"] * delta)
+            if base.bias is not None:
+                merged.bias.copy_(base.bias)
+        parent_name, _, child = name.rpartition(".")
+        setattr(
+            transformer.get_submodule(parent_name), child, merged.to(base.weight.device, base.weight.dtype)
+        )
+    for parameter in transformer.parameters():
+        parameter.requires_grad = False
+    return transformer
 
 
 def build_unsamv2(config: UnSAMv2Config, device: str = "cpu", seed: int | None = 0) -> UnSAMv2Model:

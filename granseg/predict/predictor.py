@@ -89,8 +89,16 @@ class UnSAMv2Predictor(BasePredictor):
         self._model_fingerprint: str | None = None
         self._features: list[torch.Tensor] | None = None
         self._content_hw: tuple[int, int] = (0, 0)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the model's weights (the LoRA-merged decoder copy and positional encoding are snapshots taken
+        here; call this after changing the model's weights, e.g. after training steps)."""
+        from granseg.models.unsamv2 import inference_transformer
+
         with torch.inference_mode():
-            self._positional = model.image_positional_embeddings()
+            self._positional = self.model.image_positional_embeddings()
+        self._transformer = inference_transformer(self.model) if self.model.config.lora is not None else None
 
     # ---------------------------------------------------------------------------------------------- image
     @property
@@ -208,14 +216,25 @@ class UnSAMv2Predictor(BasePredictor):
             g = torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
             sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
             out = self.model.decode(
-                self.image_embeddings, sparse, dense, True, image_positional_embeddings=self._positional
+                self.image_embeddings,
+                sparse,
+                dense,
+                True,
+                image_positional_embeddings=self._positional,
+                transformer=self._transformer,
             )
             return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
         if masks is not None and masks.shape[0] > 1:
             masks = masks[:1]
         sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, None)
         out = self.model.decode(
-            self.image_embeddings, sparse, dense, False, True, image_positional_embeddings=self._positional
+            self.image_embeddings,
+            sparse,
+            dense,
+            False,
+            True,
+            image_positional_embeddings=self._positional,
+            transformer=self._transformer,
         )
         index = torch.as_tensor(sam2_mask_index_for_granularity(granularity), device=device)
         return (
