@@ -51,6 +51,7 @@ class HierarchyConfig(Config):
     object_persistence_fraction: float = 0.5
     part_min_fraction: float = 0.01
     salient_ratio: float = 2.0
+    salient_min_gap: float = 0.1
     refine: bool = True
     refine_smoothness: float = 2.0
     refine_prior: float = 0.3

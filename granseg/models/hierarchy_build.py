@@ -79,6 +79,7 @@ class RegionTree:
     edge_strength: np.ndarray
     leaf_lab: np.ndarray
     scale: float
+    colour_kernel: np.ndarray | None = None  # (n_leaves, n_leaves), filled lazily by the refinement
 
     @property
     def n_leaves(self) -> int:

@@ -26,12 +26,13 @@ HARD = 10**8
 
 def colour_probability(tree: RegionTree, selected: np.ndarray, bandwidth: float = 8.0) -> np.ndarray:
     """``(n_leaves,)`` P(object | leaf colour) from area-weighted kernel densities of leaf mean Lab colours."""
-    colours = tree.leaf_lab
     area = tree.area[tree.leaf_node]
-    sq = ((colours[:, None, :] - colours[None, :, :]) ** 2).sum(-1)
-    kernel = np.exp(-sq / (2 * bandwidth**2)) * area[None, :]
-    fg = kernel[:, selected].sum(1) / max(area[selected].sum(), 1.0)
-    bg = kernel[:, ~selected].sum(1) / max(area[~selected].sum(), 1.0)
+    if tree.colour_kernel is None:  # depends on the image only: computed once per set_image
+        colours = tree.leaf_lab
+        sq = ((colours[:, None, :] - colours[None, :, :]) ** 2).sum(-1)
+        tree.colour_kernel = np.exp(-sq / (2 * bandwidth**2))
+    fg = tree.colour_kernel @ (area * selected) / max(area[selected].sum(), 1.0)
+    bg = tree.colour_kernel @ (area * ~selected) / max(area[~selected].sum(), 1.0)
     return (fg + 1e-6) / (fg + bg + 2e-6)
 
 

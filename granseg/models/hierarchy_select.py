@@ -67,8 +67,9 @@ def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
 
 def granularity_chain(tree: RegionTree, chain: list[int], top: int, cfg) -> tuple[np.ndarray, np.ndarray]:
     """The regions g can pick for one click, and their g: the *salient* chain regions up to ``top`` (the parent's
-    merge height >= ``salient_ratio`` x their own, i.e. a boundary clearly stronger than anything inside them, and
-    area >= ``part_min_fraction`` x the top's), always including the top.
+    merge height >= ``salient_ratio`` x their own, i.e. a boundary clearly stronger than anything inside them, a
+    persistence >= ``salient_min_gap`` x the top's, area >= ``part_min_fraction`` x the top's, and more than one
+    superpixel), always including the top.
     g is the UnSAMv2 sqrt-area formula over them, so the smallest salient region gets 0.1 and the top 1.0 (a top
     without salient sub-regions is an instance without parts: it answers every g)."""
     nodes = np.asarray(chain[: top + 1])

@@ -1,0 +1,270 @@
+"""Benchmarks of the weight-free ``hierarchy`` model (numbers go to benchmarks/results/hierarchy.md).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hierarchy.py [--only timing,bsds,synth,grabcut]
+        [--limit N] [--scenes 200] [--workers 1] [--baseline] [--write benchmarks/results/hierarchy.md]
+
+1. timing: ``set_image`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled) and ``predict`` (median).
+2. bsds: BSDS500 val; for each image and g, the hierarchy's partition at g (the maximal regions chosen by a click
+   on every superpixel) and its best-overlap covering of the human regions (mean over annotators), best g per
+   image; a flat SLIC partition with the same region count as baseline (and SLIC's own best count).
+3. synth: seeded synthetic scenes; click at the interior-most pixel of a part; IoU(g=0.1, part),
+   IoU(g=1.0, whole object).
+4. grabcut: NoC@85/90 with the RITM clicker (granseg.eval.interactive), oracle g; ``--baseline`` also runs the
+   cv2.grabCut baseline (granseg.eval.baselines) with the same protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+
+
+def make_predictor(**overrides):
+    from granseg.models.hierarchy import build_hierarchy
+
+    return build_hierarchy(device="cpu", **overrides).create_predictor()
+
+
+def bench_timing(repeats: int = 5, predicts: int = 200) -> dict:
+    from granseg.io.images import load_image
+
+    image = load_image(DATA / "grabcut" / "data_GT" / "flower.jpg")
+    scale = 1024 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    predictor = make_predictor()
+    set_times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.set_image(image)
+        set_times.append(time.perf_counter() - start)
+    rng = np.random.default_rng(0)
+    height, width = image.shape[:2]
+    results = {"image": f"{width}x{height}", "set_image_s": float(np.median(set_times))}
+    cases = {
+        "predict_1click_g1_ms": lambda p: predictor.predict(p[:1], [1], granularity=1.0),
+        "predict_1click_all10_ms": lambda p: predictor.predict(p[:1], [1], granularity="all"),
+        "predict_3clicks_refined_g1_ms": lambda p: predictor.predict(p[:3], [1, 0, 1], granularity=1.0),
+    }
+    for name, call in cases.items():
+        times = []
+        for _ in range(predicts):
+            points = rng.uniform([0, 0], [width - 1, height - 1], size=(3, 2))
+            start = time.perf_counter()
+            call(points)
+            times.append(time.perf_counter() - start)
+        results[name] = 1000 * float(np.median(times))
+    return results
+
+
+def covering(gt: np.ndarray, seg: np.ndarray) -> float:
+    """Best-overlap covering of the regions of label map ``gt`` by the regions of label map ``seg``:
+    sum_R |R| / N * max_S IoU(R, S) (Arbelaez et al. 2011)."""
+    _, g = np.unique(gt, return_inverse=True)
+    _, s = np.unique(seg, return_inverse=True)
+    g, s = g.ravel(), s.ravel()
+    ng, ns = g.max() + 1, s.max() + 1
+    inter = np.bincount(g * ns + s, minlength=ng * ns).reshape(ng, ns).astype(np.float64)
+    size_g, size_s = inter.sum(1), inter.sum(0)
+    iou = inter / (size_g[:, None] + size_s[None, :] - inter)
+    return float((size_g * iou.max(1)).sum() / g.size)
+
+
+def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
+    """For each g, the partition (``h x w`` int labels at the internal resolution) formed by the maximal regions
+    that a single click on each superpixel selects at g."""
+    from granseg.models.hierarchy_select import chain_top, granularity_chain, node_for_granularity
+
+    tree, cfg = predictor.tree, predictor.config
+    image_area = float(tree.leaf_map.size)
+    chains = []
+    for rank in range(tree.n_leaves):
+        chain = tree.chain(int(tree.leaf_node[rank]))
+        chains.append(granularity_chain(tree, chain, chain_top(tree, chain, image_area, cfg, None), cfg))
+    out = []
+    for g in levels:
+        chosen = {node_for_granularity(nodes, lv, g) for nodes, lv in chains}
+        labels = np.full(tree.n_leaves, -1, np.int64)
+        for node in sorted(chosen, key=lambda n: -tree.area[n]):  # larger first: keep only maximal regions
+            span = labels[tree.lo[node] : tree.hi[node]]
+            if (span == -1).all():  # tree intervals are nested or disjoint
+                span[:] = node
+        out.append(labels[tree.leaf_map])
+    return out
+
+
+def bench_bsds(limit: int | None = None) -> dict:
+    from skimage.segmentation import slic
+
+    from granseg.eval.datasets.bsds import read_bsds_ground_truth
+    from granseg.io.images import load_image
+
+    root = DATA / "bsds500"
+    ids = sorted(p.stem for p in (root / "images" / "val").glob("*.jpg"))[:limit]
+    predictor = make_predictor()
+    ours, slic_same, slic_best, counts = [], [], [], []
+    for image_id in ids:
+        image = load_image(root / "images" / "val" / f"{image_id}.jpg")
+        _, segmentations = read_bsds_ground_truth(root / "groundTruth" / "val" / f"{image_id}.mat")
+        predictor.set_image(image)
+        small_shape = predictor.tree.leaf_map.shape
+        size = (image.shape[1], image.shape[0])
+
+        def score(labels_small, size=size, segmentations=segmentations):
+            big = cv2.resize(labels_small.astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
+            return float(np.mean([covering(gt, big) for gt in segmentations]))
+
+        per_g = [(score(p), len(np.unique(p))) for p in hierarchy_partitions(predictor)]
+        best_score, best_count = max(per_g)
+        small = cv2.resize(image, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_AREA)
+        slic_scores = [
+            score(slic(small, n_segments=max(count, 2), compactness=10, start_label=0)) for _, count in per_g
+        ]
+        same = slic_scores[int(np.argmax([s for s, _ in per_g]))]
+        ours.append(best_score)
+        slic_same.append(same)
+        slic_best.append(max(slic_scores))
+        counts.append(best_count)
+    return {
+        "images": len(ids),
+        "hierarchy_best_g_covering": float(np.mean(ours)),
+        "slic_same_count_covering": float(np.mean(slic_same)),
+        "slic_best_of_same_10_counts_covering": float(np.mean(slic_best)),
+        "median_regions_at_best_g": float(np.median(counts)),
+    }
+
+
+def bench_synth(scenes: int = 200, size: int = 256) -> dict:
+    from granseg.synth import SynthConfig, generate_scene
+
+    predictor = make_predictor()
+    part_ious, object_ious, part_best, finest_ious = [], [], [], []
+    for seed in range(scenes):
+        scene = generate_scene(seed=seed, config=SynthConfig(size=size))
+        candidates = []
+        for obj in scene.objects():
+            for part in scene.children(obj.id):
+                if part.mask.sum() >= 64 and obj.mask.sum() > part.mask.sum():
+                    candidates.append((part.mask.sum(), obj, part))
+        if not candidates:
+            continue
+        _, obj, part = max(candidates, key=lambda c: c[0])
+        dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
+        y, x = np.unravel_index(np.argmax(dist), dist.shape)
+        predictor.set_image(scene.image)
+        masks = predictor.predict([[x, y]], [1], granularity="all").masks
+
+        def iou(a, b):
+            return float((a & b).sum() / max((a | b).sum(), 1))
+
+        part_ious.append(iou(masks[0], part.mask))
+        finest = min((n for n in scene.nodes if n.mask[y, x]), key=lambda n: n.mask.sum())
+        finest_ious.append(iou(masks[0], finest.mask))
+        object_ious.append(iou(masks[-1], obj.mask))
+        part_best.append(max(iou(m, part.mask) for m in masks))
+    return {
+        "scenes_with_a_part": len(part_ious),
+        "part_iou_g0.1": float(np.mean(part_ious)),
+        "object_iou_g1.0": float(np.mean(object_ious)),
+        "part_iou_best_g": float(np.mean(part_best)),
+        "finest_node_under_click_iou_g0.1": float(np.mean(finest_ious)),
+    }
+
+
+def bench_grabcut(limit: int | None, workers: int, baseline: bool) -> dict:
+    from granseg.eval.datasets import load_dataset
+    from granseg.eval.interactive import InteractiveConfig, evaluate_dataset, summarize
+
+    dataset = load_dataset("grabcut", DATA / "grabcut")
+    config = InteractiveConfig(iou_targets=(0.85, 0.9))
+    out = {}
+    start = time.perf_counter()
+    results = evaluate_dataset(
+        dataset, make_predictor, config, max_instances=limit, workers=workers, quiet=True
+    )
+    metrics = summarize(results, config)
+    out["hierarchy"] = {k: metrics[k] for k in ("instances", "NoC@85", "NoC@90", "1-IoU")}
+    out["hierarchy"]["fixed_g1.0_NoC@90"] = metrics.get("NoC@90_fixed_g1.0")
+    out["hierarchy"]["seconds"] = time.perf_counter() - start
+    if baseline:
+        from granseg.eval.baselines import build_grabcut_baseline
+
+        def factory():
+            return build_grabcut_baseline(device="cpu").create_predictor()
+
+        base_cfg = InteractiveConfig(iou_targets=(0.85, 0.9), granularity=1.0)
+        start = time.perf_counter()
+        base = summarize(
+            evaluate_dataset(dataset, factory, base_cfg, max_instances=limit, quiet=True), base_cfg
+        )
+        out["cv2.grabCut"] = {k: base[k] for k in ("instances", "NoC@85", "NoC@90", "1-IoU")}
+        out["cv2.grabCut"]["seconds"] = time.perf_counter() - start
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="timing,bsds,synth,grabcut")
+    parser.add_argument("--limit", type=int, default=None, help="images per dataset (default all)")
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--baseline", action="store_true", help="also run cv2.grabCut on GrabCut")
+    parser.add_argument("--write", type=Path, default=None, help="write a markdown report here")
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"shared data not found at {DATA}", file=sys.stderr)
+        return 1
+    sections = {
+        "timing": bench_timing,
+        "bsds": lambda: bench_bsds(args.limit),
+        "synth": lambda: bench_synth(args.scenes),
+        "grabcut": lambda: bench_grabcut(args.limit, args.workers, args.baseline),
+    }
+    report = {}
+    for name in args.only.split(","):
+        start = time.perf_counter()
+        report[name] = sections[name]()
+        print(f"[{name}] ({time.perf_counter() - start:.0f} s)", report[name], flush=True)
+    if args.write:
+        lines = [
+            "# hierarchy model benchmarks",
+            "",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), {platform.platform()}",
+            f"- command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} .venv/bin/python "
+            f"benchmarks/bench_hierarchy.py {' '.join(sys.argv[1:])}`",
+            "",
+        ]
+        for name, values in report.items():
+            lines.append(f"## {name}")
+            lines.append("")
+            lines.extend(f"- {key}: {value}" for key, value in _flatten(values))
+            lines.append("")
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text("\n".join(lines))
+    return 0
+
+
+def _flatten(values: dict, prefix: str = ""):
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", round(value, 4) if isinstance(value, float) else value
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
