@@ -108,3 +108,22 @@ def test_console_script_runs_as_module(small_image, tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_auto_whole_image_records(capsys, tmp_path, small_image):
+    out = tmp_path / "auto.json"
+    code, stdout, err = run_cli(
+        capsys, "auto", str(small_image), "--points-per-side", "4", "--granularity", "0.5", "--out", str(out)
+    )
+    assert code == 0, err
+    records = json.loads(out.read_text())
+    assert records and all(r["granularity"] == 0.5 for r in records)
+    assert all(decode_rle(r["segmentation"]).sum() == r["area"] for r in records)
+    scores = [r["score"] for r in records]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_auto_bad_grid_size(capsys, tmp_path, small_image):
+    out = tmp_path / "auto.json"
+    code, _, err = run_cli(capsys, "auto", str(small_image), "--points-per-side", "0", "--out", str(out))
+    assert code == 2 and "points-per-side" in err and not out.exists()

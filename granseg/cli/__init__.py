@@ -15,6 +15,7 @@ import sys
 # Subcommand modules, in the order `granseg --help` lists them. Add one line per new module.
 SUBCOMMAND_MODULES = [
     "granseg.cli.segment",
+    "granseg.cli.auto",
     "granseg.cli.models",
     "granseg.cli.convert",
     "granseg.cli.train",
