@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from granseg.pseudo.pipeline import PseudoLabelConfig, pseudo_label_image, run_pipeline  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CPU_CONFIG = dict(conquer_long_side=256, divide_long_side=384)
+CPU_CONFIG = dict(conquer_long_side=320, divide_long_side=384)
 
 
 def slic_baseline(image: np.ndarray, scales=(8, 32, 128)) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +167,15 @@ def throughput(n_images: int, size: int, workers_list=(1, 2)) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (pool workers)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> int:

@@ -387,7 +387,6 @@ def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
     assert killed, "the run finished before a worker could be killed; make the workload larger"
     assert process.returncode != 0
     assert len(list(out.glob("scene_*.json"))) < 8
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")] or True  # debris is cleaned on resume
 
     resumed = _start_cli(images, out, config_path, workers=2, resume=True)
     _, stderr = resumed.communicate(timeout=120)

@@ -53,25 +53,27 @@ def merge_hierarchy(
     h, w, c = features.shape
     n = h * w
     sums = features.reshape(n, c).astype(np.float64).copy()
+    norms = np.maximum(np.linalg.norm(sums, axis=1), 1e-12)
     counts = np.ones(n, dtype=np.int64)
     labels = np.arange(n, dtype=np.int64)
     members: list[list[int] | None] = [[i] for i in range(n)]
     neighbours: list[set[int]] = [set() for _ in range(n)]
-    version = np.zeros(n, dtype=np.int64)
+    version = [0] * n
     edges = grid_edges(h, w)
-    normed = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    normed = sums / norms[:, None]
     similarity = np.einsum("ec,ec->e", normed[edges[:, 0]], normed[edges[:, 1]])
     for a, b in edges.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
     heap = [(-s, a, b, 0, 0) for s, (a, b) in zip(similarity.tolist(), edges.tolist())]
     heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     last_emitted: dict[int, int] = {}  # cluster id -> version when emitted
     levels = []
     for theta in sorted(thetas, reverse=True):
         while heap and -heap[0][0] >= theta:
-            _, a, b, va, vb = heapq.heappop(heap)
-            if members[a] is None or members[b] is None or version[a] != va or version[b] != vb:
+            _, a, b, va, vb = pop(heap)
+            if version[a] != va or version[b] != vb or members[a] is None or members[b] is None:
                 continue  # stale entry
             if len(members[a]) < len(members[b]):
                 a, b = b, a  # keep the larger id list, relabel the smaller
@@ -79,23 +81,28 @@ def merge_hierarchy(
             members[a].extend(members[b])
             members[b] = None
             sums[a] += sums[b]
+            norms[a] = max(float(np.sqrt(sums[a] @ sums[a])), 1e-12)
             counts[a] += counts[b]
             version[a] += 1
+            version[b] += 1
+            nb_a = neighbours[a]
             for other in neighbours[b]:
-                neighbours[other].discard(b)
+                nb_o = neighbours[other]
+                nb_o.discard(b)
                 if other != a:
-                    neighbours[other].add(a)
-                    neighbours[a].add(other)
-            neighbours[a].discard(b)
+                    nb_o.add(a)
+                    nb_a.add(other)
+            nb_a.discard(b)
             neighbours[b] = set()
-            others = sorted(neighbours[a])
-            if others:
-                vec = sums[a] / max(np.linalg.norm(sums[a]), 1e-12)
-                other_sums = sums[others]
-                sims = other_sums @ vec / np.maximum(np.linalg.norm(other_sums, axis=1), 1e-12)
+            if nb_a:
+                others = list(nb_a)
+                sims = (sums[others] @ sums[a]) / (norms[others] * norms[a])
+                va = version[a]
                 for other, sim in zip(others, sims.tolist()):
-                    lo, hi = (a, other) if a < other else (other, a)
-                    heapq.heappush(heap, (-sim, lo, hi, int(version[lo]), int(version[hi])))
+                    if a < other:
+                        push(heap, (-sim, a, other, va, version[other]))
+                    else:
+                        push(heap, (-sim, other, a, version[other], va))
         emitted = []
         for cluster in np.unique(labels).tolist():
             if (

@@ -201,16 +201,23 @@ def containment_matrix(masks: Sequence[np.ndarray]) -> np.ndarray:
     return overlap / areas[:, None]
 
 
+def _iou_from_containment(inside: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    overlap = inside * areas[:, None]
+    return overlap / np.maximum(areas[:, None] + areas[None, :] - overlap, 1.0)
+
+
 def select_instances(
     candidates: Sequence[DivideMask],
     min_confidence: float = 0.3,
     min_area_frac: float = 0.05,
     containment: float = 0.8,
+    duplicate_iou: float = 0.9,
 ) -> list[Instance]:
     """Apply the keep rules; see the module docstring. Larger masks are considered first.
 
     Every candidate with enough confidence ends up either as an instance, as a part of one (> ``containment``
-    inside it, any area), or dropped (too small and not inside any instance).
+    inside it, any area), or dropped (too small and not inside any instance, or a duplicate: IoU >
+    ``duplicate_iou`` with a mask already accepted).
     """
     good = [c for c in candidates if c.score > min_confidence and c.mask.any()]
     if not good:
@@ -219,9 +226,14 @@ def select_instances(
     order = sorted(range(len(good)), key=lambda i: (-int(good[i].mask.sum()), -good[i].score))
     good = [good[i] for i in order]
     inside = containment_matrix([c.mask for c in good])
+    iou = _iou_from_containment(inside, np.array([c.mask.sum() for c in good], dtype=np.float64))
     instances: list[Instance] = []
     owner_index: list[int] = []  # index into `good` of each instance
+    accepted: list[int] = []
     for index, candidate in enumerate(good):
+        if accepted and iou[index, accepted].max() > duplicate_iou:
+            continue  # the same region found twice (e.g. by a sub-cut, or by MaskCut and a detector)
+        accepted.append(index)
         parents = [k for k, j in enumerate(owner_index) if inside[index, j] > containment]
         if parents:
             parent = max(parents, key=lambda k: inside[index, owner_index[k]])
@@ -307,11 +319,30 @@ def external_masks_for(source: Any, image_path: Path, height: int, width: int) -
 
 
 # --------------------------------------------------------------------------------------- refinement
-def superpixels(image: np.ndarray, segments: int = 1200, compactness: float = 10.0) -> np.ndarray:
-    """(H, W) int64 SLIC superpixel labels 0..L-1 of an H x W x 3 uint8 image (for :func:`snap_to_superpixels`)."""
+def superpixels(
+    image: np.ndarray,
+    segments: int = 1200,
+    compactness: float = 10.0,
+    max_side: int = 320,
+    iterations: int = 5,
+) -> np.ndarray:
+    """(H, W) int64 SLIC superpixel labels 0..L-1 of an H x W x 3 uint8 image (for :func:`snap_to_superpixels`).
+
+    Computed on a copy whose long side is at most ``max_side`` (labels upsampled, nearest) for speed."""
+    import cv2
     from skimage.segmentation import slic
 
-    return slic(image, n_segments=segments, compactness=compactness, start_label=0).astype(np.int64)
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    small = image
+    if scale < 1.0:
+        small = cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+    labels = slic(small, n_segments=segments, compactness=compactness, start_label=0, max_num_iter=iterations)
+    if scale < 1.0:
+        labels = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
+    return labels.astype(np.int64)
 
 
 def snap_to_superpixels(masks: np.ndarray, labels: np.ndarray, majority: float = 0.5) -> np.ndarray:

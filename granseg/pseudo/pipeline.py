@@ -50,6 +50,10 @@ class PseudoLabelConfig(Config):
     divide_long_side: int = 384  # image resized to this for the MaskCut grid
     num_cuts: int = 4  # MaskCut masks per image
     ncut_tau: float = 0.15
+    extra_taus: tuple[float, ...] = (
+        0.0,
+        0.3,
+    )  # more MaskCut runs at these affinity thresholds (more candidates)
     split_depth: int = 1  # also cut inside each found mask (separates touching objects)
     split_cuts: int = 3
     min_confidence: float = 0.3
@@ -64,7 +68,7 @@ class PseudoLabelConfig(Config):
     nms_iou: float = 0.8
     clip_to_instance: bool = True
     max_masks_per_instance: int = 100
-    refine_segments: int = 1500  # boundary refinement: snap masks to this many SLIC superpixels (0 = off)
+    refine_segments: int = 800  # boundary refinement: snap masks to this many SLIC superpixels (0 = off)
 
     def validate(self) -> PseudoLabelConfig:
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
@@ -114,9 +118,8 @@ def pseudo_label_image(
     if not config.external_only:
         small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
         grid = extractor.extract(small).features
-        candidates = divide(
-            grid, (wh, ww), config.num_cuts, config.ncut_tau, config.split_depth, config.split_cuts
-        )
+        for tau in (config.ncut_tau, *config.extra_taus):
+            candidates += divide(grid, (wh, ww), config.num_cuts, tau, config.split_depth, config.split_cuts)
     if config.external_masks is not None and image_path is not None:
         external = external_masks_for(config.external_masks, image_path, wh, ww)
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
