@@ -113,7 +113,7 @@ def candidate_pairs(a_yx: np.ndarray, b_yx: np.ndarray, radius: float) -> tuple[
 
 def max_matching(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
     """Maximum-cardinality bipartite matching as a unit-capacity max flow (scipy, Dinic).
-    Returns ``(n_rows,)`` bool: which row vertices are matched."""
+    ``rows``/``cols``: the candidate pairs (no duplicates). Returns ``(n_rows,)`` bool: which rows are matched."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import maximum_flow
 
@@ -123,13 +123,28 @@ def max_matching(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -
     used_rows, row_index = np.unique(rows, return_inverse=True)
     used_cols, col_index = np.unique(cols, return_inverse=True)
     nr, nc = len(used_rows), len(used_cols)
-    source, sink = 0, nr + nc + 1
-    heads = np.concatenate([np.full(nr, source), 1 + row_index, 1 + nr + np.arange(nc)])
-    tails = np.concatenate([1 + np.arange(nr), 1 + nr + col_index, np.full(nc, sink)])
-    graph = csr_matrix((np.ones(len(heads), dtype=np.int32), (heads, tails)), shape=(sink + 1, sink + 1))
-    graph.sum_duplicates()
+    n_nodes = nr + nc + 2
+    source, sink = 0, n_nodes - 1
+    # CSR built directly: source -> rows, rows -> cols (grouped by row), cols -> sink
+    order = np.argsort(row_index, kind="stable")
+    per_row = np.bincount(row_index, minlength=nr)
+    indptr = np.empty(n_nodes + 1, dtype=np.int64)
+    indptr[0] = 0
+    indptr[1] = nr
+    indptr[2 : nr + 2] = nr + np.cumsum(per_row)
+    indptr[nr + 2 : nr + nc + 2] = indptr[nr + 1] + np.arange(1, nc + 1)
+    indptr[n_nodes] = indptr[n_nodes - 1]
+    indices = np.concatenate([1 + np.arange(nr), 1 + nr + col_index[order], np.full(nc, sink)]).astype(
+        np.int32
+    )
+    graph = csr_matrix((np.ones(len(indices), dtype=np.int32), indices, indptr), shape=(n_nodes, n_nodes))
     flow = maximum_flow(graph, source, sink, method="dinic").flow
-    out_of_source = np.asarray(flow[source].toarray()).ravel()[1 : nr + 1] > 0
+    start, stop = flow.indptr[source], flow.indptr[source + 1]
+    targets = flow.indices[start:stop]
+    values = np.asarray(flow.data[start:stop]).ravel()
+    out_of_source = np.zeros(nr, dtype=bool)
+    positive = values > 0
+    out_of_source[targets[positive] - 1] = True
     matched[used_rows[out_of_source]] = True
     return matched
 
