@@ -205,3 +205,13 @@ def test_edges_cli_runs_on_a_gen2seg_feature_image(tmp_path):
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "edges" / "metrics.json").read_text())
     assert metrics  # the harness scored the Sobel + NMS map of the tiny model's feature image
+
+
+def test_is_gen2seg_checkpoint(tmp_path, tiny_mae):
+    tiny_mae.save_pretrained(tmp_path / "ours")
+    _write_sd_layout((tmp_path / "sd"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "sam2"}')
+    assert g2s.is_gen2seg_checkpoint(tmp_path / "ours") and g2s.is_gen2seg_checkpoint(tmp_path / "sd")
+    assert not g2s.is_gen2seg_checkpoint(tmp_path / "other")
+    assert not g2s.is_gen2seg_checkpoint(tmp_path / "missing")

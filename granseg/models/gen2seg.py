@@ -232,6 +232,24 @@ def _load_sd(root: Path, image_size: int):
     return StableDiffusionFeatureNet(unet, vae, embedding, _sd_alpha_bar(scheduler_config), image_size)
 
 
+def is_gen2seg_checkpoint(path: str | Path) -> bool:
+    """True for a folder :func:`load_gen2seg` reads (for ``load_model(path)`` dispatch): ours
+    (``gen2seg_config.json``), a ViT-MAE folder, or a diffusers folder with ``unet/`` and ``vae/``."""
+    root = Path(path)
+    if not root.is_dir():
+        return False
+    if (root / CONFIG_NAME).is_file():
+        return True
+    if (root / "model_index.json").is_file():
+        return (root / "unet").is_dir() and (root / "vae").is_dir()
+    if (root / "config.json").is_file():
+        try:
+            return json.loads((root / "config.json").read_text()).get("model_type") == "vit_mae"
+        except (OSError, json.JSONDecodeError):
+            return False
+    return False
+
+
 def detect_layout(path: str | Path) -> str:
     """``"mae"``, ``"sd"`` or ``"dino-vae"`` for a checkpoint folder; :class:`CheckpointError` otherwise."""
     root = Path(path)
