@@ -110,6 +110,7 @@ class ClassicalFeatures:
     colour_weight: float = 1.0
     texture_weight: float = 0.3
     context_weight: float = 0.8
+    position_weight: float = 0.0
     name: str = "classical"
 
     def extract(self, image: np.ndarray) -> PatchFeatures:
@@ -145,6 +146,11 @@ class ClassicalFeatures:
             context = cv2.blur(block, (3, 3), borderType=cv2.BORDER_REFLECT) if h > 1 and w > 1 else block
             groups.append((_standardise(block), weight))
             groups.append((_standardise(context), weight * self.context_weight))
+        if self.position_weight > 0:  # a spatial prior: far-apart patches look less alike (compact regions)
+            ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+            scale = max(h, w) / np.array([max(w, 1), max(h, 1)], dtype=np.float32)  # same units on both axes
+            position = np.stack([xs / scale[0], ys / scale[1]], axis=-1).astype(np.float32)
+            groups.append((position * np.sqrt(2.0) / 0.577, self.position_weight))
         stacked = np.concatenate([g / np.sqrt(g.shape[-1]) * wt for g, wt in groups], axis=-1)
         return PatchFeatures(l2_normalise(stacked), p)
 

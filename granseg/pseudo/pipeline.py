@@ -46,6 +46,7 @@ class PseudoLabelConfig(Config):
     features: str = "classical"
     device: str = "cpu"
     classical_patch_size: int = 8
+    classical_position_weight: float = 0.5  # spatial prior in the classical features (compact regions)
     work_long_side: int = 1024  # images larger than this are processed at this size; masks saved at full size
     divide_long_side: int = 384  # image resized to this for the MaskCut grid
     num_cuts: int = 4  # MaskCut masks per image
@@ -80,15 +81,20 @@ class PseudoLabelConfig(Config):
 
 
 # ---------------------------------------------------------------------------------------------- one image
-_EXTRACTORS: dict[tuple[str, str, int], Any] = {}
+_EXTRACTORS: dict[tuple, Any] = {}
 
 
 def _extractor(config: PseudoLabelConfig):
     from granseg.pseudo.features import get_feature_extractor
 
-    key = (config.features, config.device, config.classical_patch_size)
+    key = (config.features, config.device, config.classical_patch_size, config.classical_position_weight)
     if key not in _EXTRACTORS:
-        options = {"patch_size": config.classical_patch_size} if config.features == "classical" else {}
+        options = {}
+        if config.features == "classical":
+            options = {
+                "patch_size": config.classical_patch_size,
+                "position_weight": config.classical_position_weight,
+            }
         _EXTRACTORS[key] = get_feature_extractor(config.features, device=config.device, **options)
     return _EXTRACTORS[key]
 
@@ -139,23 +145,14 @@ def pseudo_label_image(
             protected=divide_parts,
             clip_to_instance=config.clip_to_instance,
         )[: config.max_masks_per_instance]
-        group = [(instance.mask, instance.score, False, True, False)]
-        group += [(p.mask, p.score, True, True, False) for p in instance.parts]
-        group += [(p.mask, p.score, True, False, True) for p in parts]
-        areas = [float(m.sum()) for m, *_ in group]
-        granularity = hierarchy_granularity([instance_id] * len(group), areas)
-        for (mask, score, is_part, is_divide, is_conquer), g in zip(group, granularity):
-            masks.append(mask)
-            fields.append(
-                {
-                    "score": round(float(score), 4),
-                    "granularity": round(float(g), 4),
-                    "instance_id": instance_id,
-                    "is_part": is_part,
-                    "is_divide": is_divide,
-                    "is_conquer": is_conquer,
-                }
-            )
+        masks.append(instance.mask)
+        fields.append(_fields(instance.score, instance_id, False, True, False))
+        for part in instance.parts:
+            masks.append(part.mask)
+            fields.append(_fields(part.score, instance_id, True, True, False))
+        for part in parts:
+            masks.append(part.mask)
+            fields.append(_fields(part.score, instance_id, True, False, True))
     if not masks:
         return np.zeros((0, height, width), dtype=bool), []
     stack = np.stack(masks)
@@ -163,6 +160,13 @@ def pseudo_label_image(
         from granseg.pseudo.divide import snap_to_superpixels, superpixels
 
         stack = snap_to_superpixels(stack, superpixels(work, config.refine_segments))
+        keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
+        stack, fields = stack[keep], [fields[i] for i in keep]
+    granularity = hierarchy_granularity(
+        [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
+    )
+    for field, g in zip(fields, granularity):
+        field["granularity"] = round(float(g), 4)
     if (wh, ww) != (height, width):
         stack = np.stack(
             [
@@ -171,6 +175,35 @@ def pseudo_label_image(
             ]
         )
     return stack, fields
+
+
+def _fields(
+    score: float, instance_id: int, is_part: bool, is_divide: bool, is_conquer: bool
+) -> dict[str, Any]:
+    return {
+        "score": round(float(score), 4),
+        "granularity": 1.0,
+        "instance_id": instance_id,
+        "is_part": is_part,
+        "is_divide": is_divide,
+        "is_conquer": is_conquer,
+    }
+
+
+def _dedupe_within_instances(stack: np.ndarray, instance_ids: list[int], iou_threshold: float) -> np.ndarray:
+    """Indices to keep after refinement: within one instance, a mask whose IoU with an earlier one (the
+    instance first, then divide parts, then conquer parts) exceeds ``iou_threshold`` is dropped; the instance
+    mask always stays."""
+    from granseg.pseudo.conquer import nms_with_protected
+
+    ids = np.asarray(instance_ids)
+    keep = []
+    for instance in np.unique(ids):
+        members = np.flatnonzero(ids == instance)
+        stride = max(1, int(np.ceil(max(stack.shape[1:]) / 256)))
+        kept = nms_with_protected(stack[members[1:]], stack[members[:1]], iou_threshold, stride=stride)
+        keep.extend([int(members[0])] + members[1:][kept].tolist())
+    return np.asarray(sorted(keep), dtype=np.int64)
 
 
 def label_document(masks: np.ndarray, fields: list[dict[str, Any]], file_name: str, height: int, width: int):
