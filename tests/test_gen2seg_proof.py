@@ -21,7 +21,7 @@ def _bench():
 @pytest.mark.slow
 def test_instance_colouring_generalises_to_unseen_classes(tmp_path):
     bench = _bench()
-    settings = bench.BenchSettings(steps=600, eval_scenes=15, iterative=False, work_dir=str(tmp_path))
+    settings = bench.BenchSettings(steps=800, eval_scenes=30, iterative=False, work_dir=str(tmp_path))
     report = bench.run(settings)
     unseen = report["results"]["unseen"]
 
