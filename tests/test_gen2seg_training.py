@@ -169,3 +169,14 @@ def test_cli_trains_on_coco_json_and_rejects_bad_configs(tmp_path, capsys):
     assert "unknown key" in capsys.readouterr().err
     with pytest.raises(InputError, match="unknown training task"):
         load_train_config('{"task": "nope"}')
+
+
+def test_bf16_training_runs_and_exports(tmp_path):
+    cfg = _config(tmp_path, "bf16", steps=1, grad_accumulation=1, precision="bf16")
+    folder = Trainer(Gen2SegTask(cfg)).fit()
+    record = json.loads((tmp_path / "bf16" / "log.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(record["loss"])
+    assert (
+        load_gen2seg(folder).network.mae.vit.embeddings.patch_embeddings.projection.weight.dtype
+        == torch.float32
+    )
