@@ -475,3 +475,27 @@ def test_engine_runs_on_a_tiny_dinov3_with_registers():
     assert masks.shape[1:] == (128, 128) and len(masks) == len(fields) >= 1
     for mask, field in zip(masks, fields):
         assert mask.any() and 0.1 <= field["granularity"] <= 1.0
+
+
+def test_external_ground_truth_masks_become_instances(tmp_path):
+    from granseg.io import decode_rle, encode_rle
+    from granseg.synth import SynthConfig, generate_scene
+
+    images = tmp_path / "images"
+    _write_scenes(images, 1)
+    scene = generate_scene(seed=0, config=SynthConfig(size=96))
+    objects = [o.mask for o in scene.objects() if o.mask.mean() > 0.05]
+    assert objects
+    coco = {
+        "images": [{"id": 1, "file_name": "scene_00.png", "height": 96, "width": 96}],
+        "annotations": [{"image_id": 1, "segmentation": encode_rle(m), "score": 1.0} for m in objects],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    config = PseudoLabelConfig(**{**FAST, "refine_segments": 0}, external_masks=str(tmp_path / "gt.json"))
+    config.external_only = True
+    run_pipeline(images, tmp_path / "out", config)
+    doc = json.loads((tmp_path / "out" / "scene_00.json").read_text())
+    roots = [decode_rle(a["segmentation"]) for a in doc["annotations"] if not a["is_part"]]
+    assert len(roots) == len(objects)
+    for mask in objects:
+        assert any((root == mask).all() for root in roots)
