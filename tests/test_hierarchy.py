@@ -162,3 +162,14 @@ def test_golden_grabcut_image():
     masks = pred.predict([[x, y]], [1], granularity="all").masks
     ious = [((m & obj) & valid).sum() / ((m | obj) & valid).sum() for m in masks]
     assert max(ious) > 0.90, ious
+
+
+def test_histogram_cue_option_builds_a_valid_hierarchy():
+    pred = build_hierarchy(device="cpu", histogram_weight=1.0, colour_weight=0.0).create_predictor()
+    pred.set_image(toy_image(1))
+    tree = pred.tree
+    assert tree.n_nodes == 2 * tree.n_leaves - 1
+    assert np.all(tree.height[tree.parent[tree.parent >= 0]] >= tree.height[tree.parent >= 0])
+    masks = pred.predict([[100, 115]], [1], granularity="all").masks
+    assert all(not (a & ~b).any() for a, b in zip(masks[:-1], masks[1:]))
+    assert iou(masks[-1], box_mask(BODY)) > 0.8

@@ -46,6 +46,7 @@ class HierarchyConfig(Config):
     colour_weight: float = 1.0
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004
+    histogram_weight: float = 0.0
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     object_persistence_fraction: float = 0.5
@@ -66,6 +67,7 @@ class HierarchyConfig(Config):
             colour_weight=self.colour_weight,
             texture_weight=self.texture_weight,
             small_region_fraction=self.small_region_fraction,
+            histogram_weight=self.histogram_weight,
         )
 
 

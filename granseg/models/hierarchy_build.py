@@ -33,6 +33,7 @@ import numpy as np
 
 LBP_POINTS = 8
 LBP_BINS = LBP_POINTS + 2  # "uniform" LBP codes 0..P+1
+HIST_BINS = 16  # per CIELAB channel
 
 
 @dataclass
@@ -46,6 +47,7 @@ class HierarchyParams:
     colour_weight: float = 1.0
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004  # regions below this fraction of the image merge preferentially
+    histogram_weight: float = 0.0  # weight of the CIELAB histogram distance (selective-search colour cue)
 
 
 @dataclass
@@ -180,6 +182,16 @@ def build_hierarchy_tree(image: np.ndarray, params: HierarchyParams) -> RegionTr
         np.bincount(flat * LBP_BINS + codes, minlength=n * LBP_BINS).reshape(n, LBP_BINS).astype(np.float64)
     )
     edge_a, edge_b, edge_len, edge_sum = _leaf_adjacency(labels, edges, n)
+    bins = np.clip(lab / np.array([100.0, 256.0, 256.0]) * HIST_BINS, 0, HIST_BINS - 1).astype(np.int64)
+    hist = np.concatenate(
+        [
+            np.bincount(flat * HIST_BINS + bins[..., c].ravel(), minlength=n * HIST_BINS).reshape(
+                n, HIST_BINS
+            )
+            for c in range(3)
+        ],
+        axis=1,
+    ).astype(np.float64)
 
     total_nodes = 2 * n - 1
     node_area = np.zeros(total_nodes)
@@ -188,6 +200,8 @@ def build_hierarchy_tree(image: np.ndarray, params: HierarchyParams) -> RegionTr
     node_lab[:n] = lab_sum
     node_tex = np.zeros((total_nodes, LBP_BINS))
     node_tex[:n] = texture
+    node_hist = np.zeros((total_nodes, 3 * HIST_BINS))
+    node_hist[:n] = hist
     parent = np.full(total_nodes, -1, np.int64)
     children = np.full((total_nodes, 2), -1, np.int64)
     height = np.zeros(total_nodes)
@@ -201,9 +215,17 @@ def build_hierarchy_tree(image: np.ndarray, params: HierarchyParams) -> RegionTr
         boundary = border[1] / border[0]
         colour = float(np.linalg.norm(node_lab[a] / node_area[a] - node_lab[b] / node_area[b])) / 100.0
         tex = _chi2(node_tex[a] / node_area[a], node_tex[b] / node_area[b])
+        colour_hist = (
+            1.0 - np.minimum(node_hist[a] / node_area[a], node_hist[b] / node_area[b]).sum() / 3.0
+            if params.histogram_weight
+            else 0.0
+        )
         size_factor = min(1.0, np.sqrt(min(node_area[a], node_area[b]) / small_area))
         return size_factor * (
-            params.boundary_weight * boundary + params.colour_weight * colour + params.texture_weight * tex
+            params.boundary_weight * boundary
+            + params.colour_weight * colour
+            + params.texture_weight * tex
+            + params.histogram_weight * colour_hist
         )
 
     heap = [(dissimilarity(a, b, neighbours[a][b]), a, b) for a in range(n) for b in neighbours[a] if a < b]
@@ -225,6 +247,7 @@ def build_hierarchy_tree(image: np.ndarray, params: HierarchyParams) -> RegionTr
         node_area[c] = node_area[a] + node_area[b]
         node_lab[c] = node_lab[a] + node_lab[b]
         node_tex[c] = node_tex[a] + node_tex[b]
+        node_hist[c] = node_hist[a] + node_hist[b]
         merged: dict[int, list[float]] = {}
         for src in (a, b):
             for nb, border in neighbours[src].items():
