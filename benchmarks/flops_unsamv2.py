@@ -1,31 +1,48 @@
-"""FLOPs of the UnSAMv2 decoder (one click, 10-level sweep) vs stock Sam2Model (torch FlopCounterMode, hiera-small, random init)."""
+"""FLOPs of the UnSAMv2 decoder (one click at one g, a 10-level g-sweep in one call) vs transformers' stock
+``Sam2Model`` prompt + decoder path, with torch's FlopCounterMode (hiera-small config, random init, 1024 px).
 
-import numpy as np
+Usage: ``python benchmarks/flops_unsamv2.py``
+"""
+
+from __future__ import annotations
+
 import torch
-
-torch.set_num_threads(1)
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Sam2Model
 
-from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2
+from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2, inference_transformer
 
-m = build_unsamv2(UnSAMv2Config(), seed=0)
-stock = Sam2Model(m.config.sam2.to_hf()).eval()
-p = m.create_predictor()
-feats = [torch.randn(1, 32, 256, 256), torch.randn(1, 64, 128, 128), torch.randn(1, 256, 64, 64)]
-p._features = feats
-p._image_size = (480, 640)
-p._content_hw = (768, 1024)
-pts = np.array([[320.0, 240.0]])
-lab = np.array([1])
-for K in (1, 10):
-    with FlopCounterMode(display=False) as fc:
-        p.decode_logits(pts, lab, None, np.linspace(0.1, 1, K))
-    print("ours K=%d GFLOP %.2f" % (K, fc.get_total_flops() / 1e9))
-with FlopCounterMode(display=False) as fc, torch.inference_mode():
-    stock(
-        image_embeddings=feats,
-        input_points=torch.tensor([[[[500.0, 400.0]]]]),
-        input_labels=torch.tensor([[[1]]]),
-    )
-print("stock GFLOP %.2f" % (fc.get_total_flops() / 1e9))
+
+def main() -> None:
+    torch.set_num_threads(1)
+    model = build_unsamv2(UnSAMv2Config(), seed=0)
+    stock = Sam2Model(model.config.sam2.to_hf()).eval()
+    # image embeddings as the encoder returns them at 1024 px: (1, 32, 256, 256), (1, 64, 128, 128), (1, 256, 64, 64)
+    embeddings = [torch.randn(1, 32, 256, 256), torch.randn(1, 64, 128, 128), torch.randn(1, 256, 64, 64)]
+    transformer = inference_transformer(model)
+    positional = model.image_positional_embeddings()
+    point = torch.tensor([[[[500.0, 400.0]]]])
+    label = torch.tensor([[[1]]])
+    with torch.inference_mode():
+        for levels in (1, 10):
+            granularity = torch.linspace(0.1, 1.0, levels)[None]
+            with FlopCounterMode(display=False) as counter:
+                sparse, dense = model.encode_prompts(
+                    point.expand(1, levels, -1, -1), label.expand(1, levels, -1), granularity=granularity
+                )
+                model.decode(
+                    embeddings,
+                    sparse,
+                    dense,
+                    True,
+                    image_positional_embeddings=positional,
+                    transformer=transformer,
+                )
+            print(f"ours, {levels} level(s) in one call: {counter.get_total_flops() / 1e9:.2f} GFLOP")
+        with FlopCounterMode(display=False) as counter:
+            stock(image_embeddings=embeddings, input_points=point, input_labels=label)
+        print(f"stock Sam2Model prompt + decoder: {counter.get_total_flops() / 1e9:.2f} GFLOP")
+
+
+if __name__ == "__main__":
+    main()
