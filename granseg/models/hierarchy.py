@@ -50,7 +50,7 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     object_persistence_fraction: float = 0.5
-    part_min_fraction: float = 0.01
+    part_min_fraction: float = 0.1
     salient_ratio: float = 2.0
     salient_min_gap: float = 0.1
     refine: bool = True
