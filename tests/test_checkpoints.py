@@ -411,3 +411,16 @@ def test_cli_reports_bad_checkpoint_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.match(r"error: refusing to load", err[0])
     assert not marker.exists()
+
+
+def test_registered_name_uses_local_weights_when_present(tmp_path, monkeypatch):
+    """`unsamv2-hiera-small` is found in $GRANSEG_HOME/checkpoints (here a tiny stand-in with its config)."""
+    from granseg.models.registry import checkpoint_dir, load_model
+
+    monkeypatch.setenv("GRANSEG_HOME", str(tmp_path))
+    saved = build_unsamv2(tiny_config(name="stand-in"), seed=6)
+    checkpoint_dir().mkdir(parents=True)
+    checkpoints.save_package(saved, checkpoint_dir() / "unsamv2-hiera-small.safetensors")
+    loaded = load_model("unsamv2-hiera-small", device="cpu", resize_mode="squash")
+    assert loaded.config.resize_mode == "squash" and loaded.config.sam2 == TINY_ARCHITECTURE
+    assert torch.equal(_logits(loaded), _logits(saved))
