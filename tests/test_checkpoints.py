@@ -424,3 +424,12 @@ def test_registered_name_uses_local_weights_when_present(tmp_path, monkeypatch):
     loaded = load_model("unsamv2-hiera-small", device="cpu", resize_mode="squash")
     assert loaded.config.resize_mode == "squash" and loaded.config.sam2 == TINY_ARCHITECTURE
     assert torch.equal(_logits(loaded), _logits(saved))
+
+
+def test_gen2seg_folders_are_dispatched_to_their_loader(tmp_path):
+    from granseg.models import gen2seg
+    from granseg.models.registry import load_model
+
+    gen2seg.build_tiny(backbone="mae").save_pretrained(tmp_path / "g2s")
+    loaded = load_model(str(tmp_path / "g2s"), device="cpu")
+    assert isinstance(loaded, gen2seg.Gen2SegModel)

@@ -478,9 +478,15 @@ def _read_config_override(config: Any) -> UnSAMv2Config | None:
 
 def load_model_from_path(
     path: str | Path, device: str = "cpu", config: UnSAMv2Config | str | Path | None = None, **overrides: Any
-) -> UnSAMv2Model:
+):
     """Load any supported layout (see module docstring). ``config`` forces the architecture (an
-    :class:`UnSAMv2Config` or a JSON path); other keyword overrides replace config fields (e.g. ``resize_mode``)."""
+    :class:`UnSAMv2Config` or a JSON path); other keyword overrides replace config fields (e.g. ``resize_mode``).
+    Gen2Seg checkpoint folders (:func:`granseg.models.gen2seg.is_gen2seg_checkpoint`) go to their own loader."""
+    if config is None and Path(path).is_dir():
+        from granseg.models import gen2seg
+
+        if gen2seg.is_gen2seg_checkpoint(path):
+            return gen2seg.load_gen2seg(path, device=device, **overrides)
     model, _ = load_with_report(path, config=config, **overrides)
     return model.to(device)
 
