@@ -192,9 +192,6 @@ _WORKER: dict = {}
 def _worker_init(
     factory: Callable[[], BasePredictor], dataset: EvalDataset, config: InteractiveConfig
 ) -> None:
-    import os
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER.update(predictor=factory(), dataset=dataset, config=config)
 
 
@@ -224,29 +221,27 @@ def evaluate_dataset(
             results.extend(_evaluate_sample(predictor, dataset, index, config, remaining))
             if max_instances is not None and len(results) >= max_instances:
                 break
-        _close(bar)
+        bar.close()
         return results
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(
         workers, initializer=_worker_init, initargs=(predictor_factory, dataset, config)
     ) as pool:
-        next_index = 0
-        while next_index < len(dataset):
-            if max_instances is not None and len(results) >= max_instances:
-                break
-            chunk = range(next_index, min(len(dataset), next_index + workers * 2))
-            for batch in pool.map(_worker_run, chunk, [max_instances] * len(chunk)):
+        if max_instances is None:  # everything in flight at once; map() yields in dataset order
+            for batch in pool.map(_worker_run, range(len(dataset)), [None] * len(dataset)):
                 results.extend(batch)
-                bar.update(1) if hasattr(bar, "update") else None
-            next_index = chunk.stop
-    _close(bar)
+                bar.update(1)
+        else:  # a few samples per worker at a time, stopping once enough instances are in
+            next_index = 0
+            while next_index < len(dataset) and len(results) < max_instances:
+                chunk = range(next_index, min(len(dataset), next_index + workers * 2))
+                for batch in pool.map(_worker_run, chunk, [max_instances] * len(chunk)):
+                    results.extend(batch)
+                    bar.update(1)
+                next_index = chunk.stop
+    bar.close()
     return results[:max_instances] if max_instances is not None else results
-
-
-def _close(bar) -> None:
-    if hasattr(bar, "close"):
-        bar.close()
 
 
 def write_outputs(
