@@ -156,13 +156,18 @@ def throughput(n_images: int, size: int, workers_list=(1, 2)) -> dict:
         for workers in workers_list:
             out_dir = tmp / f"out{workers}"
             # warm-up outside the timed region is not possible for worker processes; time includes their start
+            cpu_before = _cpu_seconds()
             start = time.perf_counter()
             summary = run_pipeline(images_dir, out_dir, config, workers=workers)
             elapsed = time.perf_counter() - start
+            cpu = _cpu_seconds() - cpu_before
             out[workers] = {
                 "images": summary["done"],
-                "seconds": elapsed,
-                "images_per_s": summary["done"] / elapsed,
+                "wall_s": elapsed,
+                "images_per_s_wall": summary["done"] / elapsed,
+                "cpu_s_per_image": cpu / summary["done"],  # includes worker start-up (imports)
+                "images_per_cpu_s": summary["done"] / cpu,
+                "load_avg_1min_after": os.getloadavg()[0],
             }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -86,13 +86,18 @@ def _corner_count(partition: np.ndarray) -> int:
 
 
 def ncut_bipartition(
-    features: np.ndarray, active: np.ndarray | None = None, tau: float = 0.15, eps: float = 1e-5
+    features: np.ndarray,
+    active: np.ndarray | None = None,
+    tau: float = 0.15,
+    eps: float = 1e-5,
+    cosine: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """One MaskCut step on an (h, w, C) feature grid.
 
     ``active``: (h, w) bool, patches still available; the cut is computed on the graph of the active patches
     only (MaskCut zeroes the features of claimed patches instead, which lets the second eigenvector separate
     claimed from unclaimed patches rather than split the unclaimed ones).
+    ``cosine``: optional precomputed (h*w, h*w) patch cosine matrix (saves the product when cutting often).
     Returns the foreground (h, w) bool (the connected component of the seed patch; empty when nothing is
     left to cut) and its confidence.
     """
@@ -105,7 +110,11 @@ def ncut_bipartition(
     empty = np.zeros((h, w), dtype=bool)
     if len(nodes) < 2:
         return empty, 0.0
-    vector, _ = second_eigenvector(patch_affinity(flat[nodes], tau=tau, eps=eps))
+    if cosine is None:
+        affinity = patch_affinity(flat[nodes], tau=tau, eps=eps)
+    else:  # precomputed (N, N) cosine of all patches, shared by every cut of the image
+        affinity = np.where(cosine[np.ix_(nodes, nodes)] > tau, 1.0, eps)
+    vector, _ = second_eigenvector(affinity)
     side = vector > vector.mean()
     seed = int(np.argmax(np.abs(vector)))
     partition = np.zeros(h * w, dtype=bool)
@@ -143,6 +152,7 @@ def maskcut(
     active: np.ndarray | None = None,
     split_depth: int = 1,
     split_masks: int = 3,
+    cosine: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, float]]:
     """Up to ``num_masks`` successive cuts on an (h, w, C) grid: list of ((h, w) bool, confidence).
 
@@ -150,20 +160,25 @@ def maskcut(
     often returns several touching objects as one foreground, and its sub-cuts separate them (they become
     that instance's parts, or instances of their own when the outer mask is dropped).
     """
-    h, w, _ = features.shape
+    h, w, c = features.shape
+    if cosine is None:
+        flat = features.reshape(h * w, c).astype(np.float32)
+        cosine = flat @ flat.T
     active = np.ones((h, w), dtype=bool) if active is None else active.copy()
     results = []
     for _ in range(num_masks):
         if active.sum() < 2 * min_patches:
             break
-        foreground, confidence = ncut_bipartition(features, active=active, tau=tau)
+        foreground, confidence = ncut_bipartition(features, active=active, tau=tau, cosine=cosine)
         if foreground.sum() < min_patches:
             break
         results.append((foreground, confidence))
         active &= ~foreground
         if split_depth > 0 and foreground.sum() >= 8 * min_patches:
             results.extend(
-                maskcut(features, split_masks, tau, min_patches, foreground, split_depth - 1, split_masks)
+                maskcut(
+                    features, split_masks, tau, min_patches, foreground, split_depth - 1, split_masks, cosine
+                )
             )
     return results
 
