@@ -209,7 +209,7 @@ def test_edges_cli_runs_on_a_gen2seg_feature_image(tmp_path):
 
 def test_is_gen2seg_checkpoint(tmp_path, tiny_mae):
     tiny_mae.save_pretrained(tmp_path / "ours")
-    _write_sd_layout((tmp_path / "sd"))
+    _write_sd_layout(tmp_path / "sd")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "sam2"}')
     assert g2s.is_gen2seg_checkpoint(tmp_path / "ours") and g2s.is_gen2seg_checkpoint(tmp_path / "sd")

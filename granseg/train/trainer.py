@@ -141,6 +141,19 @@ def sample_indices(
     return indices
 
 
+def _allow_new_precision(precision: str, cpu: bool) -> None:
+    """accelerate keeps one process-wide AcceleratorState; a second Trainer in the same process with another
+    precision (or device choice) would be refused. Clear that state (not the distributed PartialState) first."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and (
+        shared.get("_mixed_precision") != precision
+        or (cpu and shared.get("device") is not None and shared["device"].type != "cpu")
+    ):
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 class Trainer:
     """Runs a :class:`Task`. ``fit(resume=...)`` returns the folder of the exported model."""
 
@@ -217,8 +230,10 @@ class Trainer:
             raise InputError(
                 f"{self.output_dir} already holds checkpoints: pass --resume or choose another output_dir"
             )
+        precision = "bf16" if config.precision == "bf16" else "no"
+        _allow_new_precision(precision, self.cpu)
         accelerator = Accelerator(
-            mixed_precision="bf16" if config.precision == "bf16" else "no",
+            mixed_precision=precision,
             gradient_accumulation_steps=config.grad_accumulation,
             cpu=self.cpu,
         )
