@@ -53,8 +53,8 @@ def load_image(
                 image = Image.open(stream)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous_limit
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError ...
-        raise ImageDecodeError(f"cannot read image {name}: not a supported image file ({exc})") from None
+    except Exception:  # PIL raises UnidentifiedImageError, OSError, SyntaxError ... (texts hold object addresses)
+        raise ImageDecodeError(f"cannot read image {name}: not a supported image file") from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"cannot read image {name}: empty image ({width}x{height})")
