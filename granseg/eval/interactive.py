@@ -340,6 +340,7 @@ def plot_curves(path, curves: dict[str, list[float]], title: str = "") -> bool:
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     for name, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("number of clicks")
     ax.set_ylabel("mIoU")
     ax.set_ylim(0, 1)
