@@ -211,3 +211,10 @@ def test_sixteen_bit_rgb_scaled(ext):
     out = load_image(encoded.tobytes())
     assert out.dtype == np.uint8 and out.shape == (5, 6, 3)
     assert np.abs(out.astype(float) - values / 257.0).max() <= 1.0
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    path = atomic_write_json(tmp_path / "p.json", [1])
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
