@@ -26,11 +26,18 @@ _LAZY = {
     "BasePredictor": "granseg.predict.base",
     "Prediction": "granseg.predict.base",
     "GRANULARITY_LEVELS": "granseg.predict.base",
+    "AutomaticSegmenter": "granseg.predict.automatic",
+    "UnSAMv2Predictor": "granseg.predict.predictor",
+    "Gen2SegPredictor": "granseg.predict.gen2seg",
     "HierarchyModel": "granseg.models.hierarchy",
     "HierarchyPredictor": "granseg.models.hierarchy",
     "GransegError": "granseg.errors",
     "InputError": "granseg.errors",
 }
+
+# Public names that differ from the defining module's name.
+_ALIASES = {"Predictor": "UnSAMv2Predictor"}
+_LAZY["Predictor"] = "granseg.predict.predictor"
 
 __all__ = sorted([*_LAZY, "__version__"])
 
@@ -39,7 +46,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'granseg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
     globals()[name] = value
     return value
 
