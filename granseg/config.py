@@ -78,14 +78,18 @@ class Config:
 
     @classmethod
     def from_json(cls: type[C], path_or_text: str | Path) -> C:
-        text = str(path_or_text)
-        if not text.lstrip().startswith("{"):
-            path = Path(path_or_text)
-            if not path.is_file():
-                raise InputError(f"config file not found: {path}")
-            text = path.read_text()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{cls.__name__}: invalid JSON ({exc})") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path_or_text, cls.__name__))
+
+
+def read_json(path_or_text: str | Path, what: str = "config") -> Any:
+    """Parse JSON given as text (starting with ``{``) or as a file path; InputError on a missing file or bad JSON."""
+    text = str(path_or_text)
+    if not text.lstrip().startswith("{"):
+        path = Path(path_or_text)
+        if not path.is_file():
+            raise InputError(f"config file not found: {path}")
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: invalid JSON ({exc})") from exc

@@ -397,6 +397,16 @@ def load_gen2seg(path: str | Path, device: str = "cpu", **overrides: Any) -> Gen
 # --------------------------------------------------------------------------------------------------------------
 # Registry builders
 # --------------------------------------------------------------------------------------------------------------
+_TINY_VAE: dict[str, Any] = {
+    "block_out_channels": (8, 8),
+    "down_block_types": ("DownEncoderBlock2D",) * 2,
+    "up_block_types": ("UpDecoderBlock2D",) * 2,
+    "latent_channels": 4,
+    "norm_num_groups": 4,
+    "layers_per_block": 1,
+    "sample_size": 32,
+}
+
 TINY_ARCHITECTURES: dict[str, dict[str, Any]] = {
     "mae": {
         "mae": {
@@ -423,15 +433,7 @@ TINY_ARCHITECTURES: dict[str, dict[str, Any]] = {
             "attention_head_dim": 2,
             "norm_num_groups": 4,
         },
-        "vae": {
-            "block_out_channels": (8, 8),
-            "down_block_types": ("DownEncoderBlock2D",) * 2,
-            "up_block_types": ("UpDecoderBlock2D",) * 2,
-            "latent_channels": 4,
-            "norm_num_groups": 4,
-            "layers_per_block": 1,
-            "sample_size": 32,
-        },
+        "vae": _TINY_VAE,
     },
     "dino-vae": {
         "dino": {
@@ -441,15 +443,7 @@ TINY_ARCHITECTURES: dict[str, dict[str, Any]] = {
             "num_attention_heads": 2,
             "mlp_ratio": 2,
         },
-        "vae": {
-            "block_out_channels": (8, 8),
-            "down_block_types": ("DownEncoderBlock2D",) * 2,
-            "up_block_types": ("UpDecoderBlock2D",) * 2,
-            "latent_channels": 4,
-            "norm_num_groups": 4,
-            "layers_per_block": 1,
-            "sample_size": 32,
-        },
+        "vae": _TINY_VAE,
     },
 }
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from granseg.config import Config
+from granseg.config import Config, read_json
 from granseg.errors import CheckpointError, InputError
 from granseg.io.files import atomic_write_text
 
@@ -100,16 +100,7 @@ def resolve_task(name: str) -> tuple[type, type[TrainConfig]]:
 
 def load_train_config(path_or_text: str | Path) -> TrainConfig:
     """Parse a training config JSON, dispatching on its ``task`` key (default ``gen2seg``)."""
-    text = str(path_or_text)
-    if not text.lstrip().startswith("{"):
-        path = Path(path_or_text)
-        if not path.is_file():
-            raise InputError(f"config file not found: {path}")
-        text = path.read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON in training config ({exc})") from exc
+    data = read_json(path_or_text, "training config")
     if not isinstance(data, dict):
         raise InputError("a training config is a JSON object")
     _, config_class = resolve_task(data.get("task", "gen2seg"))
