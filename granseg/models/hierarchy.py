@@ -55,7 +55,7 @@ class HierarchyConfig(Config):
     salient_min_gap: float = 0.1
     refine: bool = True
     refine_smoothness: float = 2.0
-    refine_prior: float = 0.3
+    refine_prior: float = 0.1
     refine_single_click: bool = False
 
     def build_params(self) -> HierarchyParams:
