@@ -53,7 +53,13 @@ def test_bad_input_exit_2_one_line_no_output(capsys, tmp_path, small_image, args
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "mask.png"
-    argv = ["segment", *[a.format(img=small_image, corrupt=corrupt) for a in args], "--out", str(out), "--quiet"]
+    argv = [
+        "segment",
+        *[a.format(img=small_image, corrupt=corrupt) for a in args],
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     lines = err.strip().splitlines()
@@ -73,7 +79,15 @@ def test_segment_png_and_json(capsys, tmp_path, small_image):
 
     out_json = tmp_path / "masks.json"
     code, _, err = run_cli(
-        capsys, "segment", str(small_image), "--point", "64,50", "--granularity", "all", "--out", str(out_json)
+        capsys,
+        "segment",
+        str(small_image),
+        "--point",
+        "64,50",
+        "--granularity",
+        "all",
+        "--out",
+        str(out_json),
     )
     assert code == 0, err
     records = json.loads(out_json.read_text())
@@ -86,7 +100,16 @@ def test_segment_png_and_json(capsys, tmp_path, small_image):
 def test_segment_all_png_writes_one_file_per_level(capsys, tmp_path, small_image):
     out = tmp_path / "m.png"
     code, stdout, _ = run_cli(
-        capsys, "segment", str(small_image), "--point", "64,50", "--granularity", "all", "--out", str(out), "--quiet"
+        capsys,
+        "segment",
+        str(small_image),
+        "--point",
+        "64,50",
+        "--granularity",
+        "all",
+        "--out",
+        str(out),
+        "--quiet",
     )
     assert code == 0
     assert len(stdout.split()) == 10
