@@ -37,7 +37,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--box", type=parse_box, default=None, metavar="X0,Y0,X1,Y1")
     parser.add_argument(
-        "--granularity", default="1.0", metavar="G|all", help="g in [0.1, 1] or 'all' (default 1.0)"
+        "--granularity",
+        default="1.0",
+        metavar="G|all",
+        help="g in [0.1, 1], a list such as 0.2,0.8, or 'all' (default 1.0)",
     )
     parser.add_argument("--out", type=Path, required=True, help="mask.png or masks.json")
     parser.add_argument(

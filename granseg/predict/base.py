@@ -53,15 +53,17 @@ class Prediction:
 
 
 def parse_granularity(granularity: Granularity) -> np.ndarray:
-    """Normalise a granularity argument to a float64 array of shape ``(K,)``; values must lie in [0.1, 1]."""
+    """Normalise a granularity argument (a float, a sequence, ``"all"`` or a string such as ``"0.2,0.8"``) to a
+    float64 array of shape ``(K,)``; values must lie in [0.1, 1]."""
     if isinstance(granularity, str):
         if granularity.strip().lower() == "all":
             return np.asarray(GRANULARITY_LEVELS, dtype=np.float64)
         try:
-            granularity = float(granularity)
+            granularity = [float(part) for part in granularity.split(",")]
         except ValueError:
             raise InputError(
-                f"granularity must be a number in [0.1, 1] or 'all', got {granularity!r}"
+                f"granularity must be a number in [0.1, 1], a comma-separated list of them, or 'all', "
+                f"got {granularity!r}"
             ) from None
     values = np.atleast_1d(np.asarray(granularity, dtype=np.float64))
     if values.ndim != 1 or values.size == 0:
