@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from granseg.errors import InputError
     from granseg.pseudo.pipeline import PseudoLabelConfig, print_summary, run_pipeline
 
+    if not Path(args.images_dir).is_dir():
+        raise InputError(f"not a directory: {args.images_dir}")
     config = PseudoLabelConfig.from_json(args.config) if args.config else PseudoLabelConfig()
     overrides = {}
     if args.features is not None:
