@@ -5,6 +5,7 @@ model trained with a per-pixel foreground loss and better than colour clustering
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ def _bench():
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gen2seg.py"
     spec = importlib.util.spec_from_file_location("bench_gen2seg", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
     spec.loader.exec_module(module)
     return module
 
