@@ -49,10 +49,8 @@ class HierarchyConfig(Config):
     histogram_weight: float = 0.0
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
-    object_persistence_fraction: float = 0.5
     part_min_fraction: float = 0.1
     salient_ratio: float = 2.0
-    salient_min_gap: float = 0.1
     refine: bool = True
     refine_smoothness: float = 2.0
     refine_prior: float = 0.1

@@ -36,10 +36,9 @@ def leaf_box_fraction(tree: RegionTree, box: np.ndarray, original_size: tuple[in
 
 def chain_top(tree: RegionTree, chain: list[int], image_area: float, cfg, allowed: np.ndarray | None) -> int:
     """Index in ``chain`` of the object region: among chain regions whose area lies in [min_object_fraction,
-    max_object_fraction] of the image (and that are allowed, e.g. inside the box), the largest one whose
-    persistence ``height(parent) - height(node)`` is at least ``object_persistence_fraction`` x the largest
-    persistence there: the largest region before a strong-boundary merge. Falls back to the largest allowed
-    region under the cap."""
+    max_object_fraction] of the image (and that are allowed, e.g. inside the box), the most persistent one
+    (largest ``height(parent) - height(node)``): the region just before a strong-boundary merge. Falls back to
+    the largest allowed region under the cap."""
     nodes = np.asarray(chain)
     area = tree.area[nodes] / image_area
     ok = area <= cfg.max_object_fraction
@@ -49,12 +48,8 @@ def chain_top(tree: RegionTree, chain: list[int], image_area: float, cfg, allowe
     big_enough = ok & (area >= cfg.min_object_fraction)
     if not big_enough.any():
         return int(np.nonzero(ok)[0].max())
-    parents = tree.parent[nodes]
-    parent_height = np.where(
-        parents >= 0, tree.height[np.maximum(parents, 0)], tree.height[nodes].max() * 2 + 1
-    )
-    persistence = np.where(big_enough, parent_height - tree.height[nodes], -np.inf)
-    return int(np.argmax(persistence))
+    # The root (the whole image) is above max_object_fraction, so its sentinel persistence never competes.
+    return int(np.argmax(np.where(big_enough, persistence(tree, nodes), -np.inf)))
 
 
 def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
@@ -67,9 +62,8 @@ def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
 
 def granularity_chain(tree: RegionTree, chain: list[int], top: int, cfg) -> tuple[np.ndarray, np.ndarray]:
     """The regions g can pick for one click, and their g: the *salient* chain regions up to ``top`` (the parent's
-    merge height >= ``salient_ratio`` x their own, i.e. a boundary clearly stronger than anything inside them, a
-    persistence >= ``salient_min_gap`` x the top's, area >= ``part_min_fraction`` x the top's, and more than one
-    superpixel), always including the top.
+    merge height >= ``salient_ratio`` x their own, i.e. a boundary clearly stronger than anything inside them, and
+    area >= ``part_min_fraction`` x the top's), always including the top.
     g is the UnSAMv2 sqrt-area formula over them, so the smallest salient region gets 0.1 and the top 1.0 (a top
     without salient sub-regions is an instance without parts: it answers every g)."""
     nodes = np.asarray(chain[: top + 1])
