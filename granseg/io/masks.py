@@ -45,17 +45,6 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
     return mask_utils.decode(compressed).astype(bool)
 
 
-def rle_area(rle: dict[str, Any]) -> int:
-    from pycocotools import mask as mask_utils
-
-    counts = rle["counts"]
-    return int(
-        mask_utils.area(
-            {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        )
-    )
-
-
 def mask_bbox(mask: np.ndarray) -> list[float]:
     """Tight box ``[x, y, w, h]`` (COCO convention, pixels) of a bool mask; zeros for an empty mask."""
     ys, xs = np.nonzero(mask)

@@ -82,7 +82,7 @@ class AutomaticSegmenter:
 
     def generate(self, image: np.ndarray, quiet: bool = True) -> list[dict]:
         """Records for ``image`` (``H x W x 3`` uint8)."""
-        from granseg.io.masks import encode_rle, mask_bbox
+        from granseg.io.masks import masks_to_records
         from granseg.utils.progress import progress
 
         cfg = self.config
@@ -108,19 +108,11 @@ class AutomaticSegmenter:
                     and stability_score(np.asarray(logits[k]), cfg.stability_offset) < cfg.stability_thresh
                 ):
                     continue
-                rle = encode_rle(mask)
-                key = rle["counts"]
+                record = masks_to_records(mask[None], [score], [g], point[None])[0]
+                key = record["segmentation"]["counts"]
                 known = candidates[float(g)].get(key)
                 if known is None or score > known["score"]:
-                    x, y, w, h = mask_bbox(mask)
-                    candidates[float(g)][key] = {
-                        "segmentation": rle,
-                        "area": area,
-                        "bbox": [x, y, w, h],
-                        "score": score,
-                        "granularity": round(float(g), 4),
-                        "point_coords": [[float(point[0]), float(point[1])]],
-                    }
+                    candidates[float(g)][key] = record
         records: list[dict] = []
         for g in levels:
             found = list(candidates[float(g)].values())
