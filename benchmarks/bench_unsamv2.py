@@ -4,6 +4,8 @@ Measures, in one run and with the same weights:
   * decoder for one click at one g (prompt encoding + mask decoder, low-res logits), and the full predictor call
     (adds upsampling to the original image size and thresholding);
   * a 10-level g-sweep in one batched decoder call;
+  * each of those for the default decoder (granseg.models.fast_decoder, float32), its bfloat16 option, and the
+    reference path (transformers' modules, LoRA merged), plus how far the first two are from the reference;
   * transformers' stock ``Sam2Model`` prompt + decoder path (image embeddings given, multimask) and the ratio;
   * the image encoder at 1024 px, ours vs stock, each in a fresh subprocess (time + peak RSS increase);
   * the trainable parameter count vs the paper (0.02 %) and the release (~346K).
@@ -123,6 +125,35 @@ def run_encoder(impl: str, threads: int, repeats: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def decoder_agreement(fast, half, reference, image_hw, sweep, clicks: int = 20) -> dict:
+    """How far the fast float32 and bfloat16 decoders are from the reference, over ``clicks`` random clicks x
+    the 10-level sweep: max |logit difference|, that relative to the logits' std, and mean IoU of the 256 x 256
+    masks (logit > 0). Random weights give small logits near 0, a hard case for bfloat16 sign agreement."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    height, width = image_hw
+    rows = {"fast_float32": [], "bfloat16": []}
+    for _ in range(clicks):
+        points = np.array([[rng.uniform(0, width), rng.uniform(0, height)]])
+        labels = np.array([1])
+        ref = reference.decode_logits(points, labels, None, sweep)[0].float().numpy()
+        for name, predictor in (("fast_float32", fast), ("bfloat16", half)):
+            out = predictor.decode_logits(points, labels, None, sweep)[0].float().numpy()
+            a, b = ref > 0, out > 0
+            iou = (a & b).sum(axis=(1, 2)) / np.maximum((a | b).sum(axis=(1, 2)), 1)
+            rows[name].append((np.abs(out - ref).max(), np.abs(out - ref).max() / ref.std(), iou.mean()))
+    return {
+        name: {
+            "max_abs_logit_diff": float(max(r[0] for r in values)),
+            "max_abs_diff_over_logit_std": float(max(r[1] for r in values)),
+            "mean_mask_iou": float(np.mean([r[2] for r in values])),
+            "min_mask_iou": float(min(r[2] for r in values)),
+        }
+        for name, values in rows.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,10 +192,16 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
-    predictor = model.create_predictor()
+    from granseg.predict.predictor import UnSAMv2Predictor
+
+    predictor = model.create_predictor()  # the default: fast decoder, float32
     start = time.perf_counter()
     predictor.set_image(image)
     set_image_ms = (time.perf_counter() - start) * 1000
+    half = UnSAMv2Predictor(model, decoder_dtype="bfloat16")
+    reference = UnSAMv2Predictor(model, decoder="reference")  # transformers' modules (LoRA merged)
+    for other in (half, reference):
+        other.set_image(image)
     points = np.array([[320.0, 240.0]])
     labels = np.array([1])
     one_g = np.array([0.5])
@@ -177,6 +214,13 @@ def main() -> None:
     results["decoder_sweep_10_levels_one_call"] = timed(
         lambda: predictor.decode_logits(points, labels, None, sweep), args.repeats
     )
+    for name, other in (("bf16", half), ("reference", reference)):
+        results[f"decoder_one_click_one_g_{name}"] = timed(
+            lambda other=other: other.decode_logits(points, labels, None, one_g), args.repeats
+        )
+        results[f"decoder_sweep_10_levels_one_call_{name}"] = timed(
+            lambda other=other: other.decode_logits(points, labels, None, sweep), max(5, args.repeats // 2)
+        )
     results["predict_one_g_with_postprocess_640x480"] = timed(
         lambda: predictor.predict(points, labels, granularity=0.5), args.repeats
     )
@@ -214,6 +258,8 @@ def main() -> None:
     }
     torch.set_num_threads(args.threads)
 
+    agreement = decoder_agreement(predictor, half, reference, image.shape[:2], sweep)
+
     encoder = {}
     if not args.skip_encoder:
         encoder["ours"] = run_encoder("ours", args.threads, args.encoder_repeats)
@@ -239,6 +285,7 @@ def main() -> None:
         "stock_over_ours_one_click_cpu_time": cpu_ratio,
         "stock_over_ours_one_click_interleaved_cpu_time": interleaved_ratio,
         "single_thread_cpu_ms": single_thread,
+        "decoder_agreement": agreement,
         "encoder_1024": encoder,
         "parameters": {
             **counts,
@@ -257,7 +304,7 @@ def write_markdown(report: dict, path: str) -> None:
     t = report["timings"]
     lines = [
         f"Run {report['date_utc']} UTC on {report['machine']}, {report['threads']} threads, "
-        f"load average {report['load_average_1_5_15']} (1/5/15 min) on a 2-core machine shared with others.",
+        f"load average {report['load_average_1_5_15']} (1/5/15 min).",
         "",
         "| measurement | wall median ms | wall min ms | CPU ms per call (all threads) | target |",
         "|---|---:|---:|---:|---|",
@@ -265,6 +312,10 @@ def write_markdown(report: dict, path: str) -> None:
     targets = {
         "decoder_one_click_one_g": "<= 25 ms",
         "decoder_sweep_10_levels_one_call": "<= 80 ms",
+        "decoder_one_click_one_g_bf16": "(bfloat16 option)",
+        "decoder_sweep_10_levels_one_call_bf16": "(bfloat16 option)",
+        "decoder_one_click_one_g_reference": "(transformers' modules)",
+        "decoder_sweep_10_levels_one_call_reference": "(transformers' modules)",
         "stock_sam2_prompt_plus_decoder": "(reference, ~73 ms measured by the issue author)",
     }
     for key, value in t.items():
@@ -280,6 +331,17 @@ def write_markdown(report: dict, path: str) -> None:
         f"stock / ours, one click, interleaved calls (CPU time medians): "
         f"{report['stock_over_ours_one_click_interleaved_cpu_time']:.2f}x"
     )
+    lines += [
+        "",
+        "| decoder vs reference (20 random clicks x 10 g) | max abs logit diff | / logit std | mean mask IoU "
+        "| min mask IoU |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, a in report["decoder_agreement"].items():
+        lines.append(
+            f"| {name} | {a['max_abs_logit_diff']:.2e} | {a['max_abs_diff_over_logit_std']:.2e} "
+            f"| {a['mean_mask_iou']:.4f} | {a['min_mask_iou']:.4f} |"
+        )
     lines += ["", "| 1 thread, CPU ms per call (least load-sensitive) | ms |", "|---|---:|"]
     for key, value in report["single_thread_cpu_ms"].items():
         lines.append(f"| {key} | {value:.1f} |")

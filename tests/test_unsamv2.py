@@ -398,6 +398,39 @@ def test_cli_segment_runs_end_to_end(tmp_path):
     assert len(records) == 10 and {r["granularity"] for r in records} == set(GRANULARITY_LEVELS)
 
 
+def test_cli_segment_uses_the_embedding_cache_and_decoder_options(tmp_path, monkeypatch):
+    import cv2
+
+    from granseg.cli import main
+
+    image_path = tmp_path / "scene.png"
+    cv2.imwrite(str(image_path), _image()[:, :, ::-1])
+    cache = tmp_path / "cache"
+    base = ["segment", str(image_path), "--point", "50,40", "--model", "unsamv2-tiny-random", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a.png"), "--embedding-cache", str(cache)]) == 0
+    assert len(list(cache.glob("*.safetensors"))) == 1
+    embedded = []
+    monkeypatch.setattr(
+        "granseg.models.unsamv2.UnSAMv2Model.embed_image",
+        lambda self, pixels: (
+            embedded.append(1)
+            or __import__("traceback").print_stack()
+            or pytest.fail("embedded again despite the cache")
+        ),
+    )
+    assert main([*base, "--out", str(tmp_path / "b.png"), "--embedding-cache", str(cache)]) == 0
+    assert not embedded
+    first, second = cv2.imread(str(tmp_path / "a.png"), 0), cv2.imread(str(tmp_path / "b.png"), 0)
+    np.testing.assert_array_equal(first, second)
+    monkeypatch.undo()
+    assert (
+        main([*base, "--out", str(tmp_path / "c.png"), "--decoder-dtype", "bfloat16", "--no-embedding-cache"])
+        == 0
+    )
+    hierarchy = ["segment", str(image_path), "--point", "50,40", "--model", "hierarchy", "--quiet"]
+    assert main([*hierarchy, "--out", str(tmp_path / "d.png"), "--decoder-dtype", "bfloat16"]) == 2
+
+
 def test_named_model_without_weights_fails_clearly():
     from granseg.errors import CheckpointError
     from granseg.models.registry import load_model

@@ -57,6 +57,23 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="also write a picture of the mask(s) over the image (coloured by granularity)",
     )
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
+    neural = parser.add_argument_group("SAM-2 / UnSAMv2 models")
+    neural.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="on-disk image-embedding cache, keyed by image pixels + model weights "
+        "(default: $GRANSEG_HOME/embeddings, i.e. ~/.cache/granseg/embeddings)",
+    )
+    neural.add_argument("--no-embedding-cache", action="store_true", help="do not read or write the cache")
+    neural.add_argument(
+        "--decoder-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="mask-decoder arithmetic: float32 (exact) or bfloat16 (faster on CPUs with AMX/AVX512-BF16 "
+        "and on GPUs; approximate)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -86,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     model = load_model(model_name, device=args.device)
-    predictor = model.create_predictor()
+    predictor = model.create_predictor(**predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
 
@@ -121,3 +138,21 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def predictor_options(model, args: argparse.Namespace) -> dict:
+    """The embedding-cache / decoder options for models whose predictor takes them (SAM-2 / UnSAMv2)."""
+    import inspect
+
+    from granseg.errors import InputError
+    from granseg.models.registry import granseg_home
+
+    accepted = inspect.signature(model.create_predictor).parameters
+    options = {}
+    if "cache_dir" in accepted and not args.no_embedding_cache:
+        options["cache_dir"] = args.embedding_cache or granseg_home() / "embeddings"
+    if args.decoder_dtype != "float32":
+        if "decoder_dtype" not in accepted:
+            raise InputError(f"--decoder-dtype applies to SAM-2 / UnSAMv2 models, not {model.name!r}")
+        options["decoder_dtype"] = args.decoder_dtype
+    return options

@@ -307,10 +307,11 @@ class UnSAMv2Model(nn.Module):
             "lora": sum(p.numel() for n, p in params.items() if ".lora_" in n),
         }
 
-    def create_predictor(self, cache_dir=None):
+    def create_predictor(self, cache_dir=None, decoder: str = "fast", decoder_dtype: str = "float32"):
+        """:class:`~granseg.predict.predictor.UnSAMv2Predictor` (see there for the options)."""
         from granseg.predict.predictor import UnSAMv2Predictor
 
-        return UnSAMv2Predictor(self, cache_dir=cache_dir)
+        return UnSAMv2Predictor(self, cache_dir=cache_dir, decoder=decoder, decoder_dtype=decoder_dtype)
 
     @property
     def device(self) -> torch.device:
@@ -369,6 +370,7 @@ class UnSAMv2Model(nn.Module):
         multimask_output: bool = True,
         image_positional_embeddings: torch.Tensor | None = None,
         transformer: nn.Module | None = None,
+        fast: tuple | None = None,
     ) -> UnSAMv2Output:
         """Run SAM-2's mask decoder modules with the UnSAMv2 token order.
 
@@ -377,6 +379,8 @@ class UnSAMv2Model(nn.Module):
         else 1 chosen by transformers' stability rule in eval mode).
         ``transformer`` replaces the two-way transformer (e.g. the LoRA-merged copy from
         :func:`inference_transformer`, which predictors use: same outputs, no adapter overhead).
+        ``fast = (FastMaskDecoder, DecoderImageState)`` runs the two-way transformer and upscaling with
+        :mod:`granseg.models.fast_decoder` instead (inference, one image; the state must match ``dense``).
         """
         decoder = self.sam.mask_decoder
         features = image_embeddings[-1]
@@ -390,6 +394,67 @@ class UnSAMv2Model(nn.Module):
         output_tokens = torch.cat(token_list, dim=0).expand(batch, prompts, -1, -1)
         tokens = torch.cat([output_tokens, sparse.to(output_tokens.dtype)], dim=2)
 
+        if fast is not None:
+            if batch != 1:
+                raise ValueError("the fast decoder runs one image at a time")
+            engine, state = fast
+            tokens_out, keys = engine.transformer(state, tokens[0])
+            tokens_out = tokens_out.to(tokens.dtype)[None]
+
+            def project(hyper: torch.Tensor) -> torch.Tensor:
+                return engine.masks(state, keys, hyper[0])[None]
+
+        else:
+            tokens_out, upscaled = self._reference_transformer_and_upscaling(
+                image_embeddings, tokens, dense, image_positional_embeddings, transformer
+            )
+
+            def project(hyper: torch.Tensor) -> torch.Tensor:
+                return (hyper @ upscaled).view(batch, prompts, -1, 4 * height, 4 * width)
+
+        object_score_logits = decoder.pred_obj_score_head(tokens_out[:, :, 0, :])
+        if with_granularity:
+            head = self.granularity_head
+            g_token = tokens_out[
+                :, :, GRANULARITY_TOKEN_INDEX : GRANULARITY_TOKEN_INDEX + 1, :
+            ]  # (B, P, 1, C)
+            hyper = head.hypernetwork(g_token)  # (B, P, 1, C/8)
+            masks = project(hyper)
+            if head.iou_head is not None:
+                iou = head.iou_head(g_token[:, :, 0, :])
+            else:  # official: the frozen IoU head's channel 0
+                iou = decoder.iou_prediction_head(tokens_out[:, :, 1, :])[..., :1]
+            return UnSAMv2Output(masks, iou, object_score_logits, g_token)
+
+        mask_tokens = tokens_out[:, :, 2 : 2 + decoder.num_mask_tokens, :]
+        hyper = torch.stack(
+            [mlp(mask_tokens[:, :, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=2
+        )
+        masks = project(hyper)
+        iou = decoder.iou_prediction_head(tokens_out[:, :, 1, :])
+        if multimask_output:
+            masks, iou, mask_tokens = masks[:, :, 1:], iou[:, :, 1:], mask_tokens[:, :, 1:]
+        elif decoder.dynamic_multimask_via_stability and not self.training:
+            masks, iou = decoder._dynamic_multimask_via_stability(masks, iou)
+            mask_tokens = mask_tokens[:, :, :1]
+        else:
+            masks, iou, mask_tokens = masks[:, :, :1], iou[:, :, :1], mask_tokens[:, :, :1]
+        return UnSAMv2Output(masks, iou, object_score_logits, mask_tokens)
+
+    def _reference_transformer_and_upscaling(
+        self,
+        image_embeddings: list[torch.Tensor],
+        tokens: torch.Tensor,
+        dense: torch.Tensor,
+        image_positional_embeddings: torch.Tensor | None,
+        transformer: nn.Module | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """transformers' modules: tokens ``(B, P, T, C)`` -> ``(tokens_out (B, P, T, C),
+        upscaled (B, P, C/8, 16 h w))``."""
+        decoder = self.sam.mask_decoder
+        features = image_embeddings[-1]
+        batch, channels, height, width = features.shape
+        prompts = tokens.shape[1]
         if image_positional_embeddings is None:
             image_positional_embeddings = self.image_positional_embeddings()
         # (1, C, h, w) broadcasts inside the transformer: no per-prompt copy of the positional encoding.
@@ -425,36 +490,7 @@ class UnSAMv2Model(nn.Module):
         upscaled = decoder.activation(decoder.upscale_layer_norm(decoder.upscale_conv1(image_out) + feat_s1))
         upscaled = decoder.activation(decoder.upscale_conv2(upscaled) + feat_s0)
         _, up_channels, up_height, up_width = upscaled.shape
-        upscaled = upscaled.view(batch, prompts, up_channels, up_height * up_width)
-
-        object_score_logits = decoder.pred_obj_score_head(tokens_out[:, :, 0, :])
-        if with_granularity:
-            head = self.granularity_head
-            g_token = tokens_out[
-                :, :, GRANULARITY_TOKEN_INDEX : GRANULARITY_TOKEN_INDEX + 1, :
-            ]  # (B, P, 1, C)
-            hyper = head.hypernetwork(g_token)  # (B, P, 1, C/8)
-            masks = (hyper @ upscaled).view(batch, prompts, 1, up_height, up_width)
-            if head.iou_head is not None:
-                iou = head.iou_head(g_token[:, :, 0, :])
-            else:  # official: the frozen IoU head's channel 0
-                iou = decoder.iou_prediction_head(tokens_out[:, :, 1, :])[..., :1]
-            return UnSAMv2Output(masks, iou, object_score_logits, g_token)
-
-        mask_tokens = tokens_out[:, :, 2 : 2 + decoder.num_mask_tokens, :]
-        hyper = torch.stack(
-            [mlp(mask_tokens[:, :, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=2
-        )
-        masks = (hyper @ upscaled).view(batch, prompts, -1, up_height, up_width)
-        iou = decoder.iou_prediction_head(tokens_out[:, :, 1, :])
-        if multimask_output:
-            masks, iou, mask_tokens = masks[:, :, 1:], iou[:, :, 1:], mask_tokens[:, :, 1:]
-        elif decoder.dynamic_multimask_via_stability and not self.training:
-            masks, iou = decoder._dynamic_multimask_via_stability(masks, iou)
-            mask_tokens = mask_tokens[:, :, :1]
-        else:
-            masks, iou, mask_tokens = masks[:, :, :1], iou[:, :, :1], mask_tokens[:, :, :1]
-        return UnSAMv2Output(masks, iou, object_score_logits, mask_tokens)
+        return tokens_out, upscaled.view(batch, prompts, up_channels, up_height * up_width)
 
     def forward(
         self,

@@ -81,24 +81,53 @@ def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
 class UnSAMv2Predictor(BasePredictor):
     """:class:`BasePredictor` over an :class:`~granseg.models.unsamv2.UnSAMv2Model` (or plain SAM-2 config)."""
 
-    def __init__(self, model, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        cache_dir: str | Path | None = None,
+        decoder: str = "fast",
+        decoder_dtype: str = "float32",
+    ) -> None:
+        """decoder: ``"fast"`` (:mod:`granseg.models.fast_decoder`: transformers' decoder function evaluated in a
+        cheaper order, same results up to float rounding) or ``"reference"`` (transformers' modules).
+        decoder_dtype: ``"float32"`` or ``"bfloat16"`` (fast decoder only; an approximation, worthwhile on CPUs
+        with AMX / AVX512-BF16 and on GPUs)."""
         super().__init__()
+        if decoder not in ("fast", "reference"):
+            raise InputError(f"decoder must be 'fast' or 'reference', got {decoder!r}")
+        if decoder_dtype not in ("float32", "bfloat16"):
+            raise InputError(f"decoder_dtype must be 'float32' or 'bfloat16', got {decoder_dtype!r}")
+        if decoder == "reference" and decoder_dtype != "float32":
+            raise InputError("decoder_dtype='bfloat16' needs decoder='fast'")
         self.model = model.eval()
         self.model_name = model.name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.decoder = decoder
+        self.decoder_dtype = getattr(torch, decoder_dtype)
         self._model_fingerprint: str | None = None
         self._features: list[torch.Tensor] | None = None
+        self._decoder_state = None
         self._content_hw: tuple[int, int] = (0, 0)
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the model's weights (the LoRA-merged decoder copy and positional encoding are snapshots taken
-        here; call this after changing the model's weights, e.g. after training steps)."""
+        """Re-read the model's weights (the LoRA-merged decoder copy, the fast decoder's weights and the
+        positional encoding are snapshots taken here; call this after changing the model's weights, e.g. after
+        training steps)."""
+        from granseg.models.fast_decoder import FastMaskDecoder
         from granseg.models.unsamv2 import inference_transformer
 
         with torch.inference_mode():
             self._positional = self.model.image_positional_embeddings()
         self._transformer = inference_transformer(self.model) if self.model.config.lora is not None else None
+        self._fast = (
+            FastMaskDecoder(self.model, self._transformer, self.decoder_dtype)
+            if self.decoder == "fast"
+            else None
+        )
+        self._decoder_state = None
+        if self._fast is not None and self._features is not None:
+            self._decoder_state = self._fast_state(None)
 
     # ---------------------------------------------------------------------------------------------- image
     @property
@@ -120,12 +149,21 @@ class UnSAMv2Predictor(BasePredictor):
             features = self._read_cache(cache_file)
             if features is not None:
                 self._features = features
+                self._decoder_state = self._fast_state(None) if self._fast is not None else None
                 return
         pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
         with torch.inference_mode():
             self._features = self.model.embed_image(pixels.to(self.model.device))
+        self._decoder_state = self._fast_state(None) if self._fast is not None else None
         if cache_file is not None:
             self._write_cache(cache_file)
+
+    @torch.inference_mode()
+    def _fast_state(self, dense: torch.Tensor | None):
+        """The fast decoder's per-image state for a dense prompt ``(1 or K, C, h, w)`` (None: no mask prompt)."""
+        if dense is None:
+            _, dense = self.model.encode_prompts(None, None, None, None, None)
+        return self._fast.image_state(self._features, dense, self._positional)
 
     # ---------------------------------------------------------------------------------------------- cache
     def model_fingerprint(self) -> str:
@@ -212,30 +250,30 @@ class UnSAMv2Predictor(BasePredictor):
             scaled_box = torch.as_tensor(box * np.tile(scale, 2), dtype=torch.float32, device=device)
             box_tensor = scaled_box[None, None].expand(1, prompts, -1)
         masks = self._mask_prompt(mask_input, count)
-        if use_granularity:
-            g = torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
-            sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
-            out = self.model.decode(
-                self.image_embeddings,
-                sparse,
-                dense,
-                True,
-                image_positional_embeddings=self._positional,
-                transformer=self._transformer,
-            )
-            return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
-        if masks is not None and masks.shape[0] > 1:
+        if not use_granularity and masks is not None and masks.shape[0] > 1:
             masks = masks[:1]
-        sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, None)
+        g = (
+            torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
+            if use_granularity
+            else None
+        )
+        sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
+        fast = None
+        if self._fast is not None:
+            self.image_embeddings  # noqa: B018 (raises the "call set_image" error)
+            fast = (self._fast, self._decoder_state if masks is None else self._fast_state(dense))
         out = self.model.decode(
             self.image_embeddings,
             sparse,
             dense,
-            False,
+            use_granularity,
             True,
             image_positional_embeddings=self._positional,
             transformer=self._transformer,
+            fast=fast,
         )
+        if use_granularity:
+            return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
         index = torch.as_tensor(sam2_mask_index_for_granularity(granularity), device=device)
         return (
             out.mask_logits[0, 0, index],

@@ -1,0 +1,184 @@
+"""The fast decoder (granseg.models.fast_decoder) against transformers' modules on the same weights.
+
+Two decoder sizes: SAM-2's real decoder (width 256, 8 heads, head dim 16 -> the re-associated attention runs for
+up to 15 tokens) on a tiny image encoder, and the tiny test config (head dim 8 -> always the direct order). LoRA B
+is made non-zero so that the merged-LoRA path is part of what is compared. Tolerance: max |logit difference|
+<= 1e-5 x (1 + max |logit|) (float32 rounding of a different summation order; measured ~1e-7 relative).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from granseg.models.fast_decoder import FastMaskDecoder
+from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, inference_transformer, tiny_config
+from granseg.predict.predictor import UnSAMv2Predictor
+
+# SAM-2's decoder (hidden 256, MLP 2048, 8 heads) behind the tiny Hiera encoder: 8 x 8 embedding grid.
+REAL_DECODER = dataclasses.replace(
+    TINY_ARCHITECTURE, hidden_size=256, decoder_mlp_dim=2048, decoder_heads=8, iou_head_hidden_dim=256
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _model(architecture, granularity=True):
+    config = tiny_config(sam2=architecture)
+    if not granularity:
+        config = dataclasses.replace(config, granularity=False, lora=None)
+    model = build_unsamv2(config, seed=0)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.05, generator=generator)
+            elif name.startswith("sam.mask_decoder.") and ("bias" in name or "norm" in name):
+                # the default init has zero biases and unit norms, which would hide mistakes in bias handling
+                parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return model
+
+
+@pytest.fixture(scope="module", params=["real-decoder", "tiny-decoder"])
+def model(request):
+    return _model(REAL_DECODER if request.param == "real-decoder" else TINY_ARCHITECTURE)
+
+
+def _close(reference: torch.Tensor, fast: torch.Tensor) -> bool:
+    return (reference - fast).abs().max().item() <= 1e-5 * (1 + reference.abs().max().item())
+
+
+def _decode_both(model, points, labels, boxes=None, mask_logits=None, granularity=None):
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        embeddings = model.embed_image(torch.randn(1, 3, 128, 128))
+        transformer = inference_transformer(model) if model.config.lora is not None else None
+        positional = model.image_positional_embeddings()
+        sparse, dense = model.encode_prompts(points, labels, boxes, mask_logits, granularity)
+        with_g = granularity is not None
+        reference = model.decode(embeddings, sparse, dense, with_g, True, positional, transformer)
+        engine = FastMaskDecoder(model, transformer)
+        state = engine.image_state(embeddings, dense, positional)
+        fast = model.decode(
+            embeddings, sparse, dense, with_g, True, positional, transformer, fast=(engine, state)
+        )
+    return reference, fast
+
+
+@pytest.mark.parametrize("num_points", [1, 3, 12])
+def test_granularity_sweep_equals_transformers_modules(model, num_points):
+    """1 and 3 points use the re-associated attention with the real decoder; 12 points switch to the direct
+    order (8 heads x 20 tokens >= 128); the tiny decoder always uses the direct order."""
+    generator = torch.Generator().manual_seed(num_points)
+    prompts = 4
+    points = torch.rand(1, prompts, num_points, 2, generator=generator) * 128
+    labels = torch.randint(0, 2, (1, prompts, num_points), generator=generator)
+    granularity = torch.linspace(0.1, 1.0, prompts)[None]
+    reference, fast = _decode_both(model, points, labels, granularity=granularity)
+    assert fast.mask_logits.shape == reference.mask_logits.shape == (1, prompts, 1, 32, 32)
+    assert reference.mask_logits.abs().max() > 0
+    assert _close(reference.mask_logits, fast.mask_logits)
+    assert _close(reference.iou_scores, fast.iou_scores)
+    assert _close(reference.object_score_logits, fast.object_score_logits)
+    assert _close(reference.output_tokens, fast.output_tokens)
+
+
+@pytest.mark.parametrize("mask_prompts", [1, 3])
+def test_box_and_mask_prompts_equal_transformers_modules(model, mask_prompts):
+    """A box, and a dense mask prompt shared by all levels (1) or one per level (3)."""
+    generator = torch.Generator().manual_seed(7)
+    points = torch.tensor([[[[40.0, 50.0]]]]).expand(1, 3, 1, 2)
+    labels = torch.ones(1, 3, 1, dtype=torch.long)
+    boxes = torch.tensor([[[10.0, 20.0, 100.0, 90.0]]]).expand(1, 3, 4)
+    mask_logits = torch.randn(mask_prompts, 1, 32, 32, generator=generator)
+    granularity = torch.tensor([[0.2, 0.5, 0.9]])
+    reference, fast = _decode_both(model, points, labels, boxes, mask_logits, granularity)
+    assert _close(reference.mask_logits, fast.mask_logits)
+    assert _close(reference.iou_scores, fast.iou_scores)
+
+
+def test_plain_sam2_multimask_equals_transformers_modules():
+    model = _model(REAL_DECODER, granularity=False)
+    points = torch.tensor([[[[40.0, 50.0], [90.0, 30.0]]]])
+    labels = torch.tensor([[[1, 0]]])
+    reference, fast = _decode_both(model, points, labels)
+    assert fast.mask_logits.shape == reference.mask_logits.shape == (1, 1, 3, 32, 32)
+    assert _close(reference.mask_logits, fast.mask_logits)
+    assert _close(reference.iou_scores, fast.iou_scores)
+
+
+def test_upscaling_bands_do_not_change_the_result(monkeypatch):
+    """Any band height (1 row, a few rows, the whole grid) gives the same masks."""
+    model = _model(REAL_DECODER)
+    points, labels = torch.tensor([[[[40.0, 50.0]]]]), torch.ones(1, 1, 1, dtype=torch.long)
+    granularity = torch.tensor([[0.5]])
+    results = []
+    for band_bytes in (1, 3 * 16 * 32 * 4 * 8, 2**30):
+        monkeypatch.setattr(FastMaskDecoder, "UPSCALE_CHUNK_BYTES", band_bytes)
+        results.append(_decode_both(model, points, labels, granularity=granularity)[1].mask_logits)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+def _image(height=90, width=150):
+    rng = np.random.default_rng(0)
+    image = np.zeros((height, width, 3), np.uint8)
+    image[20:70, 30:110] = (200, 60, 40)
+    return (image + rng.integers(0, 30, image.shape)).astype(np.uint8)
+
+
+def test_predictor_fast_and_reference_decoders_agree():
+    model = _model(REAL_DECODER)
+    fast, reference = UnSAMv2Predictor(model), UnSAMv2Predictor(model, decoder="reference")
+    for predictor in (fast, reference):
+        predictor.set_image(_image())
+    first = [p.predict([[50, 40]], [1], granularity="all") for p in (fast, reference)]
+    assert _close(torch.from_numpy(first[1].low_res_logits), torch.from_numpy(first[0].low_res_logits))
+    # the next click with the previous logits as mask prompt (one per level)
+    second = [
+        p.predict([[50, 40], [120, 80]], [1, 0], granularity="all", mask_input=first[1].low_res_logits)
+        for p in (fast, reference)
+    ]
+    assert _close(torch.from_numpy(second[1].low_res_logits), torch.from_numpy(second[0].low_res_logits))
+    np.testing.assert_allclose(second[0].scores, second[1].scores, atol=1e-5)
+
+
+def test_bfloat16_decoder_is_close_and_refresh_tracks_weights():
+    model = _model(REAL_DECODER)
+    exact, half = UnSAMv2Predictor(model), UnSAMv2Predictor(model, decoder_dtype="bfloat16")
+    for predictor in (exact, half):
+        predictor.set_image(_image())
+    a = exact.predict([[50, 40]], [1], granularity="all").low_res_logits
+    b = half.predict([[50, 40]], [1], granularity="all").low_res_logits
+    assert b.dtype == np.float32
+    correlation = np.corrcoef(a.ravel(), b.ravel())[0, 1]
+    assert correlation > 0.99 and np.abs(a - b).max() > 0  # close, and really computed in bfloat16
+    bias = model.sam.mask_decoder.upscale_conv2.bias  # (conv1 is followed by a LayerNorm)
+    with torch.no_grad():  # a change of the snapshotted decoder weights is seen only after refresh()
+        bias.add_(1.0)
+    stale = exact.predict([[50, 40]], [1], granularity="all").low_res_logits
+    np.testing.assert_array_equal(stale, a)
+    exact.refresh()
+    assert np.abs(exact.predict([[50, 40]], [1], granularity="all").low_res_logits - a).max() > 1e-4
+    with torch.no_grad():
+        bias.sub_(1.0)
+
+
+def test_predictor_rejects_unknown_decoder_options():
+    from granseg.errors import InputError
+
+    model = _model(TINY_ARCHITECTURE)
+    with pytest.raises(InputError, match="decoder must be"):
+        UnSAMv2Predictor(model, decoder="turbo")
+    with pytest.raises(InputError, match="decoder_dtype"):
+        UnSAMv2Predictor(model, decoder_dtype="float16")
+    with pytest.raises(InputError, match="needs decoder='fast'"):
+        UnSAMv2Predictor(model, decoder="reference", decoder_dtype="bfloat16")
