@@ -1,5 +1,5 @@
-"""FLOPs of the UnSAMv2 decoder (one click at one g, a 10-level g-sweep in one call) vs transformers' stock
-``Sam2Model`` prompt + decoder path, with torch's FlopCounterMode (hiera-small config, random init, 1024 px).
+"""FLOPs of the UnSAMv2 decoder (one click at one g, a 10-level g-sweep in one call; the fast decoder and the
+reference order) vs transformers' stock ``Sam2Model`` prompt + decoder path, with torch's FlopCounterMode (hiera-small config, random init, 1024 px).
 
 Usage: ``python benchmarks/flops_unsamv2.py``
 """
@@ -10,6 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Sam2Model
 
+from granseg.models.fast_decoder import FastMaskDecoder
 from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2, inference_transformer
 
 
@@ -38,7 +39,25 @@ def main() -> None:
                     image_positional_embeddings=positional,
                     transformer=transformer,
                 )
-            print(f"ours, {levels} level(s) in one call: {counter.get_total_flops() / 1e9:.2f} GFLOP")
+            print(
+                f"reference decoder (transformers' modules), {levels} level(s) in one call: "
+                f"{counter.get_total_flops() / 1e9:.2f} GFLOP"
+            )
+        engine = FastMaskDecoder(model, transformer)
+        _, dense = model.encode_prompts(None, None)
+        with FlopCounterMode(display=False) as counter:
+            state = engine.image_state(embeddings, dense, positional)
+        print(
+            f"fast decoder, per-image state (once, at set_image): {counter.get_total_flops() / 1e9:.2f} GFLOP"
+        )
+        for levels in (1, 10):
+            granularity = torch.linspace(0.1, 1.0, levels)[None]
+            with FlopCounterMode(display=False) as counter:
+                sparse, dense = model.encode_prompts(
+                    point.expand(1, levels, -1, -1), label.expand(1, levels, -1), granularity=granularity
+                )
+                model.decode(embeddings, sparse, dense, True, fast=(engine, state))
+            print(f"fast decoder, {levels} level(s) in one call: {counter.get_total_flops() / 1e9:.2f} GFLOP")
         with FlopCounterMode(display=False) as counter:
             stock(image_embeddings=embeddings, input_points=point, input_labels=label)
         print(f"stock Sam2Model prompt + decoder: {counter.get_total_flops() / 1e9:.2f} GFLOP")
