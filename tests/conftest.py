@@ -27,3 +27,15 @@ def sample_image_path() -> Path:
 def isolated_granseg_home(tmp_path_factory, monkeypatch):
     """Keep tests away from the user's checkpoint cache (so `--model auto` is deterministic)."""
     monkeypatch.setenv("GRANSEG_HOME", str(tmp_path_factory.mktemp("granseg_home")))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests with one torch thread (steadier timings, no oversubscription on small CI machines);
+    use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

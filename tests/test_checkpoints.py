@@ -19,12 +19,7 @@ from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, lora_module
 LORA_RANK = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def official_state_dict(
