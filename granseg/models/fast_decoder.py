@@ -245,10 +245,15 @@ class FastMaskDecoder:
     # --------------------------------------------------------------------------------------------- image
     @torch.no_grad()
     def image_state(
-        self, image_embeddings: list[torch.Tensor], dense: torch.Tensor, positional: torch.Tensor
+        self,
+        image_embeddings: list[torch.Tensor],
+        dense: torch.Tensor,
+        positional: torch.Tensor,
+        same_image: DecoderImageState | None = None,
     ) -> DecoderImageState:
         """image_embeddings ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]`` of one image, dense prompt
-        ``(I, C, h, w)`` (``I`` = 1 or one per prompt), positional ``(1, C, h, w)``."""
+        ``(I, C, h, w)`` (``I`` = 1 or one per prompt), positional ``(1, C, h, w)``. ``same_image``: a state of
+        the same image (other dense prompt) whose skip features are reused."""
         s0, s1, features = (x.to(self.dtype) for x in image_embeddings)
         if features.shape[0] != 1:
             raise ValueError("FastMaskDecoder works on one image at a time")
@@ -262,6 +267,17 @@ class FastMaskDecoder:
         first_v = t2i.heads_split(F.linear(keys, t2i.v_weight, t2i.v_bias)).contiguous()
         first_q_t = i2t.heads_split(F.linear(with_pe, i2t.q_weight, i2t.q_bias) * i2t.scaling)
         first_q_t = first_q_t.transpose(-1, -2).contiguous()
+        if same_image is not None:
+            return DecoderImageState(
+                keys,
+                key_pe,
+                first_k,
+                first_v,
+                first_q_t,
+                same_image.skip_s1,
+                same_image.skip_s0,
+                (height, width),
+            )
         c4, c8 = s1.shape[1], s0.shape[1]
         # s1[c, 2i + a, 2j + b] -> (i, j, a, b, c); s0[c, 4i + 2a + c', 4j + 2b + e] -> (i, j, a, b, c', e, c)
         skip_s1 = s1[0].view(c4, height, 2, width, 2).permute(1, 3, 2, 4, 0) + self.up1_bias

@@ -163,7 +163,8 @@ class UnSAMv2Predictor(BasePredictor):
         """The fast decoder's per-image state for a dense prompt ``(1 or K, C, h, w)`` (None: no mask prompt)."""
         if dense is None:
             _, dense = self.model.encode_prompts(None, None, None, None, None)
-        return self._fast.image_state(self._features, dense, self._positional)
+            return self._fast.image_state(self._features, dense, self._positional)
+        return self._fast.image_state(self._features, dense, self._positional, same_image=self._decoder_state)
 
     # ---------------------------------------------------------------------------------------------- cache
     def model_fingerprint(self) -> str:
