@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from granseg.pseudo.conquer import conquer, merge_hierarchy, nms_with_protected
+from granseg.pseudo.conquer import conquer, merge_graph, merge_hierarchy, nms_with_protected, superpixel_graph
 from granseg.pseudo.divide import (
     DivideMask,
     load_external_masks,
@@ -22,6 +22,7 @@ from granseg.pseudo.divide import (
     ncut_bipartition,
     second_eigenvector,
     select_instances,
+    stuff_regions,
 )
 from granseg.pseudo.features import ClassicalFeatures, DinoFeatures, load_dino
 from granseg.pseudo.pipeline import PseudoLabelConfig, run_pipeline
@@ -202,6 +203,95 @@ def test_conquer_finds_parts_inside_the_instance():
     ious = [(m.mask & part).sum() / (m.mask | part).sum() for m in found]
     assert max(ious) > 0.7
     assert all((m.mask & ~instance).sum() == 0 for m in found)  # clipped to the instance
+
+
+def test_superpixel_graph_units_sums_and_edges():
+    superpixels = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+    inside = np.ones((4, 4), bool)
+    inside[3, 3] = False  # superpixel 3 keeps 3 pixels
+    inside[:, 0] = inside[0, :] = False  # superpixel 0 keeps 1 pixel, 1 and 2 keep 2
+    patch_of_pixel = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]])
+    patch_features = np.array([[1.0, 0.0], [0.0, 1.0]])
+    unit_map, sums, sizes, edges = superpixel_graph(superpixels, inside, patch_of_pixel, patch_features)
+    assert (unit_map == -1).sum() == 8 and unit_map[1, 1] == 0 and unit_map[3, 2] == 3
+    assert sizes.tolist() == [1, 2, 2, 3]
+    np.testing.assert_allclose(sums, [[1, 0], [0, 2], [2, 0], [0, 3]])
+    assert sorted(map(tuple, edges.tolist())) == [(0, 1), (0, 2), (1, 3), (2, 3)]
+    levels = merge_graph(sums, edges, sizes, thetas=(0.9,), min_size=2)
+    labels = levels[0].labels
+    assert labels[0] == labels[2] != labels[1] == labels[3]  # same feature, adjacent: merged
+    assert levels[0].emitted == sorted({int(labels[0]), int(labels[1])})
+
+
+def test_conquer_from_superpixels_follows_edges_off_the_patch_grid():
+    image = np.full((96, 96, 3), 40, np.uint8)
+    image[16:80, 16:80] = (200, 30, 30)  # instance
+    image[27:45, 23:69] = (30, 30, 200)  # a part whose edges are off the 4 px patch grid
+    instance = np.zeros((96, 96), bool)
+    instance[16:80, 16:80] = True
+    part = np.zeros((96, 96), bool)
+    part[27:45, 23:69] = True
+    region = np.zeros((96, 96), np.int64)  # superpixels: 6 x 6 px blocks, split along the part's edges
+    region += (np.arange(96)[:, None] // 6) * 100 + np.arange(96)[None, :] // 6
+    region = region * 2 + part
+    features = ClassicalFeatures(patch_size=4)
+    found = conquer(image, instance, features, long_side=64, superpixel_labels=region)
+    best = max((m.mask & part).sum() / (m.mask | part).sum() for m in found)
+    assert best > 0.97, best  # exact up to the superpixels; the patch version is blocky
+    assert all((m.mask & ~instance).sum() == 0 for m in found)
+    patch_best = max(
+        (m.mask & part).sum() / (m.mask | part).sum()
+        for m in conquer(image, instance, features, long_side=64)
+    )
+    assert best > patch_best
+
+
+def test_stuff_regions_cover_what_instances_leave():
+    h = w = 12
+    features = np.zeros((h, w, 3))
+    features[:, :6] = _unit([1, 0, 0])  # left background
+    features[:, 6:] = _unit([0, 1, 0])  # right background
+    features[4:8, 4:8] = _unit([0, 0, 1])  # the instance
+    covered = np.zeros((48, 48), bool)
+    covered[16:32, 16:32] = True
+    regions = stuff_regions(features, covered, theta=0.5, min_area_frac=0.05)
+    assert len(regions) == 2 and all(r.source == "stuff" and 0 <= r.score <= 1 for r in regions)
+    union = np.zeros_like(covered)
+    for region in regions:
+        assert not (region.mask & covered).any()
+        union |= region.mask
+    assert (union == ~covered).all()
+    left = next(r for r in regions if r.mask[0, 0])
+    assert left.mask[:, :24].sum() == left.mask.sum() and left.score > 0.3
+    tiny = covered.copy()
+    tiny[:] = True
+    tiny[0, 0] = False  # one uncovered pixel: below min_area_frac, no stuff
+    assert stuff_regions(features, tiny, 0.5, 0.05) == []
+    with_superpixels = stuff_regions(
+        features, covered, 0.5, 0.05, superpixel_labels=np.arange(48)[None, :] // 3 + 0 * covered
+    )
+    assert len(with_superpixels) == 2
+
+
+def test_pipeline_stuff_pass_marks_and_covers_the_background():
+    from granseg.pseudo.pipeline import pseudo_label_image
+
+    image = np.zeros((96, 96, 3), np.uint8)
+    image[:48] = (120, 160, 220)  # sky
+    image[48:] = (90, 140, 60)  # grass
+    image[30:66, 36:60] = (200, 40, 40)  # an object across both
+    base = dict(FAST, refine_segments=0, conquer_superpixels=0)
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, stuff_theta=0.0))
+    assert not any(f["is_stuff"] for f in fields)
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, stuff_theta=0.5))
+    stuff_roots = [i for i, f in enumerate(fields) if f["is_stuff"] and not f["is_part"]]
+    assert stuff_roots, "no stuff instance"
+    assert all(fields[i]["is_divide"] and fields[i]["granularity"] == 1.0 for i in stuff_roots)
+    ids = {fields[i]["instance_id"] for i in stuff_roots}
+    assert all(f["is_stuff"] == (f["instance_id"] in ids) for f in fields)  # their parts are stuff too
+    roots = [i for i, f in enumerate(fields) if not f["is_part"]]
+    union = np.any(masks[roots], axis=0)
+    assert union.mean() > 0.95  # instances + stuff cover (nearly) the whole image
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -495,7 +585,13 @@ def test_external_ground_truth_masks_become_instances(tmp_path):
     config.external_only = True
     run_pipeline(images, tmp_path / "out", config)
     doc = json.loads((tmp_path / "out" / "scene_00.json").read_text())
-    roots = [decode_rle(a["segmentation"]) for a in doc["annotations"] if not a["is_part"]]
+    roots = [
+        decode_rle(a["segmentation"]) for a in doc["annotations"] if not a["is_part"] and not a["is_stuff"]
+    ]
     assert len(roots) == len(objects)
     for mask in objects:
         assert any((root == mask).all() for root in roots)
+    union = np.any(objects, axis=0)
+    for ann in doc["annotations"]:  # the stuff pass only covers what the given instances leave
+        if ann["is_stuff"]:
+            assert not (decode_rle(ann["segmentation"]) & union).any()

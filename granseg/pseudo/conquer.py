@@ -8,6 +8,10 @@ patches that still has a neighbour is emitted; masks more than ``inside`` of who
 are kept (clipped to it), and NMS at IoU ``nms_iou`` removes duplicates, the protected masks (the instance and
 its divide parts) always winning.
 
+Optionally (``superpixel_labels``) the merging starts from the image's superpixels cut by the instance instead
+of from single patches (:func:`superpixel_graph` builds that region graph, :func:`merge_graph` merges any
+region graph), so every cluster follows image edges.
+
 Merging loops once per merge step over a sparse adjacency (a lazy max-heap of edge similarities, neighbour
 sets per cluster, small-to-large relabelling); initial similarities, mask decoding, containment and IoU are
 vectorised.
@@ -51,21 +55,38 @@ def merge_hierarchy(
     Deterministic: ties are broken by the smaller (cluster, cluster) id pair.
     """
     h, w, c = features.shape
-    n = h * w
-    sums = features.reshape(n, c).astype(np.float64).copy()
+    levels = merge_graph(features.reshape(h * w, c), grid_edges(h, w), None, thetas, min_patches)
+    for level in levels:
+        level.labels = level.labels.reshape(h, w)
+    return levels
+
+
+def merge_graph(
+    features: np.ndarray,
+    edges: np.ndarray,
+    sizes: np.ndarray | None = None,
+    thetas: Sequence[float] = DEFAULT_THETAS,
+    min_size: float = 4,
+) -> list[MergeLevel]:
+    """:func:`merge_hierarchy` on any region adjacency graph: ``features`` (n, C) summed features of n initial
+    regions (patches, or superpixels with the sum of their pixels' features), ``edges`` (E, 2) adjacent region
+    pairs, ``sizes`` (n,) their sizes (1 each when None; a cluster is emitted when its size >= ``min_size``).
+    Returned levels hold (n,) labels."""
+    n, c = features.shape
+    sums = np.asarray(features, dtype=np.float64).copy()
     norms = np.maximum(np.linalg.norm(sums, axis=1), 1e-12)
-    counts = np.ones(n, dtype=np.int64)
+    counts = np.ones(n, dtype=np.float64) if sizes is None else np.asarray(sizes, dtype=np.float64).copy()
     labels = np.arange(n, dtype=np.int64)
     members: list[list[int] | None] = [[i] for i in range(n)]
     neighbours: list[set[int]] = [set() for _ in range(n)]
     version = [0] * n
-    edges = grid_edges(h, w)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     normed = sums / norms[:, None]
     similarity = np.einsum("ec,ec->e", normed[edges[:, 0]], normed[edges[:, 1]])
     for a, b in edges.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
-    heap = [(-s, a, b, 0, 0) for s, (a, b) in zip(similarity.tolist(), edges.tolist())]
+    heap = [(-s, min(a, b), max(a, b), 0, 0) for s, (a, b) in zip(similarity.tolist(), edges.tolist())]
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     last_emitted: dict[int, int] = {}  # cluster id -> version when emitted
@@ -106,13 +127,13 @@ def merge_hierarchy(
         emitted = []
         for cluster in np.unique(labels).tolist():
             if (
-                counts[cluster] >= min_patches
+                counts[cluster] >= min_size
                 and neighbours[cluster]
                 and last_emitted.get(cluster) != version[cluster]
             ):
                 emitted.append(cluster)
                 last_emitted[cluster] = int(version[cluster])
-        levels.append(MergeLevel(float(theta), labels.reshape(h, w).copy(), emitted))
+        levels.append(MergeLevel(float(theta), labels.copy(), emitted))
     return levels
 
 
@@ -173,10 +194,14 @@ def conquer(
     nms_iou: float = 0.8,
     protected: Sequence[np.ndarray] = (),
     clip_to_instance: bool = True,
+    superpixel_labels: np.ndarray | None = None,
 ) -> list[ConquerMask]:
     """Parts of one instance. ``image`` H x W x 3 uint8, ``instance_mask`` H x W bool, ``extractor`` a
     :class:`~granseg.pseudo.features.FeatureExtractor`; ``long_side`` is rounded to a multiple of its patch size.
     ``protected``: masks (H x W bool) that win NMS besides the instance (e.g. its divide parts).
+    ``superpixel_labels``: optional (H, W) int superpixel labels of the image; the merging then starts from the
+    superpixels cut by the instance mask (see :func:`superpixel_graph`) instead of from single patches, so
+    every emitted cluster follows image edges and lies inside the instance.
     Returns masks in image pixels, ordered by level (theta high first) then cluster id."""
     from granseg.pseudo.features import resize_to_patch_multiple
 
@@ -188,16 +213,30 @@ def conquer(
     resized = resize_to_patch_multiple(crop, max(patch, int(round(long_side / patch)) * patch), patch)
     grid = extractor.extract(resized).features
     gh, gw = grid.shape[:2]
-    levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_patches)
     box_h, box_w = y1 - y0, x1 - x0
     rows = np.minimum((np.arange(box_h) + 0.5) * gh / box_h, gh - 1).astype(np.int64)
     cols = np.minimum((np.arange(box_w) + 0.5) * gw / box_w, gw - 1).astype(np.int64)
     inst_crop = instance_mask[y0:y1, x0:x1]
+    if superpixel_labels is None:
+        levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_patches)
+        unit_map = None
+    else:
+        patch_of_pixel = rows[:, None] * gw + cols[None, :]
+        unit_map, sums, sizes, edges = superpixel_graph(
+            superpixel_labels[y0:y1, x0:x1], inst_crop, patch_of_pixel, grid.reshape(gh * gw, -1)
+        )
+        if len(sizes) < 2:
+            return []
+        pixels_per_patch = box_h * box_w / (gh * gw)
+        levels = merge_graph(sums, edges, sizes, thetas=thetas, min_size=min_patches * pixels_per_patch)
     crop_masks, scores = [], []
     for level in levels:
         if not level.emitted:
             continue
-        pixel_labels = level.labels[rows[:, None], cols[None, :]]  # (box_h, box_w)
+        if unit_map is None:
+            pixel_labels = level.labels[rows[:, None], cols[None, :]]  # (box_h, box_w)
+        else:
+            pixel_labels = np.where(unit_map >= 0, level.labels[np.maximum(unit_map, 0)], -1)
         stack = pixel_labels[None] == np.asarray(level.emitted)[:, None, None]
         crop_masks.append(stack)
         scores.extend([level.theta] * len(level.emitted))
@@ -222,3 +261,36 @@ def conquer(
         full[y0:y1, x0:x1] = stack[index]
         results.append(ConquerMask(full, float(scores[index])))
     return results
+
+
+def superpixel_graph(
+    superpixels: np.ndarray, inside: np.ndarray, patch_of_pixel: np.ndarray, patch_features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Region adjacency graph of the superpixels of a crop, cut by a mask, for :func:`merge_graph`.
+
+    ``superpixels`` (h, w) int labels, ``inside`` (h, w) bool (the instance), ``patch_of_pixel`` (h, w) int index
+    of the feature patch under each pixel, ``patch_features`` (P, C). A unit is the part of one superpixel inside
+    the mask. Returns ``unit_map`` (h, w) int (unit id, -1 outside), ``sums`` (U, C) the sum over each unit's
+    pixels of their patch feature, ``sizes`` (U,) pixels, ``edges`` (E, 2) 4-adjacent unit pairs (each once)."""
+    from scipy import sparse
+
+    unit_map = np.full(superpixels.shape, -1, dtype=np.int64)
+    _, units = np.unique(superpixels[inside], return_inverse=True)
+    unit_map[inside] = units.reshape(-1)
+    count = int(units.max()) + 1 if units.size else 0
+    if count == 0:
+        return unit_map, np.zeros((0, patch_features.shape[1])), np.zeros(0), np.zeros((0, 2), np.int64)
+    incidence = sparse.csr_matrix(
+        (np.ones(units.size, dtype=np.float32), (units.reshape(-1), patch_of_pixel[inside])),
+        shape=(count, len(patch_features)),
+    )  # duplicate (unit, patch) entries are summed: pixel counts
+    sums = np.asarray(incidence @ patch_features.astype(np.float32), dtype=np.float64)
+    sizes = np.bincount(units.reshape(-1), minlength=count).astype(np.float64)
+    pairs = []
+    for a, b in ((unit_map[:, :-1], unit_map[:, 1:]), (unit_map[:-1, :], unit_map[1:, :])):
+        valid = (a >= 0) & (b >= 0) & (a != b)
+        lo, hi = np.minimum(a[valid], b[valid]), np.maximum(a[valid], b[valid])
+        pairs.append(lo * count + hi)
+    codes = np.unique(np.concatenate(pairs))
+    edges = np.stack([codes // count, codes % count], axis=1).astype(np.int64)
+    return unit_map, sums, sizes, edges

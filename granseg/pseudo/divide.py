@@ -12,6 +12,7 @@ affinity inside the mask minus the mean affinity across its boundary to the rest
 ``min_area_frac`` of the image, and is dropped when more than ``containment`` of it lies inside a larger kept
 instance, in which case it becomes a *part* of that instance. ``merge_external_masks`` adds masks from a
 detector or from ground truth (SA-1B / COCO JSON, the UnSAMv2+ path) before those rules run.
+``stuff_regions`` (the stuff pass) turns the area no kept instance covers into extra "stuff" instances.
 
 Masks are H x W bool in the pixels of the image given to :func:`divide`.
 """
@@ -258,6 +259,67 @@ def select_instances(
             instances.append(Instance(candidate.mask, candidate.score, candidate.source))
             owner_index.append(index)
     return instances
+
+
+# --------------------------------------------------------------------------------------- stuff pass
+def stuff_regions(
+    features: np.ndarray,
+    covered: np.ndarray,
+    theta: float = 0.5,
+    min_area_frac: float = 0.05,
+    superpixel_labels: np.ndarray | None = None,
+) -> list[DivideMask]:
+    """Regions of the image area that no instance covers ("stuff": sky, ground, walls), as extra instances.
+
+    ``features`` (h, w, C) patch grid of the whole image; ``covered`` (H, W) bool, the union of the instances,
+    in image pixels. The uncovered pixels are grouped by the conquer merging (:func:`~granseg.pseudo.conquer.
+    merge_graph`, cosine of summed features of adjacent clusters >= ``theta``), starting from the
+    ``superpixel_labels`` (H, W) cut by the uncovered area when given, else from the patches mostly uncovered.
+    Each resulting connected region with area > ``min_area_frac`` of the image becomes a :class:`DivideMask`
+    with ``source="stuff"``, clipped to the uncovered area; its score is its cut confidence (mean cosine inside
+    minus mean cosine to the rest of the image, in [0, 1])."""
+    from scipy import ndimage
+
+    from granseg.pseudo.conquer import grid_edges, merge_graph, superpixel_graph
+
+    height, width = covered.shape
+    h, w, c = features.shape
+    flat = features.reshape(h * w, c)
+    free = ~np.asarray(covered, dtype=bool)
+    if free.sum() <= min_area_frac * free.size:
+        return []
+    rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(np.int64)
+    cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(np.int64)
+    patch_of_pixel = rows[:, None] * w + cols[None, :]
+    if superpixel_labels is not None:
+        unit_map, sums, sizes, edges = superpixel_graph(superpixel_labels, free, patch_of_pixel, flat)
+    else:  # patches more than half uncovered are the units
+        share = np.bincount(patch_of_pixel[free], minlength=h * w) / np.maximum(
+            np.bincount(patch_of_pixel.reshape(-1), minlength=h * w), 1
+        )
+        active = share > 0.5
+        edges = grid_edges(h, w)
+        edges = edges[active[edges[:, 0]] & active[edges[:, 1]]]
+        sums, sizes = flat.astype(np.float64), active.astype(np.float64)
+        unit_map = np.where(free, patch_of_pixel, -1)
+        unit_map[free & ~active[patch_of_pixel]] = -1
+    if len(sizes) == 0:
+        return []
+    labels = merge_graph(sums, edges, sizes, thetas=(theta,), min_size=1)[-1].labels
+    region_map = np.where(unit_map >= 0, labels[np.maximum(unit_map, 0)], -1)
+    regions = []
+    for value in np.unique(region_map[region_map >= 0]).tolist():
+        components, count = ndimage.label(region_map == value)
+        for index in range(1, count + 1):
+            mask = components == index
+            if mask.sum() <= min_area_frac * mask.size:
+                continue
+            foreground = np.bincount(patch_of_pixel[mask], minlength=h * w) > 0.5 * np.bincount(
+                patch_of_pixel.reshape(-1), minlength=h * w
+            )
+            score = cut_confidence(flat, foreground, None) if foreground.any() else 0.0
+            regions.append(DivideMask(mask, score, "stuff"))
+    return regions
 
 
 # --------------------------------------------------------------------------------------- external masks

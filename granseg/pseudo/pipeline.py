@@ -1,7 +1,8 @@
 """Pseudo-label pipeline: images -> one JSON of hierarchical masks with granularity per image.
 
 Per image (:func:`pseudo_label_image`): divide (MaskCut on patch features, optionally plus external masks),
-keep rules, conquer each instance, granularity per instance hierarchy, masks back at the image's own size.
+keep rules, stuff pass (uncovered area -> extra instances), conquer each instance, granularity per instance
+hierarchy, masks back at the image's own size.
 
 Over a directory (:func:`run_pipeline`): ``LABELS_DIR/<stem>.json`` per image (atomic writes), ``config.json``
 (the :class:`PseudoLabelConfig`), ``manifest.jsonl`` (one line appended and fsynced per finished image: the source
@@ -14,7 +15,8 @@ Output JSON (SA-1B-like, the official UnSAMv2 pseudo-label fields)::
 
     {"image": {"file_name", "height", "width"},
      "annotations": [{"id", "segmentation": COCO RLE (counts str), "area", "bbox": [x, y, w, h], "score",
-                      "granularity", "point_coords": [], "instance_id", "is_part", "is_divide", "is_conquer"}]}
+                      "granularity", "point_coords": [], "instance_id", "is_part", "is_divide", "is_conquer",
+                      "is_stuff"}]}
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class PseudoLabelConfig(Config):
     features: str = "classical"
     device: str = "cpu"
     classical_patch_size: int = 8
-    classical_position_weight: float = 0.5  # spatial prior in the classical features (compact regions)
+    classical_position_weight: float = 0.25  # spatial prior in the classical features (compact regions)
     work_long_side: int = 1024  # images larger than this are processed at this size; masks saved at full size
     divide_long_side: int = 384  # image resized to this for the MaskCut grid
     num_cuts: int = 4  # MaskCut masks per image
@@ -69,7 +71,16 @@ class PseudoLabelConfig(Config):
     nms_iou: float = 0.8
     clip_to_instance: bool = True
     max_masks_per_instance: int = 100
-    refine_segments: int = 800  # boundary refinement: snap masks to this many SLIC superpixels (0 = off)
+    # boundary refinement: snap masks to this many SLIC superpixels (0 = off; equal to conquer_superpixels:
+    # the same superpixels are used)
+    refine_segments: int = 1000
+    # conquer from superpixels: merging starts from this many SLIC superpixels of the image (cut by the
+    # instance) instead of from single patches (0 = patches, as in the paper); computed at long side <= below
+    conquer_superpixels: int = 1000
+    superpixel_long_side: int = 512
+    # stuff pass: the area no instance covers is grouped by merging at this theta into extra instances
+    # ("is_stuff": true in the JSON; kept when > min_area_frac), conquered like the others (0 = off)
+    stuff_theta: float = 0.3
 
     def validate(self) -> PseudoLabelConfig:
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
@@ -120,7 +131,7 @@ def pseudo_label_image(
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     wh, ww = work.shape[:2]
-    candidates = []
+    candidates, grid = [], None
     if not config.external_only:
         small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
         grid = extractor.extract(small).features
@@ -130,8 +141,25 @@ def pseudo_label_image(
         external = external_masks_for(config.external_masks, image_path, wh, ww)
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
     instances = select_instances(candidates, config.min_confidence, config.min_area_frac, config.containment)
+    conquer_labels = None
+    if config.conquer_superpixels > 0:
+        from granseg.pseudo.divide import superpixels
+
+        conquer_labels = superpixels(work, config.conquer_superpixels, max_side=config.superpixel_long_side)
+    if config.stuff_theta > 0:
+        from granseg.pseudo.divide import Instance, stuff_regions
+
+        covered = np.zeros((wh, ww), dtype=bool)
+        for instance in instances:
+            covered |= instance.mask
+        if grid is None:
+            small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
+            grid = extractor.extract(small).features
+        stuff = stuff_regions(grid, covered, config.stuff_theta, config.min_area_frac, conquer_labels)
+        instances += [Instance(region.mask, region.score, region.source) for region in stuff]
     masks, fields = [], []
     for instance_id, instance in enumerate(instances, start=1):
+        is_stuff = instance.source == "stuff"
         divide_parts = [p.mask for p in instance.parts]
         parts = conquer(
             work,
@@ -144,22 +172,27 @@ def pseudo_label_image(
             nms_iou=config.nms_iou,
             protected=divide_parts,
             clip_to_instance=config.clip_to_instance,
+            superpixel_labels=conquer_labels,
         )[: config.max_masks_per_instance]
         masks.append(instance.mask)
-        fields.append(_fields(instance.score, instance_id, False, True, False))
+        fields.append(_fields(instance.score, instance_id, False, True, False, is_stuff))
         for part in instance.parts:
             masks.append(part.mask)
-            fields.append(_fields(part.score, instance_id, True, True, False))
+            fields.append(_fields(part.score, instance_id, True, True, False, is_stuff))
         for part in parts:
             masks.append(part.mask)
-            fields.append(_fields(part.score, instance_id, True, False, True))
+            fields.append(_fields(part.score, instance_id, True, False, True, is_stuff))
     if not masks:
         return np.zeros((0, height, width), dtype=bool), []
     stack = np.stack(masks)
     if config.refine_segments > 0:
         from granseg.pseudo.divide import snap_to_superpixels, superpixels
 
-        stack = snap_to_superpixels(stack, superpixels(work, config.refine_segments))
+        if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
+            refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
+        else:
+            refine_labels = superpixels(work, config.refine_segments)
+        stack = snap_to_superpixels(stack, refine_labels)
         keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
         stack, fields = stack[keep], [fields[i] for i in keep]
     granularity = hierarchy_granularity(
@@ -178,7 +211,7 @@ def pseudo_label_image(
 
 
 def _fields(
-    score: float, instance_id: int, is_part: bool, is_divide: bool, is_conquer: bool
+    score: float, instance_id: int, is_part: bool, is_divide: bool, is_conquer: bool, is_stuff: bool = False
 ) -> dict[str, Any]:
     return {
         "score": round(float(score), 4),
@@ -187,6 +220,7 @@ def _fields(
         "is_part": is_part,
         "is_divide": is_divide,
         "is_conquer": is_conquer,
+        "is_stuff": is_stuff,
     }
 
 

@@ -38,6 +38,7 @@ ANNOTATION_SCHEMA = {
         "is_part": {"type": "boolean"},
         "is_divide": {"type": "boolean"},
         "is_conquer": {"type": "boolean"},
+        "is_stuff": {"type": "boolean"},  # optional: a region no instance covers (stuff pass), and its parts
     },
 }
 
