@@ -11,9 +11,13 @@ to separate objects of shapes and textures it never saw?
 3. Baselines: the foreground-loss model; colour clustering on the input image (k-means in Lab, k in {4, 8, 16};
    a click selects the connected component of its cluster; positive clicks add components, negative remove);
    the Gen2Seg prompting pipeline applied to the raw input image (no model).
-4. Each prompt-based method is reported twice: with the paper's threshold 3/255, and with the threshold in
-   {3/255, 0.02, 0.05, 0.1} that scores best on the SEEN-class evaluation scenes (single click); colour
-   clustering gets its k chosen the same way. Nothing is tuned on the unseen scenes.
+4. Each prompt-based method is reported three times: the paper's prompting for every click count (threshold
+   3/255; ``PromptConfig.paper()``); the same with the threshold in {3/255, 0.02, 0.05, 0.1} that scores best on
+   the SEEN-class evaluation scenes (single click); and the default ``PromptConfig()`` (the paper for one click,
+   our multi-click rules for several: smoothed positive/negative assignment, image guide, click-connected
+   components) with its ``multi_click_sigma_colour`` in {15, 30, 60, 120} chosen on the SEEN scenes (iterative
+   NoC@85). Colour clustering gets its k chosen on the seen scenes (single click). Nothing is tuned on unseen.
+5. Ablation of the multi-click rules on the instance-colouring model (iterative protocol, both splits).
 
 Writes ``benchmarks/results/gen2seg.md`` (numbers + command) and ``benchmarks/results/gen2seg_grid.png``.
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gen2seg.py [--steps 800] [--eval-scenes 30]``.
@@ -50,6 +54,7 @@ class BenchSettings:
     eval_scenes: int = 40
     threads: int = 1
     iterative: bool = True
+    extended: bool = True  # iterative protocol on the seen split too, and the multi-click ablation
     max_clicks: int = 20
     work_dir: str = "/tmp/granseg_bench_gen2seg"
 
@@ -79,14 +84,15 @@ def model_config():
     return Gen2SegConfig(backbone="mae", image_size=IMAGE_SIZE, architecture={"mae": mae})
 
 
-def train(loss: str, settings: BenchSettings) -> tuple[Path, float]:
+def train(loss: str, settings: BenchSettings) -> tuple[Path, float, float]:
+    """Train (or reuse) one model; returns (exported folder, wall seconds, CPU seconds of this process)."""
     from granseg.train.gen2seg_task import Gen2SegTask, Gen2SegTrainConfig
     from granseg.train.instance_data import InstanceDataConfig
     from granseg.train.trainer import Trainer
 
     out = Path(settings.work_dir) / loss
     if (out / "model" / "gen2seg_config.json").is_file():
-        return out / "model", float("nan")
+        return out / "model", float("nan"), float("nan")
     config = Gen2SegTrainConfig(
         output_dir=str(out), steps=settings.steps, batch_size=settings.batch_size, grad_accumulation=1,
         lr=settings.lr, warmup_steps=settings.warmup, save_every=max(settings.steps // 4, 1), log_every=50,
@@ -94,12 +100,12 @@ def train(loss: str, settings: BenchSettings) -> tuple[Path, float]:
         data=InstanceDataConfig(source="synth", synth=synth_config("seen"), num_scenes=settings.train_scenes,
                                 seed_offset=0, cache=True),
     )  # fmt: skip
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     trainer = Trainer(
         Gen2SegTask(config), on_log=lambda r: print(f"  [{loss}] {r}", file=sys.stderr), cpu=True
     )
     exported = trainer.fit(resume=(out / "checkpoints" / "latest").is_file())
-    return exported, time.time() - started
+    return exported, time.time() - started, time.process_time() - cpu_started
 
 
 def centre_click(mask: np.ndarray) -> tuple[int, int]:
@@ -205,8 +211,22 @@ def evaluate(predictor, scenes, settings: BenchSettings) -> dict[str, float]:
     return out
 
 
-def save_grid(models: dict, scenes, path: Path) -> None:
-    """Rows: scenes. Columns: image, feature image per model, prompted mask per model (centre clicks, coloured)."""
+def iterative_mask(predictor, mask: np.ndarray, clicks: int) -> tuple[np.ndarray, list]:
+    """The prediction after up to ``clicks`` RITM clicks (stopping at IoU 0.85) and those clicks (x, y, label)."""
+    from granseg.eval.datasets.base import Instance
+    from granseg.eval.interactive import InteractiveConfig, evaluate_instance
+
+    config = InteractiveConfig(max_clicks=clicks, iou_targets=(0.85,), granularity=1.0)
+    result = evaluate_instance(predictor, Instance("object", mask), config)
+    sequence = result.clicks[1.0]
+    points = [[x, y] for x, y, _ in sequence]
+    return predictor.predict(points, [label for _, _, label in sequence]).best(), sequence
+
+
+def save_grid(models: dict, scenes, path: Path, clicks: int = 5) -> None:
+    """Rows: scenes. Columns: image, feature image per model, prompted masks per model (centre clicks, coloured),
+    then per model the masks after up to ``clicks`` RITM clicks with the default multi-click rules (positive
+    clicks white, negative black)."""
     from PIL import Image
 
     rows = []
@@ -227,6 +247,18 @@ def save_grid(models: dict, scenes, path: Path) -> None:
                 x, y = centre_click(obj.mask)
                 overlay[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 255
             overlays.append(overlay)
+        for model in models.values():
+            predictor = model.create_predictor()
+            predictor.set_image(scene.image)
+            overlay = (scene.image * 0.35).astype(np.uint8)
+            marks = []
+            for n, obj in enumerate(scene.objects()):
+                mask, sequence = iterative_mask(predictor, obj.mask, clicks)
+                overlay[mask] = (0.5 * overlay[mask] + 0.5 * palette[n % len(palette)]).astype(np.uint8)
+                marks += sequence
+            for x, y, label in marks:
+                overlay[y, x] = 255 if label == 1 else 0
+            overlays.append(overlay)
         rows.append(np.concatenate(tiles + overlays, axis=1))
     grid = np.concatenate(rows, axis=0)
     grid = np.kron(grid, np.ones((2, 2, 1), np.uint8))  # 2x nearest upscale for legibility
@@ -235,13 +267,31 @@ def save_grid(models: dict, scenes, path: Path) -> None:
 
 
 THRESHOLDS = (3.0 / 255.0, 0.02, 0.05, 0.1)
+GUIDE_SIGMAS = (15.0, 30.0, 60.0, 120.0)
 CLUSTER_KS = (4, 8, 16)
 MIOU = "mIoU@1 (centre)"
 
 
+def ablation_configs(sigma: float) -> dict:
+    """The multi-click rules added one at a time (one click is the paper's in every row)."""
+    from granseg.predict.gen2seg import PromptConfig
+
+    return {
+        "paper rules for every click count (nearest-query negatives, feature guide)": PromptConfig.paper(),
+        "+ smoothed assignment d-/(d+ + d-) for negatives (feature guide)": PromptConfig.paper(
+            negative_rule="smoothed"
+        ),
+        f"+ image guide (sigma colour {sigma:g}) for several clicks": PromptConfig.paper(
+            negative_rule="smoothed", multi_click_guide="image", multi_click_sigma_colour=sigma
+        ),
+        "+ click-connected components = default PromptConfig()": PromptConfig(multi_click_sigma_colour=sigma),
+        "paper rules + click-connected components only": PromptConfig.paper(connected_components="several"),
+    }
+
+
 def run(settings: BenchSettings) -> dict:
-    """Train both models, tune each method's one free parameter on SEEN-class scenes (single click), then
-    evaluate on UNSEEN-class scenes (single click + iterative) and on the seen scenes (single click)."""
+    """Train both models, tune each method's free parameters on SEEN-class scenes, then evaluate on UNSEEN-class
+    scenes (single click + iterative) and on the seen scenes."""
     import dataclasses
 
     import torch
@@ -250,10 +300,10 @@ def run(settings: BenchSettings) -> dict:
     from granseg.predict.gen2seg import PromptConfig
 
     torch.set_num_threads(settings.threads)
-    timings, models = {}, {}
+    timings, cpu_timings, models = {}, {}, {}
     for loss in ("instance", "foreground"):
-        folder, seconds = train(loss, settings)
-        timings[loss] = seconds
+        folder, seconds, cpu_seconds = train(loss, settings)
+        timings[loss], cpu_timings[loss] = seconds, cpu_seconds
         models[loss] = load_gen2seg(folder, device="cpu")
     prompt_methods = {
         "gen2seg tiny MAE, instance-colouring loss": lambda cfg: models["instance"].create_predictor(
@@ -266,31 +316,64 @@ def run(settings: BenchSettings) -> dict:
     }
     seen, unseen = eval_scenes("seen", settings.eval_scenes), eval_scenes("unseen", settings.eval_scenes)
     single = dataclasses.replace(settings, iterative=False)
-    tuning: dict[str, dict[str, float]] = {}
+    tuning: dict[str, dict[str, float]] = {}  # single-click mIoU on seen
+    tuning_multi: dict[str, dict[str, float]] = {}  # iterative NoC@85 on seen
+    sigmas: dict[str, float] = {}
     for name, make in prompt_methods.items():
         tuning[name] = {
-            f"{t:.4f}": evaluate(make(PromptConfig(threshold=t)), seen, single)[MIOU] for t in THRESHOLDS
+            f"{t:.4f}": evaluate(make(PromptConfig.paper(threshold=t)), seen, single)[MIOU]
+            for t in THRESHOLDS
         }
+        sigmas[name] = PromptConfig().multi_click_sigma_colour
+        if settings.iterative:
+            nocs = {
+                s: evaluate(make(PromptConfig(multi_click_sigma_colour=s)), seen, settings)["NoC@85"]
+                for s in GUIDE_SIGMAS
+            }
+            tuning_multi[name] = {f"{s:g}": v for s, v in nocs.items()}
+            sigmas[name] = min(nocs, key=nocs.get)  # first (smallest) sigma on ties
     tuning["colour clustering (k-means Lab)"] = {
         f"k={k}": evaluate(colour_cluster_predictor(k), seen, single)[MIOU] for k in CLUSTER_KS
     }
     chosen = {name: max(scores, key=scores.get) for name, scores in tuning.items()}
     results = {}
-    for classes, scenes, run_settings in (("unseen", unseen, settings), ("seen", seen, single)):
+    seen_settings = settings if settings.extended else single
+    for classes, scenes, run_settings in (("unseen", unseen, settings), ("seen", seen, seen_settings)):
         rows = {}
         for name, make in prompt_methods.items():
-            rows[f"{name} [paper threshold 3/255]"] = evaluate(make(PromptConfig()), scenes, run_settings)
-            threshold = float(chosen[name])
-            rows[f"{name} [threshold {threshold:.3f} tuned on seen]"] = evaluate(
-                make(PromptConfig(threshold=threshold)), scenes, run_settings
+            rows[f"{name} [paper prompting, threshold 3/255]"] = evaluate(
+                make(PromptConfig.paper()), scenes, run_settings
             )
+            threshold = float(chosen[name])
+            rows[f"{name} [paper prompting, threshold {threshold:.3f} tuned on seen]"] = evaluate(
+                make(PromptConfig.paper(threshold=threshold)), scenes, run_settings
+            )
+            rows[
+                f"{name} [default: paper 1-click, multi-click rules, sigma colour {sigmas[name]:g} tuned on seen]"
+            ] = evaluate(make(PromptConfig(multi_click_sigma_colour=sigmas[name])), scenes, run_settings)
         best_k = int(chosen["colour clustering (k-means Lab)"].split("=")[1])
         rows[f"colour clustering (k-means Lab) [k={best_k} tuned on seen]"] = evaluate(
             colour_cluster_predictor(best_k), scenes, run_settings
         )
         results[classes] = rows
+    ablation = {}
+    if settings.iterative and settings.extended:
+        ours = prompt_methods["gen2seg tiny MAE, instance-colouring loss"]
+        sigma = sigmas["gen2seg tiny MAE, instance-colouring loss"]
+        for classes, scenes in (("unseen", unseen), ("seen", seen)):
+            ablation[classes] = {
+                name: evaluate(ours(config), scenes, settings)
+                for name, config in ablation_configs(sigma).items()
+            }
     save_grid(models, eval_scenes("unseen", 4), Path(settings.work_dir) / "gen2seg_grid.png")
-    return {"results": results, "train_seconds": timings, "tuning_on_seen": tuning}
+    return {
+        "results": results,
+        "train_seconds": timings,
+        "train_cpu_seconds": cpu_timings,
+        "tuning_on_seen": tuning,
+        "multi_click_tuning_on_seen": tuning_multi,
+        "ablation": ablation,
+    }
 
 
 def render(report: dict, settings: BenchSettings, command: str, wall: float) -> str:
@@ -299,8 +382,10 @@ def render(report: dict, settings: BenchSettings, command: str, wall: float) -> 
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
         f"({platform.processor() or 'cpu'}), torch threads {settings.threads}, shared machine.",
-        f"Command: `{command}` (total wall time {wall / 60:.1f} min; training seconds: "
-        + ", ".join(f"{k} {v:.0f}" for k, v in report["train_seconds"].items())
+        f"Command: `{command}` (total wall time {wall / 60:.1f} min; training wall / CPU seconds: "
+        + ", ".join(
+            f"{k} {v:.0f} / {report['train_cpu_seconds'][k]:.0f}" for k, v in report["train_seconds"].items()
+        )
         + ").",
         "",
         f"Training: {settings.steps} steps, batch {settings.batch_size}, AdamW lr {settings.lr:g} (random init, so "
@@ -311,25 +396,42 @@ def render(report: dict, settings: BenchSettings, command: str, wall: float) -> 
         f"Evaluation: {settings.eval_scenes} scenes per split; UNSEEN = shapes {', '.join(UNSEEN_SHAPES)}; textures "
         f"{', '.join(UNSEEN_TEXTURES)} (no overlap with training). Instances = objects. Single click at the object "
         "centre (furthest interior pixel); iterative: RITM robot clicker from granseg.eval.interactive, up to "
-        f"{settings.max_clicks} clicks, early stop at 0.9; Gen2Seg prompting as in the paper (threshold 3/255).",
+        f"{settings.max_clicks} clicks, early stop at 0.9. Prompting: `PromptConfig.paper()` = the paper's rules "
+        "for every click count (threshold 3/255, per-pixel nearest-query negatives); default `PromptConfig()` = "
+        "the paper for one click, multi-click rules for several (granseg/predict/gen2seg.py).",
         "",
     ]
-    for classes, rows in report["results"].items():
-        lines += [f"## {classes} classes", ""]
+
+    def table(rows: dict) -> list[str]:
         keys = list(next(iter(rows.values())).keys())
-        lines.append("| method | " + " | ".join(keys) + " |")
-        lines.append("|---" * (len(keys) + 1) + "|")
+        out = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for name, metrics in rows.items():
             values = [f"{metrics[k]:.3f}" if isinstance(metrics[k], float) else str(metrics[k]) for k in keys]
-            lines.append(f"| {name} | " + " | ".join(values) + " |")
-        lines.append("")
-    lines += ["## parameter tuning on seen-class scenes (single-click mIoU)", ""]
+            out.append(f"| {name} | " + " | ".join(values) + " |")
+        return out + [""]
+
+    for classes, rows in report["results"].items():
+        lines += [f"## {classes} classes", ""] + table(rows)
+    for classes, rows in report.get("ablation", {}).items():
+        lines += [f"## multi-click rules, ablation on the instance-colouring model ({classes} classes)", ""]
+        lines += table(rows)
+    lines += ["## parameter tuning on seen-class scenes", "", "Threshold and k (single-click mIoU):", ""]
     for name, scores in report["tuning_on_seen"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()))
+    if report.get("multi_click_tuning_on_seen"):
+        lines += [
+            "",
+            "`multi_click_sigma_colour` of the default rules (iterative NoC@85, lower is better):",
+            "",
+        ]
+        for name, scores in report["multi_click_tuning_on_seen"].items():
+            lines.append(f"- {name}: " + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()))
     lines.append("")
     lines += [
         "Grid (`gen2seg_grid.png`, unseen scenes): image | feature image (instance loss) | feature image "
-        "(foreground loss) | centre-click masks (instance loss) | centre-click masks (foreground loss).",
+        "(foreground loss) | centre-click masks (instance loss) | centre-click masks (foreground loss) | masks "
+        "after up to 5 RITM clicks, default rules (instance loss) | the same (foreground loss); clicks: positive "
+        "white, negative black.",
         "",
     ]
     return "\n".join(lines)
@@ -343,12 +445,15 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", default=BenchSettings.work_dir)
     parser.add_argument("--no-iterative", action="store_true")
     parser.add_argument(
+        "--no-extended", action="store_true", help="no iterative protocol on seen scenes, no ablation"
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="print only (do not write benchmarks/results)"
     )
     args = parser.parse_args(argv)
     settings = BenchSettings(
         steps=args.steps, eval_scenes=args.eval_scenes, threads=args.threads, work_dir=args.work_dir,
-        iterative=not args.no_iterative,
+        iterative=not args.no_iterative, extended=not args.no_extended,
     )  # fmt: skip
     started = time.time()
     report = run(settings)

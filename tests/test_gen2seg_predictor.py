@@ -9,7 +9,13 @@ import pytest
 
 from granseg.errors import InputError
 from granseg.predict.bilateral import joint_bilateral_filter
-from granseg.predict.gen2seg import Gen2SegPredictor, PromptConfig, gaussian_query, similarity_map
+from granseg.predict.gen2seg import (
+    Gen2SegPredictor,
+    PromptConfig,
+    gaussian_query,
+    similarity_map,
+    soft_assignment,
+)
 
 
 def _brute_force_filter(source, guide, diameter, sigma_colour, sigma_space):
@@ -128,3 +134,96 @@ def test_bad_clicks_are_input_errors():
         predictor.predict([[40, 3]])
     with pytest.raises(InputError):
         predictor.predict([[3, 3]], [0])
+
+
+# ---- several clicks: the multi-click rules (granseg/predict/gen2seg.py) -----------------------------------------
+def _misaligned_scene():
+    """20 x 20: the image's edge is at x = 10, the (coarse) feature image's edge at x = 11."""
+    image = np.zeros((20, 20, 3), np.uint8)
+    image[:, :10] = [220, 30, 30]
+    image[:, 10:] = [30, 30, 220]
+    features = np.zeros((20, 20, 3))
+    features[:, :11] = [0.6, 0.2, 0.2]
+    features[:, 11:] = [0.2, 0.2, 0.6]
+    return image, features
+
+
+def _predictor(config, image, features):
+    predictor = Gen2SegPredictor(model=None, config=config)
+    predictor.set_feature_image(features, image)
+    return predictor
+
+
+def test_one_positive_click_is_the_paper_rule_whatever_the_image():
+    image, features = _misaligned_scene()
+    features = features + np.random.default_rng(1).normal(0, 0.01, features.shape)
+    ours = _predictor(PromptConfig(), image, features).predict([[3, 5]])
+    paper = _predictor(PromptConfig.paper(), image, features).predict([[3, 5]])
+    assert np.array_equal(ours.masks, paper.masks)
+    np.testing.assert_array_equal(ours.extra["similarity"], paper.extra["similarity"])
+    # ... while with two clicks the image guide is used, so the maps differ
+    two = [[3, 5], [3, 15]]
+    ours2 = _predictor(PromptConfig(), image, features).predict(two).extra["similarity"]
+    paper2 = _predictor(PromptConfig.paper(), image, features).predict(two).extra["similarity"]
+    assert not np.allclose(ours2, paper2)
+
+
+def test_smoothed_negative_rule_follows_the_guide_edge():
+    image, features = _misaligned_scene()
+    clicks, labels = [[3, 10], [17, 10]], [1, 0]
+    expected_image_edge = np.zeros((20, 20), bool)
+    expected_image_edge[:, :10] = True
+    expected_feature_edge = np.zeros((20, 20), bool)
+    expected_feature_edge[:, :11] = True
+    loose = {"threshold": -1.0}  # keep every pixel the positive map allows: test the negative rule alone
+    smoothed = _predictor(PromptConfig(**loose), image, features).predict(clicks, labels)
+    assert np.array_equal(smoothed.best(), expected_image_edge)
+    assert smoothed.extra["assignment"].shape == (20, 20)
+    nearest = _predictor(PromptConfig(negative_rule="nearest", **loose), image, features)
+    assert np.array_equal(nearest.predict(clicks, labels).best(), expected_feature_edge)
+    by_features = _predictor(PromptConfig(multi_click_guide="features", **loose), image, features)
+    assert np.array_equal(by_features.predict(clicks, labels).best(), expected_feature_edge)
+    # without an image the feature image guides
+    no_image = Gen2SegPredictor(model=None, config=PromptConfig(**loose))
+    no_image.set_feature_image(features)
+    assert np.array_equal(no_image.predict(clicks, labels).best(), expected_feature_edge)
+
+
+def test_several_clicks_keep_only_components_with_a_positive_click():
+    features = np.full((20, 30, 3), 0.05)
+    features[3:9, 3:9] = [0.9, 0.5, 0.1]
+    features[3:9, 20:26] = [0.9, 0.5, 0.1]  # same colour, not connected to the first square
+    image = (features * 255).astype(np.uint8)
+    both = np.zeros((20, 30), bool)
+    both[3:9, 3:9] = both[3:9, 20:26] = True
+    config = PromptConfig(threshold=0.5, use_filter=False)
+    predictor = _predictor(config, image, features)
+    assert np.array_equal(predictor.predict([[5, 5]]).best(), both)  # one click: the paper, no connectivity
+    mask = predictor.predict([[5, 5], [15, 15]], [1, 0]).best()
+    assert np.array_equal(mask, both & (np.arange(30) < 10)[None, :])
+    assert np.array_equal(predictor.predict([[5, 5], [22, 5]]).best(), both)  # a positive in each square
+    unconnected = _predictor(
+        PromptConfig(threshold=0.5, use_filter=False, connected_components="none"), image, features
+    )
+    assert np.array_equal(unconnected.predict([[5, 5], [15, 15]], [1, 0]).best(), both)
+    always = _predictor(
+        PromptConfig(threshold=0.5, use_filter=False, connected_components="always"), image, features
+    )
+    assert np.array_equal(always.predict([[5, 5]]).best(), both & (np.arange(30) < 10)[None, :])
+
+
+def test_soft_assignment():
+    positive = np.array([0.0, 1.0, 3.0, 0.0])
+    negative = np.array([2.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(soft_assignment(positive, negative), [1.0, 0.5, 0.25, 0.5])
+
+
+def test_prompt_config_and_feature_image_errors():
+    with pytest.raises(InputError, match="negative_rule"):
+        PromptConfig(negative_rule="max")
+    with pytest.raises(InputError, match="multi_click_guide"):
+        PromptConfig(multi_click_guide="edges")
+    with pytest.raises(InputError, match="connected_components"):
+        PromptConfig(connected_components="sometimes")
+    with pytest.raises(InputError, match="differ in size"):
+        Gen2SegPredictor(model=None).set_feature_image(np.zeros((4, 5, 3)), np.zeros((5, 4, 3), np.uint8))
