@@ -177,3 +177,65 @@ def test_predictor_rejects_unknown_decoder_options():
         UnSAMv2Predictor(model, decoder_dtype="float16")
     with pytest.raises(InputError, match="needs decoder='fast'"):
         UnSAMv2Predictor(model, decoder="reference", decoder_dtype="bfloat16")
+
+
+def test_default_transformer_of_a_lora_model_is_merged():
+    """FastMaskDecoder(model) on a model with LoRA adapters must not read peft's base weights."""
+    model = _model(REAL_DECODER)
+    points, labels = torch.tensor([[[[40.0, 50.0]]]]), torch.ones(1, 1, 1, dtype=torch.long)
+    granularity = torch.tensor([[0.5]])
+    reference, _ = _decode_both(model, points, labels, granularity=granularity)
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        embeddings = model.embed_image(torch.randn(1, 3, 128, 128))
+        positional = model.image_positional_embeddings()
+        sparse, dense = model.encode_prompts(points, labels, None, None, granularity)
+        engine = FastMaskDecoder(model)  # no transformer given
+        state = engine.image_state(embeddings, dense, positional)
+        fast = model.decode(embeddings, sparse, dense, True, True, positional, fast=(engine, state))
+    assert _close(reference.mask_logits, fast.mask_logits)
+
+
+def test_weights_are_a_snapshot_and_a_one_block_transformer_works():
+    model = _model(REAL_DECODER, granularity=False)
+    engine = FastMaskDecoder(model)
+    before = engine.up1_bias.clone()
+    with torch.no_grad():
+        model.sam.mask_decoder.upscale_conv1.bias.add_(1.0)
+        model.sam.mask_decoder.transformer.layers[0].self_attn.q_proj.weight.add_(1.0)
+    assert torch.equal(engine.up1_bias, before)
+    assert not torch.equal(
+        engine.blocks[0].self_attn.q_weight,
+        model.sam.mask_decoder.transformer.layers[0].self_attn.q_proj.weight,
+    )
+    # a decoder with a single two-way block (no later block) still runs and matches the modules
+    del model.sam.mask_decoder.transformer.layers[1:]
+    reference, fast = _decode_both(
+        model, torch.tensor([[[[40.0, 50.0]]]]), torch.ones(1, 1, 1, dtype=torch.long)
+    )
+    assert _close(reference.mask_logits, fast.mask_logits)
+
+
+def test_embedding_cache_keeps_the_most_recently_used_entries(tmp_path):
+    import os
+    import time
+
+    from granseg.predict.predictor import prune_cache
+
+    model = _model(TINY_ARCHITECTURE)
+    predictor = UnSAMv2Predictor(model, cache_dir=tmp_path)
+    images = [_image() + i for i in range(3)]
+    for image in images:
+        predictor.set_image(image)
+    files = sorted(tmp_path.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    assert len(files) == 3
+    size = files[0].stat().st_size
+    now = time.time()
+    for age, path in zip((30, 20, 10), files):  # distinct, ordered modification times
+        os.utime(path, (now - age, now - age))
+    predictor.set_image(images[0])  # a cache hit marks the first entry as recently used
+    deleted = prune_cache(tmp_path, max_bytes=2 * size)
+    assert deleted == [files[1]]
+    limited = UnSAMv2Predictor(model, cache_dir=tmp_path, cache_max_bytes=size)
+    limited.set_image(_image() + 7)  # writes a new entry and keeps only it
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1

@@ -434,3 +434,15 @@ def test_named_model_without_weights_fails_clearly():
         load_model("unsamv2-hiera-small", device="cpu")
     with pytest.raises(CheckpointError, match="facebook/sam2.1-hiera-large"):
         load_model("facebook/sam2.1-hiera-large", device="cpu")
+
+
+def test_cli_segment_rejects_a_non_positive_cache_limit(tmp_path):
+    import cv2
+
+    from granseg.cli import main
+
+    image_path = tmp_path / "scene.png"
+    cv2.imwrite(str(image_path), _image()[:, :, ::-1])
+    argv = ["segment", str(image_path), "--point", "50,40", "--model", "unsamv2-tiny-random", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "a.png"), "--embedding-cache-gb", "0"]) == 2
+    assert not (tmp_path / "a.png").exists()

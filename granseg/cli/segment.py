@@ -68,6 +68,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     neural.add_argument("--no-embedding-cache", action="store_true", help="do not read or write the cache")
     neural.add_argument(
+        "--embedding-cache-gb",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="cache size limit; least recently used embeddings are deleted beyond it (default 2; ~16 MB per image)",
+    )
+    neural.add_argument(
         "--decoder-dtype",
         choices=["float32", "bfloat16"],
         default="float32",
@@ -150,7 +157,12 @@ def predictor_options(model, args: argparse.Namespace) -> dict:
     accepted = inspect.signature(model.create_predictor).parameters
     options = {}
     if "cache_dir" in accepted and not args.no_embedding_cache:
+        if args.embedding_cache_gb <= 0:
+            raise InputError(
+                "--embedding-cache-gb must be > 0 (use --no-embedding-cache to turn the cache off)"
+            )
         options["cache_dir"] = args.embedding_cache or granseg_home() / "embeddings"
+        options["cache_max_bytes"] = int(args.embedding_cache_gb * 2**30)
     if args.decoder_dtype != "float32":
         if "decoder_dtype" not in accepted:
             raise InputError(f"--decoder-dtype applies to SAM-2 / UnSAMv2 models, not {model.name!r}")

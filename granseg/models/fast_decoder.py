@@ -71,8 +71,8 @@ class _Attention:
         self.width = self.heads * self.head_dim  # D
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             linear = module.get_submodule(name)
-            setattr(self, name[0] + "_weight", linear.weight.detach().to(dtype))
-            setattr(self, name[0] + "_bias", linear.bias.detach().to(dtype))
+            setattr(self, name[0] + "_weight", linear.weight.detach().to(dtype, copy=True))
+            setattr(self, name[0] + "_bias", linear.bias.detach().to(dtype, copy=True))
 
     def heads_split(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., N, D) -> (..., H, N, d)``."""
@@ -157,8 +157,8 @@ class _Attention:
 
 class _Linear:
     def __init__(self, module: nn.Linear, dtype: torch.dtype) -> None:
-        self.weight = module.weight.detach().to(dtype)
-        self.bias = module.bias.detach().to(dtype) if module.bias is not None else None
+        self.weight = module.weight.detach().to(dtype, copy=True)
+        self.bias = module.bias.detach().to(dtype, copy=True) if module.bias is not None else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -167,8 +167,8 @@ class _Linear:
 class _LayerNorm:
     def __init__(self, module: nn.LayerNorm, dtype: torch.dtype) -> None:
         self.shape = module.normalized_shape
-        self.weight = module.weight.detach().to(dtype)
-        self.bias = module.bias.detach().to(dtype)
+        self.weight = module.weight.detach().to(dtype, copy=True)
+        self.bias = module.bias.detach().to(dtype, copy=True)
         self.eps = module.eps
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,18 +204,27 @@ class _Block:
 
 
 class FastMaskDecoder:
-    """Snapshot of a SAM-2 mask decoder's two-way transformer and upscaling weights, evaluated in the cheap order.
+    """Snapshot (a copy) of a SAM-2 mask decoder's two-way transformer and upscaling weights, evaluated in the
+    cheap order.
 
-    ``transformer``: the two-way transformer to read (default ``model.sam.mask_decoder.transformer``; predictors
-    pass the LoRA-merged copy from :func:`granseg.models.unsamv2.inference_transformer`). Inference only: no
-    gradients, eval-mode semantics (no dropout). Re-create it after the model's weights change.
+    ``transformer``: the two-way transformer to read (default: the model's, LoRA-merged by
+    :func:`granseg.models.unsamv2.inference_transformer` when it has adapters). Inference only: no gradients,
+    eval-mode semantics (no dropout). Later changes of the model's weights are not seen: re-create it (predictors:
+    ``refresh()``), and re-compute image states.
     """
 
-    UPSCALE_CHUNK_BYTES = 2**21  # upscaled activations per step (~2 MB: 8 rows of a 64 x 64 grid in float32)
+    UPSCALE_CHUNK_BYTES = (
+        2**21
+    )  # level-2 upscaled activations per step (~2 MB; 16 rows of a 64 x 64 grid, C = 256)
 
     def __init__(self, model: nn.Module, transformer: nn.Module | None = None, dtype=torch.float32) -> None:
         decoder = model.sam.mask_decoder
-        transformer = transformer or decoder.transformer
+        if transformer is None:
+            from granseg.models.unsamv2 import inference_transformer, lora_modules
+
+            # peft's adapted layers expose the *base* weight: read a LoRA-merged copy instead
+            adapted = bool(lora_modules(decoder.transformer))
+            transformer = inference_transformer(model) if adapted else decoder.transformer
         self.dtype = dtype
         self.blocks = [_Block(layer, dtype) for layer in transformer.layers]
         if not self.blocks or not self.blocks[0].skip_first_layer_pe:
@@ -230,15 +239,15 @@ class FastMaskDecoder:
                 raise RuntimeError("expected 2x2 stride-2 transposed convolutions in the upscaling path")
         # (in, out, a, b) -> (in, a * b * out): output sub-pixel (a, b) of every input pixel, channels last
         # (the convolutions' biases are folded into the skip features of each image, see image_state)
-        self.up1_weight = conv1.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype)
-        self.up1_bias = conv1.bias.detach().to(dtype)
-        self.up2_weight = conv2.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype)
-        self.up2_bias = conv2.bias.detach().to(dtype)
+        self.up1_weight = conv1.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype, copy=True)
+        self.up1_bias = conv1.bias.detach().to(dtype, copy=True)
+        self.up2_weight = conv2.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype, copy=True)
+        self.up2_bias = conv2.bias.detach().to(dtype, copy=True)
         norm = decoder.upscale_layer_norm
         self.up_norm = (
             norm.normalized_shape,
-            norm.weight.detach().to(dtype),
-            norm.bias.detach().to(dtype),
+            norm.weight.detach().to(dtype, copy=True),
+            norm.bias.detach().to(dtype, copy=True),
             norm.eps,
         )
 
@@ -280,8 +289,8 @@ class FastMaskDecoder:
             )
         c4, c8 = s1.shape[1], s0.shape[1]
         # s1[c, 2i + a, 2j + b] -> (i, j, a, b, c); s0[c, 4i + 2a + c', 4j + 2b + e] -> (i, j, a, b, c', e, c)
-        skip_s1 = s1[0].view(c4, height, 2, width, 2).permute(1, 3, 2, 4, 0) + self.up1_bias
-        skip_s0 = s0[0].view(c8, height, 2, 2, width, 2, 2).permute(1, 4, 2, 5, 3, 6, 0) + self.up2_bias
+        skip_s1 = s1[0].reshape(c4, height, 2, width, 2).permute(1, 3, 2, 4, 0) + self.up1_bias
+        skip_s0 = s0[0].reshape(c8, height, 2, 2, width, 2, 2).permute(1, 4, 2, 5, 3, 6, 0) + self.up2_bias
         skip_s1, skip_s0 = skip_s1.contiguous()[None], skip_s0.contiguous()[None]
         return DecoderImageState(keys, key_pe, first_k, first_v, first_q_t, skip_s1, skip_s0, (height, width))
 
@@ -333,7 +342,7 @@ class FastMaskDecoder:
                 # keys are not needed after this update: it is accumulated into them
                 update = block.image_to_token.image_to_tokens(with_pe, query + token, query, keys, True)
                 keys = block.norms[3](update)
-            with_pe = torch.add(keys, key_pe, out=with_pe)
+            with_pe = keys + key_pe if len(self.blocks) == 1 else torch.add(keys, key_pe, out=with_pe)
             attn_out = self.final_attention.tokens_to_image(query + token, with_pe, keys)
             outputs.append(self.final_norm(query + attn_out))
             keys_list.append(keys)

@@ -307,11 +307,15 @@ class UnSAMv2Model(nn.Module):
             "lora": sum(p.numel() for n, p in params.items() if ".lora_" in n),
         }
 
-    def create_predictor(self, cache_dir=None, decoder: str = "fast", decoder_dtype: str = "float32"):
+    def create_predictor(
+        self, cache_dir=None, decoder: str = "fast", decoder_dtype: str = "float32", **options
+    ):
         """:class:`~granseg.predict.predictor.UnSAMv2Predictor` (see there for the options)."""
         from granseg.predict.predictor import UnSAMv2Predictor
 
-        return UnSAMv2Predictor(self, cache_dir=cache_dir, decoder=decoder, decoder_dtype=decoder_dtype)
+        return UnSAMv2Predictor(
+            self, cache_dir=cache_dir, decoder=decoder, decoder_dtype=decoder_dtype, **options
+        )
 
     @property
     def device(self) -> torch.device:

@@ -11,13 +11,15 @@ A g-sweep (``granularity="all"`` or a list) is one batched decoder call: ``K`` p
 differ only in their granularity token. ``Prediction.low_res_logits`` (``K x 256 x 256``) can be fed back as
 ``mask_input`` on the next click (one mask for all levels, or one per level).
 
-Optional on-disk embedding cache (``cache_dir``): files ``<model>-<image>.safetensors`` keyed by the SHA-256 of the
+Optional on-disk embedding cache (``cache_dir``, at most ``cache_max_bytes``, least recently used entries deleted
+first): files ``<model>-<image>.safetensors`` keyed by the SHA-256 of the
 image pixels and a fingerprint of the model (config + image-encoder weights).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 from granseg.errors import InputError
 from granseg.predict.base import BasePredictor, Prediction
 
+DEFAULT_CACHE_MAX_BYTES = 2 * 2**30  # least recently used entries go beyond this (~16 MB per 1024 px image)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -73,6 +76,33 @@ def upsample_logits(
     return logits[:, 0]
 
 
+def prune_cache(directory: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used ``*.safetensors`` entries of an embedding cache until it holds at most
+    ``max_bytes`` (``keep`` is never deleted). Entries that vanish meanwhile (another process) are skipped.
+    Returns the deleted paths."""
+    entries = []
+    for path in directory.glob("*.safetensors"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+        if total <= max_bytes:
+            break
+        if keep is not None and path == keep:
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        total -= size
+        deleted.append(path)
+    return deleted
+
+
 def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
     """Plain SAM-2 has no g: pick its multimask output 0/1/2 (roughly sub-part / part / whole) by g."""
     return np.digitize(granularity, [0.4, 0.7])
@@ -85,6 +115,7 @@ class UnSAMv2Predictor(BasePredictor):
         self,
         model,
         cache_dir: str | Path | None = None,
+        cache_max_bytes: int | None = DEFAULT_CACHE_MAX_BYTES,
         decoder: str = "fast",
         decoder_dtype: str = "float32",
     ) -> None:
@@ -102,6 +133,7 @@ class UnSAMv2Predictor(BasePredictor):
         self.model = model.eval()
         self.model_name = model.name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_max_bytes = cache_max_bytes
         self.decoder = decoder
         self.decoder_dtype = getattr(torch, decoder_dtype)
         self._model_fingerprint: str | None = None
@@ -117,6 +149,7 @@ class UnSAMv2Predictor(BasePredictor):
         from granseg.models.fast_decoder import FastMaskDecoder
         from granseg.models.unsamv2 import inference_transformer
 
+        self._model_fingerprint = None  # the embedding-cache key follows the weights too
         with torch.inference_mode():
             self._positional = self.model.image_positional_embeddings()
         self._transformer = inference_transformer(self.model) if self.model.config.lora is not None else None
@@ -190,9 +223,14 @@ class UnSAMv2Predictor(BasePredictor):
 
         try:
             tensors, _ = safe_safetensors_load(path)
-            return [tensors[f"level{i}"].to(self.model.device) for i in range(3)]
+            features = [tensors[f"level{i}"].to(self.model.device) for i in range(3)]
         except (CheckpointError, KeyError):
             return None  # unreadable cache entry: recompute and overwrite
+        try:
+            os.utime(path)  # mark as recently used (eviction goes by modification time)
+        except OSError:
+            pass
+        return features
 
     def _write_cache(self, path: Path) -> None:
         from safetensors.torch import save
@@ -202,6 +240,8 @@ class UnSAMv2Predictor(BasePredictor):
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = save({f"level{i}": f.detach().cpu().contiguous() for i, f in enumerate(self._features)})
         atomic_write_bytes(path, payload)
+        if self.cache_max_bytes is not None:
+            prune_cache(path.parent, self.cache_max_bytes, keep=path)
 
     # --------------------------------------------------------------------------------------------- decode
     def _scale_xy(self) -> np.ndarray:
