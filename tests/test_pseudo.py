@@ -595,3 +595,30 @@ def test_external_ground_truth_masks_become_instances(tmp_path):
     for ann in doc["annotations"]:  # the stuff pass only covers what the given instances leave
         if ann["is_stuff"]:
             assert not (decode_rle(ann["segmentation"]) & union).any()
+
+
+def test_resume_refuses_a_config_from_an_earlier_engine_version(tmp_path):
+    """A config.json without the newer fields must not be resumed with their (different) defaults."""
+    from granseg.errors import InputError
+
+    images = tmp_path / "images"
+    _write_scenes(images, 1)
+    out = tmp_path / "labels"
+    config = PseudoLabelConfig(**FAST)
+    run_pipeline(images, out, config)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["stuff_theta"]
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="earlier engine version"):
+        run_pipeline(images, out, config, resume=True)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("conquer_superpixels", -1), ("refine_segments", -5), ("superpixel_long_side", 0), ("stuff_theta", 1.5)],
+)
+def test_new_engine_fields_are_validated(field, value):
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError, match=field):
+        PseudoLabelConfig(**{field: value}).validate()

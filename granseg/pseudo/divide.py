@@ -307,16 +307,17 @@ def stuff_regions(
         return []
     labels = merge_graph(sums, edges, sizes, thetas=(theta,), min_size=1)[-1].labels
     region_map = np.where(unit_map >= 0, labels[np.maximum(unit_map, 0)], -1)
+    min_area = min_area_frac * region_map.size
+    areas = np.bincount(region_map[region_map >= 0])
+    pixels_per_patch = np.bincount(patch_of_pixel.reshape(-1), minlength=h * w)
     regions = []
-    for value in np.unique(region_map[region_map >= 0]).tolist():
+    for value in np.flatnonzero(areas > min_area).tolist():  # smaller regions cannot hold a large piece
         components, count = ndimage.label(region_map == value)
         for index in range(1, count + 1):
             mask = components == index
-            if mask.sum() <= min_area_frac * mask.size:
+            if mask.sum() <= min_area:
                 continue
-            foreground = np.bincount(patch_of_pixel[mask], minlength=h * w) > 0.5 * np.bincount(
-                patch_of_pixel.reshape(-1), minlength=h * w
-            )
+            foreground = np.bincount(patch_of_pixel[mask], minlength=h * w) > 0.5 * pixels_per_patch
             score = cut_confidence(flat, foreground, None) if foreground.any() else 0.0
             regions.append(DivideMask(mask, score, "stuff"))
     return regions

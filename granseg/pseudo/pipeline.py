@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from granseg.config import Config
+from granseg.config import Config, read_json
 from granseg.errors import GransegError, InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -85,9 +85,21 @@ class PseudoLabelConfig(Config):
     def validate(self) -> PseudoLabelConfig:
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
             raise InputError("thetas must be in (0, 1]")
-        for name in ("divide_long_side", "conquer_long_side", "work_long_side", "num_cuts", "min_patches"):
+        for name in (
+            "divide_long_side",
+            "conquer_long_side",
+            "work_long_side",
+            "num_cuts",
+            "min_patches",
+            "superpixel_long_side",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1")
+        for name in ("conquer_superpixels", "refine_segments"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0 (0 = off)")
+        if not 0 <= self.stuff_theta <= 1:
+            raise InputError("stuff_theta must be in [0, 1] (0 = no stuff pass)")
         return self
 
 
@@ -360,6 +372,14 @@ def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> d
     manifest = read_manifest(out_dir)
     if config_path.is_file():
         previous = PseudoLabelConfig.from_json(config_path)
+        saved_fields = set(read_json(config_path))
+        missing = sorted({f.name for f in dataclasses.fields(PseudoLabelConfig)} - saved_fields)
+        if resume and missing:
+            raise InputError(
+                f"{config_path} was written by an earlier engine version (no {', '.join(missing)}): resuming "
+                "would label the remaining images with a different engine; finish the run with that version "
+                "or start a new --out"
+            )
         if not resume and manifest:
             raise InputError(
                 f"{out_dir} already holds pseudo-labels: pass --resume to continue, or use a new --out"
