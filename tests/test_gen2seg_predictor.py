@@ -227,3 +227,18 @@ def test_prompt_config_and_feature_image_errors():
         PromptConfig(connected_components="sometimes")
     with pytest.raises(InputError, match="differ in size"):
         Gen2SegPredictor(model=None).set_feature_image(np.zeros((4, 5, 3)), np.zeros((5, 4, 3), np.uint8))
+
+
+def test_a_click_just_outside_its_mask_keeps_the_nearest_component():
+    from granseg.predict.gen2seg import components_at
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:15, 5:15] = True  # object A
+    mask[25:35, 40:55] = True  # object B
+    # a click 2 px left of A (its own pixel filtered away) keeps A; a click far from both keeps nothing
+    kept = components_at(mask, np.array([[3.0, 10.0]]))
+    assert kept[5:15, 5:15].all() and not kept[25:35, 40:55].any()
+    far = components_at(mask, np.array([[30.0, 30.0]]))
+    assert not far.any()
+    both = components_at(mask, np.array([[10.0, 10.0], [47.0, 30.0]]))
+    assert both.sum() == mask.sum()

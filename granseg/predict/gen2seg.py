@@ -121,16 +121,29 @@ def soft_assignment(positive_distance: np.ndarray, negative_distance: np.ndarray
     return np.where(total > 0, negative_distance / safe, 0.5)
 
 
-def components_at(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 8-connected components of ``mask`` that contain one of ``points`` (``(N, 2)`` x, y pixels)."""
+def components_at(mask: np.ndarray, points: np.ndarray, reach: float | None = None) -> np.ndarray:
+    """The 8-connected components of ``mask`` that contain one of ``points`` (``(N, 2)`` x, y pixels). A point
+    that falls just outside the mask (its own pixel filtered away) keeps the component nearest to it when that is
+    within ``reach`` pixels (default 2 % of the image diagonal, at least 3 px), so a click never erases the object
+    it was put on."""
     import cv2
 
-    _, components = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    count, components = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     height, width = mask.shape
     rows = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
     cols = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
-    chosen = np.unique(components[rows, cols])
-    return np.isin(components, chosen[chosen > 0])
+    chosen = set(components[rows, cols].tolist())
+    outside = components[rows, cols] == 0
+    if count > 1 and outside.any():
+        reach = max(3.0, 0.02 * float(np.hypot(height, width))) if reach is None else reach
+        ys, xs = np.nonzero(mask)
+        for row, col in zip(rows[outside], cols[outside]):
+            distance = np.hypot(ys - row, xs - col)
+            nearest = int(np.argmin(distance))
+            if distance[nearest] <= reach:
+                chosen.add(int(components[ys[nearest], xs[nearest]]))
+    chosen.discard(0)
+    return np.isin(components, sorted(chosen))
 
 
 class Gen2SegPredictor(BasePredictor):
@@ -142,7 +155,7 @@ class Gen2SegPredictor(BasePredictor):
         self.model_name = getattr(model, "name", "gen2seg")
         self.config = config or PromptConfig()
         self._features: np.ndarray | None = None  # H x W x 3 float64, 0..255
-        self._image: np.ndarray | None = None  # H x W x 3 float64, 0..255 (the multi-click guide)
+        self._image: np.ndarray | None = None  # H x W x 3 uint8 (the multi-click guide)
 
     @property
     def feature_image(self) -> np.ndarray:
@@ -153,7 +166,7 @@ class Gen2SegPredictor(BasePredictor):
 
     def _set_image(self, image: np.ndarray) -> None:
         self._features = self.model.feature_image(image).astype(np.float64) * 255.0
-        self._image = image.astype(np.float64)
+        self._image = np.asarray(image, dtype=np.uint8)
 
     def set_feature_image(self, features: np.ndarray, image: np.ndarray | None = None) -> None:
         """Use a precomputed ``H x W x 3`` feature image in [0, 1] (e.g. from a batch) instead of the model;
@@ -162,12 +175,14 @@ class Gen2SegPredictor(BasePredictor):
         self._image = None
         if image is not None:
             image = np.asarray(image)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise InputError(f"image must be H x W x 3 uint8, got {image.dtype} {image.shape}")
             if image.shape[:2] != self._features.shape[:2]:
                 raise InputError(
                     f"image {image.shape[1]}x{image.shape[0]} and feature image "
                     f"{self._features.shape[1]}x{self._features.shape[0]} differ in size"
                 )
-            self._image = image.astype(np.float64)
+            self._image = image
         self._image_size = (int(features.shape[0]), int(features.shape[1]))
 
     def _guide(self, several_clicks: bool) -> tuple[np.ndarray, float]:
