@@ -428,3 +428,25 @@ def test_gen2seg_folders_are_dispatched_to_their_loader(tmp_path):
     gen2seg.build_tiny(backbone="mae").save_pretrained(tmp_path / "g2s")
     loaded = load_model(str(tmp_path / "g2s"), device="cpu")
     assert isinstance(loaded, gen2seg.Gen2SegModel)
+
+
+def test_official_checkpoint_predicts_the_same_with_fast_and_reference_decoders(official_file):
+    """The official layout (non-zero LoRA, all biases random) through the default predictor equals the predictor
+    running transformers' modules, for a g-sweep and a follow-up click with the previous logits."""
+    import numpy as np
+
+    model = checkpoints.load_model_from_path(official_file)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(90, 150, 3), dtype=np.uint8)
+    fast = model.create_predictor()
+    reference = model.create_predictor(decoder="reference")
+    outputs = []
+    for predictor in (fast, reference):
+        predictor.set_image(image)
+        first = predictor.predict([[50, 40]], [1], granularity="all")
+        second = predictor.predict(
+            [[50, 40], [120, 70]], [1, 0], granularity="all", mask_input=first.low_res_logits
+        )
+        outputs.append((first.low_res_logits, second.low_res_logits, second.scores))
+    for got, want in zip(outputs[0], outputs[1]):
+        np.testing.assert_allclose(got, want, atol=1e-5 * (1 + np.abs(want).max()))
