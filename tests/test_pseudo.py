@@ -19,6 +19,7 @@ from granseg.pseudo.divide import (
     DivideMask,
     load_external_masks,
     maskcut,
+    merge_regions,
     ncut_bipartition,
     second_eigenvector,
     select_instances,
@@ -280,7 +281,7 @@ def test_pipeline_stuff_pass_marks_and_covers_the_background():
     image[:48] = (120, 160, 220)  # sky
     image[48:] = (90, 140, 60)  # grass
     image[30:66, 36:60] = (200, 40, 40)  # an object across both
-    base = dict(FAST, refine_segments=0, conquer_superpixels=0)
+    base = dict(FAST, refine_segments=0, conquer_superpixels=0, region_thetas=())  # no region proposals
     masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, stuff_theta=0.0))
     assert not any(f["is_stuff"] for f in fields)
     masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, stuff_theta=0.5))
@@ -292,6 +293,76 @@ def test_pipeline_stuff_pass_marks_and_covers_the_background():
     roots = [i for i, f in enumerate(fields) if not f["is_part"]]
     union = np.any(masks[roots], axis=0)
     assert union.mean() > 0.95  # instances + stuff cover (nearly) the whole image
+
+
+def test_merge_regions_propose_the_hierarchy_top_levels_once():
+    h = w = 12
+    features = np.zeros((h, w, 3))
+    features[:, :6] = _unit([1, 0, 0])
+    features[:, 6:] = _unit([0.8, 0.6, 0])  # cosine 0.8 with the left half
+    features[4:8, 2:5] = _unit([0, 0, 1])  # an object inside the left half
+    regions = merge_regions(features, (48, 48), thetas=(0.9, 0.7, 0.5), min_area_frac=0.05)
+    assert all(r.source == "merge" and 0 <= r.score <= 1 for r in regions)
+    keys = [r.mask.tobytes() for r in regions]
+    assert len(set(keys)) == len(keys)  # a region unchanged between thetas is proposed once
+    object_mask = np.zeros((48, 48), bool)
+    object_mask[16:32, 8:20] = True
+    left = np.zeros((48, 48), bool)
+    left[:, :24] = True
+    assert any((r.mask == object_mask).all() for r in regions)  # at every theta: its own cluster
+    assert any((r.mask == left & ~object_mask).all() for r in regions)  # theta 0.9: the halves apart
+    assert any(r.mask.all() for r in regions) is False  # the object never merges (cosine 0 < 0.5)
+    assert any((r.mask == ~object_mask).all() for r in regions)  # theta 0.7: the two halves together
+
+
+def test_pipeline_region_proposals_recover_an_instance_that_cuts_miss(monkeypatch):
+    import granseg.pseudo.divide as divide_module
+    from granseg.pseudo.pipeline import pseudo_label_image
+
+    monkeypatch.setattr(divide_module, "divide", lambda *args, **kwargs: [])  # MaskCut finds nothing
+    image = np.zeros((96, 96, 3), np.uint8)
+    image[:] = (120, 160, 220)
+    image[24:56, 24:56] = (200, 40, 40)
+    square = np.zeros((96, 96), bool)
+    square[24:56, 24:56] = True
+    base = dict(FAST, refine_segments=0, stuff_theta=0.0)
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, region_thetas=()))
+    assert len(fields) == 0
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**base, region_thetas=(0.3,)))
+    roots = masks[[i for i, f in enumerate(fields) if not f["is_part"]]]
+    iou = (roots & square).sum(axis=(1, 2)) / (roots | square).sum(axis=(1, 2))
+    assert iou.max() > 0.9 and not any(f["is_stuff"] for f in fields)
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise"])
+def test_featureless_image_gets_one_stuff_mask_and_no_parts(kind):
+    from granseg.pseudo.pipeline import pseudo_label_image
+
+    rng = np.random.default_rng(0)
+    image = np.full((120, 160, 3), 90, np.uint8)
+    if kind == "noise":  # sensor noise only: standardising it would turn noise into "texture"
+        image = np.clip(rng.normal(90, 3, image.shape), 0, 255).astype(np.uint8)
+    config = dict(FAST, refine_segments=0)
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**config))
+    assert len(fields) == 1 and masks[0].all()
+    assert fields[0]["is_stuff"] and not fields[0]["is_part"] and fields[0]["score"] == 0.0
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**config, stuff_theta=0.0))
+    assert len(fields) == 0 and masks.shape == (0, 120, 160)
+    masks, fields = pseudo_label_image(image, PseudoLabelConfig(**config, featureless_spread=0.0))
+    assert len(fields) > 1  # the rule off: the position prior alone cuts the image into parts
+
+
+def test_classical_features_report_appearance_spread_and_conquer_skips_featureless_crops():
+    extractor = ClassicalFeatures(patch_size=8, position_weight=0.25)
+    flat = np.full((64, 64, 3), 200, np.uint8)
+    assert extractor.extract(flat).appearance_spread < 0.1
+    two = flat.copy()
+    two[:, 32:] = (20, 90, 30)
+    assert extractor.extract(two).appearance_spread > 10
+    whole = np.ones((64, 64), bool)
+    assert conquer(flat, whole, extractor, long_side=64, featureless_spread=1.0) == []
+    assert conquer(flat, whole, extractor, long_side=64, featureless_spread=0.0)  # position-only parts
+    assert conquer(two, whole, extractor, long_side=64, featureless_spread=1.0)
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -615,10 +686,30 @@ def test_resume_refuses_a_config_from_an_earlier_engine_version(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("conquer_superpixels", -1), ("refine_segments", -5), ("superpixel_long_side", 0), ("stuff_theta", 1.5)],
+    [
+        ("conquer_superpixels", -1),
+        ("refine_segments", -5),
+        ("superpixel_long_side", 0),
+        ("stuff_theta", 1.5),
+        ("region_thetas", (0.3, 1.5)),
+        ("featureless_spread", -1.0),
+    ],
 )
 def test_new_engine_fields_are_validated(field, value):
     from granseg.errors import InputError
 
     with pytest.raises(InputError, match=field):
         PseudoLabelConfig(**{field: value}).validate()
+
+
+def test_parts_are_clipped_to_their_instance_after_refinement():
+    from granseg.pseudo.pipeline import _clip_parts_to_instances
+
+    stack = np.zeros((3, 8, 8), bool)
+    stack[0, :4] = True  # the instance
+    stack[1, 2:6] = True  # a divide part that leaks past it
+    stack[2, 6:] = True  # a part outside it entirely: kept as it was (never emptied)
+    fields = [{"instance_id": 1, "is_part": p} for p in (False, True, True)]
+    clipped = _clip_parts_to_instances(stack.copy(), fields)
+    assert (clipped[1] == (stack[1] & stack[0])).all() and (clipped[0] == stack[0]).all()
+    assert (clipped[2] == stack[2]).all()

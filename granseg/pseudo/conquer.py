@@ -195,6 +195,7 @@ def conquer(
     protected: Sequence[np.ndarray] = (),
     clip_to_instance: bool = True,
     superpixel_labels: np.ndarray | None = None,
+    featureless_spread: float = 0.0,
 ) -> list[ConquerMask]:
     """Parts of one instance. ``image`` H x W x 3 uint8, ``instance_mask`` H x W bool, ``extractor`` a
     :class:`~granseg.pseudo.features.FeatureExtractor`; ``long_side`` is rounded to a multiple of its patch size.
@@ -202,6 +203,8 @@ def conquer(
     ``superpixel_labels``: optional (H, W) int superpixel labels of the image; the merging then starts from the
     superpixels cut by the instance mask (see :func:`superpixel_graph`) instead of from single patches, so
     every emitted cluster follows image edges and lies inside the instance.
+    ``featureless_spread`` > 0: a crop whose features report an ``appearance_spread`` below it (one flat colour
+    or a uniform fine texture; the classical features) has no parts: only the position prior would cut it.
     Returns masks in image pixels, ordered by level (theta high first) then cluster id."""
     from granseg.pseudo.features import resize_to_patch_multiple
 
@@ -211,7 +214,11 @@ def conquer(
     crop = image[y0:y1, x0:x1]
     patch = extractor.patch_size
     resized = resize_to_patch_multiple(crop, max(patch, int(round(long_side / patch)) * patch), patch)
-    grid = extractor.extract(resized).features
+    extracted = extractor.extract(resized)
+    spread = getattr(extracted, "appearance_spread", None)
+    if featureless_spread > 0 and spread is not None and spread < featureless_spread:
+        return []
+    grid = extracted.features
     gh, gw = grid.shape[:2]
     box_h, box_w = y1 - y0, x1 - x0
     rows = np.minimum((np.arange(box_h) + 0.5) * gh / box_h, gh - 1).astype(np.int64)

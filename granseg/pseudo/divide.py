@@ -278,6 +278,34 @@ def stuff_regions(
     Each resulting connected region with area > ``min_area_frac`` of the image becomes a :class:`DivideMask`
     with ``source="stuff"``, clipped to the uncovered area; its score is its cut confidence (mean cosine inside
     minus mean cosine to the rest of the image, in [0, 1])."""
+    return _merged_regions(features, covered, (theta,), min_area_frac, superpixel_labels, "stuff")
+
+
+def merge_regions(
+    features: np.ndarray,
+    image_shape: tuple[int, int],
+    thetas: Sequence[float],
+    min_area_frac: float = 0.05,
+    superpixel_labels: np.ndarray | None = None,
+) -> list[DivideMask]:
+    """Region proposals from the top of the merge hierarchy of the whole image: one greedy merging
+    (:func:`~granseg.pseudo.conquer.merge_graph`) over the whole image, and at each of ``thetas`` every
+    connected region > ``min_area_frac`` of the image, as a :class:`DivideMask` with ``source="merge"`` and its
+    cut confidence as score (the same region at several thetas is returned once). They join the MaskCut
+    candidates: objects that no normalised cut isolates (cut together with a neighbour) are often one cluster
+    of the hierarchy."""
+    covered = np.zeros(image_shape, dtype=bool)
+    return _merged_regions(features, covered, thetas, min_area_frac, superpixel_labels, "merge")
+
+
+def _merged_regions(
+    features: np.ndarray,
+    covered: np.ndarray,
+    thetas: Sequence[float],
+    min_area_frac: float,
+    superpixel_labels: np.ndarray | None,
+    source: str,
+) -> list[DivideMask]:
     from scipy import ndimage
 
     from granseg.pseudo.conquer import grid_edges, merge_graph, superpixel_graph
@@ -305,21 +333,25 @@ def stuff_regions(
         unit_map[free & ~active[patch_of_pixel]] = -1
     if len(sizes) == 0:
         return []
-    labels = merge_graph(sums, edges, sizes, thetas=(theta,), min_size=1)[-1].labels
-    region_map = np.where(unit_map >= 0, labels[np.maximum(unit_map, 0)], -1)
-    min_area = min_area_frac * region_map.size
-    areas = np.bincount(region_map[region_map >= 0])
+    min_area = min_area_frac * covered.size
     pixels_per_patch = np.bincount(patch_of_pixel.reshape(-1), minlength=h * w)
-    regions = []
-    for value in np.flatnonzero(areas > min_area).tolist():  # smaller regions cannot hold a large piece
-        components, count = ndimage.label(region_map == value)
-        for index in range(1, count + 1):
-            mask = components == index
-            if mask.sum() <= min_area:
-                continue
-            foreground = np.bincount(patch_of_pixel[mask], minlength=h * w) > 0.5 * pixels_per_patch
-            score = cut_confidence(flat, foreground, None) if foreground.any() else 0.0
-            regions.append(DivideMask(mask, score, "stuff"))
+    regions, seen = [], set()
+    for level in merge_graph(sums, edges, sizes, thetas=tuple(thetas), min_size=1):
+        region_map = np.where(unit_map >= 0, level.labels[np.maximum(unit_map, 0)], -1)
+        areas = np.bincount(region_map[region_map >= 0])
+        for value in np.flatnonzero(areas > min_area).tolist():  # smaller regions cannot hold a large piece
+            components, count = ndimage.label(region_map == value)
+            for index in range(1, count + 1):
+                mask = components == index
+                if mask.sum() <= min_area:
+                    continue
+                key = np.packbits(mask).tobytes()
+                if key in seen:  # unchanged since a higher theta
+                    continue
+                seen.add(key)
+                foreground = np.bincount(patch_of_pixel[mask], minlength=h * w) > 0.5 * pixels_per_patch
+                score = cut_confidence(flat, foreground, None) if foreground.any() else 0.0
+                regions.append(DivideMask(mask, score, source))
     return regions
 
 

@@ -44,10 +44,14 @@ FEATURE_ALIASES = {
 
 @dataclasses.dataclass
 class PatchFeatures:
-    """``features``: (h, w, C) float32, each vector L2-normalised; ``patch_size``: pixels per patch side."""
+    """``features``: (h, w, C) float32, each vector L2-normalised; ``patch_size``: pixels per patch side.
+    ``appearance_spread``: how much the appearance varies over the image before any standardisation (the
+    classical features: the largest standard deviation over patches of a colour / gradient channel, in CIE Lab
+    units); None when the backbone does not measure it (DINO)."""
 
     features: np.ndarray
     patch_size: int
+    appearance_spread: float | None = None
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -152,7 +156,10 @@ class ClassicalFeatures:
             position = np.stack([xs / scale[0], ys / scale[1]], axis=-1).astype(np.float32)
             groups.append((position * np.sqrt(2.0) / 0.577, self.position_weight))
         stacked = np.concatenate([g / np.sqrt(g.shape[-1]) * wt for g, wt in groups], axis=-1)
-        return PatchFeatures(l2_normalise(stacked), p)
+        # raw spread of colour (Lab mean / std) and gradient (orientation energies, magnitude) over patches:
+        # near 0 for one flat colour or a uniform fine texture, where standardisation would amplify noise
+        raw = np.concatenate([colour, hog, energy], axis=-1).reshape(h * w, -1)
+        return PatchFeatures(l2_normalise(stacked), p, float(raw.std(axis=0).max()))
 
 
 def _standardise(block: np.ndarray) -> np.ndarray:

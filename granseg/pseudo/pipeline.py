@@ -53,14 +53,13 @@ class PseudoLabelConfig(Config):
     divide_long_side: int = 384  # image resized to this for the MaskCut grid
     num_cuts: int = 4  # MaskCut masks per image
     ncut_tau: float = 0.15
-    extra_taus: tuple[float, ...] = (
-        0.0,
-        0.3,
-    )  # more MaskCut runs at these affinity thresholds (more candidates)
+    # more MaskCut runs at these affinity thresholds (more candidates; was (0.0, 0.3): 0.0 added nothing once
+    # the region proposals below were on, for 20 % of the time)
+    extra_taus: tuple[float, ...] = (0.3,)
     split_depth: int = 1  # also cut inside each found mask (separates touching objects)
     split_cuts: int = 3
     min_confidence: float = 0.3
-    min_area_frac: float = 0.05
+    min_area_frac: float = 0.02  # the paper: 0.05 (objects of 2-5 % of the image were never instances)
     containment: float = 0.8
     external_masks: str | None = None  # dir of <stem>.json (SA-1B) or one COCO JSON
     external_only: bool = False  # use the external masks instead of MaskCut
@@ -81,6 +80,13 @@ class PseudoLabelConfig(Config):
     # stuff pass: the area no instance covers is grouped by merging at this theta into extra instances
     # ("is_stuff": true in the JSON; kept when > min_area_frac), conquered like the others (0 = off)
     stuff_theta: float = 0.3
+    # region proposals: the whole image is grouped by the same merging at each of these thetas; every
+    # connected region > min_area_frac joins the MaskCut candidates (source "merge") before the keep rules
+    region_thetas: tuple[float, ...] = (0.4, 0.3, 0.2)
+    # featureless images / crops (appearance spread of the classical features below this, Lab units; 0 = off):
+    # an image gets no MaskCut instance and no parts (only one whole-image stuff mask when the stuff pass is
+    # on), an instance crop gets no conquer parts; cuts there would follow the position prior alone
+    featureless_spread: float = 1.0
 
     def validate(self) -> PseudoLabelConfig:
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
@@ -100,6 +106,10 @@ class PseudoLabelConfig(Config):
                 raise InputError(f"{name} must be >= 0 (0 = off)")
         if not 0 <= self.stuff_theta <= 1:
             raise InputError("stuff_theta must be in [0, 1] (0 = no stuff pass)")
+        if any(not 0 < t <= 1 for t in self.region_thetas):
+            raise InputError("region_thetas must be in (0, 1]")
+        if self.featureless_spread < 0:
+            raise InputError("featureless_spread must be >= 0 (0 = off)")
         return self
 
 
@@ -143,21 +153,35 @@ def pseudo_label_image(
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     wh, ww = work.shape[:2]
-    candidates, grid = [], None
+    candidates, grid, featureless = [], None, False
     if not config.external_only:
         small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
-        grid = extractor.extract(small).features
-        for tau in (config.ncut_tau, *config.extra_taus):
-            candidates += divide(grid, (wh, ww), config.num_cuts, tau, config.split_depth, config.split_cuts)
+        extracted = extractor.extract(small)
+        grid = extracted.features
+        featureless = _featureless(extracted, config)
+        if featureless:
+            if config.external_masks is None:
+                return _featureless_labels(height, width, config)
+        else:
+            for tau in (config.ncut_tau, *config.extra_taus):
+                candidates += divide(
+                    grid, (wh, ww), config.num_cuts, tau, config.split_depth, config.split_cuts
+                )
     if config.external_masks is not None and image_path is not None:
         external = external_masks_for(config.external_masks, image_path, wh, ww)
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
-    instances = select_instances(candidates, config.min_confidence, config.min_area_frac, config.containment)
     conquer_labels = None
     if config.conquer_superpixels > 0:
         from granseg.pseudo.divide import superpixels
 
         conquer_labels = superpixels(work, config.conquer_superpixels, max_side=config.superpixel_long_side)
+    if config.region_thetas and grid is not None and not featureless:
+        from granseg.pseudo.divide import merge_regions
+
+        candidates += merge_regions(
+            grid, (wh, ww), config.region_thetas, config.min_area_frac, conquer_labels
+        )
+    instances = select_instances(candidates, config.min_confidence, config.min_area_frac, config.containment)
     if config.stuff_theta > 0:
         from granseg.pseudo.divide import Instance, stuff_regions
 
@@ -168,6 +192,7 @@ def pseudo_label_image(
             small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
             grid = extractor.extract(small).features
         stuff = stuff_regions(grid, covered, config.stuff_theta, config.min_area_frac, conquer_labels)
+        stuff = [region for region in stuff if region.score > config.min_confidence]  # the instances' rule
         instances += [Instance(region.mask, region.score, region.source) for region in stuff]
     masks, fields = [], []
     for instance_id, instance in enumerate(instances, start=1):
@@ -185,6 +210,7 @@ def pseudo_label_image(
             protected=divide_parts,
             clip_to_instance=config.clip_to_instance,
             superpixel_labels=conquer_labels,
+            featureless_spread=config.featureless_spread,
         )[: config.max_masks_per_instance]
         masks.append(instance.mask)
         fields.append(_fields(instance.score, instance_id, False, True, False, is_stuff))
@@ -205,6 +231,8 @@ def pseudo_label_image(
         else:
             refine_labels = superpixels(work, config.refine_segments)
         stack = snap_to_superpixels(stack, refine_labels)
+        if config.clip_to_instance:  # a divide part (> 80 % inside) can be snapped past its instance
+            stack = _clip_parts_to_instances(stack, fields)
         keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
         stack, fields = stack[keep], [fields[i] for i in keep]
     granularity = hierarchy_granularity(
@@ -220,6 +248,31 @@ def pseudo_label_image(
             ]
         )
     return stack, fields
+
+
+def _clip_parts_to_instances(stack: np.ndarray, fields: list[dict[str, Any]]) -> np.ndarray:
+    """Every part ANDed with its instance mask (a part that would vanish is kept as it was), so an instance
+    is the largest mask of its hierarchy (granularity 1)."""
+    roots = {f["instance_id"]: i for i, f in enumerate(fields) if not f["is_part"]}
+    for index, field in enumerate(fields):
+        if field["is_part"]:
+            clipped = stack[index] & stack[roots[field["instance_id"]]]
+            if clipped.any():
+                stack[index] = clipped
+    return stack
+
+
+def _featureless(extracted, config: PseudoLabelConfig) -> bool:
+    spread = getattr(extracted, "appearance_spread", None)
+    return config.featureless_spread > 0 and spread is not None and spread < config.featureless_spread
+
+
+def _featureless_labels(height: int, width: int, config: PseudoLabelConfig):
+    """A featureless image: one whole-image stuff mask (score 0: no cut supports it) when the stuff pass is
+    on, else nothing; never parts."""
+    if config.stuff_theta <= 0:
+        return np.zeros((0, height, width), dtype=bool), []
+    return np.ones((1, height, width), dtype=bool), [_fields(0.0, 1, False, True, False, True)]
 
 
 def _fields(
