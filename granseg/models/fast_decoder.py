@@ -84,8 +84,6 @@ class _Attention:
 
     def direct(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """The reference order, ``(P, Nq, C), (P, Nk, C), (P, Nk, C) -> (P, Nq, C)``."""
-        if key.shape[0] != query.shape[0]:  # one image's tokens shared by every prompt
-            key, value = key.expand(query.shape[0], -1, -1), value.expand(query.shape[0], -1, -1)
         q = self.heads_split(F.linear(query, self.q_weight, self.q_bias))
         k = self.heads_split(F.linear(key, self.k_weight, self.k_bias))
         v = self.heads_split(F.linear(value, self.v_weight, self.v_bias))
@@ -100,9 +98,8 @@ class _Attention:
         if self.heads * count >= self.width:
             return self.direct(query[None], key[None], value[None])[0]
         q = self.heads_split(F.linear(query, self.q_weight, self.q_bias) * self.scaling)  # (H, n, d)
-        folded = (q @ self.k_weight.view(self.heads, self.head_dim, -1)).flatten(
-            0, 1
-        )  # (H n, C); key bias cancels
+        # (H n, C): the key bias adds the same value to every score of a row, which the softmax cancels
+        folded = (q @ self.k_weight.view(self.heads, self.head_dim, -1)).flatten(0, 1)
         probs = (folded @ key.t()).softmax(dim=-1)  # (H n, L)
         mixed = (probs @ value).view(self.heads, count, -1)  # (H, n, C): rows sum to 1, so the value bias
         out = mixed @ self.v_weight.view(self.heads, self.head_dim, -1).transpose(-1, -2)  # passes through
@@ -110,25 +107,19 @@ class _Attention:
         return F.linear(self.heads_merge(out), self.o_weight, self.o_bias)
 
     def image_to_tokens(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        residual: torch.Tensor | None = None,
-        in_place: bool = False,
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, residual: torch.Tensor
     ) -> torch.Tensor:
-        """Many queries ``(L, C)`` over few keys/values ``(n, C)`` -> ``(L, C)`` (plus ``residual``, see
-        :meth:`_mix_tokens`); re-associated when ``H n < D``."""
+        """``residual`` + many queries ``(L, C)`` over few keys/values ``(n, C)``, accumulated into ``residual``
+        ``(L, C)`` itself (the caller no longer needs it); re-associated when ``H n < D``."""
         count = key.shape[0]
         if self.heads * count >= self.width:
-            out = self.direct(query[None], key[None], value[None])[0]
-            return out if residual is None else (residual.add_(out) if in_place else out.add_(residual))
+            return residual.add_(self.direct(query[None], key[None], value[None])[0])
         k = self.heads_split(F.linear(key, self.k_weight, self.k_bias) * self.scaling)  # (H, n, d)
         folded = (k @ self.q_weight.view(self.heads, self.head_dim, -1)).flatten(0, 1)  # (H n, C)
         bias = (k @ self.q_bias.view(self.heads, self.head_dim, 1)).flatten(0, 1)  # (H n, 1)
         # scores are kept as (H n, L): the softmax over the n tokens then runs along a strided dimension with L
         # contiguous, which PyTorch vectorises (a last dimension of size n would not be)
-        return self._mix_tokens(torch.addmm(bias, folded, query.t()), value, residual, in_place)
+        return self._mix_tokens(torch.addmm(bias, folded, query.t()), value, residual, in_place=True)
 
     def image_to_tokens_projected(
         self, query_t: torch.Tensor, key: torch.Tensor, value: torch.Tensor, residual: torch.Tensor
@@ -136,10 +127,10 @@ class _Attention:
         """``residual + `` :meth:`image_to_tokens` with the queries projected and scaled beforehand,
         ``query_t (H, d, L)`` (any number of tokens: the cost no longer depends on the projection width)."""
         k = self.heads_split(F.linear(key, self.k_weight, self.k_bias))  # (H, n, d)
-        return self._mix_tokens((k @ query_t).flatten(0, 1), value, residual, False)
+        return self._mix_tokens((k @ query_t).flatten(0, 1), value, residual, in_place=False)
 
     def _mix_tokens(
-        self, scores: torch.Tensor, value: torch.Tensor, residual: torch.Tensor | None, in_place: bool
+        self, scores: torch.Tensor, value: torch.Tensor, residual: torch.Tensor, in_place: bool
     ) -> torch.Tensor:
         """scores ``(H n, L)`` (scaled logits, heads-major), value ``(n, C)`` -> ``residual + out (L, C)`` after
         o_proj (added inside the matrix product, and into ``residual`` itself when ``in_place``)."""
@@ -150,8 +141,6 @@ class _Attention:
         o_weight = self.o_weight.view(-1, self.heads, self.head_dim).transpose(0, 1)  # (H, C, d)
         folded = (v @ o_weight.transpose(-1, -2) + self.o_bias / self.heads).flatten(0, 1)  # (H n, C)
         probs_t = probs.t().contiguous()  # (a contiguous copy of the small probs: faster product)
-        if residual is None:
-            return probs_t @ folded
         return residual.addmm_(probs_t, folded) if in_place else torch.addmm(residual, probs_t, folded)
 
 
@@ -213,9 +202,8 @@ class FastMaskDecoder:
     ``refresh()``), and re-compute image states.
     """
 
-    UPSCALE_CHUNK_BYTES = (
-        2**21
-    )  # level-2 upscaled activations per step (~2 MB; 16 rows of a 64 x 64 grid, C = 256)
+    # level-2 upscaled activations per step (~2 MB: 16 rows of a 64 x 64 grid at C = 256 in float32)
+    UPSCALE_CHUNK_BYTES = 2**21
 
     def __init__(self, model: nn.Module, transformer: nn.Module | None = None, dtype=torch.float32) -> None:
         decoder = model.sam.mask_decoder
@@ -263,7 +251,7 @@ class FastMaskDecoder:
         """image_embeddings ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]`` of one image, dense prompt
         ``(I, C, h, w)`` (``I`` = 1 or one per prompt), positional ``(1, C, h, w)``. ``same_image``: a state of
         the same image (other dense prompt) whose skip features are reused."""
-        s0, s1, features = (x.to(self.dtype) for x in image_embeddings)
+        features = image_embeddings[-1].to(self.dtype)
         if features.shape[0] != 1:
             raise ValueError("FastMaskDecoder works on one image at a time")
         _, channels, height, width = features.shape
@@ -277,28 +265,28 @@ class FastMaskDecoder:
         first_q_t = i2t.heads_split(F.linear(with_pe, i2t.q_weight, i2t.q_bias) * i2t.scaling)
         first_q_t = first_q_t.transpose(-1, -2).contiguous()
         if same_image is not None:
-            return DecoderImageState(
-                keys,
-                key_pe,
-                first_k,
-                first_v,
-                first_q_t,
-                same_image.skip_s1,
-                same_image.skip_s0,
-                (height, width),
-            )
+            skip_s1, skip_s0 = same_image.skip_s1, same_image.skip_s0
+        else:
+            skip_s1, skip_s0 = self._skip_features(image_embeddings[0], image_embeddings[1], height, width)
+        return DecoderImageState(keys, key_pe, first_k, first_v, first_q_t, skip_s1, skip_s0, (height, width))
+
+    def _skip_features(
+        self, s0: torch.Tensor, s1: torch.Tensor, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The high-resolution features ``s0 (1, C/8, 4h, 4w)``, ``s1 (1, C/4, 2h, 2w)`` plus the upscaling
+        convolutions' biases, in the sub-pixel layouts of :meth:`masks` (see :class:`DecoderImageState`)."""
+        s0, s1 = s0.to(self.dtype), s1.to(self.dtype)
         c4, c8 = s1.shape[1], s0.shape[1]
         # s1[c, 2i + a, 2j + b] -> (i, j, a, b, c); s0[c, 4i + 2a + c', 4j + 2b + e] -> (i, j, a, b, c', e, c)
         skip_s1 = s1[0].reshape(c4, height, 2, width, 2).permute(1, 3, 2, 4, 0) + self.up1_bias
         skip_s0 = s0[0].reshape(c8, height, 2, 2, width, 2, 2).permute(1, 4, 2, 5, 3, 6, 0) + self.up2_bias
-        skip_s1, skip_s0 = skip_s1.contiguous()[None], skip_s0.contiguous()[None]
-        return DecoderImageState(keys, key_pe, first_k, first_v, first_q_t, skip_s1, skip_s0, (height, width))
+        return skip_s1.contiguous()[None], skip_s0.contiguous()[None]
 
     # ---------------------------------------------------------------------------------------- transformer
     @torch.no_grad()
     def transformer(
         self, state: DecoderImageState, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """tokens ``(P, T, C)`` (output tokens + sparse prompts) -> ``tokens_out (P, T, C)`` and the image tokens
         as a list of P tensors ``(L, C)``: the two outputs of transformers' ``Sam2TwoWayTransformer``."""
         tokens = tokens.to(self.dtype)
@@ -339,8 +327,8 @@ class FastMaskDecoder:
                         q, key, value
                     ),
                 )
-                # keys are not needed after this update: it is accumulated into them
-                update = block.image_to_token.image_to_tokens(with_pe, query + token, query, keys, True)
+                # keys are not needed after this update, so it is accumulated into them
+                update = block.image_to_token.image_to_tokens(with_pe, query + token, query, keys)
                 keys = block.norms[3](update)
             with_pe = keys + key_pe if len(self.blocks) == 1 else torch.add(keys, key_pe, out=with_pe)
             attn_out = self.final_attention.tokens_to_image(query + token, with_pe, keys)
@@ -358,11 +346,10 @@ class FastMaskDecoder:
         shape, norm_weight, norm_bias, eps = self.up_norm
         hyper_t = hyper.to(self.dtype).transpose(-1, -2)  # (P, C/8, M)
         out = torch.empty(prompts, height, width, 16, masks_per_prompt, dtype=self.dtype, device=hyper.device)
-        pixel_bytes = (
-            16 * self.up2_weight.shape[1] // 4 * self.up1_weight.element_size()
-        )  # level-2 values per pixel
+        # level-2 bytes per embedding-grid pixel: 16 sub-pixels x C/8 channels
+        pixel_bytes = 16 * self.up2_weight.shape[1] // 4 * self.up1_weight.element_size()
         rows = max(1, self.UPSCALE_CHUNK_BYTES // (pixel_bytes * width))
-        # One prompt and a band of rows at a time: the band's activations (~1 MB) stay in the CPU cache.
+        # One prompt and a band of rows at a time: the band's activations stay in the CPU cache.
         for index in range(prompts):
             for top in range(0, height, rows):
                 band = slice(top, min(top + rows, height))

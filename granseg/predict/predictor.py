@@ -158,9 +158,7 @@ class UnSAMv2Predictor(BasePredictor):
             if self.decoder == "fast"
             else None
         )
-        self._decoder_state = None
-        if self._fast is not None and self._features is not None:
-            self._decoder_state = self._fast_state(None)
+        self._decoder_state = self._fast_state() if self._features is not None else None
 
     # ---------------------------------------------------------------------------------------------- image
     @property
@@ -178,22 +176,23 @@ class UnSAMv2Predictor(BasePredictor):
         height, width = image.shape[:2]
         self._content_hw = resized_shape(height, width, self.input_size, self.model.config.resize_mode)
         cache_file = self._cache_file(image) if self.cache_dir is not None else None
-        if cache_file is not None and cache_file.is_file():
-            features = self._read_cache(cache_file)
-            if features is not None:
-                self._features = features
-                self._decoder_state = self._fast_state(None) if self._fast is not None else None
-                return
-        pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
-        with torch.inference_mode():
-            self._features = self.model.embed_image(pixels.to(self.model.device))
-        self._decoder_state = self._fast_state(None) if self._fast is not None else None
-        if cache_file is not None:
-            self._write_cache(cache_file)
+        features = self._read_cache(cache_file) if cache_file is not None and cache_file.is_file() else None
+        if features is None:
+            pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
+            with torch.inference_mode():
+                self._features = self.model.embed_image(pixels.to(self.model.device))
+            if cache_file is not None:
+                self._write_cache(cache_file)
+        else:
+            self._features = features
+        self._decoder_state = self._fast_state()
 
     @torch.inference_mode()
-    def _fast_state(self, dense: torch.Tensor | None):
-        """The fast decoder's per-image state for a dense prompt ``(1 or K, C, h, w)`` (None: no mask prompt)."""
+    def _fast_state(self, dense: torch.Tensor | None = None):
+        """The fast decoder's state of the current image for a dense prompt ``(1 or K, C, h, w)``; without one,
+        the no-mask state computed once per image. None when the reference decoder is used."""
+        if self._fast is None:
+            return None
         if dense is None:
             _, dense = self.model.encode_prompts(None, None, None, None, None)
             return self._fast.image_state(self._features, dense, self._positional)
@@ -275,6 +274,7 @@ class UnSAMv2Predictor(BasePredictor):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One batched decoder call for ``K = len(granularity)`` levels. Inputs as in :meth:`_predict` (validated,
         original-image pixels). Returns low-res logits ``(K, 4h, 4w)``, scores ``(K,)``, object logits ``(K,)``."""
+        embeddings = self.image_embeddings  # (raises the "call set_image" error first)
         device = self.model.device
         count = len(granularity)
         scale = self._scale_xy()
@@ -301,10 +301,9 @@ class UnSAMv2Predictor(BasePredictor):
         sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
         fast = None
         if self._fast is not None:
-            self.image_embeddings  # noqa: B018 (raises the "call set_image" error)
             fast = (self._fast, self._decoder_state if masks is None else self._fast_state(dense))
         out = self.model.decode(
-            self.image_embeddings,
+            embeddings,
             sparse,
             dense,
             use_granularity,
