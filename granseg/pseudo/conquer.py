@@ -215,14 +215,12 @@ def conquer(
     patch = extractor.patch_size
     resized = resize_to_patch_multiple(crop, max(patch, int(round(long_side / patch)) * patch), patch)
     extracted = extractor.extract(resized)
-    spread = getattr(extracted, "appearance_spread", None)
-    if featureless_spread > 0 and spread is not None and spread < featureless_spread:
+    if extracted.is_featureless(featureless_spread):
         return []
     grid = extracted.features
     gh, gw = grid.shape[:2]
     box_h, box_w = y1 - y0, x1 - x0
-    rows = np.minimum((np.arange(box_h) + 0.5) * gh / box_h, gh - 1).astype(np.int64)
-    cols = np.minimum((np.arange(box_w) + 0.5) * gw / box_w, gw - 1).astype(np.int64)
+    rows, cols = patch_rows_cols(box_h, box_w, gh, gw)
     inst_crop = instance_mask[y0:y1, x0:x1]
     if superpixel_labels is None:
         levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_patches)
@@ -268,6 +266,14 @@ def conquer(
         full[y0:y1, x0:x1] = stack[index]
         results.append(ConquerMask(full, float(scores[index])))
     return results
+
+
+def patch_rows_cols(height: int, width: int, grid_h: int, grid_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """For an ``height x width`` pixel area covered by a ``grid_h x grid_w`` patch grid: the patch row of each
+    pixel row and the patch column of each pixel column (by pixel centres), ``(height,)`` and ``(width,)``."""
+    rows = np.minimum((np.arange(height) + 0.5) * grid_h / height, grid_h - 1).astype(np.int64)
+    cols = np.minimum((np.arange(width) + 0.5) * grid_w / width, grid_w - 1).astype(np.int64)
+    return rows, cols
 
 
 def superpixel_graph(

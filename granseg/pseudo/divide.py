@@ -308,7 +308,7 @@ def _merged_regions(
 ) -> list[DivideMask]:
     from scipy import ndimage
 
-    from granseg.pseudo.conquer import grid_edges, merge_graph, superpixel_graph
+    from granseg.pseudo.conquer import grid_edges, merge_graph, patch_rows_cols, superpixel_graph
 
     height, width = covered.shape
     h, w, c = features.shape
@@ -316,8 +316,7 @@ def _merged_regions(
     free = ~np.asarray(covered, dtype=bool)
     if free.sum() <= min_area_frac * free.size:
         return []
-    rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(np.int64)
-    cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(np.int64)
+    rows, cols = patch_rows_cols(height, width, h, w)
     patch_of_pixel = rows[:, None] * w + cols[None, :]
     if superpixel_labels is not None:
         unit_map, sums, sizes, edges = superpixel_graph(superpixel_labels, free, patch_of_pixel, flat)

@@ -57,6 +57,10 @@ class PatchFeatures:
     def grid_shape(self) -> tuple[int, int]:
         return int(self.features.shape[0]), int(self.features.shape[1])
 
+    def is_featureless(self, min_spread: float) -> bool:
+        """True when the appearance varies less than ``min_spread`` (0 = never; unknown spread: never)."""
+        return min_spread > 0 and self.appearance_spread is not None and self.appearance_spread < min_spread
+
 
 class FeatureExtractor(Protocol):
     """What the divide and conquer stages need from a feature backbone."""

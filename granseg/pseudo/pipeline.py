@@ -158,7 +158,7 @@ def pseudo_label_image(
         small = resize_to_patch_multiple(work, config.divide_long_side, extractor.patch_size)
         extracted = extractor.extract(small)
         grid = extracted.features
-        featureless = _featureless(extracted, config)
+        featureless = extracted.is_featureless(config.featureless_spread)
         if featureless:
             if config.external_masks is None:
                 return _featureless_labels(height, width, config)
@@ -260,11 +260,6 @@ def _clip_parts_to_instances(stack: np.ndarray, fields: list[dict[str, Any]]) ->
             if clipped.any():
                 stack[index] = clipped
     return stack
-
-
-def _featureless(extracted, config: PseudoLabelConfig) -> bool:
-    spread = getattr(extracted, "appearance_spread", None)
-    return config.featureless_spread > 0 and spread is not None and spread < config.featureless_spread
 
 
 def _featureless_labels(height: int, width: int, config: PseudoLabelConfig):
