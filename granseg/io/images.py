@@ -53,9 +53,8 @@ def load_image(
                 image = Image.open(stream)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous_limit
-    except (
-        Exception
-    ):  # PIL raises UnidentifiedImageError, OSError, SyntaxError ... (texts hold object addresses)
+    # PIL raises UnidentifiedImageError, OSError, SyntaxError ... (their texts hold object addresses)
+    except Exception:
         raise ImageDecodeError(f"cannot read image {name}: not a supported image file") from None
     width, height = image.size
     if width <= 0 or height <= 0:

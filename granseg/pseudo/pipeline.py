@@ -419,9 +419,9 @@ def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> d
     config_path = out_dir / CONFIG_FILE
     manifest = read_manifest(out_dir)
     if config_path.is_file():
-        previous = PseudoLabelConfig.from_json(config_path)
-        saved_fields = set(read_json(config_path))
-        missing = sorted({f.name for f in dataclasses.fields(PseudoLabelConfig)} - saved_fields)
+        saved = read_json(config_path, "PseudoLabelConfig")
+        previous = PseudoLabelConfig.from_dict(saved)
+        missing = sorted({f.name for f in dataclasses.fields(PseudoLabelConfig)} - set(saved))
         if resume and missing:
             raise InputError(
                 f"{config_path} was written by an earlier engine version (no {', '.join(missing)}): resuming "
