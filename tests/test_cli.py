@@ -182,3 +182,23 @@ def test_subcommands_keep_the_common_flags_they_use():
     for protocol in (["interactive", "--dataset", "d", "--data-root", "r"], ["edges", "--data-root", "r"]):
         args = parser.parse_args(["eval", *protocol, "--out", "o", "--model", "m", "--device", "cpu"])
         assert (args.model, args.device) == ("m", "cpu")
+
+
+def test_declared_predictor_options_are_what_create_predictor_takes(tmp_path):
+    from granseg.models.registry import load_model
+
+    model = load_model("unsamv2-tiny-random", device="cpu")
+    options = {
+        "cache_dir": tmp_path,
+        "cache_max_bytes": 2**20,
+        "decoder": "reference",
+        "decoder_dtype": "float32",
+    }
+    assert set(model.predictor_options) == set(options)
+    predictor = model.create_predictor(**options)
+    assert (predictor.cache_dir, predictor.cache_max_bytes, predictor.decoder) == (
+        tmp_path,
+        2**20,
+        "reference",
+    )
+    assert not hasattr(load_model("hierarchy", device="cpu"), "predictor_options")

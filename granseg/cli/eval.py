@@ -17,7 +17,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     sub = parser.add_subparsers(dest="eval_command", metavar="PROTOCOL", parser_class=type(parser))
     sub.required = True
+    for add in (_add_interactive, _add_auto, _add_edges, _add_video):
+        add(sub, common)
 
+
+def _add_interactive(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("interactive", parents=[common], help="NoC@85/90/95 with the isegm/RITM clicker")
     p.add_argument(
         "--dataset",
@@ -49,6 +53,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel processes over images")
     p.set_defaults(func=run_interactive)
 
+
+def _add_auto(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "auto", parents=[common], help="AR@1/10/100/1000 of whole-image masks (COCOeval, class-agnostic)"
     )
@@ -65,6 +71,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--all-images", action="store_true", help="score every GT image, not only predicted ones")
     p.set_defaults(func=run_auto)
 
+
+def _add_edges(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("edges", parents=[common], help="boundary P/R on BSDS500: ODS/OIS F, AP, AP for R<0.2")
     p.add_argument("--dataset", default="bsds500", choices=["bsds500"])
     p.add_argument("--data-root", type=Path, required=True)
@@ -82,6 +90,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=run_edges)
 
+
+def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("video", parents=[common], help="J&F on DAVIS")
     p.add_argument(
         "--data-root", type=Path, required=True, help="DAVIS root (JPEGImages/480p, Annotations/480p)"

@@ -243,6 +243,9 @@ class UnSAMv2Model(nn.Module):
     use (the video memory modules) so that converting back to the Meta layout loses nothing.
     """
 
+    # the keyword options create_predictor() takes (callers such as the CLI pass their cache/decoder flags by these)
+    predictor_options = ("cache_dir", "cache_max_bytes", "decoder", "decoder_dtype")
+
     def __init__(self, config: UnSAMv2Config) -> None:
         super().__init__()
         from transformers import Sam2Model
