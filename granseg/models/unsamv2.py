@@ -3,7 +3,7 @@
 The SAM-2 parts (Hiera image encoder, FPN neck, prompt encoder, two-way transformer, heads) are transformers'
 own modules, used as they are; this module adds the granularity prompt token and the granularity output token
 (:mod:`granseg.models.granularity`), wraps the 28 attention projections of the decoder's two-way transformer with
-peft LoRA adapters, and runs the decoder with the UnSAMv2 token order (DESIGN.md sec. 4):
+peft LoRA adapters, and runs the decoder with the UnSAMv2 token order (docs/unsamv2.md):
 
 * sparse prompt tokens: ``[points..., (padding point when no box) | box corners + padding, granularity]``;
 * output tokens: ``[obj_score, iou, mask x4, granularity]`` followed by the sparse prompt tokens.
