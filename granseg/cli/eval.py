@@ -66,7 +66,8 @@ def _add_auto(sub, common: argparse.ArgumentParser) -> None:
         "--predictions", type=Path, default=None, help="predictions JSON (or folder); skips the model"
     )
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--points-per-side", type=int, default=64)
+    p.add_argument("--preset", choices=["official", "fast"], default="official", help="see granseg auto -h")
+    p.add_argument("--points-per-side", type=int, default=None, help="grid size (overrides the preset)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--all-images", action="store_true", help="score every GT image, not only predicted ones")
     p.set_defaults(func=run_auto)
@@ -84,9 +85,10 @@ def _add_edges(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--edge-map",
         default="auto",
-        choices=["auto", "sobel", "ucm", "features"],
+        choices=["auto", "sobel", "ucm", "features", "masks"],
         help="sobel: Sobel + NMS on the image; ucm: the hierarchy model's contour map; features: Sobel + NMS "
-        "on a Gen2Seg feature image (default auto: by --model; --model auto means sobel here)",
+        "on a Gen2Seg feature image; masks: Sobel + NMS on the model's automatic masks (any model) "
+        "(default auto: by --model; --model auto means sobel here)",
     )
     p.set_defaults(func=run_edges)
 
@@ -215,6 +217,7 @@ def run_auto(args: argparse.Namespace) -> int:
         points_per_side=args.points_per_side,
         max_images=args.max_images,
         all_images=args.all_images,
+        preset=args.preset,
         quiet=args.quiet,
     )
     info(
