@@ -89,7 +89,6 @@ def evaluate_auto(
     ``model_name`` is what ``predictor_factory`` loads (recorded in the report)."""
     from granseg.eval.whole_image import evaluate_ar, load_ground_truth, plot_ar, render_report
     from granseg.io.files import atomic_write_json
-
     from granseg.predict.automatic import preset_config
 
     preset_config(preset, points_per_side=points_per_side)  # bad settings fail before any work

@@ -23,7 +23,7 @@ from granseg.config import Config
 class ColourClusterConfig(Config):
     scale_min: float = 64.0
     scale_max: float = 4096.0
-    sigma: float = 0.5
+    sigma: float = 0.0  # the colour image is already smooth; blurring makes slivers along boundaries
     min_fraction: float = 0.0005
 
     def scale(self, g: float) -> float:

@@ -133,8 +133,8 @@ class AutomaticSegmenter:
     def _accept(self, source, decoded: Decoded, points: np.ndarray, levels: np.ndarray, store) -> None:
         """Filters 1-3 of the module docstring for one decoded batch; accepted masks go to ``store``."""
         cfg = self.config
-        thresholds = torch.as_tensor([cfg.score_threshold(g) for g in levels], dtype=torch.float32)
-        keep = decoded.scores.float().cpu() >= thresholds
+        thresholds = torch.as_tensor([cfg.score_threshold(g) for g in levels], dtype=torch.float64)
+        keep = decoded.scores.cpu().double() >= thresholds
         self.stats["passed_score"] += int(keep.sum())
         logits = decoded.logits
         if logits is not None and (not decoded.low_res or cfg.stability_resolution == "low"):

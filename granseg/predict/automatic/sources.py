@@ -27,7 +27,7 @@ FULL_RES_BUDGET_BYTES = 2**26  # full-resolution masks held per PointSource call
 class Decoded:
     """Candidates for ``N`` (point, g) pairs.
 
-    scores: ``(N,)`` float32 (the predicted IoU for neural models).
+    scores: ``(N,)`` float (the predicted IoU for neural models).
     logits: ``(N, h, w)`` float32 or None; low resolution when ``low_res`` (see :meth:`BatchedSamSource.content`
             and :meth:`BatchedSamSource.full_logits`), else ``(N, H, W)`` at the original size.
     masks:  ``(N, H, W)`` bool at the original size, for sources without logits (else None).
@@ -63,7 +63,7 @@ class PointSource:
     def decode(self, points: np.ndarray, granularity: np.ndarray) -> Decoded:
         """Pairs sharing a point are answered by one ``predict`` call (in first-seen order)."""
         with_logits = self.predictor.provides_logits
-        scores = np.zeros(len(points), np.float32)
+        scores = np.zeros(len(points), np.float64)
         masks = logits = None
         keys = [tuple(p) for p in np.asarray(points, np.float64)]
         groups: dict[tuple, list[int]] = {}
@@ -107,7 +107,7 @@ class BatchedSamSource:
     def decode(self, points: np.ndarray, granularity: np.ndarray) -> Decoded:
         """Low-res logits ``(N, 4h, 4w)`` (the whole padded model frame) and scores ``(N,)``."""
         low_res, scores = self.predictor.decode_points(points, granularity)
-        return Decoded(scores.float(), low_res.float(), None, True)
+        return Decoded(scores, low_res.float(), None, True)
 
     def content(self, logits: torch.Tensor) -> torch.Tensor:
         """The part of ``(N, 4h, 4w)`` low-res logits that covers the image (the padding cropped away)."""
