@@ -174,8 +174,10 @@ def test_interactive_threshold_uses_the_logits(tiny_predictor):
 
 
 # ----------------------------------------------------------------------------------------------- batched
-def test_decode_points_equals_one_click_decodes(tiny_predictor):
+@pytest.mark.parametrize("which", ["tiny_predictor", "tiny_sam2_predictor"])
+def test_decode_points_equals_one_click_decodes(which, request):
     image = np.random.default_rng(2).integers(0, 255, (40, 56, 3)).astype(np.uint8)
+    tiny_predictor = request.getfixturevalue(which)
     tiny_predictor.set_image(image)
     points = np.array([[3.0, 4.0], [20.0, 30.0], [50.0, 10.0]])
     levels = np.array([0.1, 0.6, 1.0])
@@ -205,12 +207,12 @@ def test_batched_path_returns_the_naive_loops_masks_tiny_unsamv2(tiny_predictor)
 
 
 def test_batched_path_returns_the_naive_loops_masks_hierarchy():
-    from granseg.models.registry import load_model
+    import granseg
 
     image = np.full((60, 80, 3), 90, np.uint8)
     image[10:50, 8:40] = (200, 40, 40)
     image[20:40, 50:75] = (40, 40, 200)
-    predictor = load_model("hierarchy", device="cpu").create_predictor()
+    predictor = granseg.load_predictor("hierarchy", device="cpu")
     config = AutomaticConfig(points_per_side=6, point_batch=5)
     naive = naive_generate(predictor, image, config)
     batched = AutomaticSegmenter(predictor, config).generate(image)
@@ -318,6 +320,16 @@ def test_gen2seg_colour_clusters_score_ar_one():
 # ----------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def tiny_predictor():
-    from granseg.models.registry import load_model
+    import granseg
 
-    return load_model("unsamv2-tiny-random", device="cpu").create_predictor()
+    return granseg.load_predictor("unsamv2-tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_sam2_predictor():
+    """Plain SAM-2 (no granularity input): g picks one of its three multimask outputs."""
+    import granseg
+    from granseg.models.unsamv2 import build_unsamv2, tiny_config
+
+    model = build_unsamv2(tiny_config("sam2-tiny-random", granularity=False, lora=None), seed=1)
+    return granseg.UnSAMv2Predictor(model)

@@ -8,8 +8,9 @@ predictor's source (:mod:`granseg.predict.automatic.sources`). Per batch, in thi
 1. score filter (predicted IoU >= 0.65 for g < 0.5, >= 0.5 otherwise);
 2. stability filter on the logits (low-res logits over the image content before any upsampling, or full-res
    logits with ``stability_resolution="full"``); predictors without logits (binary masks) skip it;
-3. only the survivors are upsampled to the original size (in chunks), thresholded, checked against ``min_area``
-   and RLE-encoded (pycocotools, one call per chunk); identical masks of one g keep the highest score.
+3. only the survivors are upsampled to the original size (in chunks), thresholded and checked against
+   ``min_area``; identical masks of one g (same hash) keep the highest score, and only masks not seen before at
+   that g are RLE-encoded (pycocotools).
 
 Then greedy box NMS per g (:func:`~granseg.predict.automatic.filters.box_nms`), the union over g sorted by score,
 optional cross-level de-duplication and the part-whole tree (:mod:`granseg.predict.automatic.mask_tree`).
@@ -22,9 +23,12 @@ Output records: ``segmentation`` (COCO RLE), ``area``, ``bbox`` ``[x, y, w, h]``
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
+from granseg.io.masks import encode_rle, mask_bbox
 from granseg.predict.automatic.config import AutomaticConfig
 from granseg.predict.automatic.filters import box_nms, point_grid, stability_scores
 from granseg.predict.automatic.gen2seg import ColourClusterSource
@@ -36,20 +40,33 @@ UPSAMPLE_CHUNK = 16  # survivors upsampled and encoded per step
 
 
 class _Level:
-    """Accepted masks of one g: RLE records keyed by RLE counts, and the coverage used by point pruning."""
+    """Accepted masks of one g, keyed by a hash of the mask (identical masks keep the highest score, ties the
+    first seen; only a mask not seen before is RLE-encoded), and the coverage used by point pruning."""
 
     def __init__(self, g: float, shape: tuple[int, int], track_coverage: bool) -> None:
         self.g = g
-        self.records: dict[str, dict] = {}
+        self.records: dict[bytes, dict] = {}
         self.coverage = np.zeros(shape, dtype=bool) if track_coverage else None
 
-    def add(self, record: dict, mask: np.ndarray | None) -> None:
-        key = record["segmentation"]["counts"]
+    def add(self, mask: np.ndarray, score: float, point: np.ndarray) -> bool:
+        """Adds an ``H x W`` bool mask (C-contiguous); True when it was not known."""
+        key = hashlib.blake2b(mask.data, digest_size=16).digest()
         known = self.records.get(key)
-        if known is None or record["score"] > known["score"]:
-            self.records[key] = record
-        if self.coverage is not None and mask is not None:
+        if self.coverage is not None:
             self.coverage |= mask
+        if known is not None:
+            if score > known["score"]:
+                known.update(score=score, point_coords=[[float(point[0]), float(point[1])]])
+            return False
+        self.records[key] = {
+            "segmentation": encode_rle(mask),
+            "area": int(np.count_nonzero(mask)),
+            "bbox": mask_bbox(mask),
+            "score": score,
+            "granularity": round(self.g, 4),
+            "point_coords": [[float(point[0]), float(point[1])]],
+        }
+        return True
 
     def covers(self, points: np.ndarray) -> np.ndarray:
         if self.coverage is None:
@@ -67,8 +84,9 @@ class AutomaticSegmenter:
         self.config = config or AutomaticConfig()
         self.stats: dict[str, int] = {}
 
-    def generate(self, image: np.ndarray, quiet: bool = True) -> list[dict]:
-        """Records for ``image`` (``H x W x 3`` uint8); an empty list when nothing passes the filters."""
+    def generate(self, image: np.ndarray, quiet: bool = True, points: np.ndarray | None = None) -> list[dict]:
+        """Records for ``image`` (``H x W x 3`` uint8); an empty list when nothing passes the filters.
+        ``points`` (``(N, 2)`` x, y pixels) replaces the grid (e.g. a measured fraction of it, for timing)."""
         cfg = self.config
         source = grid_source(self.predictor, cfg.batched)
         source.set_image(image)
@@ -81,7 +99,7 @@ class AutomaticSegmenter:
             for g in levels:
                 self._run_regions(source, g, store)
             return self._finish(store, levels)
-        grid = point_grid(height, width, cfg.points_per_side)
+        grid = point_grid(height, width, cfg.points_per_side) if points is None else np.asarray(points, float)
         if cfg.coarse_to_fine:
             previous = None
             for g in sorted(levels, reverse=True):
@@ -127,8 +145,7 @@ class AutomaticSegmenter:
         self.stats["decoded"] += count
         for start in range(0, count, UPSAMPLE_CHUNK):
             ids = np.arange(start, min(start + UPSAMPLE_CHUNK, count))
-            masks = torch.from_numpy(labels[None] == ids[:, None, None])
-            self._encode(masks, ids, torch.as_tensor(scores), points, np.full(count, g), store)
+            self._encode(labels[None] == ids[:, None, None], ids, scores, points, np.full(count, g), store)
 
     def _accept(self, source, decoded: Decoded, points: np.ndarray, levels: np.ndarray, store) -> None:
         """Filters 1-3 of the module docstring for one decoded batch; accepted masks go to ``store``."""
@@ -146,52 +163,35 @@ class AutomaticSegmenter:
         self.stats["passed_stability"] += int(keep.sum())
         survivors = np.nonzero(keep.numpy())[0]
         for start in range(0, len(survivors), UPSAMPLE_CHUNK):
-            chunk = torch.as_tensor(survivors[start : start + UPSAMPLE_CHUNK])
+            chunk = survivors[start : start + UPSAMPLE_CHUNK]
             masks = self._full_masks(source, decoded, chunk)
             self.stats["upsampled"] += len(chunk)
-            self._encode(masks, chunk.numpy(), decoded.scores, points, levels, store)
+            self._encode(masks, chunk, decoded.scores, points, levels, store)
 
-    def _full_masks(self, source, decoded: Decoded, chunk: torch.Tensor) -> torch.Tensor:
+    def _full_masks(self, source, decoded: Decoded, chunk: np.ndarray) -> np.ndarray:
         """``(n, H, W)`` bool masks of the ``chunk`` pairs; with ``stability_resolution="full"`` the unstable
         ones are emptied (then dropped by ``min_area``)."""
         cfg = self.config
         if decoded.logits is None:
             return decoded.masks[chunk]
-        full = source.full_logits(decoded.logits[chunk]) if decoded.low_res else decoded.logits[chunk]
+        rows = torch.as_tensor(chunk)
+        full = source.full_logits(decoded.logits[rows]) if decoded.low_res else decoded.logits[rows]
         masks = full > source.mask_threshold
         if decoded.low_res and cfg.stability_resolution == "full":
             stable = (
                 stability_scores(full, cfg.stability_offset, source.mask_threshold) >= cfg.stability_thresh
             )
             masks &= stable[:, None, None]
-        return masks
+        return masks.cpu().numpy()
 
-    def _encode(self, masks: torch.Tensor, pairs: np.ndarray, scores, points, levels, store) -> None:
-        from pycocotools import mask as mask_utils
-
-        array = masks.cpu().numpy()
-        areas = array.reshape(len(array), -1).sum(1)
-        ok = areas >= max(1, self.config.min_area)
-        if not ok.any():
-            return
-        array, pairs, areas = array[ok], pairs[ok], areas[ok]
-        rles = mask_utils.encode(np.asfortranarray(array.transpose(1, 2, 0).astype(np.uint8)))
-        boxes = mask_utils.toBbox(rles)
-        for index, rle in enumerate(rles):
+    def _encode(self, masks: np.ndarray, pairs: np.ndarray, scores, points, levels, store) -> None:
+        """Masks of at least ``min_area`` pixels go to their level's store (new ones RLE-encoded there)."""
+        areas = masks.reshape(len(masks), -1).sum(1)
+        for index in np.nonzero(areas >= max(1, self.config.min_area))[0]:
             pair = int(pairs[index])
-            g = float(levels[pair])
-            record = {
-                "segmentation": {
-                    "size": [int(s) for s in rle["size"]],
-                    "counts": rle["counts"].decode("ascii"),
-                },
-                "area": int(areas[index]),
-                "bbox": [float(v) for v in boxes[index]],
-                "score": float(scores[pair]),
-                "granularity": round(g, 4),
-                "point_coords": [[float(points[pair, 0]), float(points[pair, 1])]],
-            }
-            store[g].add(record, array[index])
+            store[float(levels[pair])].add(
+                np.ascontiguousarray(masks[index]), float(scores[pair]), points[pair]
+            )
             self.stats["accepted"] += 1
 
     # ------------------------------------------------------------------------------------------- output

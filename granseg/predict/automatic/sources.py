@@ -30,12 +30,12 @@ class Decoded:
     scores: ``(N,)`` float (the predicted IoU for neural models).
     logits: ``(N, h, w)`` float32 or None; low resolution when ``low_res`` (see :meth:`BatchedSamSource.content`
             and :meth:`BatchedSamSource.full_logits`), else ``(N, H, W)`` at the original size.
-    masks:  ``(N, H, W)`` bool at the original size, for sources without logits (else None).
+    masks:  ``(N, H, W)`` bool numpy array at the original size, for sources without logits (else None).
     """
 
     scores: torch.Tensor
     logits: torch.Tensor | None
-    masks: torch.Tensor | None
+    masks: np.ndarray | None
     low_res: bool
 
 
@@ -63,26 +63,25 @@ class PointSource:
     def decode(self, points: np.ndarray, granularity: np.ndarray) -> Decoded:
         """Pairs sharing a point are answered by one ``predict`` call (in first-seen order)."""
         with_logits = self.predictor.provides_logits
-        scores = np.zeros(len(points), np.float64)
-        masks = logits = None
-        keys = [tuple(p) for p in np.asarray(points, np.float64)]
         groups: dict[tuple, list[int]] = {}
-        for index, key in enumerate(keys):
+        for index, key in enumerate(map(tuple, np.asarray(points, np.float64))):
             groups.setdefault(key, []).append(index)
+        options = {"return_logits": True} if with_logits else {}
+        order, scores, masks, logits = [], [], [], []
         for key, indices in groups.items():
-            kwargs = {"return_logits": True} if with_logits else {}
             prediction = self.predictor.predict(
-                np.asarray([key]), [1], granularity=granularity[indices], **kwargs
+                np.asarray([key]), [1], granularity=granularity[indices], **options
             )
-            if masks is None:
-                masks = torch.zeros((len(points), *prediction.masks.shape[1:]), dtype=torch.bool)
-                if with_logits:
-                    logits = torch.zeros(masks.shape, dtype=torch.float32)
-            masks[indices] = torch.from_numpy(np.asarray(prediction.masks, dtype=bool))
-            scores[indices] = prediction.scores
+            order.extend(indices)
+            scores.append(np.asarray(prediction.scores, dtype=np.float64))
+            masks.append(np.asarray(prediction.masks, dtype=bool))
             if with_logits:
-                logits[indices] = torch.from_numpy(np.asarray(prediction.logits, dtype=np.float32))
-        return Decoded(torch.from_numpy(scores), logits, None if with_logits else masks, False)
+                logits.append(np.asarray(prediction.logits, dtype=np.float32))
+        inverse = np.argsort(np.asarray(order))  # back to the order of the pairs
+        score_array = torch.from_numpy(np.concatenate(scores)[inverse])
+        if with_logits:
+            return Decoded(score_array, torch.from_numpy(np.concatenate(logits)[inverse]), None, False)
+        return Decoded(score_array, None, np.concatenate(masks)[inverse], False)
 
 
 class BatchedSamSource:
