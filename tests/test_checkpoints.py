@@ -15,6 +15,7 @@ import torch
 from granseg.errors import CheckpointError
 from granseg.models import checkpoints
 from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, lora_modules, tiny_config
+from granseg.predict.factory import create_predictor
 
 LORA_RANK = 8
 
@@ -438,8 +439,8 @@ def test_official_checkpoint_predicts_the_same_with_fast_and_reference_decoders(
     model = checkpoints.load_model_from_path(official_file)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(90, 150, 3), dtype=np.uint8)
-    fast = model.create_predictor()
-    reference = model.create_predictor(decoder="reference")
+    fast = create_predictor(model)
+    reference = create_predictor(model, decoder="reference")
     outputs = []
     for predictor in (fast, reference):
         predictor.set_image(image)

@@ -21,6 +21,7 @@ from granseg.models.unsamv2 import (
     tiny_config,
 )
 from granseg.predict.base import GRANULARITY_LEVELS
+from granseg.predict.factory import create_predictor
 
 EQUIV_ATOL = 1e-6
 BATCH_ATOL = 1e-5
@@ -235,27 +236,6 @@ def test_batched_sweep_equals_one_by_one(model, pixels):
         )
 
 
-def test_shared_first_block_equals_transformers_two_way_transformer(model):
-    """The inference path that projects the first block's image side once for all prompts == transformers'."""
-    from granseg.models.unsamv2 import shared_first_block_transformer
-
-    torch.manual_seed(7)
-    tokens = torch.randn(1, 10, 11, 32)
-    image = torch.randn(1, 32, 8, 8)
-    positional = model.image_positional_embeddings()
-    transformer = model.sam.mask_decoder.transformer
-    with torch.no_grad():
-        ours_tokens, ours_keys = shared_first_block_transformer(transformer, tokens, image, positional)
-        ref_tokens, ref_keys = transformer(
-            point_embeddings=tokens,
-            image_embeddings=image.repeat_interleave(10, dim=0),
-            image_positional_embeddings=positional.expand(10, -1, -1, -1),
-            attention_similarity=None,
-        )
-    torch.testing.assert_close(ours_tokens, ref_tokens, atol=BATCH_ATOL, rtol=0)
-    torch.testing.assert_close(ours_keys, ref_keys, atol=BATCH_ATOL, rtol=0)
-
-
 def test_nonzero_lora_changes_output_and_merge_preserves_it(pixels):
     from granseg.models.checkpoints import merge_lora
 
@@ -288,7 +268,7 @@ def _image(height=90, width=150, seed=0):
 
 
 def test_preprocess_resizes_long_side_pads_and_normalises():
-    from granseg.predict.predictor import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+    from granseg.predict.unsamv2 import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
 
     image = np.full((50, 100, 3), 255, dtype=np.uint8)
     pixels, content = preprocess_image(image, 128)
@@ -301,7 +281,7 @@ def test_preprocess_resizes_long_side_pads_and_normalises():
 
 
 def test_predictor_sweep_is_one_decoder_call_and_feeds_back(model, monkeypatch):
-    predictor = model.create_predictor()
+    predictor = create_predictor(model)
     image = _image()
     predictor.set_image(image)
     calls = []
@@ -322,7 +302,7 @@ def test_predictor_sweep_is_one_decoder_call_and_feeds_back(model, monkeypatch):
 
 def test_predictor_points_are_scaled_into_the_model_frame(model):
     """64 x 96 image -> 85 x 128 content in the 128 px frame; clicks scale per axis by new / old size (as SAM)."""
-    predictor = model.create_predictor()
+    predictor = create_predictor(model)
     predictor.set_image(_image(64, 96))
     got = predictor.predict([[40, 20], [10, 50]], [1, 0], granularity=0.5).low_res_logits
     sx, sy = 128 / 96, 85 / 64
@@ -337,25 +317,25 @@ def test_predictor_points_are_scaled_into_the_model_frame(model):
 
 
 def test_embedding_cache_round_trip(model, tmp_path, monkeypatch):
-    predictor = model.create_predictor(cache_dir=tmp_path)
+    predictor = create_predictor(model, cache_dir=tmp_path)
     image = _image(seed=4)
     predictor.set_image(image)
     first = [f.clone() for f in predictor.image_embeddings]
     files = list(tmp_path.glob("*.safetensors"))
     assert len(files) == 1
-    fresh = model.create_predictor(cache_dir=tmp_path)
+    fresh = create_predictor(model, cache_dir=tmp_path)
     monkeypatch.setattr(model, "embed_image", lambda *_: pytest.fail("cache miss"))
     fresh.set_image(image)
     for a, b in zip(first, fresh.image_embeddings):
         assert torch.equal(a, b)
-    other = build_unsamv2(tiny_config(), seed=9).create_predictor(cache_dir=tmp_path)
+    other = create_predictor(build_unsamv2(tiny_config(), seed=9), cache_dir=tmp_path)
     assert other.model_fingerprint() != fresh.model_fingerprint()
 
 
 def test_plain_sam2_config_predicts_by_picking_its_masks():
     plain = build_unsamv2(tiny_config(name="sam2-tiny-random", granularity=False, lora=None), seed=2)
     assert plain.granularity_encoder is None and plain.parameter_counts()["trainable"] == 0
-    predictor = plain.create_predictor()
+    predictor = create_predictor(plain)
     predictor.set_image(_image())
     prediction = predictor.predict([[50, 40]], [1], granularity=[0.1, 0.5, 1.0])
     assert prediction.masks.shape == (3, 90, 150)

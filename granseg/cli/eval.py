@@ -116,8 +116,9 @@ def run_interactive(args: argparse.Namespace) -> int:
     from granseg.errors import InputError
     from granseg.eval.datasets import load_dataset
     from granseg.eval.interactive import InteractiveConfig, evaluate_dataset, summarize, write_outputs
-    from granseg.models.registry import get_entry, load_predictor
+    from granseg.models.registry import get_entry
     from granseg.predict.base import parse_granularity
+    from granseg.predict.factory import load_predictor
 
     try:
         targets = tuple(float(t) for t in args.iou.split(",") if t.strip())
@@ -198,13 +199,10 @@ def run_auto(args: argparse.Namespace) -> int:
 def _generate_auto_predictions(args, gt: dict) -> list[dict]:
     from granseg.errors import InputError
     from granseg.io.images import load_image
-    from granseg.models.registry import load_predictor
+    from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
+    from granseg.predict.factory import load_predictor
     from granseg.utils.progress import progress
 
-    try:
-        from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
-    except ImportError:
-        raise InputError("automatic mask generation is not available; pass --predictions") from None
     predictor = load_predictor(_model_name(args), device=args.device)
     segmenter = AutomaticSegmenter(predictor, AutomaticConfig(points_per_side=args.points_per_side))
     images = sorted(gt["images"], key=lambda i: i["id"])[: args.max_images]
@@ -230,12 +228,13 @@ def _edge_map_factory(model_name: str, device: str):
         return sobel_nms
     from granseg.errors import InputError
     from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor
 
     model = load_model(model_name, device=device)
     if model_name == "hierarchy" or getattr(model, "name", "") == "hierarchy":
         from granseg.eval.edges import ultrametric_contour_map
 
-        predictor = model.create_predictor()
+        predictor = create_predictor(model)
 
         def hierarchy_edges(image):
             predictor.set_image(image)
@@ -351,7 +350,7 @@ def run_video(args: argparse.Namespace) -> int:
         sequences = {k: v for k, v in sequences.items() if k in wanted}
     predictor = None
     if args.predictions is None:
-        from granseg.models.registry import load_predictor
+        from granseg.predict.factory import load_predictor
 
         predictor = load_predictor(_model_name(args), device=args.device)
     per_sequence = {}

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from granseg.io.masks import masks_to_records, records_to_coco, save_mask_png
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.base import parse_granularity, validate_prompts
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("png", "json", "coco"))
     levels = parse_granularity(args.granularity)
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     model = load_model(model_name, device=args.device)
-    predictor = model.create_predictor(**predictor_options(model, args))
+    predictor = create_predictor(model, **predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
 
@@ -153,8 +154,9 @@ def predictor_options(model, args: argparse.Namespace) -> dict:
 
     from granseg.errors import InputError
     from granseg.models.registry import granseg_home
+    from granseg.predict.factory import predictor_class
 
-    accepted = inspect.signature(model.create_predictor).parameters
+    accepted = inspect.signature(predictor_class(model) or model.create_predictor).parameters
     options = {}
     if "cache_dir" in accepted and not args.no_embedding_cache:
         if args.embedding_cache_gb <= 0:

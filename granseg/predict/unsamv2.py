@@ -18,8 +18,6 @@ image pixels and a fingerprint of the model (config + image-encoder weights).
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +26,8 @@ import torch.nn.functional as F
 
 from granseg.errors import InputError
 from granseg.predict.base import BasePredictor, Prediction
+from granseg.predict.embedding_cache import DEFAULT_CACHE_MAX_BYTES, EmbeddingCache
 
-DEFAULT_CACHE_MAX_BYTES = 2 * 2**30  # least recently used entries go beyond this (~16 MB per 1024 px image)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -76,33 +74,6 @@ def upsample_logits(
     return logits[:, 0]
 
 
-def prune_cache(directory: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used ``*.safetensors`` entries of an embedding cache until it holds at most
-    ``max_bytes`` (``keep`` is never deleted). Entries that vanish meanwhile (another process) are skipped.
-    Returns the deleted paths."""
-    entries = []
-    for path in directory.glob("*.safetensors"):
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        entries.append((stat.st_mtime, stat.st_size, path))
-    total = sum(size for _, size, _ in entries)
-    deleted = []
-    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
-        if total <= max_bytes:
-            break
-        if keep is not None and path == keep:
-            continue
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        total -= size
-        deleted.append(path)
-    return deleted
-
-
 def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
     """Plain SAM-2 has no g: pick its multimask output 0/1/2 (roughly sub-part / part / whole) by g."""
     return np.digitize(granularity, [0.4, 0.7])
@@ -132,31 +103,22 @@ class UnSAMv2Predictor(BasePredictor):
             raise InputError("decoder_dtype='bfloat16' needs decoder='fast'")
         self.model = model.eval()
         self.model_name = model.name
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.cache_max_bytes = cache_max_bytes
         self.decoder = decoder
         self.decoder_dtype = getattr(torch, decoder_dtype)
-        self._model_fingerprint: str | None = None
+        self._cache = EmbeddingCache(cache_dir, model, cache_max_bytes)
         self._features: list[torch.Tensor] | None = None
         self._decoder_state = None
         self._content_hw: tuple[int, int] = (0, 0)
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the model's weights (the LoRA-merged decoder copy, the fast decoder's weights and the
-        positional encoding are snapshots taken here; call this after changing the model's weights, e.g. after
-        training steps)."""
-        from granseg.models.fast_decoder import FastMaskDecoder
-        from granseg.models.unsamv2 import inference_transformer
-
-        self._model_fingerprint = None  # the embedding-cache key follows the weights too
+        """Re-read the model's weights (the model's fast decoder and the positional encoding are snapshots; call
+        this after changing the model's weights, e.g. after training steps)."""
+        self._cache.forget_fingerprint()  # the embedding-cache key follows the weights too
         with torch.inference_mode():
             self._positional = self.model.image_positional_embeddings()
-        self._transformer = inference_transformer(self.model) if self.model.config.lora is not None else None
         self._fast = (
-            FastMaskDecoder(self.model, self._transformer, self.decoder_dtype)
-            if self.decoder == "fast"
-            else None
+            self.model.fast_decoder(self.decoder_dtype, refresh=True) if self.decoder == "fast" else None
         )
         self._decoder_state = self._fast_state() if self._features is not None else None
 
@@ -175,16 +137,13 @@ class UnSAMv2Predictor(BasePredictor):
     def _set_image(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]
         self._content_hw = resized_shape(height, width, self.input_size, self.model.config.resize_mode)
-        cache_file = self._cache_file(image) if self.cache_dir is not None else None
-        features = self._read_cache(cache_file) if cache_file is not None and cache_file.is_file() else None
+        features = self._cache.read(image)
         if features is None:
             pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
             with torch.inference_mode():
-                self._features = self.model.embed_image(pixels.to(self.model.device))
-            if cache_file is not None:
-                self._write_cache(cache_file)
-        else:
-            self._features = features
+                features = self.model.embed_image(pixels.to(self.model.device))
+            self._cache.write(image, features)
+        self._features = features
         self._decoder_state = self._fast_state()
 
     @torch.inference_mode()
@@ -198,49 +157,14 @@ class UnSAMv2Predictor(BasePredictor):
             return self._fast.image_state(self._features, dense, self._positional)
         return self._fast.image_state(self._features, dense, self._positional, same_image=self._decoder_state)
 
-    # ---------------------------------------------------------------------------------------------- cache
+    @property
+    def cache_dir(self) -> Path | None:
+        """The embedding cache's folder (None: no cache)."""
+        return self._cache.directory
+
     def model_fingerprint(self) -> str:
-        """SHA-256 over the config and every tensor that shapes the image embedding."""
-        if self._model_fingerprint is None:
-            digest = hashlib.sha256(self.model.config.sam2.to_json().encode())
-            digest.update(self.model.config.resize_mode.encode())
-            for name, tensor in sorted(self.model.sam.state_dict().items()):
-                if name.startswith(("vision_encoder.", "mask_decoder.conv_s", "no_memory_embedding")):
-                    digest.update(name.encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._model_fingerprint = digest.hexdigest()
-        return self._model_fingerprint
-
-    def _cache_file(self, image: np.ndarray) -> Path:
-        image_digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
-        image_digest.update(repr(image.shape).encode())
-        return self.cache_dir / f"{self.model_fingerprint()[:16]}-{image_digest.hexdigest()[:32]}.safetensors"
-
-    def _read_cache(self, path: Path) -> list[torch.Tensor] | None:
-        from granseg.errors import CheckpointError
-        from granseg.models.checkpoints import safe_safetensors_load
-
-        try:
-            tensors, _ = safe_safetensors_load(path)
-            features = [tensors[f"level{i}"].to(self.model.device) for i in range(3)]
-        except (CheckpointError, KeyError):
-            return None  # unreadable cache entry: recompute and overwrite
-        try:
-            os.utime(path)  # mark as recently used (eviction goes by modification time)
-        except OSError:
-            pass
-        return features
-
-    def _write_cache(self, path: Path) -> None:
-        from safetensors.torch import save
-
-        from granseg.io.files import atomic_write_bytes
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = save({f"level{i}": f.detach().cpu().contiguous() for i, f in enumerate(self._features)})
-        atomic_write_bytes(path, payload)
-        if self.cache_max_bytes is not None:
-            prune_cache(path.parent, self.cache_max_bytes, keep=path)
+        """The embedding cache's key for this model (see :meth:`EmbeddingCache.fingerprint`)."""
+        return self._cache.fingerprint()
 
     # --------------------------------------------------------------------------------------------- decode
     def _scale_xy(self) -> np.ndarray:
@@ -299,9 +223,9 @@ class UnSAMv2Predictor(BasePredictor):
             else None
         )
         sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
-        fast = None
+        state = None
         if self._fast is not None:
-            fast = (self._fast, self._decoder_state if masks is None else self._fast_state(dense))
+            state = self._decoder_state if masks is None else self._fast_state(dense)
         out = self.model.decode(
             embeddings,
             sparse,
@@ -309,8 +233,7 @@ class UnSAMv2Predictor(BasePredictor):
             use_granularity,
             True,
             image_positional_embeddings=self._positional,
-            transformer=self._transformer,
-            fast=fast,
+            fast_state=state,
         )
         if use_granularity:
             return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
