@@ -160,8 +160,9 @@ class UnSAMv2Config(Config):
     granularity: False builds plain SAM-2 (no granularity modules; g picks among SAM-2's three masks).
     lora: None means no adapters (plain SAM-2, or an UnSAMv2 whose LoRA was merged into the weights).
     dedicated_iou_head: False = official behaviour (granularity mask IoU from the frozen IoU head's channel 0).
-    resize_mode: "longest_side_pad" (resize the long side to image_size, pad bottom/right) or "squash"
-    (resize to image_size x image_size, what Meta's SAM-2 predictor does).
+    resize_mode: "squash" (default: resize to image_size x image_size ignoring the aspect ratio, what Meta's SAM-2
+    predictor and transformers' Sam2ImageProcessor do, so what the released weights saw in training) or
+    "longest_side_pad" (resize the long side to image_size, pad bottom/right).
     """
 
     name: str = "unsamv2-hiera-small"
@@ -169,7 +170,7 @@ class UnSAMv2Config(Config):
     granularity: bool = True
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     dedicated_iou_head: bool = False
-    resize_mode: str = "longest_side_pad"
+    resize_mode: str = "squash"
     mask_threshold: float = 0.0
 
     def __post_init__(self) -> None:

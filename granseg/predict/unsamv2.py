@@ -1,19 +1,24 @@
 """Embed once, decode many: the interactive predictor for UnSAMv2 and plain SAM-2 (:mod:`granseg.models.unsamv2`).
 
-Pre-processing is this package's own (no torchvision, no ``Sam2ImageProcessor``): the image is resized so that its
-long side is the model's input size (1024 for the released models) and padded at the bottom/right to a square
-(``resize_mode="longest_side_pad"``; ``"squash"`` resizes to a square instead, as Meta's SAM-2 predictor does), then
-normalised with the ImageNet mean/std. Points and boxes are ``(x, y)`` pixels of the original image and are scaled
-into that frame; the decoder's ``256 x 256`` low-resolution logits are upsampled to the input frame, cropped to the
-un-padded area, resized to the original ``H x W`` and thresholded at 0.
+Pre-processing is this package's own (OpenCV; no torchvision, no ``Sam2ImageProcessor``), set by the model's
+``config.resize_mode``:
+
+* ``"squash"`` (default): the image is resized to ``S x S`` (the model's input size, 1024 for the released models)
+  without keeping its aspect ratio, as Meta's SAM-2 predictor and transformers' ``Sam2ImageProcessor`` do and as
+  the released weights were trained;
+* ``"longest_side_pad"``: the long side is resized to ``S`` and the image padded at the bottom/right to a square.
+
+Then the ImageNet mean/std. Points and boxes are ``(x, y)`` pixels of the original image, scaled per axis into the
+resized content (``x * w' / W``, ``y * h' / H``, with ``h' x w'`` the content size: ``S x S`` when squashed). The
+decoder's ``4h x 4w`` (256 x 256) low-resolution logits are upsampled to ``S x S``, cropped to the content (nothing
+to crop when squashed), resized to the original ``H x W`` and thresholded at the model's ``mask_threshold`` (0).
 
 A g-sweep (``granularity="all"`` or a list) is one batched decoder call: ``K`` prompts that share the points and
 differ only in their granularity token. ``Prediction.low_res_logits`` (``K x 256 x 256``) can be fed back as
 ``mask_input`` on the next click (one mask for all levels, or one per level).
 
 Optional on-disk embedding cache (``cache_dir``, at most ``cache_max_bytes``, least recently used entries deleted
-first): files ``<model>-<image>.safetensors`` keyed by the SHA-256 of the
-image pixels and a fingerprint of the model (config + image-encoder weights).
+first): :mod:`granseg.predict.embedding_cache`.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ def resized_shape(height: int, width: int, size: int, mode: str) -> tuple[int, i
 
 
 def preprocess_image(
-    image: np.ndarray, size: int, mode: str = "longest_side_pad"
+    image: np.ndarray, size: int, mode: str = "squash"
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """``H x W x 3`` uint8 RGB -> ``(1, 3, size, size)`` float32 normalised pixels and the content size ``(h', w')``."""
+    """``H x W x 3`` uint8 RGB -> ``(1, 3, size, size)`` float32 normalised pixels and the content size ``(h', w')``
+    (``(size, size)`` when squashed; the content sits at the top-left, zero-padded, otherwise)."""
     import cv2
 
     height, width = image.shape[:2]
@@ -66,7 +72,9 @@ def preprocess_image(
 def upsample_logits(
     low_res: torch.Tensor, size: int, content_hw: tuple[int, int], original_hw: tuple[int, int]
 ) -> torch.Tensor:
-    """``(K, h, w)`` low-res logits -> ``(K, H, W)`` logits at the original resolution (crop away the padding)."""
+    """``(K, h, w)`` low-res logits -> ``(K, H, W)`` logits at the original resolution: upsampled to the
+    ``size x size`` input frame, cropped to the content ``content_hw`` (the padding goes; the whole frame when
+    squashed), resized to ``original_hw`` (bilinear, ``align_corners=False`` throughout)."""
     logits = F.interpolate(low_res[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
     logits = logits[..., : content_hw[0], : content_hw[1]]
     if tuple(logits.shape[-2:]) != tuple(original_hw):
@@ -90,8 +98,11 @@ class UnSAMv2Predictor(BasePredictor):
         decoder: str = "fast",
         decoder_dtype: str = "float32",
     ) -> None:
-        """decoder: ``"fast"`` (:mod:`granseg.models.fast_decoder`: transformers' decoder function evaluated in a
-        cheaper order, same results up to float rounding) or ``"reference"`` (transformers' modules).
+        """decoder: ``"fast"`` (the model's :meth:`~granseg.models.unsamv2.UnSAMv2Model.fast_decoder`:
+        transformers' decoder function evaluated in a cheaper order, LoRA merged; same results up to float
+        rounding) or ``"reference"`` (``UnSAMv2Model.decode`` on transformers' two-way transformer and upscaling
+        modules as they are, peft adapters included, the image tokens repeated per prompt; this package's token
+        order and granularity head on top).
         decoder_dtype: ``"float32"`` or ``"bfloat16"`` (fast decoder only; an approximation, worthwhile on CPUs
         with AMX / AVX512-BF16 and on GPUs)."""
         super().__init__()
