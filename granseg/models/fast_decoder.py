@@ -18,8 +18,9 @@ orders the computation for the interactive case, where a handful of prompt token
 
 Floating-point results differ from the reference order by rounding only: tests/test_fast_decoder.py requires
 ``max |fast - reference| <= 1e-5 * (1 + max |reference|)`` on the mask logits, IoU and object scores (random
-weights, float32). ``dtype=torch.bfloat16`` runs the matrix products in bfloat16 (fast on CPUs with AMX/AVX512-BF16
-and on GPUs); that is an approximation, opt-in, measured in ``benchmarks/bench_unsamv2.py``.
+weights, non-zero biases and LoRA, float32); measured there: at most 1e-7. ``dtype=torch.bfloat16`` runs the
+matrix products in bfloat16 (fast on CPUs with AMX/AVX512-BF16 and on GPUs); that is an approximation, opt-in,
+measured in ``benchmarks/bench_unsamv2.py``.
 
 Shapes: ``P`` prompts (a g-sweep is ``P = K`` levels), ``T`` tokens per prompt, ``C`` decoder width, ``h x w`` the
 embedding grid, ``L = h w``; masks ``(P, M, 4h, 4w)`` logits.
