@@ -1,7 +1,7 @@
 """Checkpoint layouts: official UnSAMv2 / Meta SAM-2 / Hugging Face / package; safety and strictness.
 
-The official-layout state dict is generated here from the key names and shapes of the release (docs/unsamv2.md,
-"Model facts implemented" and "Checkpoint layouts") and the Meta SAM-2 module structure, written independently of granseg.models.checkpoints' name map.
+The official-layout state dict is generated here from the official key names and shapes (docs/unsamv2.md) and the
+Meta SAM-2 module structure, written independently of granseg.models.checkpoints' name map.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The SAM-2 parts (Hiera image encoder, FPN neck, prompt encoder, two-way transfor
 own modules, used as they are; this module adds the granularity prompt token and the granularity output token
 (:mod:`granseg.models.granularity`), wraps the 28 attention projections of the decoder's two-way transformer with
 peft LoRA adapters (:mod:`granseg.models.lora`), and runs the decoder with the UnSAMv2 token order
-(docs/unsamv2.md, "Token order"):
+(docs/unsamv2.md):
 
 * sparse prompt tokens: ``[points..., (padding point when no box) | box corners + padding, granularity]``;
 * output tokens: ``[obj_score, iou, mask x4, granularity]`` followed by the sparse prompt tokens.

@@ -44,6 +44,13 @@ def create_predictor(model: Any, **options: Any):
     raise InputError(f"no predictor for model {getattr(model, 'name', type(model).__name__)!r}")
 
 
+def predictor_options(model: Any) -> frozenset[str]:
+    """The keyword options the predictor of ``model`` takes, as its class declares them (``options``); empty for
+    predictors that take none."""
+    cls = predictor_class(model)
+    return frozenset(getattr(cls, "options", ())) if cls is not None else frozenset()
+
+
 def load_predictor(name_or_path: str = "auto", device: str = "auto", **overrides: Any):
     """``create_predictor(load_model(name_or_path, device, **overrides))``."""
     return create_predictor(load_model(name_or_path, device=device, **overrides))

@@ -90,6 +90,9 @@ def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
 class UnSAMv2Predictor(BasePredictor):
     """:class:`BasePredictor` over an :class:`~granseg.models.unsamv2.UnSAMv2Model` (or plain SAM-2 config)."""
 
+    # the keyword options the constructor takes (callers such as the CLI pass their cache/decoder flags by these)
+    options = ("cache_dir", "cache_max_bytes", "decoder", "decoder_dtype")
+
     def __init__(
         self,
         model,
@@ -172,6 +175,11 @@ class UnSAMv2Predictor(BasePredictor):
     def cache_dir(self) -> Path | None:
         """The embedding cache's folder (None: no cache)."""
         return self._cache.directory
+
+    @property
+    def cache_max_bytes(self) -> int | None:
+        """The embedding cache's size limit (None: unbounded)."""
+        return self._cache.max_bytes
 
     def model_fingerprint(self) -> str:
         """The embedding cache's key for this model (see :meth:`EmbeddingCache.fingerprint`)."""
