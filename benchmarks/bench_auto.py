@@ -53,13 +53,9 @@ def load_1024() -> np.ndarray:
 
 def sam_predictor():
     from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2
+    from granseg.predict.factory import create_predictor
 
-    model = build_unsamv2(UnSAMv2Config(), seed=0)
-    try:
-        from granseg.predict.factory import create_predictor
-    except ImportError:  # before the predictors moved into granseg.predict.factory
-        return model.create_predictor()
-    return create_predictor(model)
+    return create_predictor(build_unsamv2(UnSAMv2Config(), seed=0))
 
 
 def speed(rows: dict) -> None:
@@ -98,7 +94,9 @@ def speed(rows: dict) -> None:
     worst = dataclasses.replace(fast, point_pruning=False, coarse_to_fine=False)
     run("fast_worst_case_all_pairs", worst)
     for name, config in (("naive_one_g_64th", one_g), ("naive_all_g_64th", official)):
-        _, seconds = timed(lambda config=config: naive_generate(predictor, image, config, points=sixty_fourth))
+        _, seconds = timed(
+            lambda config=config: naive_generate(predictor, image, config, points=sixty_fourth)
+        )
         rows[name] = {"s": seconds, "scale": 64.0}
         print(name, rows[name], flush=True)
 
@@ -149,7 +147,9 @@ def recall(rows: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="speed,recall")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)

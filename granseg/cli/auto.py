@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.automatic import AutomaticSegmenter
     from granseg.predict.base import parse_granularity
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("json", "coco"))
     levels = parse_granularity(args.granularity)
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if model_name == "auto":
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
-    predictor = load_model(model_name, device=args.device).create_predictor()
+    predictor = create_predictor(load_model(model_name, device=args.device))
     segmenter = AutomaticSegmenter(predictor, config)
     records = segmenter.generate(image, quiet=args.quiet)
     height, width = image.shape[:2]

@@ -56,17 +56,18 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     if model_name == "sobel" or kind == "sobel":
         return sobel_nms
     from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor
 
     model = load_model(model_name, device=device)
     wanted = default_edge_map(model) if kind == "auto" else kind
     if wanted == "masks":
-        return automatic_mask_edges(model.create_predictor())
+        return automatic_mask_edges(create_predictor(model))
     if wanted != default_edge_map(model):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
         from granseg.eval.edges import ultrametric_contour_map
 
-        predictor = model.create_predictor()
+        predictor = create_predictor(model)
 
         def hierarchy_edges(image: np.ndarray) -> np.ndarray:
             predictor.set_image(image)
