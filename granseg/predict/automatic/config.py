@@ -55,7 +55,7 @@ class AutomaticConfig(Config):
     box_nms_thresh: float = 0.7
     min_area: int = 1
     batched: bool = True
-    point_batch: int = 64
+    point_batch: int = 32
     point_pruning: bool = False
     coarse_to_fine: bool = False
     dedup_iou: float = 0.0
@@ -78,7 +78,7 @@ class AutomaticConfig(Config):
 
 PRESETS: dict[str, dict] = {
     "official": {},
-    "fast": {"points_per_side": 16, "point_pruning": True, "coarse_to_fine": True},
+    "fast": {"points_per_side": 16, "point_pruning": True, "coarse_to_fine": True, "point_batch": 8},
 }
 
 PRESET_HELP = {

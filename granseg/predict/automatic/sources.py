@@ -21,6 +21,7 @@ import torch
 from granseg.predict.base import BasePredictor
 
 FULL_RES_BUDGET_BYTES = 2**26  # full-resolution masks held per PointSource call batch (64 MB)
+MAX_PROMPTS_PER_CALL = 64  # (point, g) prompts per batched decoder call (~256 MB of image tokens at 1024 px)
 
 
 @dataclass
@@ -101,7 +102,9 @@ class BatchedSamSource:
         self.predictor.set_image(image)
 
     def max_pairs(self, levels: int) -> int:
-        return 1 << 30
+        """Prompts per decoder call: the fast decoder keeps every prompt's image tokens (``h w x C`` floats, 4 MB
+        at 1024 px) until the masks are projected, so a call is capped at :data:`MAX_PROMPTS_PER_CALL`."""
+        return max(levels, MAX_PROMPTS_PER_CALL)
 
     def decode(self, points: np.ndarray, granularity: np.ndarray) -> Decoded:
         """Low-res logits ``(N, 4h, 4w)`` (the whole padded model frame) and scores ``(N,)``."""
