@@ -16,7 +16,7 @@ import torch
 from granseg.errors import InputError
 from granseg.models.gen2seg import Gen2SegConfig, Gen2SegModel, build_network, load_gen2seg
 from granseg.train.instance_data import InstanceDataConfig, build_instance_dataset
-from granseg.train.losses import foreground_loss, instance_colouring_loss
+from granseg.train.losses import UNLABELLED_MODES, foreground_loss, instance_colouring_loss
 from granseg.train.trainer import TrainConfig
 
 
@@ -36,11 +36,16 @@ class Gen2SegTrainConfig(TrainConfig):
     init_from: str | None = None  # a local checkpoint folder (public layout or ours); None = random init
     data: InstanceDataConfig = dataclasses.field(default_factory=InstanceDataConfig)
     loss: str = "instance"  # "instance" (instance colouring) or "foreground" (ablation baseline)
+    # unlabelled background (label -2, e.g. Virtual KITTI 2): "separation" keeps it among the "other" pixels of the
+    # separation term (the authors' code); "ignore" leaves it out of every term
+    unlabelled: str = "separation"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loss not in ("instance", "foreground"):
             raise InputError(f"loss must be 'instance' or 'foreground', got {self.loss!r}")
+        if self.unlabelled not in UNLABELLED_MODES:
+            raise InputError(f"unlabelled must be one of {UNLABELLED_MODES}, got {self.unlabelled!r}")
 
 
 class Gen2SegModule(torch.nn.Module):
@@ -82,7 +87,7 @@ class Gen2SegTask:
         images, labels = batch[0].to(device), batch[1].to(device)
         prediction = module(images).float()
         if self.config.loss == "instance":
-            return instance_colouring_loss(prediction, labels)
+            return instance_colouring_loss(prediction, labels, unlabelled=self.config.unlabelled)
         return foreground_loss(prediction, labels)
 
     def export(self, module: torch.nn.Module, folder: Path) -> None:
