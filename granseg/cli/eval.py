@@ -46,6 +46,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--level", default=None, choices=["part", "object"], help="pascalpart: parts or objects")
     p.add_argument("--no-early-stop", action="store_true", help="always run max-clicks clicks (exact curves)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes over images")
+    p.add_argument(
+        "--clicker",
+        default="ritm",
+        choices=["ritm", "gen2seg"],
+        help="robot user: isegm/RITM (default) or the Gen2Seg paper's centre clicks (use --max-clicks 9)",
+    )
     p.set_defaults(func=run_interactive)
 
     p = sub.add_parser(
@@ -137,6 +143,7 @@ def run_interactive(args: argparse.Namespace) -> int:
         pred_threshold=args.threshold,
         granularity=granularity,
         early_stop=not args.no_early_stop,
+        clicker=args.clicker,
     )
     dataset = load_dataset(
         args.dataset, args.data_root, split=args.split, annotation=args.annotations, level=args.level
