@@ -283,3 +283,43 @@ def test_trainable_layers_freezes_all_but_the_last_blocks(tmp_path):
     assert not any(p.requires_grad for p in network.mae.vit.parameters())
     with pytest.raises(InputError, match="blocks"):
         freeze_all_but_last(network, 99)
+
+
+def _pseudo_fixture(tmp_path):
+    from granseg.io.masks import encode_rle
+
+    images, labels = tmp_path / "imgs", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(images / "a.png")
+    big, small, part = (np.zeros((10, 12), bool) for _ in range(3))
+    big[:6, :8], small[2:4, 2:4], part[:2, :2] = True, True, True
+    anns = [
+        {"id": 1, "segmentation": encode_rle(small), "area": 4, "is_part": False, "is_stuff": False},
+        {"id": 2, "segmentation": encode_rle(big), "area": 48, "is_part": False, "is_stuff": True},
+        {"id": 3, "segmentation": encode_rle(part), "area": 4, "is_part": True, "is_stuff": False},
+    ]
+    record = {"image": {"file_name": "a.png", "height": 10, "width": 12}, "annotations": anns}
+    (labels / "a.json").write_text(json.dumps(record))
+    (labels / "config.json").write_text("{}")
+    return images, labels
+
+
+def test_pseudo_label_source(tmp_path):
+    from granseg.train.gen2seg_data.pseudo import PseudoLabelSource
+
+    images, labels = _pseudo_fixture(tmp_path)
+    raw = PseudoLabelSource(images, labels).raw(0)
+    assert raw.labels[0, 0] == 1 and raw.labels[3, 3] == 2  # big painted first, the small one on top, no part
+    assert raw.labels[9, 11] == -2 and raw.categories == {1: "stuff", 2: "object"}
+    assert PseudoLabelSource(images, labels, background="labelled").raw(0).labels[9, 11] == 0
+    no_stuff = PseudoLabelSource(images, labels, include_stuff=False).raw(0).labels
+    assert no_stuff[0, 0] == -2 and no_stuff[3, 3] == 1
+    with pytest.raises(InputError, match="expected <stem>.json files written by `granseg pseudo-label`"):
+        PseudoLabelSource(images, images)
+    config = InstanceDataConfig(source="pseudo", pseudo_images=str(images), pseudo_labels=str(labels))
+    images_t, labels_t = build_instance_dataset(config, 8).batch([0])
+    assert labels_t.shape == (1, 8, 8) and -2 in labels_t
+    (images / "a.png").unlink()
+    with pytest.raises(InputError, match="no usable image"):
+        build_instance_dataset(config, 8).batch([0])

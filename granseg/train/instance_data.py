@@ -27,7 +27,7 @@ from granseg.config import Config
 from granseg.errors import InputError
 from granseg.synth import SynthConfig
 
-SOURCES = ("synth", "coco", "hypersim", "vkitti2", "clevrtex", "mix")
+SOURCES = ("synth", "coco", "hypersim", "vkitti2", "clevrtex", "pseudo", "mix")
 GEOMETRIES = ("auto", "square", "resize", "crop")
 # The paper's training sizes for Stable Diffusion ("resize" geometry), height x width.
 SD_SIZES = {"hypersim": (480, 640), "vkitti2": (368, 1024), "clevrtex": (240, 320), "coco": (512, 512)}
@@ -46,6 +46,12 @@ class InstanceDataConfig(Config):
     hypersim_split_csv: str | None = None  # metadata_images_split_scene_v1.csv; None = every frame
     vkitti2_root: str | None = None
     clevrtex_root: str | None = None
+    pseudo_images: str | None = None  # the image folder given to `granseg pseudo-label`
+    pseudo_labels: str | None = None  # its --out folder (<stem>.json per image)
+    pseudo_include_stuff: bool = True
+    pseudo_background: str = (
+        "unlabelled"  # pixels no pseudo instance covers: "unlabelled" (-2) or "labelled" (0)
+    )
     mix: tuple[str, ...] = ("hypersim", "vkitti2")  # the sources of "mix", one drawn per micro-batch
     mix_weights: tuple[float, ...] = (0.9, 0.1)
     hypersim_min_objects: int = 10  # the paper's cleaning: Hypersim frames with fewer objects are dropped
@@ -63,17 +69,27 @@ class InstanceDataConfig(Config):
             len(self.mix) != len(self.mix_weights) or not self.mix or min(self.mix_weights) < 0
         ):
             raise InputError("data.mix and data.mix_weights need the same, non-zero length and weights >= 0")
-        if self.source == "mix" and not set(self.mix) <= {"coco", "hypersim", "vkitti2", "clevrtex"}:
-            raise InputError(f"data.mix may hold coco, hypersim, vkitti2 and clevrtex, got {list(self.mix)}")
+        if self.source == "mix" and not set(self.mix) <= {
+            "coco",
+            "hypersim",
+            "vkitti2",
+            "clevrtex",
+            "pseudo",
+        }:
+            raise InputError(
+                f"data.mix may hold coco, hypersim, vkitti2, clevrtex and pseudo, got {list(self.mix)}"
+            )
         for name in [self.source] if self.source != "mix" else list(self.mix):
             missing = {
                 "coco": not (self.coco_json and self.coco_images),
                 "hypersim": not self.hypersim_root,
                 "vkitti2": not self.vkitti2_root,
                 "clevrtex": not self.clevrtex_root,
+                "pseudo": not (self.pseudo_images and self.pseudo_labels),
             }.get(name, False)
             if missing:
-                needs = "coco_json and coco_images" if name == "coco" else f"{name}_root"
+                needs = {"coco": "coco_json and coco_images", "pseudo": "pseudo_images and pseudo_labels"}
+                needs = needs.get(name, f"{name}_root")
                 raise InputError(f"data source {name!r} needs {needs}")
 
 
@@ -204,6 +220,15 @@ def build_source(config: InstanceDataConfig, name: str, size: int, backbone: str
         source = VirtualKitti2Source(config.vkitti2_root or "")
     elif name == "clevrtex":
         source = ClevrTexSource(config.clevrtex_root or "")
+    elif name == "pseudo":
+        from granseg.train.gen2seg_data.pseudo import PseudoLabelSource
+
+        source = PseudoLabelSource(
+            config.pseudo_images or "",
+            config.pseudo_labels or "",
+            config.pseudo_include_stuff,
+            config.pseudo_background,
+        )
     else:
         source = CocoInstances(config, size)
     allowed = tuple(config.allowed_categories) if config.allowed_categories is not None else None
