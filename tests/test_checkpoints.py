@@ -1,6 +1,6 @@
 """Checkpoint layouts: official UnSAMv2 / Meta SAM-2 / Hugging Face / package; safety and strictness.
 
-The official-layout state dict is generated here from the key names and shapes listed in DESIGN.md sec. 4 and the
+The official-layout state dict is generated here from the official key names and shapes (docs/unsamv2.md) and the
 Meta SAM-2 module structure, written independently of granseg.models.checkpoints' name map.
 """
 

@@ -15,7 +15,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="segment the whole image at a granularity (grid of point prompts)",
         description=(
             "Prompt the model with a regular grid of points and keep the confident, stable, non-overlapping "
-            "masks (DESIGN.md sec. 6). --granularity all = union of the masks at g = 0.1 .. 1.0."
+            "masks (docs/eval.md). --granularity all = union of the masks at g = 0.1 .. 1.0."
         ),
     )
     parser.add_argument("image", type=Path)

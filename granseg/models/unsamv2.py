@@ -3,7 +3,7 @@
 The SAM-2 parts (Hiera image encoder, FPN neck, prompt encoder, two-way transformer, heads) are transformers'
 own modules, used as they are; this module adds the granularity prompt token and the granularity output token
 (:mod:`granseg.models.granularity`), wraps the 28 attention projections of the decoder's two-way transformer with
-peft LoRA adapters, and runs the decoder with the UnSAMv2 token order (DESIGN.md sec. 4):
+peft LoRA adapters, and runs the decoder with the UnSAMv2 token order (docs/unsamv2.md):
 
 * sparse prompt tokens: ``[points..., (padding point when no box) | box corners + padding, granularity]``;
 * output tokens: ``[obj_score, iou, mask x4, granularity]`` followed by the sparse prompt tokens.
@@ -242,6 +242,9 @@ class UnSAMv2Model(nn.Module):
     inside ``sam.mask_decoder.transformer``. ``passthrough`` keeps Meta-checkpoint tensors this image model does not
     use (the video memory modules) so that converting back to the Meta layout loses nothing.
     """
+
+    # the keyword options create_predictor() takes (callers such as the CLI pass their cache/decoder flags by these)
+    predictor_options = ("cache_dir", "cache_max_bytes", "decoder", "decoder_dtype")
 
     def __init__(self, config: UnSAMv2Config) -> None:
         super().__init__()

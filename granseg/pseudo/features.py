@@ -53,10 +53,6 @@ class PatchFeatures:
     patch_size: int
     appearance_spread: float | None = None
 
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        return int(self.features.shape[0]), int(self.features.shape[1])
-
     def is_featureless(self, min_spread: float) -> bool:
         """True when the appearance varies less than ``min_spread`` (0 = never; unknown spread: never)."""
         return min_spread > 0 and self.appearance_spread is not None and self.appearance_spread < min_spread

@@ -5,7 +5,7 @@ Conventions: ``prediction`` is ``B x 3 x H x W`` float (any range); ``labels`` i
 (the pixel takes part in no term at all), ``-2`` (``UNLABELLED``) = unlabelled background (it may hold objects
 nobody annotated, e.g. everything but cars in Virtual KITTI 2).
 
-:func:`instance_colouring_loss` is the Gen2Seg instance-colouring loss (DESIGN.md sec. 7, matching the authors'
+:func:`instance_colouring_loss` is the Gen2Seg instance-colouring loss (docs/gen2seg.md, matching the authors'
 public ``InstanceSegmentationLoss``), on a 0..255 scale:
 
 * the prediction of each sample is min-max normalised to 0..255 (``normalise=True``);
