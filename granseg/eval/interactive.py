@@ -46,9 +46,10 @@ class InteractiveConfig(Config):
     use_mask_input: bool = True
     clicker: str = "ritm"  # "ritm" (isegm/RITM) or "gen2seg" (the Gen2Seg paper's centre clicks)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> InteractiveConfig:
         if self.clicker not in CLICKERS:
             raise InputError(f"clicker must be one of {', '.join(CLICKERS)}, got {self.clicker!r}")
+        return self
 
     def granularities(self) -> tuple[float, ...]:
         return (float(self.granularity),) if self.granularity is not None else tuple(self.levels)
