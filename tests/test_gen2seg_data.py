@@ -323,3 +323,26 @@ def test_pseudo_label_source(tmp_path):
     (images / "a.png").unlink()
     with pytest.raises(InputError, match="no usable image"):
         build_instance_dataset(config, 8).batch([0])
+
+
+def test_sd_timestep_is_a_config_value_saved_with_the_model(tmp_path):
+    import dataclasses
+
+    from diffusers import DDPMScheduler
+
+    from granseg.models.gen2seg import SD2_SCHEDULER, Gen2SegModel, build_network, load_gen2seg, tiny_config
+
+    config = dataclasses.replace(tiny_config("sd", 32), sd_timestep=500)
+    torch.manual_seed(0)
+    network = build_network(config)
+    assert network.timestep == 500
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type")
+    expected = DDPMScheduler(**{k: SD2_SCHEDULER[k] for k in keys}).alphas_cumprod[500]
+    assert network.alpha_bar == pytest.approx(float(expected))
+    default = build_network(tiny_config("sd", 32))
+    assert default.timestep == 999 and default.alpha_bar < network.alpha_bar
+    Gen2SegModel(config, network).save_pretrained(tmp_path / "m")
+    loaded = load_gen2seg(tmp_path / "m")
+    assert loaded.config.sd_timestep == 500 and loaded.network.timestep == 500
+    with pytest.raises(InputError, match="sd_timestep"):
+        dataclasses.replace(config, sd_timestep=1000)
