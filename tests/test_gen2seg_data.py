@@ -346,3 +346,23 @@ def test_sd_timestep_is_a_config_value_saved_with_the_model(tmp_path):
     assert loaded.config.sd_timestep == 500 and loaded.network.timestep == 500
     with pytest.raises(InputError, match="sd_timestep"):
         dataclasses.replace(config, sd_timestep=1000)
+
+
+def test_cli_train_on_a_wrong_layout_fails_at_start(tmp_path, capsys):
+    from granseg.cli import main
+
+    (tmp_path / "frames").mkdir()
+    config = {
+        "task": "gen2seg",
+        "output_dir": str(tmp_path / "out"),
+        "data": {"source": "vkitti2", "vkitti2_root": str(tmp_path)},
+    }
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: Virtual KITTI 2 root")
+        and "expected SceneSS/" in err
+        and "found cfg.json, frames/" in err
+    )
+    assert not (tmp_path / "out").exists()
