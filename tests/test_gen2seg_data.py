@@ -366,3 +366,11 @@ def test_cli_train_on_a_wrong_layout_fails_at_start(tmp_path, capsys):
         and "found cfg.json, frames/" in err
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_hypersim_category_is_the_majority_nyu40_class():
+    from granseg.train.gen2seg_data.hypersim import _categories
+
+    labels = np.array([[1, 1, 1, 4, 4, 0], [1, 7, 7, 4, 4, 0]])
+    semantic = np.array([[5, 5, 35, -1, -1, 1], [5, -1, 0, -1, -1, 1]])
+    assert _categories(labels, semantic) == {1: "chair", 4: "", 7: ""}

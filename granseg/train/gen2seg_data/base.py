@@ -51,6 +51,15 @@ class CleaningRules:
     max_disallowed_fraction: float = 0.35
 
 
+def _dense_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, dense)``: the sorted instance ids (> 0) and the map with id ``ids[k]`` as ``k + 1`` (0 elsewhere)."""
+    positive = labels > 0
+    ids = np.unique(labels[positive])
+    dense = np.zeros(labels.shape, dtype=np.int64)
+    dense[positive] = np.searchsorted(ids, labels[positive]) + 1
+    return ids, dense
+
+
 def count_instances(labels: np.ndarray) -> int:
     return int(np.unique(labels[labels > 0]).size)
 
@@ -60,16 +69,18 @@ def apply_class_filter(sample: RawSample, rules: CleaningRules) -> RawSample:
     no allowed instance is left or the ignored boxes cover more than ``max_disallowed_fraction`` of the image."""
     if rules.allowed is None:
         return sample
+    from scipy import ndimage
+
     allowed = {name.lower() for name in rules.allowed}
     labels = sample.labels.copy()
+    ids, dense = _dense_ids(labels)
     ignored = np.zeros(labels.shape, dtype=bool)
     kept = 0
-    for instance in np.unique(labels[labels > 0]):
+    for instance, box in zip(ids, ndimage.find_objects(dense)):  # one bounding box per instance, one pass
         if sample.categories.get(int(instance), "").lower() in allowed:
             kept += 1
-            continue
-        rows, cols = np.nonzero(labels == instance)
-        ignored[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+        elif box is not None:
+            ignored[box] = True
     if kept == 0:
         raise SkipSample("no instance of an allowed category")
     fraction = float(ignored.mean())

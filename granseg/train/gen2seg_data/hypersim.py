@@ -102,13 +102,18 @@ class HypersimSource:
 
 
 def _categories(labels: np.ndarray, semantic: np.ndarray) -> dict[int, str]:
-    """instance id -> NYU40 name of the class most of its pixels carry ("" when unlabelled)."""
-    result = {}
-    for instance in np.unique(labels[labels > 0]):
-        values = semantic[labels == instance]
-        values = values[(values >= 1) & (values <= len(NYU40))]
-        result[int(instance)] = NYU40[int(np.bincount(values).argmax()) - 1] if values.size else ""
-    return result
+    """instance id -> NYU40 name of the class most of its pixels carry ("" when none is labelled). One bincount
+    over (instance, class) pairs."""
+    ids = np.unique(labels[labels > 0])
+    inside = (labels > 0) & (semantic >= 1) & (semantic <= len(NYU40))
+    rows = np.searchsorted(ids, labels[inside])
+    counts = np.bincount(rows * (len(NYU40) + 1) + semantic[inside], minlength=len(ids) * (len(NYU40) + 1))
+    counts = counts.reshape(len(ids), len(NYU40) + 1)
+    best = counts.argmax(axis=1)
+    return {
+        int(instance): NYU40[int(best[k]) - 1] if counts[k, best[k]] > 0 else ""
+        for k, instance in enumerate(ids)
+    }
 
 
 def _split_frames(path: Path, split: str) -> set[tuple[str, str, int]]:
