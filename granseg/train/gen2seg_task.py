@@ -77,7 +77,12 @@ class Gen2SegTask:
     def build_module(self) -> Gen2SegModule:
         cfg = self.config
         if cfg.init_from:
-            model = load_gen2seg(cfg.init_from, device="cpu", image_size=cfg.model.image_size)
+            model = load_gen2seg(
+                cfg.init_from,
+                device="cpu",
+                image_size=cfg.model.image_size,
+                sd_timestep=cfg.model.sd_timestep,
+            )
         else:
             model = Gen2SegModel(cfg.model, build_network(cfg.model), device="cpu")
         if cfg.trainable_layers:
@@ -88,9 +93,7 @@ class Gen2SegTask:
         return len(self.dataset)
 
     def load_samples(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if hasattr(
-            self.dataset, "batch"
-        ):  # cleaned / mixed sources: skip unusable images, one size per batch
+        if hasattr(self.dataset, "batch"):  # cleaned / mixed sources (skips unusable images)
             return self.dataset.batch(indices)
         images, labels = zip(*(self.dataset[i] for i in indices))
         return torch.stack(images), torch.stack(labels)
