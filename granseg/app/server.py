@@ -19,6 +19,7 @@ Errors are JSON ``{"detail": message}``: 400 bad input, 403 outside the folder, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -201,7 +202,14 @@ class App:
 def create_app(config: AppConfig) -> FastAPI:
     """The FastAPI application (routes below, static front-end at ``/``)."""
     state = App(config)
-    api = FastAPI(title="granseg", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_api: FastAPI):
+        yield
+        state.queue.shutdown()
+        state.jobs.shutdown()
+
+    api = FastAPI(title="granseg", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     api.state.granseg = state
 
     @api.exception_handler(InputError)
@@ -215,11 +223,6 @@ def create_app(config: AppConfig) -> FastAPI:
     @api.exception_handler(TooManyJobs)
     async def _too_many(request: Request, exc: TooManyJobs) -> JSONResponse:
         return _error_response(exc)
-
-    @api.on_event("shutdown")
-    def _shutdown() -> None:
-        state.queue.shutdown()
-        state.jobs.shutdown()
 
     _register_pages(api, state)
     _register_images(api, state)
