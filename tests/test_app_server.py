@@ -198,6 +198,10 @@ def test_objects_commit_rename_hide_delete_and_autosave(server, images_dir):
     assert call(server.url, "DELETE", f"/api/images/{image_id}/objects/{wall['id']}")[0] == 404
     status, out, _ = call(server.url, "PATCH", f"/api/images/{image_id}/objects/{cup['id']}", {"name": "  "})
     assert status == 400
+    with ServerThread(AppConfig(model="hierarchy", workdir=str(server.workdir))) as restarted:  # a new server
+        assert [o["name"] for o in call(restarted.url, "GET", f"/api/images/{image_id}/objects")[1]] == [
+            "mug"
+        ]
 
 
 def test_coco_export_is_valid_for_pycocotools_eval_and_pseudo_schema(server, coffee_id):
