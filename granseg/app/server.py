@@ -435,5 +435,6 @@ def _register_jobs(api: FastAPI, state: App) -> None:
 def _auto_overlay(job: dict[str, Any]) -> bytes:
     from granseg.io.masks import decode_rle
 
-    masks = [decode_rle(r["segmentation"]) for r in job["records"]]
+    records = sorted(job["records"], key=lambda r: -r["area"])  # large first, so small masks stay visible
+    masks = [decode_rle(r["segmentation"]) for r in records]
     return render.overlay_png(masks, [render.object_color(i) for i in range(len(masks))], alpha=120)
