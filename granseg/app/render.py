@@ -43,21 +43,32 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 def overlay_png(
     masks: Sequence[np.ndarray], colors: Sequence[tuple[int, int, int]], alpha: int = 110
 ) -> bytes:
-    """RGBA PNG the size of the masks: each mask tinted with its colour (later masks on top), opaque outline."""
-    import cv2
+    """A palette PNG the size of the masks: each mask tinted with its colour at ``alpha`` (later masks on top),
+    its outline opaque, transparent elsewhere. At most 127 distinct colours (palette PNG); a few ms for 0.25 MP."""
+    import io
+
+    from PIL import Image
 
     if len(masks) == 0:
         raise ValueError("overlay_png needs at least one mask")
-    height, width = masks[0].shape
-    bgra = np.zeros((height, width, 4), dtype=np.uint8)
+    palette_colors = list(dict.fromkeys(tuple(int(v) for v in c) for c in colors))[:127]
+    index = {color: k for k, color in enumerate(palette_colors)}
+    labels = np.zeros(np.asarray(masks[0]).shape, dtype=np.uint8)
     for mask, color in zip(masks, colors):
         mask = np.asarray(mask, dtype=bool)
-        bgra[mask] = (color[2], color[1], color[0], alpha)
-        bgra[_boundary(mask)] = (color[2], color[1], color[0], 255)
-    ok, encoded = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return encoded.tobytes()
+        k = index.get(tuple(int(v) for v in color), len(palette_colors) - 1)
+        labels[mask] = 1 + 2 * k
+        labels[_boundary(mask)] = 2 + 2 * k
+    palette = [0, 0, 0]
+    transparency = [0]
+    for color in palette_colors:
+        palette += [*color, *color]
+        transparency += [alpha, 255]
+    picture = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    picture.putpalette(palette)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", transparency=bytes(transparency), compress_level=1)
+    return buffer.getvalue()
 
 
 def thumbnails(

@@ -12,7 +12,7 @@ const S = {
   history: [], future: [], editing: null, objects: [], hideObjects: false,
   seq: 0, shownSeq: 0, inflight: false, queued: null,
   image: null, maskImg: null, overlayImg: null, autoImg: null, thumbs: [],
-  folder: [], folderIndex: -1, job: null, drag: null, openedAt: 0, firstMaskMs: null,
+  folder: [], folderIndex: -1, job: null, drag: null, openedAt: 0, firstMaskMs: null, sent: 0,
 };
 window.granseg = S;  // for tests and debugging
 
@@ -69,6 +69,7 @@ async function openMeta(meta) {
   busy("Embedding the image (once; then cached)…");
   try {
     const out = await api("POST", `/api/images/${meta.id}/embed`);
+    S.readyAt = performance.now();
     status(`${meta.name} (${meta.width}×${meta.height}) ready` +
       (out.cached ? " (cached embedding)" : ` (embedded in ${out.embed_ms} ms)`) + ": click on an object.");
   } catch (err) { status(err.message, true); }
@@ -84,6 +85,7 @@ async function uploadFile(file) {
     return;
   }
   busy("Uploading…");
+  S.uploadStartedAt = performance.now();
   try {
     const meta = await api("POST", `/api/upload?name=${encodeURIComponent(file.name)}`, file, true);
     busy(null);
@@ -154,7 +156,7 @@ function requestMask(withThumbs) {
 }
 
 async function sendMask(body) {
-  S.inflight = true;
+  S.inflight = true; S.sent++;
   const imageId = S.imageId;
   try {
     const out = await api("POST", `/api/images/${imageId}/predict`, body);
@@ -162,9 +164,13 @@ async function sendMask(body) {
       S.shownSeq = body.seq;
       S.maskImg = await loadImage(out.mask);
       if (out.thumbnails) S.thumbs = out.thumbnails;
-      const ms = performance.now() - body.sentAt;
-      if (S.firstMaskMs === null) S.firstMaskMs = performance.now() - S.openedAt;
       draw(); renderThumbs();
+      const ms = performance.now() - body.sentAt;  // event -> request -> answer -> mask decoded and drawn
+      if (S.firstMaskMs === null) {
+        S.firstMaskMs = performance.now() - S.openedAt;
+        if (S.uploadStartedAt) S.uploadToFirstMaskMs = performance.now() - S.uploadStartedAt;
+        S.uploadStartedAt = null;
+      }
       const body_ = document.body.dataset;
       body_.maskArea = String(out.area); body_.maskG = String(out.granularity); body_.maskSeq = String(body.seq);
       body_.lastRoundTripMs = ms.toFixed(1);
