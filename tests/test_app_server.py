@@ -310,3 +310,24 @@ def test_info_hides_video_and_index_is_served(server):
     assert status == 200 and info["video"] is False and info["model"] == "hierarchy"
     status, page, _ = call(server.url, "GET", "/")
     assert status == 200 and b'id="video-tab"' in page and b"hidden" in page and b"cdn" not in page.lower()
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle(server):
+    """A pre-bound listening socket must be IPPROTO_TCP, or asyncio leaves Nagle on and every keep-alive response
+    waits ~40 ms for the client's delayed ACK (uvicorn issue #3149); browsers reuse connections, so it matters."""
+    import http.client
+    import statistics
+    import time
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    times = []
+    try:
+        for _ in range(15):
+            start = time.perf_counter()
+            connection.request("GET", "/api/info")
+            response = connection.getresponse()
+            response.read()
+            times.append(time.perf_counter() - start)
+    finally:
+        connection.close()
+    assert statistics.median(times[1:]) < 0.03, times

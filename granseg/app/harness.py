@@ -50,7 +50,9 @@ class ServerThread:
         from granseg.app import create_app
 
         self.app = create_app(config)
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio turns TCP_NODELAY on for accepted sockets only when the listener says TCP;
+        # with proto 0 every keep-alive response waits ~40 ms for the client's delayed ACK (uvicorn #3149).
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]

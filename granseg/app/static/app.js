@@ -159,10 +159,13 @@ async function sendMask(body) {
   S.inflight = true; S.sent++;
   const imageId = S.imageId;
   try {
+    const t0 = performance.now();
     const out = await api("POST", `/api/images/${imageId}/predict`, body);
+    const t1 = performance.now();
     if (imageId === S.imageId && body.seq > S.shownSeq) {
       S.shownSeq = body.seq;
       S.maskImg = await loadImage(out.mask);
+      S.lastTimings = { queued: t0 - body.sentAt, fetch: t1 - t0, decode: performance.now() - t1, server: out.compute_ms };
       if (out.thumbnails) S.thumbs = out.thumbnails;
       draw(); renderThumbs();
       const ms = performance.now() - body.sentAt;  // event -> request -> answer -> mask decoded and drawn
@@ -186,16 +189,22 @@ async function sendMask(body) {
 }
 
 function renderThumbs() {
+  // Rebuild the strip only when the thumbnails changed; a g change only moves the highlight.
   const strip = $("thumbs");
-  strip.innerHTML = "";
-  for (const thumb of S.thumbs) {
-    const cell = document.createElement("div");
-    cell.className = "thumb" + (Math.abs(thumb.granularity - S.g) < 0.005 ? " active" : "");
-    cell.title = `g = ${thumb.granularity.toFixed(1)}: ${thumb.area} pixels`;
-    cell.innerHTML = `<img alt="" src="${thumb.src}"><span>${thumb.granularity.toFixed(1)}</span>`;
-    cell.addEventListener("click", () => setG(thumb.granularity, false));
-    strip.appendChild(cell);
+  if (strip.thumbs !== S.thumbs) {
+    strip.thumbs = S.thumbs;
+    strip.innerHTML = "";
+    for (const thumb of S.thumbs) {
+      const cell = document.createElement("div");
+      cell.className = "thumb";
+      cell.dataset.g = String(thumb.granularity);
+      cell.title = `g = ${thumb.granularity.toFixed(1)}: ${thumb.area} pixels`;
+      cell.innerHTML = `<img alt="" src="${thumb.src}"><span>${thumb.granularity.toFixed(1)}</span>`;
+      cell.addEventListener("click", () => setG(thumb.granularity, false));
+      strip.appendChild(cell);
+    }
   }
+  for (const cell of strip.children) cell.classList.toggle("active", Math.abs(Number(cell.dataset.g) - S.g) < 0.005);
 }
 
 // ---- drawing --------------------------------------------------------------------------------------------------
