@@ -259,7 +259,8 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return (
         f"{os.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
-        f"{subprocess.run(['chromium', '--version'], capture_output=True, text=True).stdout.strip()}"
+        f"{subprocess.run(['chromium', '--version'], capture_output=True, text=True).stdout.strip()}; "
+        f"load average at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
 
 

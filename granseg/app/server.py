@@ -125,6 +125,7 @@ class App:
         workdir = Path(config.workdir) if config.workdir else default_workdir()
         images_dir = Path(config.images_dir) if config.images_dir else None
         self.images = ImageStore(workdir, images_dir, config.max_pixels, keep=config.cache_images)
+        config.to_json(workdir / "config.json")  # the settings this work folder was last served with
         self.engine = Engine(config.model, config.device, self.images, config.cache_images)
         self.queue = WorkQueue(config.max_pending)
         self.objects = ObjectStore(self.images.root)
