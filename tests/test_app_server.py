@@ -307,7 +307,7 @@ def test_whole_image_job_with_progress_and_commit(server, coffee_id):
 
 def test_info_hides_video_and_index_is_served(server):
     saved = AppConfig.from_json(server.workdir / "config.json")  # settings saved beside the work
-    assert saved.model == "hierarchy" and saved.max_upload_bytes == 2_000_000
+    assert saved.model == "hierarchy" and saved.workdir == str(server.workdir)
     status, info, _ = call(server.url, "GET", "/api/info")
     assert status == 200 and info["video"] is False and info["model"] == "hierarchy"
     status, page, _ = call(server.url, "GET", "/")
