@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import granseg
 from granseg.app.images import ImageStore
 
 
@@ -67,8 +68,6 @@ class Engine:
     """One model; ``cache_images`` predictors, each holding one embedded image (least recently used dropped)."""
 
     def __init__(self, model_name: str, device: str, images: ImageStore, cache_images: int = 4) -> None:
-        import granseg
-
         self.model = granseg.load_model(model_name, device=device)
         self.model_name = model_name
         self.images = images
@@ -90,7 +89,7 @@ class Engine:
             _, predictor = self._predictors.popitem(last=False)  # reuse the oldest one's model state
             predictor.reset_image()
         else:
-            predictor = self.model.create_predictor()
+            predictor = granseg.create_predictor(self.model)
         predictor.set_image(rgb)
         self._predictors[image_id] = predictor
         return predictor, time.perf_counter() - start

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import granseg
 from granseg.app.images import NotFoundError
 
 KEEP_FINISHED = 8
@@ -83,13 +84,11 @@ class AutoJobs:
         return job
 
     def _run(self, job: dict[str, Any]) -> None:
-        import granseg
-
         start = time.perf_counter()
         job["state"] = "running"
         try:
             if self._predictor is None:
-                self._predictor = self.model.create_predictor()
+                self._predictor = granseg.create_predictor(self.model)
             segmenter = granseg.AutomaticSegmenter(_CountingPredictor(self._predictor, job))
             segmenter.config.points_per_side = job["points_per_side"]
             segmenter.config.granularities = (job["granularity"],)
