@@ -213,6 +213,14 @@ def test_box_undo_redo_rename_hide_reedit_and_folder(tmp_path, sample_image_path
         body.send_keys("y")  # redo
         redone = wait_mask(driver, int(undone["maskSeq"]))
         assert redone["maskArea"] == clicked["maskArea"]
+        # 30 slider events at once: one request in flight, only the latest queued, the last g is what is shown
+        sent = driver.execute_script("return window.granseg.sent")
+        driver.execute_script(
+            "const s = document.getElementById('g-slider');"
+            "for (let k = 0; k < 30; k++) { s.value = String(0.2 + 0.02 * k); s.dispatchEvent(new Event('input')); }"
+        )
+        wait_for(driver, "return document.body.dataset.maskG === '0.78' && !window.granseg.inflight")
+        assert driver.execute_script("return window.granseg.sent") - sent == 2
         body.send_keys("n")  # negative mode: a left click now removes
         click_image(driver, *NEGATIVE)
         wait_mask(driver, int(redone["maskSeq"]))
