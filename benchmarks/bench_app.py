@@ -1,6 +1,7 @@
 """Latency and load of ``granseg serve``, measured in a real browser (headless Chromium, Selenium, loopback).
 
-Per model (``hierarchy`` and the tiny random neural ``unsamv2-tiny-random``):
+Per model (``hierarchy`` and the tiny random neural ``unsamv2-tiny-random``, with torch's default threads and with
+one thread: ``NAME@1``):
 
 * time to first mask: from the start of the upload in the page to the first mask drawn (upload + decode +
   embedding + the first click's round trip), on the bundled 600 x 400 photo;
@@ -79,17 +80,20 @@ def wait_shown(driver, seq: int) -> dict:
     return driver.execute_async_script(WAIT_JS, seq)
 
 
-def browser_latency(model: str, clicks: int, workdir: Path) -> dict:
+def browser_latency(spec: str, clicks: int, workdir: Path) -> dict:
+    """``spec``: a model name, optionally ``@N`` for N torch threads (``AppConfig.threads``)."""
     import numpy as np
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     rng = np.random.default_rng(0)
     points = [(int(x), int(y)) for x, y in zip(rng.integers(150, 450, clicks), rng.integers(40, 360, clicks))]
-    out: dict = {"model": model}
+    model, _, threads = spec.partition("@")
+    out: dict = {"model": model, "threads": int(threads or 0)}
     driver = chrome_driver()
+    config = AppConfig(model=model, workdir=str(workdir / spec), threads=int(threads or 0))
     try:
-        with ServerThread(AppConfig(model=model, workdir=str(workdir / model))) as server:
+        with ServerThread(config) as server:
             driver.get(server.url)
             wait_for(driver, "return document.body.dataset.ready")
             driver.find_element(By.ID, "file-input").send_keys(str(SAMPLE))
@@ -276,14 +280,14 @@ def report(results: list[dict], load: dict, args: argparse.Namespace) -> str:
         "Browser: headless Chromium on loopback, the bundled 600 x 400 photo. Times in ms, median / p90 / max over "
         f"{args.clicks} clicks or slider steps, from the page's event handler to the mask drawn on the canvas.",
         "",
-        "| model | time to first mask (upload -> mask) | upload -> ready (embedding) | click -> mask (g + 10 thumbnails) | "
+        "| model | torch threads | time to first mask (upload -> mask) | upload -> ready (embedding) | click -> mask (g + 10 thumbnails) | "
         "slider step -> mask | 60 Hz drag: 40 events -> requests sent, last event -> its mask |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         drag = r["drag"]
         lines.append(
-            f"| `{r['model']}` | {r['first_mask_ms']:.0f} | {r['upload_to_ready_ms']:.0f} | {stats(r['click_ms'])} | "
+            f"| `{r['model']}` | {r['threads'] or 'default'} | {r['first_mask_ms']:.0f} | {r['upload_to_ready_ms']:.0f} | {stats(r['click_ms'])} | "
             f"{stats(r['slider_ms'])} | {drag['requests_sent']} sent, {drag['lastToShownMs']:.0f} ms |"
         )
     lines += [
@@ -306,7 +310,11 @@ def report(results: list[dict], load: dict, args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clicks", type=int, default=20)
-    parser.add_argument("--models", default="hierarchy,unsamv2-tiny-random")
+    parser.add_argument(
+        "--models",
+        default="hierarchy,unsamv2-tiny-random,unsamv2-tiny-random@1",
+        help="comma-separated; NAME@N runs the model with N torch threads",
+    )
     parser.add_argument("--bursts", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "app.md")

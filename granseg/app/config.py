@@ -20,6 +20,8 @@ class AppConfig(Config):
     cache_images:     embedded images kept ready (each holds one predictor's image state).
     max_pending:      compute requests admitted at once (running + waiting); more get 503 with Retry-After.
     max_jobs:         whole-image jobs running or waiting at once; more get 429.
+    threads:          torch intra-op threads for the model (0: torch's default). 1 is much faster on a busy
+                      machine (measured: benchmarks/results/app.md).
     """
 
     model: str = "auto"
@@ -31,3 +33,4 @@ class AppConfig(Config):
     cache_images: int = 4
     max_pending: int = 16
     max_jobs: int = 1
+    threads: int = 0

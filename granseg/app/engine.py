@@ -67,7 +67,13 @@ class WorkQueue:
 class Engine:
     """One model; ``cache_images`` predictors, each holding one embedded image (least recently used dropped)."""
 
-    def __init__(self, model_name: str, device: str, images: ImageStore, cache_images: int = 4) -> None:
+    def __init__(
+        self, model_name: str, device: str, images: ImageStore, cache_images: int = 4, threads: int = 0
+    ) -> None:
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(int(threads))  # process-wide: the server runs one model request at a time
         self.model = granseg.load_model(model_name, device=device)
         self.model_name = model_name
         self.images = images

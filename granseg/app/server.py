@@ -126,7 +126,7 @@ class App:
         images_dir = Path(config.images_dir) if config.images_dir else None
         self.images = ImageStore(workdir, images_dir, config.max_pixels, keep=config.cache_images)
         config.to_json(workdir / "config.json")  # the settings this work folder was last served with
-        self.engine = Engine(config.model, config.device, self.images, config.cache_images)
+        self.engine = Engine(config.model, config.device, self.images, config.cache_images, config.threads)
         self.queue = WorkQueue(config.max_pending)
         self.objects = ObjectStore(self.images.root)
         self.jobs = AutoJobs(self.engine.model, self.images, config.max_jobs)

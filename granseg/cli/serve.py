@@ -28,6 +28,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (default 25 MB)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (default 40 MP)")
     parser.add_argument("--max-pending", type=int, default=16, help="queued model requests before 503")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads for the model (default: torch's; 1 on a busy machine)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,8 +46,8 @@ def build_config(args: argparse.Namespace):
         raise InputError(f"--images {args.images} is not a folder")
     if not 0 <= args.port <= 65535:
         raise InputError("--port must be between 0 and 65535")
-    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_pending < 1:
-        raise InputError("--max-upload-mb, --max-pixels and --max-pending must be positive")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_pending < 1 or args.threads < 0:
+        raise InputError("--max-upload-mb, --max-pixels, --max-pending and --threads must be positive")
     return AppConfig(
         model=args.model,
         device=args.device,
@@ -50,6 +56,7 @@ def build_config(args: argparse.Namespace):
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         max_pending=args.max_pending,
+        threads=args.threads,
     )
 
 
