@@ -85,7 +85,11 @@ def test_click_slide_negative_commit_export(tmp_path, sample_image_path, shots, 
         wait_for(driver, "return document.body.dataset.ready")
         assert driver.find_element(By.ID, "video-tab").is_displayed() is False  # no video session yet
         driver.find_element(By.ID, "file-input").send_keys(str(sample_image_path))
+        wait_for(driver, "return document.body.dataset.busy === '1' && !!window.granseg.image", 30)
+        assert driver.find_element(By.ID, "busy").is_displayed()  # the embedding is shown as busy
+        driver.save_screenshot(str(shots / "01_embedding.png"))
         wait_for(driver, "return document.body.dataset.imageId && document.body.dataset.busy === '0'", 60)
+        assert not driver.find_element(By.ID, "busy").is_displayed()
         driver.save_screenshot(str(shots / "01_uploaded.png"))
 
         click_image(driver, *CUP)
@@ -163,7 +167,7 @@ def test_click_slide_negative_commit_export(tmp_path, sample_image_path, shots, 
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)"
         )
         assert set(origins) <= {server.url, "null"}, origins  # nothing fetched from anywhere else
-    assert len(list(shots.glob("*.png"))) >= 7
+    assert len(list(shots.glob("*.png"))) >= 8
 
 
 def test_box_undo_redo_rename_hide_reedit_and_folder(tmp_path, sample_image_path, shots, browser):

@@ -47,7 +47,9 @@ def test_binding_another_host_warns(monkeypatch, capsys, tmp_path):
     assert main(["serve", "--model", "hierarchy", "--workdir", str(tmp_path), "--quiet"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8765 and seen["config"].model == "hierarchy"
     assert "warning" not in capsys.readouterr().err and seen["config"].threads == 0
-    assert main(["serve", "--model", "hierarchy", "--workdir", str(tmp_path), "--quiet", "--threads", "1"]) == 0
+    assert (
+        main(["serve", "--model", "hierarchy", "--workdir", str(tmp_path), "--quiet", "--threads", "1"]) == 0
+    )
     assert seen["config"].threads == 1
     assert main(["serve", "--workdir", str(tmp_path), "--threads", "-1"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
