@@ -110,3 +110,13 @@ def test_committed_objects_survive_a_killed_server(tmp_path, sample_image_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def test_browser_tests_say_why_they_skip_without_chromium(monkeypatch):
+    import shutil
+
+    from granseg.app import harness
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    reason = harness.browser_missing_reason()
+    assert reason is not None and "chromium is not installed" in reason and "apt-get install" in reason
