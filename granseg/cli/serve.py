@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     app = create_app(config)
-    info(args, f"granseg serve: http://{args.host}:{args.port}/  (Ctrl+C stops; objects autosave)")
+    port = args.port if args.port else "<free port: see uvicorn's line below>"
+    info(args, f"granseg serve: http://{args.host}:{port}/  (Ctrl+C stops; objects autosave)")
     uvicorn.run(
         app,
         host=args.host,
