@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,9 +20,14 @@ pytest.importorskip("uvicorn", reason="the [app] extra (fastapi, uvicorn) is not
 from granseg.app import AppConfig  # noqa: E402
 from granseg.app.harness import ServerThread, browser_missing_reason, chrome_driver, click_image, wait_for  # noqa: E402
 
+# In CI (.ci/run installs the browser) a missing browser is a failure, never a silent skip.
+_MISSING = browser_missing_reason()
+if _MISSING is not None and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    raise RuntimeError(f"CI must run the browser tests: {_MISSING}")
+
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(browser_missing_reason() is not None, reason=str(browser_missing_reason())),
+    pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING)),
 ]
 
 CUP, NEGATIVE, SAUCER = (330, 60), (380, 120), (450, 320)
