@@ -186,6 +186,7 @@ def test_subcommands_keep_the_common_flags_they_use():
 
 def test_declared_predictor_options_are_what_create_predictor_takes(tmp_path):
     from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor, predictor_options
 
     model = load_model("unsamv2-tiny-random", device="cpu")
     options = {
@@ -194,11 +195,11 @@ def test_declared_predictor_options_are_what_create_predictor_takes(tmp_path):
         "decoder": "reference",
         "decoder_dtype": "float32",
     }
-    assert set(model.predictor_options) == set(options)
-    predictor = model.create_predictor(**options)
+    assert predictor_options(model) == set(options)
+    predictor = create_predictor(model, **options)
     assert (predictor.cache_dir, predictor.cache_max_bytes, predictor.decoder) == (
         tmp_path,
         2**20,
         "reference",
     )
-    assert not hasattr(load_model("hierarchy", device="cpu"), "predictor_options")
+    assert predictor_options(load_model("hierarchy", device="cpu")) == frozenset()

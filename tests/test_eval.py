@@ -238,7 +238,7 @@ def test_probabilities_are_thresholded_with_the_flag():
 
 
 def test_grabcut_baseline_segments_a_clear_object_and_is_deterministic():
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 60, (120, 160, 3)).astype(np.uint8)
@@ -756,7 +756,7 @@ def _berkeley_folder(root: Path, n: int = 3) -> Path:
 def test_parallel_workers_give_the_same_results_in_the_same_order(tmp_path):
     import functools
 
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     dataset = load_dataset("berkeley", _berkeley_folder(tmp_path))
     factory = functools.partial(load_predictor, "grabcut-baseline", device="cpu")
@@ -769,7 +769,7 @@ def test_parallel_workers_give_the_same_results_in_the_same_order(tmp_path):
 
 def test_ultrametric_contour_map_of_a_real_hierarchy_marks_the_strong_boundary():
     from granseg.eval.edges import ultrametric_contour_map
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     image = np.full((64, 96, 3), 30, np.uint8)
     image[:, 48:] = 220

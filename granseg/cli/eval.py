@@ -134,7 +134,8 @@ def _predictor_factory(args) -> tuple[str, object]:
     """``(model name actually used, picklable predictor factory)``; an unknown name fails before any work."""
     import functools
 
-    from granseg.models.registry import get_entry, load_predictor
+    from granseg.models.registry import get_entry
+    from granseg.predict.factory import load_predictor
 
     model_name = _model_name(args)
     if not Path(model_name).exists():

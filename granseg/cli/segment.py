@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from granseg.io.images import DEFAULT_MAX_PIXELS, load_image
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.base import parse_granularity, validate_prompts
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("png", "json", "coco"))
     levels = parse_granularity(args.granularity)
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     model = load_model(model_name, device=args.device)
-    predictor = model.create_predictor(**predictor_options(model, args))
+    predictor = create_predictor(model, **predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
     written = _write_outputs(args, fmt, image, prediction, points, labels)
@@ -160,16 +161,18 @@ def _write_outputs(args: argparse.Namespace, fmt: str, image, prediction, points
 
 
 def predictor_options(model, args: argparse.Namespace) -> dict:
-    """Keyword options for ``model.create_predictor`` from the SAM-2 / UnSAMv2 flags.
+    """Keyword options for ``create_predictor(model, ...)`` from the SAM-2 / UnSAMv2 flags.
 
-    A model names the options its predictor takes in ``predictor_options`` (UnSAMv2 / SAM-2: ``cache_dir``,
+    A model's predictor names the options it takes (:func:`granseg.predict.factory.predictor_options`; UnSAMv2 /
+    SAM-2: ``cache_dir``,
     ``cache_max_bytes``, ``decoder``, ``decoder_dtype``; models without the attribute take none). The embedding
     cache is on by default where it is taken; ``--decoder-dtype bfloat16`` for a model without it is an error.
     """
     from granseg.errors import InputError
     from granseg.models.registry import granseg_home
+    from granseg.predict.factory import predictor_options as predictor_options_of
 
-    accepted = frozenset(getattr(model, "predictor_options", ()))
+    accepted = predictor_options_of(model)
     options = {}
     if "cache_dir" in accepted and not args.no_embedding_cache:
         if args.embedding_cache_gb <= 0:

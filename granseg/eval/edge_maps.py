@@ -58,8 +58,9 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
         from granseg.eval.edges import ultrametric_contour_map
+        from granseg.predict.factory import create_predictor
 
-        predictor = model.create_predictor()
+        predictor = create_predictor(model)
 
         def hierarchy_edges(image: np.ndarray) -> np.ndarray:
             predictor.set_image(image)

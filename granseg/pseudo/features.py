@@ -224,7 +224,7 @@ def load_dino(name_or_path: str, device: str = "cpu") -> DinoFeatures:
     except (OSError, ValueError) as exc:
         raise CheckpointError(
             f"feature backbone '{name_or_path}' ({source}) is not available locally: download it once with "
-            f"`huggingface-cli download {source}` (or pass a local directory), or use --features classical "
+            f"`hf download {source}` (or pass a local directory), or use --features classical "
             f"[{type(exc).__name__}]"
         ) from None
     if config.model_type not in ("dinov2", "dinov2_with_registers", "dinov3_vit"):
