@@ -113,6 +113,7 @@ def run(args) -> dict:
     import torch
 
     from granseg.models.gen2seg import load_gen2seg
+    from granseg.predict.factory import create_predictor
     from granseg.predict.gen2seg import PromptConfig
     from granseg.train.instance_data import InstanceDataConfig
 
@@ -148,7 +149,7 @@ def run(args) -> dict:
     best_k = max(tuning, key=tuning.get)
     rows = {
         f"Gen2Seg tiny MAE trained on {name}": evaluate(
-            model.create_predictor(config=PromptConfig.paper()), unseen
+            create_predictor(model, config=PromptConfig.paper()), unseen
         )
         for name, model in models.items()
     }
