@@ -85,8 +85,8 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
-def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
-    """Write a bool mask (or a label map of uint8/uint16) as PNG atomically; bool masks become 0/255."""
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """PNG bytes of a bool mask (0/255) or a uint8/uint16 label map."""
     import cv2
 
     mask = np.asarray(mask)
@@ -95,7 +95,12 @@ def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(".png", mask)
     if not ok:
         raise InputError(f"could not encode a mask of shape {mask.shape} and dtype {mask.dtype} as PNG")
-    return atomic_write_bytes(path, encoded.tobytes())
+    return encoded.tobytes()
+
+
+def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a bool mask (or a label map of uint8/uint16) as PNG atomically; bool masks become 0/255."""
+    return atomic_write_bytes(path, encode_mask_png(mask))
 
 
 def masks_to_records(

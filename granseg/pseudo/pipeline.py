@@ -87,8 +87,12 @@ class PseudoLabelConfig(Config):
     # an image gets no MaskCut instance and no parts (only one whole-image stuff mask when the stuff pass is
     # on), an instance crop gets no conquer parts; cuts there would follow the position prior alone
     featureless_spread: float = 1.0
+    # per-worker memory budget (MB; 0 = none): an image whose expected peak exceeds it is decoded and worked on
+    # at a reduced size, or recorded as failed when even that does not fit (granseg.pseudo.memory)
+    memory_budget_mb: int = 2048
 
     def validate(self) -> PseudoLabelConfig:
+        check_types(self)
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
             raise InputError("thetas must be in (0, 1]")
         for name in (
@@ -110,7 +114,39 @@ class PseudoLabelConfig(Config):
             raise InputError("region_thetas must be in (0, 1]")
         if self.featureless_spread < 0:
             raise InputError("featureless_spread must be >= 0 (0 = off)")
+        if self.memory_budget_mb < 0:
+            raise InputError("memory_budget_mb must be >= 0 (0 = no budget)")
         return self
+
+
+def check_types(config: Config) -> None:
+    """InputError naming the first field whose value does not have its annotated type (str, bool, int, float,
+    ``X | None`` and ``tuple[float, ...]`` are checked; ints are accepted where floats are)."""
+    import typing
+
+    def ok(value: Any, annotation: Any) -> bool:
+        if annotation is bool:
+            return isinstance(value, bool)
+        if annotation is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if annotation is float:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if annotation is str:
+            return isinstance(value, str)
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(value, tuple | list) and all(ok(v, args[0]) for v in value)
+        if type(None) in args:
+            return value is None or any(ok(value, a) for a in args if a is not type(None))
+        return True
+
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not ok(value, hints.get(field.name, Any)):
+            raise InputError(
+                f"{type(config).__name__}: {field.name} = {value!r} is not a valid {hints[field.name]}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- one image
@@ -137,7 +173,33 @@ def pseudo_label_image(
 ):
     """Masks of one ``H x W x 3`` uint8 image. Returns ``(masks K x H x W bool, fields)`` where ``fields`` is a
     list of K dicts with ``score``, ``granularity``, ``instance_id``, ``is_part``, ``is_divide``, ``is_conquer``.
-    Order: by instance (largest first), the instance, then its divide parts, then its conquer parts."""
+    Order: by instance (largest first), the instance, then its divide parts, then its conquer parts.
+    (Holds K full-size masks: :func:`process_image` keeps them at the working size instead.)"""
+    height, width = image.shape[:2]
+    stack, fields, _ = label_at_work_size(image, config, image_path, extractor)
+    return np.stack([upsample_mask(m, height, width) for m in stack]) if len(stack) else stack.reshape(
+        0, height, width
+    ), fields
+
+
+def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An ``h x w`` bool mask at ``height x width`` (nearest neighbour; returned as is when the size matches)."""
+    import cv2
+
+    if mask.shape == (height, width):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def label_at_work_size(
+    image: np.ndarray,
+    config: PseudoLabelConfig,
+    image_path: Path | None = None,
+    extractor=None,
+    work_long_side: int | None = None,
+):
+    """:func:`pseudo_label_image` without the final upsampling: ``(masks K x h x w bool, fields, work image
+    h x w x 3)`` where ``h x w`` is the image shrunk to ``work_long_side`` (default ``config.work_long_side``)."""
     import cv2
 
     from granseg.pseudo.conquer import conquer
@@ -147,7 +209,7 @@ def pseudo_label_image(
 
     extractor = extractor or _extractor(config)
     height, width = image.shape[:2]
-    scale = min(1.0, config.work_long_side / max(height, width))
+    scale = min(1.0, (work_long_side or config.work_long_side) / max(height, width))
     work = image
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -161,7 +223,7 @@ def pseudo_label_image(
         featureless = extracted.is_featureless(config.featureless_spread)
         if featureless:
             if config.external_masks is None:
-                return _featureless_labels(height, width, config)
+                return (*_featureless_labels(wh, ww, config), work)
         else:
             for tau in (config.ncut_tau, *config.extra_taus):
                 candidates += divide(
@@ -221,7 +283,7 @@ def pseudo_label_image(
             masks.append(part.mask)
             fields.append(_fields(part.score, instance_id, True, False, True, is_stuff))
     if not masks:
-        return np.zeros((0, height, width), dtype=bool), []
+        return np.zeros((0, wh, ww), dtype=bool), [], work
     stack = np.stack(masks)
     if config.refine_segments > 0:
         from granseg.pseudo.divide import snap_to_superpixels, superpixels
@@ -240,14 +302,7 @@ def pseudo_label_image(
     )
     for field, g in zip(fields, granularity):
         field["granularity"] = round(float(g), 4)
-    if (wh, ww) != (height, width):
-        stack = np.stack(
-            [
-                cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-                for m in stack
-            ]
-        )
-    return stack, fields
+    return stack, fields, work
 
 
 def _clip_parts_to_instances(stack: np.ndarray, fields: list[dict[str, Any]]) -> np.ndarray:
@@ -301,17 +356,16 @@ def _dedupe_within_instances(stack: np.ndarray, instance_ids: list[int], iou_thr
 
 
 def label_document(masks: np.ndarray, fields: list[dict[str, Any]], file_name: str, height: int, width: int):
-    """The output JSON object for one image (see the module docstring)."""
+    """The output JSON object for one image (see the module docstring). ``masks`` (K x h x w bool) may be at a
+    smaller size than ``height x width``: each is upsampled on its own while it is encoded."""
     from granseg.io.masks import masks_to_records
 
-    records = (
-        masks_to_records(
-            masks, [f["score"] for f in fields], [f["granularity"] for f in fields], extra=fields
-        )
-        if len(fields)
-        else []
-    )
-    annotations = [{"id": index, **record} for index, record in enumerate(records, start=1)]
+    annotations = []
+    for index, (mask, field) in enumerate(zip(masks, fields), start=1):
+        full = upsample_mask(mask, height, width)
+        (record,) = masks_to_records(full[None], [field["score"]], [field["granularity"]], extra=[field])
+        annotations.append({"id": index, **record})
+        del full
     return {"image": {"file_name": file_name, "height": height, "width": width}, "annotations": annotations}
 
 
@@ -320,25 +374,20 @@ def process_image(
 ) -> dict[str, Any]:
     """Label one image file and write ``<out_dir>/<stem>.json`` (and the overlay) atomically.
 
-    Never raises for a bad image: returns ``{"image", "status": "ok"|"failed", "output"|"error", ...}``. This is
-    the unit of work shipped to pool / Dask workers (plain arguments, picklable)."""
-    from granseg.io import atomic_write_text, load_image
-
+    Never raises for a bad image, nor for one that runs out of memory: returns ``{"image", "status": "ok" |
+    "failed", "output" | "error", ...}`` (``work_long_side`` when the memory budget reduced it). This is the
+    unit of work shipped to pool / Dask workers (plain arguments, picklable)."""
     path = Path(image_path)
-    out = Path(out_dir)
     config = PseudoLabelConfig.from_dict(config_dict)
     result: dict[str, Any] = {"image": path.name}
     try:
-        image = load_image(path)
-        masks, fields = pseudo_label_image(image, config, image_path=path)
-        height, width = image.shape[:2]
-        document = label_document(masks, fields, path.name, height, width)
-        atomic_write_text(out / f"{path.stem}.json", json.dumps(document, separators=(",", ":")) + "\n")
-        if viz:
-            write_overlay(out / "viz" / f"{path.stem}.png", image, masks, [f["granularity"] for f in fields])
-        result.update(status="ok", output=f"{path.stem}.json", masks=len(fields))
-    except (MemoryError, KeyboardInterrupt):
+        result.update(_label_file(path, Path(out_dir), config, viz))
+    except KeyboardInterrupt:
         raise
+    except MemoryError:
+        result.update(
+            status="failed", error="MemoryError: out of memory (lower memory_budget_mb or --workers)"
+        )
     except Exception as exc:  # a bad image must never abort the run
         result.update(
             status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -346,8 +395,29 @@ def process_image(
     return result
 
 
+def _label_file(path: Path, out: Path, config: PseudoLabelConfig, viz: bool) -> dict[str, Any]:
+    """Decode (within the memory budget), label and write one image; see :func:`process_image`."""
+    from granseg.io import atomic_write_text, load_image
+    from granseg.io.images import read_image_size
+    from granseg.pseudo.memory import plan_memory
+
+    height, width = read_image_size(path)
+    plan = plan_memory(height, width, config.work_long_side, config.memory_budget_mb)
+    image = load_image(path, reduce_long_side=plan.decode_long_side)
+    masks, fields, work = label_at_work_size(image, config, path, work_long_side=plan.work_long_side)
+    del image
+    document = label_document(masks, fields, path.name, height, width)
+    atomic_write_text(out / f"{path.stem}.json", json.dumps(document, separators=(",", ":")) + "\n")
+    del document
+    if viz:
+        write_overlay(out / "viz" / f"{path.stem}.png", work, masks, [f["granularity"] for f in fields])
+    reduced = {} if plan.decode_long_side is None else {"work_long_side": plan.work_long_side}
+    return {"status": "ok", "output": f"{path.stem}.json", "masks": len(fields), **reduced}
+
+
 def write_overlay(path: Path, image: np.ndarray, masks: np.ndarray, granularity: list[float]) -> None:
-    """PNG of the masks over the image, coloured by granularity (small g warm, g = 1 blue)."""
+    """PNG of the masks over the image, coloured by granularity (small g warm, g = 1 blue); written at the
+    working size (``work_long_side``), not the photo's."""
     from granseg.viz import granularity_colors, overlay_masks, save_rgb_png
 
     if len(masks) == 0:
