@@ -21,23 +21,27 @@ Output JSON (SA-1B-like, the official UnSAMv2 pseudo-label fields)::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from granseg.config import Config, read_json
-from granseg.errors import GransegError, InputError
+from granseg.errors import InputError
+from granseg.pseudo.manifest import (  # noqa: F401 - part of this module's interface
+    FAILURES,
+    IMAGE_EXTENSIONS,
+    MANIFEST,
+    Manifest,
+    list_images,
+    read_manifest,
+    write_failures,
+)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MANIFEST = "manifest.jsonl"
-FAILURES = "failures.json"
 CONFIG_FILE = "config.json"
 
 
@@ -427,65 +431,12 @@ def write_overlay(path: Path, image: np.ndarray, masks: np.ndarray, granularity:
 
 
 # ---------------------------------------------------------------------------------------------- a directory
-def list_images(images_dir: Path) -> list[Path]:
-    """Image files directly in ``images_dir`` (by extension, sorted by name)."""
-    if not images_dir.is_dir():
-        raise InputError(f"not a directory: {images_dir}")
-    return sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def read_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Latest manifest entry per image name; a torn last line (killed mid-append) is ignored."""
-    entries: dict[str, dict[str, Any]] = {}
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return entries
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and "image" in entry:
-            entries[entry["image"]] = entry
-    return entries
-
-
-class _Manifest:
-    """Append-only JSONL; each line is written with one ``write`` and fsynced."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            with open(path, "ab") as handle:  # terminate a line torn by a kill
-                handle.write(b"\n")
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def append(self, entry: dict[str, Any]) -> None:
-        os.write(self.fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-@contextlib.contextmanager
-def _single_threaded_children() -> Iterator[None]:
-    """Child processes inherit one BLAS/OpenMP thread each (N workers on N cores, deterministic sums)."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: "1" for n in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> dict[str, dict[str, Any]]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Check ``out_dir`` (locked by the caller) against ``config`` / ``resume``, remove the temporaries of
+    killed runs (only this package's, see :func:`granseg.io.files.clean_stale_temporaries`), save the config;
+    returns the manifest entries to trust."""
+    from granseg.io.files import clean_stale_temporaries
+
     config_path = out_dir / CONFIG_FILE
     manifest = read_manifest(out_dir)
     if config_path.is_file():
@@ -508,10 +459,8 @@ def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> d
             )
     elif resume and manifest:
         raise InputError(f"{out_dir} has a manifest but no {CONFIG_FILE}; cannot resume safely")
-    for debris in out_dir.glob(".*.tmp"):  # temp files of atomic writes cut short by a kill
-        debris.unlink(missing_ok=True)
-    for debris in (out_dir / "viz").glob(".*.tmp"):
-        debris.unlink(missing_ok=True)
+    clean_stale_temporaries(out_dir)  # atomic writes cut short by a kill
+    clean_stale_temporaries(out_dir / "viz")
     config.to_json(config_path)
     return manifest if resume else {}
 
@@ -533,7 +482,8 @@ def run_pipeline(
     ``backend``: "processes" (``workers`` == 1 runs in this process) or "dask" (a ``LocalCluster`` with
     ``workers`` single-threaded processes, or the cluster at ``scheduler``). Returns a summary dict
     (``total``, ``done``, ``skipped``, ``failed``, ``failures``)."""
-    from granseg.utils.progress import progress
+    from granseg.io.files import ensure_dir
+    from granseg.pseudo.lock import OutputLock
 
     config = (config or PseudoLabelConfig()).validate()
     images_dir, out_dir = Path(images_dir), Path(out_dir)
@@ -542,7 +492,20 @@ def run_pipeline(
     if backend not in ("processes", "dask"):
         raise InputError(f"unknown backend {backend!r}; use 'processes' or 'dask'")
     images = list_images(images_dir)
-    previous = _prepare_output(out_dir, config, resume)
+    ensure_dir(out_dir)
+    with OutputLock(out_dir):  # one run per output folder
+        previous = _prepare_output(out_dir, config, resume)
+        return _run_locked(
+            images, out_dir, config, previous, viz, quiet, on_result, (workers, backend, scheduler)
+        )
+
+
+def _run_locked(images, out_dir, config, previous, viz, quiet, on_result, execution) -> dict[str, Any]:
+    """:func:`run_pipeline` once ``out_dir`` is locked and checked; ``execution`` = (workers, backend,
+    scheduler)."""
+    from granseg.pseudo.workers import execute
+    from granseg.utils.progress import progress
+
     done = {
         name for name, e in previous.items() if e.get("status") == "ok" and (out_dir / e["output"]).is_file()
     }
@@ -555,7 +518,7 @@ def run_pipeline(
         stems[path.stem] = path.name
         if path.name not in done:
             todo.append(path)
-    manifest = _Manifest(out_dir / MANIFEST)
+    manifest = Manifest(out_dir / MANIFEST)
     summary = {
         "total": len(images),
         "skipped": len(images) - len(todo) - len(failures),
@@ -565,7 +528,7 @@ def run_pipeline(
     config_dict = config.to_dict()
     tasks = [(str(p), str(out_dir), config_dict, viz) for p in todo]
     try:
-        results = _execute(tasks, workers, backend, scheduler)
+        results = execute(tasks, *execution)
         for result in progress(results, desc="pseudo-label", total=len(tasks), quiet=quiet):
             manifest.append(result)
             if result["status"] == "ok":
@@ -576,87 +539,10 @@ def run_pipeline(
                 on_result(result)
     finally:
         manifest.close()
-        _write_failures(out_dir, failures)
+        write_failures(out_dir, failures)
     summary["failed"] = len(failures)
     summary["failures"] = failures
     return summary
-
-
-def _write_failures(out_dir: Path, failures: list[dict[str, Any]]) -> None:
-    from granseg.io import atomic_write_json
-
-    atomic_write_json(out_dir / FAILURES, sorted(failures, key=lambda f: f["image"]), indent=1)
-
-
-def _execute(
-    tasks: list[tuple], workers: int, backend: str, scheduler: str | None
-) -> Iterator[dict[str, Any]]:
-    """Yield ``process_image`` results in completion order, keeping at most ``2 * workers`` tasks in flight."""
-    if backend == "dask":
-        yield from _execute_dask(tasks, workers, scheduler)
-        return
-    if workers == 1:
-        for task in tasks:
-            yield process_image(*task)
-        return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    with _single_threaded_children():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    pending = set()
-    queue = iter(tasks)
-    try:
-        while True:
-            while len(pending) < 2 * workers:
-                task = next(queue, None)
-                if task is None:
-                    break
-                pending.add(pool.submit(process_image, *task))
-            if not pending:
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-    except BrokenProcessPool:
-        raise GransegError("a worker process died; finished images are saved, rerun with --resume") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _execute_dask(tasks: list[tuple], workers: int, scheduler: str | None) -> Iterator[dict[str, Any]]:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise InputError("the dask backend needs the [dist] extra: pip install 'granseg[dist]'") from None
-    cluster = None
-    with _single_threaded_children():
-        if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-            )
-        client = Client(cluster if cluster is not None else scheduler)
-    try:
-        queue = iter(tasks)
-        window = 2 * max(workers, len(client.scheduler_info().get("workers", {})) or 1)
-        futures = as_completed()
-        for task in [t for _, t in zip(range(window), queue)]:
-            futures.add(client.submit(process_image, *task, pure=False))
-        for future in futures:
-            yield future.result()
-            future.release()
-            task = next(queue, None)
-            if task is not None:
-                futures.add(client.submit(process_image, *task, pure=False))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def print_summary(summary: dict[str, Any], out_dir: Path, stream=None) -> None:
