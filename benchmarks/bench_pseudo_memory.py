@@ -4,8 +4,8 @@
 
 For each size, a synthetic scene (granseg.synth, 512 px, seed 0) is upscaled to that many megapixels (4:3) and
 saved as JPEG; a fresh Python process then labels it with ``granseg.pseudo.pipeline.process_image`` (the unit of
-work of a pool worker, default PseudoLabelConfig) and reports its peak RSS (``getrusage`` ``ru_maxrss``) and the
-RSS after the imports, one process at a time. Prints one Markdown table row per size.
+work of a pool worker, default PseudoLabelConfig) and reports its peak RSS (``VmHWM`` of /proc/self/status, Linux)
+and the peak after the imports, one process at a time. Prints one Markdown table row per size.
 """
 
 from __future__ import annotations
@@ -21,16 +21,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from granseg.pseudo.pipeline import PseudoLabelConfig, process_image
 import granseg.pseudo.conquer, granseg.pseudo.divide, cv2, pycocotools.mask  # imports counted in the baseline
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():  # this process's own peak RSS (getrusage's ru_maxrss would include the parent's at fork time)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+base = hwm_kb()
 image, out, overrides, viz = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "1"
 config = PseudoLabelConfig.from_dict(overrides).to_dict()
 start = time.perf_counter()
 result = process_image(image, out, config, viz=viz)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kb()
 print(json.dumps({"result": result, "seconds": seconds, "base_kb": base, "peak_kb": peak}))
 """
 

@@ -477,3 +477,25 @@ def test_overlay_of_a_huge_photo_is_capped(capsys, tmp_path):
     width, height = Image.open(overlay).size
     assert max(width, height) <= 2048 and min(width, height) > 10
     assert Image.open(tmp_path / "m_g0.5.png").size == (5000, 300)  # the masks stay full size
+
+
+def test_auto_writes_to_stdout_and_refuses_clobbering(capsys, tmp_path, image):
+    base = [
+        "auto",
+        str(image),
+        "--model",
+        "hierarchy",
+        "--points-per-side",
+        "4",
+        "--granularity",
+        "0.5",
+        "--quiet",
+    ]
+    code, out, err = run_cli(capsys, *base, "--out", "-")
+    assert code == 0, err
+    assert isinstance(json.loads(out), list)
+    code, _, err = run_cli(capsys, *base, "--out", image, "--format", "json")
+    assert code == 2 and one_error_line(err) and "input image" in err
+    target = tmp_path / "masks.json"
+    code, _, err = run_cli(capsys, *base, "--out", target, "--overlay", target)
+    assert code == 2 and one_error_line(err) and not target.exists()

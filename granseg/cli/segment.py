@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.put(args.out, json_text(document).encode())
     if args.overlay is not None:
         outputs.put(args.overlay, overlay_png(image, prediction, points, labels))
-    for path in {Path(n).parent for n in names if not is_stdout(n)}:
+    for path in {Path(n).parent for n in [*names, args.overlay] if n is not None and not is_stdout(n)}:
         clean_stale_temporaries(path)
     written = outputs.commit()
     for index, g in enumerate(prediction.granularity):
