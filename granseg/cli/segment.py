@@ -62,6 +62,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-bytes", type=int, default=None, help="refuse larger image files (default 256 MiB)"
     )
+    _add_neural_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_neural_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for the models whose predictor takes them (see :func:`predictor_options`)."""
     neural = parser.add_argument_group("SAM-2 / UnSAMv2 models")
     neural.add_argument(
         "--embedding-cache",
@@ -86,7 +92,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="mask-decoder arithmetic: float32 (exact) or bfloat16 (faster on CPUs with AMX/AVX512-BF16 "
         "and on GPUs; approximate)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,22 +99,18 @@ def run(args: argparse.Namespace) -> int:
 
     from granseg.cli import info
     from granseg.errors import InputError
-    from granseg.io.files import clean_stale_temporaries, json_text
     from granseg.io.images import load_image
-    from granseg.io.masks import encode_mask_png, masks_to_records, records_to_coco
     from granseg.io.outputs import OutputSet, is_stdout, level_path
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.base import parse_granularity, validate_prompts
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("png", "json", "coco"))
     levels = parse_granularity(args.granularity)
     if not args.point and args.box is None:
         raise InputError("give at least one --point X,Y (or a --box)")
     outputs = OutputSet(inputs=[args.image])
-    if fmt == "png" and len(levels) > 1:
-        names = [level_path(args.out, g) for g in levels]
-    else:
-        names = [args.out]
+    names = [level_path(args.out, g) for g in levels] if fmt == "png" and len(levels) > 1 else [args.out]
     for name in names + ([args.overlay] if args.overlay is not None else []):
         outputs.reserve(name)  # checked before any work: nothing is written when one is refused
     image = load_image(args.image, **image_limits(args))
@@ -123,22 +124,10 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     model = load_model(model_name, device=args.device)
-    predictor = model.create_predictor(**predictor_options(model, args))
+    predictor = create_predictor(model, **predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
-
-    if fmt == "png":
-        for name, mask in zip(names, prediction.masks):
-            outputs.put(name, encode_mask_png(mask))
-    else:
-        records = masks_to_records(prediction.masks, prediction.scores, prediction.granularity, points)
-        document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
-        outputs.put(args.out, json_text(document).encode())
-    if args.overlay is not None:
-        outputs.put(args.overlay, overlay_png(image, prediction, points, labels))
-    for path in {Path(n).parent for n in [*names, args.overlay] if n is not None and not is_stdout(n)}:
-        clean_stale_temporaries(path)
-    written = outputs.commit()
+    written = _write_outputs(args, fmt, image, prediction, points, labels, outputs, names)
     for index, g in enumerate(prediction.granularity):
         area = int(prediction.masks[index].sum())
         info(
@@ -150,6 +139,60 @@ def run(args: argparse.Namespace) -> int:
         for path in written:
             print(path)
     return 0
+
+
+def _write_outputs(args, fmt: str, image, prediction, points, labels, outputs, names) -> list[Path]:
+    """The mask file(s) ``names`` in ``fmt`` and the optional overlay picture, committed as one
+    :class:`~granseg.io.outputs.OutputSet`; returns the paths written."""
+    from granseg.io.files import clean_stale_temporaries, json_text
+    from granseg.io.masks import encode_mask_png, masks_to_records, records_to_coco
+    from granseg.io.outputs import is_stdout
+
+    height, width = image.shape[:2]
+    if fmt == "png":
+        for name, mask in zip(names, prediction.masks):
+            outputs.put(name, encode_mask_png(mask))
+    else:
+        records = masks_to_records(prediction.masks, prediction.scores, prediction.granularity, points)
+        document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
+        outputs.put(args.out, json_text(document).encode())
+    if args.overlay is not None:
+        outputs.put(args.overlay, overlay_png(image, prediction, points, labels))
+    for path in {Path(n).parent for n in [*names, args.overlay] if n is not None and not is_stdout(n)}:
+        clean_stale_temporaries(path)  # of killed runs (only ours)
+    return outputs.commit()
+
+
+def predictor_options(model, args: argparse.Namespace) -> dict:
+    """Keyword options for ``create_predictor(model, ...)`` from the SAM-2 / UnSAMv2 flags.
+
+    A model's predictor names the options it takes (:func:`granseg.predict.factory.predictor_options`; UnSAMv2 /
+    SAM-2: ``cache_dir``,
+    ``cache_max_bytes``, ``decoder``, ``decoder_dtype``; models without the attribute take none). The embedding
+    cache is on by default where it is taken; ``--decoder-dtype bfloat16`` for a model without it is an error.
+    """
+    import math
+
+    from granseg.errors import InputError
+    from granseg.models.registry import granseg_home
+    from granseg.predict.factory import predictor_options as predictor_options_of
+
+    accepted = predictor_options_of(model)
+    options = {}
+    if "cache_dir" in accepted and not args.no_embedding_cache:
+        if not math.isfinite(args.embedding_cache_gb) or args.embedding_cache_gb <= 0:
+            raise InputError(
+                "--embedding-cache-gb must be a number > 0 (use --no-embedding-cache to turn the cache off)"
+            )
+        options["cache_dir"] = args.embedding_cache or granseg_home() / "embeddings"
+        if options["cache_dir"].exists() and not options["cache_dir"].is_dir():
+            raise InputError(f"--embedding-cache {options['cache_dir']} is not a folder")
+        options["cache_max_bytes"] = int(args.embedding_cache_gb * 2**30)
+    if args.decoder_dtype != "float32":
+        if "decoder_dtype" not in accepted:
+            raise InputError(f"--decoder-dtype applies to SAM-2 / UnSAMv2 models, not {model.name!r}")
+        options["decoder_dtype"] = args.decoder_dtype
+    return options
 
 
 def image_limits(args: argparse.Namespace) -> dict:
@@ -194,29 +237,3 @@ def overlay_png(image, prediction, points, labels) -> bytes:
     ]
     captions = [f"g={format_granularity(g)}" for g in prediction.granularity]
     return encode_rgb_png(fit_long_side(tile(pictures, columns, captions=captions), OVERLAY_LONG_SIDE))
-
-
-def predictor_options(model, args: argparse.Namespace) -> dict:
-    """The embedding-cache / decoder options for models whose predictor takes them (SAM-2 / UnSAMv2)."""
-    import inspect
-    import math
-
-    from granseg.errors import InputError
-    from granseg.models.registry import granseg_home
-
-    accepted = inspect.signature(model.create_predictor).parameters
-    options = {}
-    if "cache_dir" in accepted and not args.no_embedding_cache:
-        if not math.isfinite(args.embedding_cache_gb) or args.embedding_cache_gb <= 0:
-            raise InputError(
-                "--embedding-cache-gb must be a number > 0 (use --no-embedding-cache to turn the cache off)"
-            )
-        options["cache_dir"] = args.embedding_cache or granseg_home() / "embeddings"
-        if options["cache_dir"].exists() and not options["cache_dir"].is_dir():
-            raise InputError(f"--embedding-cache {options['cache_dir']} is not a folder")
-        options["cache_max_bytes"] = int(args.embedding_cache_gb * 2**30)
-    if args.decoder_dtype != "float32":
-        if "decoder_dtype" not in accepted:
-            raise InputError(f"--decoder-dtype applies to SAM-2 / UnSAMv2 models, not {model.name!r}")
-        options["decoder_dtype"] = args.decoder_dtype
-    return options

@@ -18,7 +18,7 @@ place its 5 centres and ``grabCut`` never returns; the seeded foreground is the 
 
 Radii are fractions of the resized long side. The granularity is ignored (one answer for every g). OpenCV's
 GrabCut seeds its k-means from OpenCV's global RNG; it is reset before each call so results are deterministic.
-Registered as ``grabcut-baseline`` (the classical baseline of the evaluation, DESIGN.md sec. 6).
+Registered as ``grabcut-baseline`` (the classical baseline of the evaluation, docs/eval.md).
 """
 
 from __future__ import annotations
