@@ -85,7 +85,7 @@ def temp_name(tag: str = "") -> str:
     return f"{TEMP_PREFIX}{os.getpid()}-{tag}"
 
 
-def _write_through(real: Path, kind: str, data: bytes, shown: Path) -> None:
+def write_through(real: Path, kind: str, data: bytes, shown: Path) -> None:
     """Write into an existing device or FIFO without replacing it (a FIFO without a reader is refused)."""
     flags = os.O_WRONLY | (os.O_NONBLOCK if kind == "fifo" else 0)
     try:
@@ -126,7 +126,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     real, kind = resolve_target(path)
     if kind != "file":
-        _write_through(real, kind, data, path)
+        write_through(real, kind, data, path)
         return path
     ensure_dir(real.parent)
     tmp = None
@@ -158,7 +158,7 @@ def json_text(obj: Any, indent: int | None = None) -> str:
     return json.dumps(obj, indent=indent, default=_json_default) + "\n"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -189,7 +189,7 @@ def clean_stale_temporaries(directory: str | Path) -> list[Path]:
     removed = []
     for entry in directory.iterdir():
         pid = temp_owner(entry.name)
-        if pid is None or pid == os.getpid() or _pid_alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         if entry.is_file() and not entry.is_symlink():
             entry.unlink(missing_ok=True)

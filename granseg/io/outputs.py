@@ -28,14 +28,14 @@ from pathlib import Path
 from granseg.errors import OutputError
 from granseg.io.files import (
     TEMP_PREFIX,
-    _pid_alive,
-    _write_through,
     ensure_dir,
     output_error,
+    pid_alive,
     resolve_target,
     temp_name,
     temp_owner,
     write_temp,
+    write_through,
 )
 
 STDOUT = "-"
@@ -115,7 +115,7 @@ class OutputSet:
         written = [shown for _, _, shown in staged]
         for key, (real, kind, shown) in self._targets.items():
             if key in self._data and kind in ("device", "fifo"):
-                _write_through(real, kind, self._data[key], shown)
+                write_through(real, kind, self._data[key], shown)
                 written.append(shown)
         if STDOUT in self._data:
             sys.stdout.buffer.write(self._data[STDOUT])
@@ -164,7 +164,7 @@ def recover_journals(directory: str | Path) -> list[Path]:
     completed = []
     for journal in Path(directory).glob(f"{TEMP_PREFIX}*-{_JOURNAL_TAG}*.json"):
         pid = temp_owner(journal.name)
-        if pid is None or pid == os.getpid() or _pid_alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         try:
             renames = json.loads(journal.read_text())["renames"]

@@ -192,7 +192,8 @@ def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if mask.shape == (height, width):
         return mask
-    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized.view(bool)  # nearest keeps the 0/1 values: a view, not a second full-size copy
 
 
 def label_at_work_size(
@@ -206,7 +207,6 @@ def label_at_work_size(
     h x w x 3)`` where ``h x w`` is the image shrunk to ``work_long_side`` (default ``config.work_long_side``)."""
     import cv2
 
-    from granseg.pseudo.conquer import conquer
     from granseg.pseudo.divide import divide, external_masks_for, merge_external_masks, select_instances
     from granseg.pseudo.features import resize_to_patch_multiple
     from granseg.pseudo.granularity import hierarchy_granularity
@@ -260,6 +260,24 @@ def label_at_work_size(
         stuff = stuff_regions(grid, covered, config.stuff_theta, config.min_area_frac, conquer_labels)
         stuff = [region for region in stuff if region.score > config.min_confidence]  # the instances' rule
         instances += [Instance(region.mask, region.score, region.source) for region in stuff]
+    masks, fields = _conquer_instances(instances, work, extractor, config, conquer_labels)
+    if not masks:
+        return np.zeros((0, wh, ww), dtype=bool), [], work
+    stack = np.stack(masks)
+    if config.refine_segments > 0:
+        stack, fields = _refine(stack, fields, work, config, conquer_labels)
+    granularity = hierarchy_granularity(
+        [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
+    )
+    for field, g in zip(fields, granularity):
+        field["granularity"] = round(float(g), 4)
+    return stack, fields, work
+
+
+def _conquer_instances(instances, work: np.ndarray, extractor, config: PseudoLabelConfig, conquer_labels):
+    """Every instance, then its divide parts, then its conquer parts: ``(masks h x w bool, fields)``."""
+    from granseg.pseudo.conquer import conquer
+
     masks, fields = [], []
     for instance_id, instance in enumerate(instances, start=1):
         is_stuff = instance.source == "stuff"
@@ -286,27 +304,22 @@ def label_at_work_size(
         for part in parts:
             masks.append(part.mask)
             fields.append(_fields(part.score, instance_id, True, False, True, is_stuff))
-    if not masks:
-        return np.zeros((0, wh, ww), dtype=bool), [], work
-    stack = np.stack(masks)
-    if config.refine_segments > 0:
-        from granseg.pseudo.divide import snap_to_superpixels, superpixels
+    return masks, fields
 
-        if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
-            refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
-        else:
-            refine_labels = superpixels(work, config.refine_segments)
-        stack = snap_to_superpixels(stack, refine_labels)
-        if config.clip_to_instance:  # a divide part (> 80 % inside) can be snapped past its instance
-            stack = _clip_parts_to_instances(stack, fields)
-        keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
-        stack, fields = stack[keep], [fields[i] for i in keep]
-    granularity = hierarchy_granularity(
-        [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
-    )
-    for field, g in zip(fields, granularity):
-        field["granularity"] = round(float(g), 4)
-    return stack, fields, work
+
+def _refine(stack: np.ndarray, fields: list[dict[str, Any]], work, config: PseudoLabelConfig, conquer_labels):
+    """Snap ``stack`` (K x h x w) to superpixels, clip parts to their instance, drop near-duplicates."""
+    from granseg.pseudo.divide import snap_to_superpixels, superpixels
+
+    if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
+        refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
+    else:
+        refine_labels = superpixels(work, config.refine_segments)
+    stack = snap_to_superpixels(stack, refine_labels)
+    if config.clip_to_instance:  # a divide part (> 80 % inside) can be snapped past its instance
+        stack = _clip_parts_to_instances(stack, fields)
+    keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
+    return stack[keep], [fields[i] for i in keep]
 
 
 def _clip_parts_to_instances(stack: np.ndarray, fields: list[dict[str, Any]]) -> np.ndarray:
