@@ -260,12 +260,12 @@ def label_at_work_size(
         stuff = stuff_regions(grid, covered, config.stuff_theta, config.min_area_frac, conquer_labels)
         stuff = [region for region in stuff if region.score > config.min_confidence]  # the instances' rule
         instances += [Instance(region.mask, region.score, region.source) for region in stuff]
-    masks, fields = _conquer_instances(instances, work, extractor, config, conquer_labels)
-    if not masks:
-        return np.zeros((0, wh, ww), dtype=bool), [], work
-    stack = np.stack(masks)
-    if config.refine_segments > 0:
-        stack, fields = _refine(stack, fields, work, config, conquer_labels)
+    # no name here holds an unrefined stack: each copy is freed as soon as the next one exists
+    stack, fields = _stack_and_refine(
+        *_conquer_instances(instances, work, extractor, config, conquer_labels), work, config, conquer_labels
+    )
+    if not fields:
+        return stack, fields, work
     granularity = hierarchy_granularity(
         [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
     )
@@ -307,10 +307,19 @@ def _conquer_instances(instances, work: np.ndarray, extractor, config: PseudoLab
     return masks, fields
 
 
-def _refine(stack: np.ndarray, fields: list[dict[str, Any]], work, config: PseudoLabelConfig, conquer_labels):
-    """Snap ``stack`` (K x h x w) to superpixels, clip parts to their instance, drop near-duplicates."""
+def _stack_and_refine(
+    masks: list, fields: list[dict[str, Any]], work, config: PseudoLabelConfig, conquer_labels
+):
+    """``(K x h x w stack, fields)`` of the masks, snapped to superpixels, parts clipped to their instance,
+    near-duplicates dropped (when ``refine_segments`` > 0)."""
     from granseg.pseudo.divide import snap_to_superpixels, superpixels
 
+    if not masks:
+        return np.zeros((0, *work.shape[:2]), dtype=bool), []
+    stack = np.stack(masks)
+    masks.clear()  # a fresh list from _conquer_instances: its arrays are in the stack now
+    if config.refine_segments <= 0:
+        return stack, fields
     if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
         refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
     else:
