@@ -8,8 +8,9 @@ peak of one image is therefore about::
     work:    WORK_BYTES_PER_PIXEL x h x w           (features, superpixels, the K masks at the working size)
     encode:  ENCODE_BYTES_PER_PIXEL x H x W         (one upsampled mask, its Fortran copy, its RLE)
 
-above the worker's baseline (Python + numpy + OpenCV, ~100 MB). The constants are upper bounds measured with
-``benchmarks/bench_pseudo_memory.py``. :func:`plan_memory` fits an image into ``memory_budget_mb``: first by
+above the worker's baseline (Python + numpy + OpenCV). The constants are deliberate upper bounds: with them the
+estimate is about twice the peaks measured by ``benchmarks/bench_pseudo_memory.py`` (12 MP: 973 MB estimated,
+442 MB measured; 48 MP: 1420 vs 576), so that images richer in masks than the benchmark's still fit. :func:`plan_memory` fits an image into ``memory_budget_mb``: first by
 decoding it directly at a reduced size (JPEG DCT scaling), then by lowering the working size down to
 ``MIN_WORK_LONG_SIDE``; an image that still does not fit is refused (recorded as a failure, never a crash).
 """
@@ -20,9 +21,9 @@ import dataclasses
 
 from granseg.errors import InputError
 
-BASELINE_MB = 150  # the worker process before any image (interpreter, numpy, OpenCV, scikit-image)
+BASELINE_MB = 150  # the worker before any image (interpreter, numpy, OpenCV, scikit-image; 45 MB measured)
 DECODE_BYTES_PER_PIXEL = 9  # RGB uint8 decoded by PIL, its numpy copy, the oriented copy
-WORK_BYTES_PER_PIXEL = 900  # measured peak over the working size; dominated by the K masks and conquer crops
+WORK_BYTES_PER_PIXEL = 900  # ~460 measured (~130 masks at 1024 x 768); the K masks and the conquer crops
 ENCODE_BYTES_PER_PIXEL = 4  # one upsampled bool mask, its uint8 Fortran copy, cv2's buffers
 MIN_WORK_LONG_SIDE = 256
 
