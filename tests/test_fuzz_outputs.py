@@ -499,3 +499,34 @@ def test_auto_writes_to_stdout_and_refuses_clobbering(capsys, tmp_path, image):
     target = tmp_path / "masks.json"
     code, _, err = run_cli(capsys, *base, "--out", target, "--overlay", target)
     assert code == 2 and one_error_line(err) and not target.exists()
+
+
+@pytest.mark.parametrize("kind", ["protocol-4 pickle", "pickle with code"])
+def test_legacy_pickles_give_only_the_error_line(capsys, tmp_path, kind):
+    import pickle
+
+    path = tmp_path / "legacy.pt"
+    if kind == "protocol-4 pickle":
+        path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    else:
+        _evil_pickle(path)
+    command = [
+        sys.executable,
+        "-m",
+        "granseg",
+        "segment",
+        str(SAMPLE),
+        "--point",
+        "5,5",
+        "--model",
+        str(path),
+    ]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "m.png")],
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and one_error_line(done.stderr), done.stderr  # no torch warning before it
+    assert "\x1b[" not in done.stderr and "PICKLE EXECUTED" not in done.stdout + done.stderr
