@@ -253,14 +253,12 @@ def test_part_whole_tree_and_dedup_across_g():
     by_id = {r["id"]: r for r in records}
     assert [r["id"] for r in records] == list(range(len(records)))
     for record in records:
-        mask_label = parts if record["granularity"] < 0.5 else objects
         if record["granularity"] == 1.0:
             assert record["parent_id"] is None
             continue
         parent = by_id[record["parent_id"]]
         coarser = [0.2, 0.4, 0.6, 1.0][[0.2, 0.4, 0.6, 1.0].index(record["granularity"]) + 1]
         assert parent["granularity"] == coarser and parent["area"] >= record["area"]
-        assert mask_label is not None
     merged = AutomaticSegmenter(NestedPredictor(parts, objects), dataclasses.replace(config, dedup_iou=0.95))
     dedup = merged.generate(image)
     whole2 = [r for r in dedup if r["area"] == int((objects == 2).sum())]
