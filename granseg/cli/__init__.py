@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "granseg.cli.train",
     "granseg.cli.pseudo",
     "granseg.cli.eval",
+    "granseg.cli.video",
 ]
 
 
