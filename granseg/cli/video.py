@@ -95,7 +95,6 @@ def _objects(args: argparse.Namespace) -> list[ObjectSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from granseg.cli import info
     from granseg.errors import InputError

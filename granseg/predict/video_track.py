@@ -49,7 +49,9 @@ class FlowTrackerConfig(Config):
     snap_long_side: int = 320
     snap_min_iou: float = 0.6  # the snapped mask votes only when it overlaps the candidate this much
     extra_clicks: int = 2  # interior points of the candidate added to the moved clicks
-    min_area_fraction: float = 0.0005  # below this the track is lost (the mask is empty, the state kept)
+    min_area_fraction: float = 0.0001  # below this the track is lost (the mask is empty, the state kept)
+    lost_ratio: float = 0.3  # masks under this fraction of the remembered area (or over 1/it) are not kept
+    search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
 
 
 def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
@@ -155,6 +157,10 @@ class FlowTracker:
         self.labels = np.zeros(0, dtype=np.int64)
         self.full_size: tuple[int, int] = (0, 0)
         self._steps = 0
+        self.ref_area = 0.0  # working-scale px of the object when fully visible (EMA)
+        self.centre: np.ndarray | None = None  # (x, y) working px
+        self.velocity = np.zeros(2)  # (dx, dy) working px per frame
+        self.lost = False
         self.scale = 1.0
 
     def _work(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +194,11 @@ class FlowTracker:
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         lab, self.gray = self._work(frame)
         self.mask = resize_to(full.astype(np.uint8), self._work_hw, nearest=True) > 0
+        self.ref_area = float(self.mask.sum())
+        self.centre = (
+            np.array(np.nonzero(self.mask)[::-1], dtype=np.float64).mean(1) if self.ref_area else None
+        )
+        self.velocity, self.lost = np.zeros(2), False
         self._update_appearance(lab, first=True)
         return full
 
@@ -213,15 +224,62 @@ class FlowTracker:
         self._move_clicks(flow)
         self.gray = gray
         core = warped > 0.5
-        if core.sum() < self.config.min_area_fraction * h * w:
-            return np.zeros(self.full_size, dtype=bool)  # lost: keep the state, try the next frame
-        logits = self._votes(frame, lab, core)
-        mask = self._clean(logits > 0, core)
-        if mask.sum() >= self.config.min_area_fraction * h * w:
-            self.mask = mask
-            self._update_appearance(lab)
+        mask = np.zeros_like(core)
+        logits = np.full(core.shape, -1.0, dtype=np.float32)
+        if core.sum() >= self.config.min_area_fraction * h * w and not self.lost:
+            logits = self._votes(frame, lab, core)
+            mask = self._clean(logits > 0, core)
+        if mask.sum() < self.config.lost_ratio * self.ref_area:  # occluded, left the frame, or lost
+            found = self._redetect(lab)
+            if found is not None:
+                mask, logits = found, np.where(found, 1.0, -1.0).astype(np.float32)
+        self._remember(mask, lab)
         full = resize_to(logits, self.full_size) > 0
         return full & (resize_to(mask.astype(np.uint8), self.full_size, nearest=True) > 0)
+
+    def _remember(self, mask: np.ndarray, lab: np.ndarray) -> None:
+        """Keep a healthy mask (area near the reference) as the state; else move the last one by the velocity."""
+        area = float(mask.sum())
+        healthy = self.config.lost_ratio * self.ref_area <= area <= self.ref_area / self.config.lost_ratio
+        if area > 0:
+            centre = np.array(np.nonzero(mask)[::-1], dtype=np.float64).mean(1)
+            if healthy and self.centre is not None:
+                self.velocity = 0.7 * self.velocity + 0.3 * (centre - self.centre)
+            if healthy:
+                self.centre = centre
+        if healthy:
+            self.lost = False
+            self.mask = mask
+            self.ref_area = 0.9 * self.ref_area + 0.1 * area
+            self._update_appearance(lab)
+            return
+        self.lost = area == 0
+        if area > 0:
+            self.mask = mask  # partly hidden: follow what is visible, keep the appearance and the size
+        else:
+            shift = np.float32([[1, 0, self.velocity[0]], [0, 1, self.velocity[1]]])
+            self.mask = cv2.warpAffine(self.mask.astype(np.uint8), shift, self.mask.shape[::-1]) > 0
+            if self.centre is not None:
+                self.centre = self.centre + self.velocity
+
+    def _redetect(self, lab: np.ndarray) -> np.ndarray | None:
+        """The object-coloured blob of about the remembered size nearest to where the object should be (within
+        ``search_radius`` object sizes), or None."""
+        if self.appearance.fg is None or self.centre is None:
+            return None
+        prob = self.appearance.probability(lab)
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats((prob > 0.5).astype(np.uint8), 8)
+        expected = self.centre + self.velocity
+        size = np.sqrt(self.ref_area)
+        best, best_dist = None, self.config.search_radius * size
+        for k in range(1, count):
+            area = stats[k, cv2.CC_STAT_AREA]
+            if not self.config.lost_ratio * self.ref_area <= area <= self.ref_area / self.config.lost_ratio:
+                continue
+            dist = float(np.hypot(*(centroids[k] - expected)))
+            if dist < best_dist:
+                best, best_dist = k, dist
+        return None if best is None else labels == best
 
     def _move_clicks(self, flow: np.ndarray) -> None:
         """Forward-move the clicks by the (backward) flow at their position: ``p' = p - flow(p)``."""

@@ -66,11 +66,16 @@ class MovingScene:
         return float(x), float(y)
 
 
-def _random_object(rng: np.random.Generator, index: int, size: int, n_frames: int) -> MovingObject:
-    radius = size * rng.uniform(0.14, 0.2)
+def _random_object(
+    rng: np.random.Generator, index: int, size: int, n_frames: int, heading: float
+) -> MovingObject:
+    """Starts on a circle around the centre at angle ``heading`` and ends near the opposite side, so objects
+    start apart and cross (occlusions) mid-clip."""
+    radius = size * rng.uniform(0.13, 0.18)
     outline = shape_outline(str(rng.choice(["ellipse", "rectangle", "superellipse", "blob"])), rng, radius)
-    start = rng.uniform(0.3 * size, 0.7 * size, 2)
-    target = rng.uniform(0.3 * size, 0.7 * size, 2)
+    direction = np.array([np.cos(heading), np.sin(heading)])
+    start = size / 2 + 0.27 * size * direction + rng.uniform(-0.03, 0.03, 2) * size
+    target = size / 2 - 0.22 * size * direction + rng.uniform(-0.05, 0.05, 2) * size
     velocity = (target - start) / max(1, n_frames - 1)
     hue = rng.uniform(0, 1)
     colours = np.stack(
@@ -94,7 +99,11 @@ def generate_moving_scene(
         hsv_colour(rng.uniform(0, 1), 0.2, 0.75),
         size / 6,
     )
-    objects = [_random_object(rng, k + 1, size, n_frames) for k in range(n_objects)]
+    offset = rng.uniform(0, 2 * np.pi)
+    objects = [
+        _random_object(rng, k + 1, size, n_frames, offset + 2 * np.pi * k / n_objects)
+        for k in range(n_objects)
+    ]
     frames = np.zeros((n_frames, size, size, 3), dtype=np.uint8)
     masks = {
         node: np.zeros((n_frames, size, size), dtype=bool)
