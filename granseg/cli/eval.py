@@ -82,6 +82,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", type=float, default=1.0, help="g used on every frame (model propagation)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames per sequence (quick runs)")
+    p.add_argument(
+        "--propagation",
+        choices=["track", "reclick"],
+        default="track",
+        help="track: VideoSession (flow + appearance + snapping); reclick: re-click each frame (old baseline)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)
 
@@ -334,6 +340,7 @@ def run_video(args: argparse.Namespace) -> int:
     from granseg.eval.video import (
         davis_sequences,
         propagate_with_clicks,
+        propagate_with_session,
         read_binary_mask,
         score_sequence,
         summarize_sequences,
@@ -367,6 +374,8 @@ def run_video(args: argparse.Namespace) -> int:
                 if not path.is_file():
                     raise InputError(f"missing prediction {path}")
                 preds.append(read_binary_mask(path))
+        elif args.propagation == "track":
+            preds = propagate_with_session(predictor, frames, gts[0], args.granularity)
         else:
             preds = propagate_with_clicks(
                 predictor, [load_image(f) for f in frames], gts[0], args.granularity

@@ -152,7 +152,8 @@ def propagate_with_clicks(
 def propagate_with_session(
     predictor, frames, first_gt: np.ndarray, granularity: float, tracker_config=None, first: str = "click"
 ) -> list[np.ndarray]:
-    """Weight-free tracking through :class:`granseg.predict.video.VideoSession`: ``first="click"``: the RITM
+    """Weight-free tracking through :class:`granseg.predict.video.VideoSession` over ``frames`` (image paths,
+    arrays, a folder or a video file; read lazily): ``first="click"``: the RITM
     first click on the first frame's ground truth at ``granularity``; ``first="mask"``: the first frame's
     ground truth itself (DAVIS semi-supervised protocol). Then forward propagation. One ``H x W`` bool mask per
     frame."""

@@ -97,11 +97,15 @@ class ArrayFrames(Frames):
 
 
 class FolderFrames(Frames):
-    """The image files of a folder, in sorted name order."""
+    """The image files of a folder, in sorted name order (or an explicit list of image paths)."""
 
-    def __init__(self, folder: Path, cache_size: int = 4) -> None:
+    def __init__(self, folder: Path | Sequence[Path], cache_size: int = 4) -> None:
         super().__init__(cache_size)
-        self.paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if isinstance(folder, Path):
+            files = (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            self.paths = sorted(files)
+        else:
+            self.paths = [Path(p) for p in folder]
         if not self.paths:
             raise InputError(f"no JPEG/PNG frames in {folder}")
         self.size  # noqa: B018  (reads frame 0: fails early on an unreadable first frame)
@@ -166,7 +170,7 @@ class VideoFileFrames(Frames):
 
 
 def open_frames(source: str | Path | Sequence[np.ndarray] | Frames) -> Frames:
-    """Frames from a folder of images, a video file, a list of arrays, or an existing :class:`Frames`."""
+    """Frames from a folder of images, a video file, a list of image paths or of arrays, or a :class:`Frames`."""
     if isinstance(source, Frames):
         return source
     if isinstance(source, str | Path):
@@ -178,7 +182,10 @@ def open_frames(source: str | Path | Sequence[np.ndarray] | Frames) -> Frames:
                 raise InputError(f"{path} is one image; give a folder of frames or a video file")
             return VideoFileFrames(path)
         raise InputError(f"no such folder or video file: {path}")
-    return ArrayFrames(list(source))
+    items = list(source)
+    if items and isinstance(items[0], str | Path):
+        return FolderFrames([Path(p) for p in items])
+    return ArrayFrames(items)
 
 
 def write_clip(path: str | Path, pictures, fps: float = 10.0, gif_long_side: int = 480) -> Path:
