@@ -155,3 +155,41 @@ def test_bad_input_is_one_line_and_leaves_complete_files(tmp_path, capsys, clip,
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     else:
         assert not out.exists()
+
+
+def test_eval_video_track_and_reclick(tmp_path, capsys):
+    """`eval video` on a synthetic clip in the DAVIS layout, with both propagation modes."""
+    import json
+
+    scene = generate_moving_scene(seed=2, n_frames=10, size=96)
+    node = scene.objects[1].part_ids[0]
+    for t in range(10):
+        frame = cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(_mkdir(tmp_path / "davis" / "JPEGImages" / "480p" / "s") / f"{t:05d}.png"), frame)
+        mask = scene.masks[node][t].astype(np.uint8) * 255
+        cv2.imwrite(str(_mkdir(tmp_path / "davis" / "Annotations" / "480p" / "s") / f"{t:05d}.png"), mask)
+    scores = {}
+    for mode in ("track", "reclick"):
+        out = tmp_path / mode
+        code, _, err = run_cli(
+            capsys,
+            "eval",
+            "video",
+            "--model",
+            "hierarchy",
+            "--data-root",
+            str(tmp_path / "davis"),
+            "--propagation",
+            mode,
+            "--out",
+            str(out),
+            "--quiet",
+        )
+        assert code == 0, err
+        scores[mode] = json.loads((out / "metrics.json").read_text())["metrics"]["J"]
+    assert scores["track"] > 0.9 and 0.0 <= scores["reclick"] <= 1.0, scores
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
