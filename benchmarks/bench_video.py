@@ -29,7 +29,7 @@ from granseg.eval.video import (
     summarize_sequences,
 )
 from granseg.io.frames import open_frames
-from granseg.models.registry import load_predictor
+from granseg.predict.factory import load_predictor
 from granseg.predict.video_track import FlowTrackerConfig
 
 TUNE = ("blackswan", "bmx-trees")  # the alphabetically first two; the other three are held out

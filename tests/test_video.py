@@ -9,7 +9,7 @@ import pytest
 from granseg.errors import InputError
 from granseg.eval.video import jaccard
 from granseg.io.frames import FolderFrames, open_frames, write_clip
-from granseg.models.registry import load_predictor
+from granseg.predict.factory import load_predictor
 from granseg.predict.video import VideoSession
 from granseg.synth.motion import generate_moving_scene
 

@@ -56,13 +56,12 @@ class VideoPrompt:
 
 
 def _as_predictor(predictor_or_model) -> BasePredictor:
+    """A predictor as is, or the predictor :mod:`granseg.predict.factory` makes for a model."""
+    from granseg.predict.factory import create_predictor
+
     if isinstance(predictor_or_model, BasePredictor):
         return predictor_or_model
-    if hasattr(predictor_or_model, "create_predictor"):
-        return predictor_or_model.create_predictor()
-    raise TypeError(
-        f"expected a BasePredictor or a model with create_predictor(), got {type(predictor_or_model)}"
-    )
+    return create_predictor(predictor_or_model)
 
 
 class VideoSession:
