@@ -11,6 +11,7 @@ from granseg.eval.video import jaccard
 from granseg.io.frames import FolderFrames, open_frames, write_clip
 from granseg.predict.factory import load_predictor
 from granseg.predict.video import VideoSession
+from granseg.predict.video_track import FlowTrackerConfig
 from granseg.synth.motion import generate_moving_scene
 
 
@@ -152,3 +153,33 @@ def test_bad_prompts(clip, predictor):
     session.add_prompt(0, [(10, 10)], [1])
     with pytest.raises(InputError, match="direction"):
         next(session.propagate("sideways"))
+
+
+def test_memory_stays_flat_over_300_frames(predictor):
+    """Frames are read lazily and each tracker keeps one mask: memory after 300 frames is what it was after 50."""
+    import tracemalloc
+
+    from granseg.io.frames import Frames
+
+    scene = generate_moving_scene(seed=4, n_frames=300, size=48)
+
+    class Lazy(Frames):  # a clip that is decoded on demand, like a video file
+        def __len__(self):
+            return 300
+
+        def _read(self, index):
+            return scene.frames[index].copy()
+
+    session = VideoSession(predictor, Lazy(), tracker_config=FlowTrackerConfig(snap_every=25))
+    session.add_prompt(0, [scene.point(scene.objects[1].node_id, 0)], [1], 1.0, obj_id=1)
+    tracemalloc.start()
+    try:
+        for frame_idx, _ in session.propagate("forward"):
+            if frame_idx == 50:
+                after_50, peak_50 = tracemalloc.get_traced_memory()
+                tracemalloc.reset_peak()
+        after_300, peak_300 = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after_300 - after_50 < 256 * 1024, (after_50, after_300)
+    assert peak_300 < 1.5 * peak_50 + 2**20, (peak_50, peak_300)
