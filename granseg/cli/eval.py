@@ -102,9 +102,10 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="first N frames per sequence (quick runs)")
     p.add_argument(
         "--propagation",
-        choices=["track", "reclick"],
-        default="track",
-        help="track: VideoSession (flow + appearance + snapping); reclick: re-click each frame (old baseline)",
+        choices=["reclick", "track"],
+        default="reclick",
+        help="reclick (default): click each frame at the previous mask's deepest point; track: VideoSession "
+        "(flow + appearance + snapping; lower J&F than reclick from a hierarchy first click, see docs/video.md)",
     )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)

@@ -164,7 +164,13 @@ def render_video_report(metrics: dict, per_sequence: dict[str, dict], meta: dict
 
 
 def _sequence_masks(
-    predictor, predictions: Path | None, name: str, frames: list[Path], gts, granularity, propagation="track"
+    predictor,
+    predictions: Path | None,
+    name: str,
+    frames: list[Path],
+    gts,
+    granularity,
+    propagation="reclick",
 ):
     from granseg.eval.video import propagate_with_clicks, propagate_with_session, read_binary_mask
     from granseg.io.images import load_image
@@ -192,12 +198,12 @@ def evaluate_video(
     sequences: list[str] | None = None,
     max_frames: int | None = None,
     quiet: bool = False,
-    propagation: str = "track",
+    propagation: str = "reclick",
 ) -> dict:
     """J&F on DAVIS of precomputed ``predictions`` (``<seq>/<frame>.png``) or of ``predictor_factory()``'s
-    propagation at ``granularity`` from a first click (``propagation``: "track" = VideoSession, "reclick" = a
-    click per frame at the previous mask's deepest point); writes ``metrics.json`` and ``report.md``. ``model_name`` is what
-    ``predictor_factory`` loads (recorded in the report)."""
+    propagation at ``granularity`` from a first click (``propagation``: "reclick" = a click per frame at the
+    previous mask's deepest point, "track" = VideoSession); writes ``metrics.json`` and ``report.md``.
+    ``model_name`` is what ``predictor_factory`` loads (recorded in the report)."""
     from granseg.eval.video import davis_sequences, read_binary_mask, score_sequence, summarize_sequences
     from granseg.utils.progress import progress
 
