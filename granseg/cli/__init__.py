@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "granseg.cli.pseudo",
     "granseg.cli.eval",
     "granseg.cli.video",
+    "granseg.cli.serve",
 ]
 
 
