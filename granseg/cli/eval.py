@@ -108,6 +108,13 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", type=float, default=1.0, help="g used on every frame (model propagation)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames per sequence (quick runs)")
+    p.add_argument(
+        "--propagation",
+        choices=["reclick", "track"],
+        default="reclick",
+        help="reclick (default): click each frame at the previous mask's deepest point; track: VideoSession "
+        "(flow + appearance + snapping; lower J&F than reclick from a hierarchy first click, see docs/video.md)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)
 
@@ -277,6 +284,7 @@ def run_video(args: argparse.Namespace) -> int:
         sequences=_parse_subset(args.sequences),
         max_frames=args.max_frames,
         quiet=args.quiet,
+        propagation=args.propagation,
     )
     info(args, f"J {metrics['J']:.3f}  F {metrics['F']:.3f}  J&F {metrics['J&F']:.3f} -> {args.out}")
     return 0

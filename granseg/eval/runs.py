@@ -175,10 +175,20 @@ def render_video_report(metrics: dict, per_sequence: dict[str, dict], meta: dict
     return "\n".join(lines + _markdown_table("| sequence | J | F | J&F |", rows)) + "\n"
 
 
-def _sequence_masks(predictor, predictions: Path | None, name: str, frames: list[Path], gts, granularity):
-    from granseg.eval.video import propagate_with_clicks, read_binary_mask
+def _sequence_masks(
+    predictor,
+    predictions: Path | None,
+    name: str,
+    frames: list[Path],
+    gts,
+    granularity,
+    propagation="reclick",
+):
+    from granseg.eval.video import propagate_with_clicks, propagate_with_session, read_binary_mask
     from granseg.io.images import load_image
 
+    if predictor is not None and propagation == "track":
+        return propagate_with_session(predictor, frames, gts[0], granularity)
     if predictor is not None:
         return propagate_with_clicks(predictor, [load_image(f) for f in frames], gts[0], granularity)
     masks = []
@@ -200,10 +210,12 @@ def evaluate_video(
     sequences: list[str] | None = None,
     max_frames: int | None = None,
     quiet: bool = False,
+    propagation: str = "reclick",
 ) -> dict:
     """J&F on DAVIS of precomputed ``predictions`` (``<seq>/<frame>.png``) or of ``predictor_factory()``'s
-    click propagation at ``granularity``; writes ``metrics.json`` and ``report.md``. ``model_name`` is what
-    ``predictor_factory`` loads (recorded in the report)."""
+    propagation at ``granularity`` from a first click (``propagation``: "reclick" = a click per frame at the
+    previous mask's deepest point, "track" = VideoSession); writes ``metrics.json`` and ``report.md``.
+    ``model_name`` is what ``predictor_factory`` loads (recorded in the report)."""
     from granseg.eval.video import davis_sequences, read_binary_mask, score_sequence, summarize_sequences
     from granseg.utils.progress import progress
 
@@ -220,7 +232,7 @@ def evaluate_video(
     for name, (frames, masks) in progress(found.items(), desc="davis", total=len(found), quiet=quiet):
         frames, masks = frames[:max_frames], masks[:max_frames]
         gts = [read_binary_mask(m) for m in masks]
-        preds = _sequence_masks(predictor, predictions, name, frames, gts, granularity)
+        preds = _sequence_masks(predictor, predictions, name, frames, gts, granularity, propagation)
         per_sequence[name] = score_sequence(gts, preds)
     metrics = summarize_sequences(per_sequence)
     meta = {
