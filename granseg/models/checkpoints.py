@@ -476,12 +476,23 @@ def _read_config_override(config: Any) -> UnSAMv2Config | None:
     return UnSAMv2Config.from_json(config)
 
 
+def training_output_model(path: str | Path) -> Path:
+    """A ``granseg train`` output folder (or its ``model/``) holding ``unsamv2.safetensors`` -> that file;
+    any other path unchanged."""
+    path = Path(path)
+    for candidate in (path / "model" / "unsamv2.safetensors", path / "unsamv2.safetensors"):
+        if path.is_dir() and candidate.is_file():
+            return candidate
+    return path
+
+
 def load_model_from_path(
     path: str | Path, device: str = "cpu", config: UnSAMv2Config | str | Path | None = None, **overrides: Any
 ):
     """Load any supported layout (see module docstring). ``config`` forces the architecture (an
     :class:`UnSAMv2Config` or a JSON path); other keyword overrides replace config fields (e.g. ``resize_mode``).
     Gen2Seg checkpoint folders (:func:`granseg.models.gen2seg.is_gen2seg_checkpoint`) go to their own loader."""
+    path = training_output_model(path)
     if config is None and Path(path).is_dir():
         from granseg.models import gen2seg
 
