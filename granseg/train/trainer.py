@@ -36,6 +36,7 @@ import torch
 from granseg.config import Config, read_json
 from granseg.errors import CheckpointError, InputError
 from granseg.io.files import atomic_write_text
+from granseg.train.config_check import check_json
 from granseg.train.train_log import TrainLogger
 
 TASKS: dict[str, str] = {
@@ -116,6 +117,7 @@ def load_train_config(path_or_text: str | Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise InputError("a training config is a JSON object")
     _, config_class = resolve_task(data.get("task", "gen2seg"))
+    check_json(data, config_class)
     return config_class.from_dict(data)
 
 

@@ -8,9 +8,6 @@ modules and the decoder LoRA train (``extra_trainable`` can add decoder paramete
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from typing import Any
 
 from granseg.errors import InputError
 from granseg.models.unsamv2 import UnSAMv2Config
@@ -41,7 +38,6 @@ class UnSAMv2TrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_types(self)
         if self.model is None and self.init_from is None:
             raise InputError("give 'model' (random init) or 'init_from' (a checkpoint or model name)")
         if self.correction_clicks < 0:
@@ -52,46 +48,3 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError("extra_trainable: the image encoder stays frozen (its embeddings are cached)")
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")
-
-
-def _matches(value: Any, annotation: Any) -> bool:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in args)
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is tuple:
-        if not isinstance(value, tuple):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_matches(v, args[0]) for v in value)
-        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args))
-    if origin is list:
-        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else True
-    if isinstance(annotation, type):
-        return isinstance(value, annotation)
-    return True
-
-
-def check_types(config: Any, prefix: str = "") -> None:
-    """Raise :class:`InputError` naming the first field (dotted path) whose value does not match its annotation;
-    nested dataclasses are checked recursively."""
-    hints = typing.get_type_hints(type(config))
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        name = prefix + field.name
-        annotation = hints.get(field.name, Any)
-        if not _matches(value, annotation):
-            raise InputError(f"config key {name!r}: {value!r} is not of type {annotation}")
-        if dataclasses.is_dataclass(value):
-            check_types(value, name + ".")
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                if dataclasses.is_dataclass(item):
-                    check_types(item, f"{name}[{i}].")

@@ -136,12 +136,14 @@ class UnSAMv2Task:
             if cfg.cache_embeddings:
                 cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output_dir) / "embedding_cache"
             training = self._model.training
-            self._predictor = UnSAMv2Predictor(
-                self._model,
-                cache_dir=cache,
-                cache_max_bytes=int(cfg.cache_max_gb * 2**30),
-                decoder="reference",
-            )
+            # Building it creates layers (random init): keep the training RNG stream untouched (exact resume).
+            with torch.random.fork_rng(devices=[]):
+                self._predictor = UnSAMv2Predictor(
+                    self._model,
+                    cache_dir=cache,
+                    cache_max_bytes=int(cfg.cache_max_gb * 2**30),
+                    decoder="reference",
+                )
             self._model.train(training)  # the predictor put the model in eval mode
         return self._predictor
 
