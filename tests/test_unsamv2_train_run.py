@@ -153,7 +153,8 @@ def test_accelerate_launch_two_cpu_processes_with_gloo(tmp_path):
     config_path = tmp_path / "ddp.json"
     config_path.write_text(json.dumps(_config_dict(tmp_path, "ddp", steps=2, batch_size=1)))
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # --multi_gpu selects accelerate's torchrun launcher; with --device cpu each process joins a gloo group
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "granseg", "train", "--config", str(config_path), "--device", "cpu", "--quiet"]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
