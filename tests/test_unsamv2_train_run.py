@@ -164,3 +164,43 @@ def test_accelerate_launch_two_cpu_processes_with_gloo(tmp_path):
     assert (tmp_path / "ddp" / "model" / "unsamv2.safetensors").is_file()
     # 2 steps x 2 processes x batch 1 = 4 samples over 3 scenes: every scene embedded (one process sees only 2)
     assert len(list((tmp_path / "ddp" / "embedding_cache").glob("*.safetensors"))) == 3
+
+
+def test_example_configs_parse_and_tiny_synth_runs_shortened_and_redirected(tmp_path):
+    paper = load_train_config(REPO / "configs" / "unsamv2_sa1b.json")
+    assert (paper.lr, paper.batch_size, paper.steps, paper.data.max_masks) == (1e-4, 4, 7500, 30)
+    assert paper.steps * paper.batch_size == 6000 * 5  # 6,000 images x 5 epochs
+    data = json.loads((REPO / "configs" / "tiny_synth.json").read_text())
+    data.update(max_steps=1, output_dir=str(tmp_path / "tiny"))
+    (tmp_path / "tiny.json").write_text(json.dumps(data))
+    assert main(["train", "--config", str(tmp_path / "tiny.json"), "--device", "cpu", "--quiet"]) == 0
+    assert load_model(str(tmp_path / "tiny"), device="cpu").config.granularity
+
+
+def test_init_from_a_plain_sam2_checkpoint_adds_granularity_and_lora(tmp_path):
+    from granseg.models.checkpoints import save_package
+    from granseg.train.unsamv2_task import build_training_model
+
+    torch.manual_seed(1)
+    plain = UnSAMv2Model(tiny_config(name="plain", granularity=False, lora=None))
+    save_package(plain, tmp_path / "plain.safetensors")
+    data = _config_dict(tmp_path, init_from=str(tmp_path / "plain.safetensors"))
+    del data["model"]
+    model = build_training_model(load_train_config(json.dumps(data)))
+    assert model.config.granularity and model.config.lora is not None
+    ours = model.state_dict()
+    for key, value in plain.state_dict().items():
+        mapped = key if key in ours else key.replace(".q_proj.", ".q_proj.base_layer.")
+        mapped = mapped if mapped in ours else next(k for k in ours if k.replace(".base_layer", "") == key)
+        assert torch.equal(ours[mapped], value), key
+
+
+def test_out_of_memory_says_what_to_lower(tmp_path, monkeypatch):
+    from granseg.errors import InputError
+
+    def explode(self, module, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(UnSAMv2Task, "loss", explode)
+    with pytest.raises(InputError, match="lower batch_size"):
+        Trainer(UnSAMv2Task(_config(tmp_path)), cpu=True).fit()
