@@ -204,3 +204,12 @@ def test_out_of_memory_says_what_to_lower(tmp_path, monkeypatch):
     monkeypatch.setattr(UnSAMv2Task, "loss", explode)
     with pytest.raises(InputError, match="lower batch_size"):
         Trainer(UnSAMv2Task(_config(tmp_path)), cpu=True).fit()
+
+
+def test_extra_trainable_never_reaches_the_cached_embedding(tmp_path):
+    from granseg.train.unsamv2_task import build_training_model
+
+    config = _config(tmp_path, extra_trainable=["sam.mask_decoder.", "sam.prompt_encoder."])
+    trainable = {n for n, p in build_training_model(config).named_parameters() if p.requires_grad}
+    assert any(n.startswith("sam.mask_decoder.output_hypernetworks") for n in trainable)
+    assert not any(".conv_s0." in n or ".conv_s1." in n or "vision_encoder" in n for n in trainable)

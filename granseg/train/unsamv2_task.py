@@ -29,6 +29,9 @@ from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks
 
 MAX_REPLACEMENTS = 10  # a bad sample is replaced by another index at most this many times
 MODEL_FILE = "unsamv2.safetensors"
+# Parts of the cached image embedding (transformers applies the decoder's conv_s0/conv_s1 in get_image_embeddings):
+# never trained, or cached embeddings and the exported model would disagree.
+EMBEDDING_PARTS = ("sam.vision_encoder.", "sam.mask_decoder.conv_s0.", "sam.mask_decoder.conv_s1.")
 
 
 @dataclasses.dataclass
@@ -96,7 +99,7 @@ def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
         if _transfer_weights(base, model) == 0:
             raise InputError(f"init_from {config.init_from!r} shares no weights with the configured model")
     for name, parameter in model.named_parameters():
-        if name.startswith(tuple(config.extra_trainable)):
+        if name.startswith(tuple(config.extra_trainable)) and not name.startswith(EMBEDDING_PARTS):
             parameter.requires_grad = True
     return model
 
