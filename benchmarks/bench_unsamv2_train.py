@@ -186,7 +186,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def predict_sweep(model, records) -> list[np.ndarray]:
     """Per record: ``(K, 10, H, W)`` bool masks (K = 1 for a granularity model, 3 for plain SAM-2)."""
-    from granseg.predict.predictor import UnSAMv2Predictor
+    from granseg.predict.unsamv2 import UnSAMv2Predictor
 
     predictor = UnSAMv2Predictor(model.eval(), decoder="reference")
     out, current = [], None

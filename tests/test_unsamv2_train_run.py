@@ -18,7 +18,7 @@ from PIL import Image
 from granseg.cli import main
 from granseg.models.registry import load_model
 from granseg.models.unsamv2 import UnSAMv2Model, tiny_config
-from granseg.predict.predictor import UnSAMv2Predictor
+from granseg.predict.unsamv2 import UnSAMv2Predictor
 from granseg.train.trainer import Trainer, load_train_config
 from granseg.train.unsamv2_task import UnSAMv2Task
 

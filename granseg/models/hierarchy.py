@@ -8,7 +8,7 @@ points/box/granularity prompts from it (:mod:`granseg.models.hierarchy_select`):
   between the height at which it is complete and the height at which it merges into its parent), among regions
   covering between ``min_object_fraction`` and ``max_object_fraction`` of the image: the largest region before a
   strong-boundary merge, never the whole image.
-* g maps to a region on the chain by the UnSAMv2 sqrt-area formula (DESIGN.md sec. 5) with ``A_max`` = the top
+* g maps to a region on the chain by the UnSAMv2 sqrt-area formula (:mod:`granseg.hierarchy_math`) with ``A_max`` = the top
   and ``A_min`` = the smallest chain region of at least ``part_min_fraction`` of the top's area.
 * Negative clicks: inside the chosen regions, every superpixel goes to its nearest click under the ultrametric
   (the height of the lowest common ancestor, i.e. a seeded watershed cut of the hierarchy), so a negative click

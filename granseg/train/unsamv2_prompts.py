@@ -1,5 +1,5 @@
 """Targets and clicks for UnSAMv2 training, in the *model-input frame* (the ``S x S`` padded input of
-:func:`granseg.predict.predictor.preprocess_image`; points are ``(x, y)`` pixels of that frame).
+:func:`granseg.predict.unsamv2.preprocess_image`; points are ``(x, y)`` pixels of that frame).
 
 Interactive simulation (SAM / SAM-2 training): the first click is drawn uniformly inside the target; each
 correction click is drawn uniformly from the error region of the previous prediction (positive where the target
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from granseg.predict.predictor import resized_shape
+from granseg.predict.unsamv2 import resized_shape
 
 
 def masks_to_input_frame(masks: np.ndarray, size: int, mode: str) -> np.ndarray:

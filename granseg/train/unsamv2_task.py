@@ -1,6 +1,6 @@
 """The ``unsamv2`` task for :class:`granseg.train.trainer.Trainer`: teach SAM-2 to obey the granularity g.
 
-Per image: the frozen encoder's embeddings come from :class:`~granseg.predict.predictor.UnSAMv2Predictor` (the
+Per image: the frozen encoder's embeddings come from :class:`~granseg.predict.unsamv2.UnSAMv2Predictor` (the
 same pre-processing as inference, one code path; cached on disk, least recently used entries pruned beyond
 ``cache_max_gb``). Each of its <= 30 masks is one prompt ``(click, g)``; the decoder runs ``1 + correction_clicks``
 rounds (:mod:`granseg.train.unsamv2_prompts`), every round adds a click and feeds back the previous low-res logits
@@ -132,7 +132,7 @@ class UnSAMv2Task:
     def predictor(self):
         """The predictor that embeds images (frozen encoder; built once per module)."""
         if self._predictor is None:
-            from granseg.predict.predictor import UnSAMv2Predictor
+            from granseg.predict.unsamv2 import UnSAMv2Predictor
 
             cfg = self.config
             cache = None

@@ -17,6 +17,15 @@ _DATASETS = {
     "partimagenet": "granseg.eval.datasets.parts:PartImageNetDataset",
     "coco": "granseg.eval.datasets.coco:CocoJsonDataset",
     "sa1b": "granseg.eval.datasets.coco:SA1BDataset",
+    # the Gen2Seg paper's evaluation sets
+    "coco-unseen": "granseg.eval.datasets.coco_unseen:CocoUnseenDataset",
+    "coco-unseen-small": "granseg.eval.datasets.coco_unseen:CocoUnseenSmallDataset",
+    "coco-unseen-medium": "granseg.eval.datasets.coco_unseen:CocoUnseenMediumDataset",
+    "coco-unseen-large": "granseg.eval.datasets.coco_unseen:CocoUnseenLargeDataset",
+    "dram": "granseg.eval.datasets.gen2seg_sets:DramDataset",
+    "egohos": "granseg.eval.datasets.gen2seg_sets:EgoHosDataset",
+    "ishape": "granseg.eval.datasets.gen2seg_sets:IShapeDataset",
+    "pidray": "granseg.eval.datasets.gen2seg_sets:PidRayDataset",
 }
 
 DATASET_NAMES = tuple(_DATASETS)
@@ -24,13 +33,12 @@ DATASET_NAMES = tuple(_DATASETS)
 
 def load_dataset(name: str, root: str | Path, **options) -> EvalDataset:
     """Open dataset ``name`` at ``root``. Options are passed to the loader (``split``, ``annotation``, ``level``)."""
-    import importlib
+    from granseg.registry_utils import resolve_target
 
     key = name.lower()
     if key not in _DATASETS:
         raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
-    module_name, _, attr = _DATASETS[key].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    cls = resolve_target(_DATASETS[key])
     return cls(root, **{k: v for k, v in options.items() if v is not None})
 
 
