@@ -109,6 +109,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "task": "unsamv2",
         "output_dir": str(work / f"run_{name}"),
         "model": model.to_dict(),
+        "init_from": None,
         "data": {"sources": [source], "max_masks": settings.max_masks},
         "extra_trainable": ["sam.mask_decoder.", "sam.prompt_encoder."],
         "correction_clicks": settings.correction_clicks,

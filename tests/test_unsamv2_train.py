@@ -189,7 +189,7 @@ def test_max_masks_and_flips_are_seeded(tmp_path):
 def _tiny_dict(**changes):
     from granseg.models.unsamv2 import tiny_config
 
-    data = {"task": "unsamv2", "model": tiny_config().to_dict(), "steps": 2}
+    data = {"task": "unsamv2", "model": tiny_config().to_dict(), "init_from": None, "steps": 2}
     data.update(changes)
     return data
 

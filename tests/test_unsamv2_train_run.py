@@ -31,6 +31,7 @@ def _config_dict(tmp_path, name="run", **changes) -> dict:
         "task": "unsamv2",
         "output_dir": str(tmp_path / name),
         "model": tiny_config().to_dict(),
+        "init_from": None,
         "data": {
             "sources": [{"kind": "synth", "num_scenes": 3, "synth": {"size": 96, "num_objects": [1, 2]}}],
             "max_masks": 4,
