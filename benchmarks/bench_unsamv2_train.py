@@ -400,7 +400,11 @@ def write_report(report: dict, path: Path) -> None:
         "",
     ]
     lines += _table(report["noc"], ["NoC@85", "NoC@90", "1-IoU", "instances"])
-    lines += ["", f"## Training throughput (masks/s; each mask = 1 + {s['correction_clicks']} decoder passes)", ""]
+    lines += [
+        "",
+        f"## Training throughput (masks/s; each mask = 1 + {s['correction_clicks']} decoder passes)",
+        "",
+    ]
     for architecture, values in report["throughput"].items():
         for label, value in values.items():
             lines.append(f"- {architecture}: {label}: **{value:.1f} masks/s**")

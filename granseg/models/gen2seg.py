@@ -151,6 +151,13 @@ def build_network(config: Gen2SegConfig, weights_dir: str | Path | None = None):
 def _from_pretrained(cls, folder: Path, **kwargs):
     if not folder.is_dir():
         raise CheckpointError(f"missing folder {folder} in the Gen2Seg checkpoint")
+    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise CheckpointError(
+            f"{folder} holds only pickled weights (*.bin), which granseg never loads (a pickle can run code): "
+            "save it with safetensors"
+        )
+    if "Tokenizer" not in cls.__name__:
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickle
     try:
         return cls.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
