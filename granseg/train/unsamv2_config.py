@@ -26,10 +26,8 @@ class UnSAMv2TrainConfig(TrainConfig):
     warmup_steps: int = 250
     min_lr_ratio: float = 0.1  # cosine to 1e-5 at lr 1e-4
     model: UnSAMv2Config | None = None  # architecture for random init; None: from init_from
-    init_from: str | None = (
-        "sam2.1-hiera-small"  # registered name or checkpoint path (SAM-2 / UnSAMv2); null:
-    )
-    # random init of ``model``
+    # registered model name or checkpoint path (SAM-2 / UnSAMv2 weights); None: random init of ``model``
+    init_from: str | None = "sam2.1-hiera-small"
     data: UnSAMv2DataConfig = dataclasses.field(default_factory=UnSAMv2DataConfig)
     correction_clicks: int = 3
     loss: LossWeights = dataclasses.field(default_factory=LossWeights)
