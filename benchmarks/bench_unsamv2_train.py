@@ -59,6 +59,10 @@ class BenchSettings:
     loss_resolution: str = "input"
     tag: str = "unsamv2_train"  # results/<tag>.md and results/<tag>_miou_vs_g.png
     small_steps: int = 2  # throughput of a hiera-small (1024 px) training step; 0 skips it
+    # stage 1 (0: none): train the WHOLE tiny SAM-2 (encoder included, no g, best of 3) on the training scenes;
+    # then every run starts from it (init_from) with the recipe's trainable set (granularity modules + LoRA)
+    pretrain_steps: int = 0
+    pretrain_focal: float = 1.0  # stage 1's focal weight (stands in for pre-training; not the UnSAMv2 recipe)
 
 
 def _python() -> list[str]:
@@ -99,19 +103,22 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     from granseg.models.unsamv2 import tiny_config
 
     model = tiny_config(name=f"bench-{name}")
-    if name == "nog":
+    if name in ("nog", "pretrain"):
         model.granularity = False
+    if name == "pretrain":
+        model.lora = None
+    pretrained = settings.pretrain_steps > 0 and name != "pretrain"
     if name == "pseudo":
         source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
     else:
         source = {"kind": "synth", "num_scenes": settings.train_scenes, "synth": asdict(synth_config())}
-    return {
+    config = {
         "task": "unsamv2",
         "output_dir": str(work / f"run_{name}"),
         "model": model.to_dict(),
-        "init_from": None,
+        "init_from": str(work / "run_pretrain" / "model") if pretrained else None,
         "data": {"sources": [source], "max_masks": settings.max_masks},
-        "extra_trainable": ["sam.mask_decoder.", "sam.prompt_encoder."],
+        "extra_trainable": [] if pretrained else ["sam.mask_decoder.", "sam.prompt_encoder."],
         "correction_clicks": settings.correction_clicks,
         "loss_resolution": settings.loss_resolution,
         "steps": settings.steps,
@@ -122,6 +129,13 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "save_every": settings.steps,
         "seed": 0,
     }
+    if name == "pretrain":
+        config.update(
+            train_image_encoder=True, cache_embeddings=False, extra_trainable=[], steps=settings.pretrain_steps,
+            save_every=settings.pretrain_steps, warmup_steps=max(settings.pretrain_steps // 20, 1),
+            loss={"focal": settings.pretrain_focal},
+        )  # fmt: skip
+    return config
 
 
 def train(settings: BenchSettings, name: str, work: Path) -> dict:
@@ -422,6 +436,8 @@ def run(settings: BenchSettings) -> dict:
         save_train_images(work / "images", settings.train_scenes)
         report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo")
     runs = {}
+    if settings.pretrain_steps:
+        report["train_seconds"]["pretrain"] = train(settings, "pretrain", work)["seconds"]
     for name in names:
         runs[name] = train(settings, name, work)
         report["train_seconds"][name] = runs[name]["seconds"]

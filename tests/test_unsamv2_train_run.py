@@ -214,3 +214,23 @@ def test_extra_trainable_never_reaches_the_cached_embedding(tmp_path):
     trainable = {n for n, p in build_training_model(config).named_parameters() if p.requires_grad}
     assert any(n.startswith("sam.mask_decoder.output_hypernetworks") for n in trainable)
     assert not any(".conv_s0." in n or ".conv_s1." in n or "vision_encoder" in n for n in trainable)
+
+
+def test_train_image_encoder_trains_every_parameter_through_the_pixels(tmp_path):
+    """Stage 1 of a from-scratch model: the encoder trains (gradients through the pixels, no cache)."""
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError, match="cache_embeddings"):
+        _config(tmp_path, train_image_encoder=True)
+    model = tiny_config(granularity=False, lora=None).to_dict()
+    config = _config(
+        tmp_path, model=model, train_image_encoder=True, cache_embeddings=False, steps=2, correction_clicks=1
+    )
+    torch.manual_seed(config.seed)
+    initial = {k: v.clone() for k, v in UnSAMv2Task(config).build_module().model.state_dict().items()}
+    Trainer(UnSAMv2Task(config), cpu=True).fit()
+    trained = load_model(str(tmp_path / "run"), device="cpu").state_dict()
+    changed = {k for k in initial if not torch.equal(initial[k], trained[k])}
+    assert any(k.startswith("sam.vision_encoder.") for k in changed)
+    assert any(".conv_s0." in k for k in changed) and any(k.startswith("sam.prompt_encoder.") for k in changed)
+    assert not (tmp_path / "run" / "embedding_cache").exists()

@@ -33,6 +33,9 @@ class UnSAMv2TrainConfig(TrainConfig):
     loss: LossWeights = dataclasses.field(default_factory=LossWeights)
     loss_resolution: str = "input"  # "input" (logits upsampled to S x S) or "low_res" (targets at 4h x 4w)
     extra_trainable: tuple[str, ...] = ()  # parameter-name prefixes trained too (never the image encoder)
+    # stage 1 of a from-scratch model: train EVERY parameter, image encoder included (no embedding cache); stands
+    # in for the pre-trained SAM-2 that ``init_from`` normally gives (use a model without granularity: best of 3)
+    train_image_encoder: bool = False
     cache_embeddings: bool = True  # frozen encoder: embed each (image, flip) once, on disk
     cache_dir: str | None = None  # default <output_dir>/embedding_cache
     cache_max_gb: float = 4.0
@@ -47,5 +50,7 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(f"loss_resolution must be 'input' or 'low_res', got {self.loss_resolution!r}")
         if any(p.startswith("sam.vision_encoder") for p in self.extra_trainable):
             raise InputError("extra_trainable: the image encoder stays frozen (its embeddings are cached)")
+        if self.train_image_encoder and self.cache_embeddings:
+            raise InputError("train_image_encoder needs cache_embeddings: false (the embeddings change each step)")
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")

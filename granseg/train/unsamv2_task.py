@@ -36,7 +36,8 @@ EMBEDDING_PARTS = ("sam.vision_encoder.", "sam.mask_decoder.conv_s0.", "sam.mask
 
 @dataclasses.dataclass
 class PreparedImage:
-    """One image of a batch. features: the encoder's ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]``;
+    """One image of a batch. features: the encoder's ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]``
+    (with ``train_image_encoder``: ``[(1, 3, S, S)]`` normalised pixels, embedded in the loss with gradients);
     targets ``(P, S, S)`` bool in the model-input frame; granularity ``(P,)``; rng for the correction clicks."""
 
     features: list[torch.Tensor]
@@ -99,7 +100,9 @@ def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
         if _transfer_weights(base, model) == 0:
             raise InputError(f"init_from {config.init_from!r} shares no weights with the configured model")
     for name, parameter in model.named_parameters():
-        if name.startswith(tuple(config.extra_trainable)) and not name.startswith(EMBEDDING_PARTS):
+        if config.train_image_encoder or (
+            name.startswith(tuple(config.extra_trainable)) and not name.startswith(EMBEDDING_PARTS)
+        ):
             parameter.requires_grad = True
     return model
 
@@ -152,12 +155,17 @@ class UnSAMv2Task:
 
     def prepare(self, index: int, rng: np.random.Generator) -> PreparedImage:
         sample = self.dataset.load(index, rng)
-        predictor = self.predictor()
-        training = self._model.training
-        predictor.set_image(sample.image)
-        self._model.train(training)
-        features = [f.clone() for f in predictor.image_embeddings]  # normal tensors (not inference-mode)
         config = self._model.config
+        if self.config.train_image_encoder:  # the pixels (1, 3, S, S); embedded in image_loss, with gradients
+            from granseg.predict.unsamv2 import preprocess_image
+
+            features = [preprocess_image(sample.image, config.sam2.image_size, config.resize_mode)[0]]
+        else:
+            predictor = self.predictor()
+            training = self._model.training
+            predictor.set_image(sample.image)
+            self._model.train(training)
+            features = [f.clone() for f in predictor.image_embeddings]  # normal tensors (not inference-mode)
         targets = masks_to_input_frame(sample.masks, config.sam2.image_size, config.resize_mode)
         present = targets.reshape(len(targets), -1).any(1)
         if not present.any():
@@ -194,6 +202,10 @@ class UnSAMv2Task:
         """Mean loss over the ``1 + correction_clicks`` rounds of one image's prompts."""
         device = item.features[-1].device
         size = item.targets.shape[-1]
+        features = item.features
+        if self.config.train_image_encoder:  # transformers' get_image_embeddings without its no_grad
+            sam = self._model.sam
+            features = type(sam).get_image_embeddings.__wrapped__(sam, item.features[0].to(device))
         targets = torch.from_numpy(item.targets).float().to(device)
         with_g = self._model.config.granularity
         granularity = torch.from_numpy(item.granularity).float().to(device) if with_g else None
@@ -203,7 +215,7 @@ class UnSAMv2Task:
         total = torch.zeros((), device=device)
         loss_targets = None
         for round_index in range(1 + self.config.correction_clicks):
-            out = module(item.features, points, labels, mask_input, granularity)
+            out = module(features, points, labels, mask_input, granularity)
             low_res_logits = out.mask_logits[0]  # (P, M, 4h, 4w)
             logits = self._logits_for_loss(low_res_logits, size)
             if loss_targets is None:
