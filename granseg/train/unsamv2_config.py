@@ -51,6 +51,8 @@ class UnSAMv2TrainConfig(TrainConfig):
         if any(p.startswith("sam.vision_encoder") for p in self.extra_trainable):
             raise InputError("extra_trainable: the image encoder stays frozen (its embeddings are cached)")
         if self.train_image_encoder and self.cache_embeddings:
-            raise InputError("train_image_encoder needs cache_embeddings: false (the embeddings change each step)")
+            raise InputError(
+                "train_image_encoder needs cache_embeddings: false (the embeddings change each step)"
+            )
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")
