@@ -16,6 +16,9 @@
    (relative to the object's area), pooled and per click; mIoU-vs-g per GT level (sub-part, part, object; PNG);
    NoC@85/90 with oracle g through ``granseg eval interactive`` on a COCO export of the report scenes' parts.
 4. Training throughput (masks/s) with and without the embedding cache.
+5. ``--pretrain-steps N`` (optional): a stage 1 first trains the WHOLE tiny SAM-2 (encoder included, no g, best of
+   3; config ``train_image_encoder``), standing in for a pre-trained SAM-2; every run then starts from it
+   (``init_from``) and trains only the granularity modules + LoRA (the recipe's set and losses).
 
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
@@ -63,6 +66,7 @@ class BenchSettings:
     # then every run starts from it (init_from) with the recipe's trainable set (granularity modules + LoRA)
     pretrain_steps: int = 0
     pretrain_focal: float = 1.0  # stage 1's focal weight (stands in for pre-training; not the UnSAMv2 recipe)
+    pretrain_lr: float = 3e-4
 
 
 def _python() -> list[str]:
@@ -133,7 +137,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         config.update(
             train_image_encoder=True, cache_embeddings=False, extra_trainable=[], steps=settings.pretrain_steps,
             save_every=settings.pretrain_steps, warmup_steps=max(settings.pretrain_steps // 20, 1),
-            loss={"focal": settings.pretrain_focal},
+            loss={"focal": settings.pretrain_focal}, lr=settings.pretrain_lr,
         )  # fmt: skip
     return config
 
@@ -382,6 +386,20 @@ def _table(rows: dict[str, dict], columns: list[str]) -> list[str]:
     return lines
 
 
+def _setup(s: dict) -> str:
+    if not s.get("pretrain_steps"):
+        return (
+            "Tiny SAM-2 (128 px input, random init), image encoder frozen at its random init (embeddings cached); "
+            "trained: granularity modules + LoRA + mask decoder + prompt encoder; "
+        )
+    return (
+        f"Tiny SAM-2 (128 px input, random init). Stage 1: the WHOLE model (encoder included, no g, best of 3) "
+        f"{s['pretrain_steps']} steps, lr {s['pretrain_lr']}, focal weight {s['pretrain_focal']}; '(d) untrained' "
+        "is stage 1 plus fresh granularity modules. Stage 2 from it, encoder frozen (embeddings cached), trained: "
+        "granularity modules + LoRA only (the recipe's set and losses); "
+    )
+
+
 def write_report(report: dict, path: Path) -> None:
     s = report["settings"]
     lines = [
@@ -391,8 +409,7 @@ def write_report(report: dict, path: Path) -> None:
         "average was high, so seconds are inflated; runs one at a time under `nice -n 5`).",
         f"Command: `{report['command']}`",
         "",
-        f"Tiny SAM-2 (128 px input, random init), image encoder frozen at its random init (embeddings cached); "
-        f"trained: granularity modules + LoRA + mask decoder + prompt encoder; {s['steps']} steps x batch "
+        _setup(s) + f"{s['steps']} steps x batch "
         f"{s['batch_size']}, lr {s['lr']}, <= {s['max_masks']} masks per image, 1 + {s['correction_clicks']} clicks "
         f"per mask, loss at {s['loss_resolution']} resolution. Training "
         f"scenes: seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "

@@ -6,6 +6,7 @@ without g (its best fixed output); the predicted area grows with g. Run with ``-
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def _small_g(row: dict) -> float:
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="not achieved yet: with a frozen random encoder and a 10-min CPU budget the tiny model predicts empty "
-    "masks (benchmarks/results/unsamv2_train.md)",
+    "masks (benchmarks/results/unsamv2_train.md); a whole-model stage 1 (--pretrain-steps) did not fix it at a "
+    "CPU budget (results/unsamv2_train_probe.md)",
     strict=False,
 )
 def test_trained_model_obeys_g_on_fresh_scenes(tmp_path, monkeypatch):
@@ -47,3 +49,19 @@ def test_trained_model_obeys_g_on_fresh_scenes(tmp_path, monkeypatch):
     assert _small_g(ours) > _small_g(no_g), rows
     assert ours["Spearman pooled"] > 0.5, rows
     assert (tmp_path / "unsamv2_train_miou_vs_g.png").is_file()
+
+
+def test_pretrain_stage_configs_parse_and_chain(tmp_path):
+    """--pretrain-steps: stage 1 trains the whole model without g; the runs start from it with the recipe's set."""
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    settings = bench.BenchSettings(pretrain_steps=7, steps=3, work_dir=str(tmp_path))
+    stage1 = load_train_config(json.dumps(bench.train_config(settings, "pretrain", tmp_path)))
+    assert stage1.train_image_encoder and not stage1.cache_embeddings and stage1.steps == 7
+    assert not stage1.model.granularity and stage1.model.lora is None and stage1.lr == settings.pretrain_lr
+    for name in ("synth", "nog"):
+        stage2 = bench.train_config(settings, name, tmp_path)
+        assert stage2["init_from"] == str(tmp_path / "run_pretrain" / "model")
+        assert stage2["extra_trainable"] == [] and "train_image_encoder" not in stage2
+    assert bench.train_config(bench.BenchSettings(), "synth", tmp_path)["init_from"] is None
