@@ -150,7 +150,7 @@ def load_predictor(name_or_path: str = "auto", device: str = "auto", **overrides
 register_model(
     "hierarchy",
     family="hierarchy",
-    builder="granseg.models.hierarchy:build_hierarchy",
+    builder="granseg.predict.hierarchy:build_hierarchy",
     description="weight-free region hierarchy (superpixels + boundary-aware merging); runs anywhere",
     needs_weights=False,
 )

@@ -172,7 +172,7 @@ def pseudo_label_image(
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
     conquer_labels = None
     if config.conquer_superpixels > 0:
-        from granseg.pseudo.divide import superpixels
+        from granseg.regions.superpixels import superpixels
 
         conquer_labels = superpixels(work, config.conquer_superpixels, max_side=config.superpixel_long_side)
     if config.region_thetas and grid is not None and not featureless:
@@ -224,7 +224,7 @@ def pseudo_label_image(
         return np.zeros((0, height, width), dtype=bool), []
     stack = np.stack(masks)
     if config.refine_segments > 0:
-        from granseg.pseudo.divide import snap_to_superpixels, superpixels
+        from granseg.regions.superpixels import snap_to_superpixels, superpixels
 
         if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
             refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
