@@ -15,7 +15,9 @@ point / box / granularity prompts.
   (:func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
   and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. The reference is
   the previous answer when it comes back as ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on
-  the internal grid), grown by the last positive click's region at g; else the hierarchy's selection.
+  the internal grid), corrected by the last click's own region at g (grown for a positive click, cut for a
+  negative one; at most ``correction_size`` x the previous answer's area and holding no click of the other
+  label); else the hierarchy's selection.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
@@ -58,6 +60,7 @@ class HierarchyConfig(Config):
     refine_smoothness: float = 2.0
     refine_prior: float = 0.1
     refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
+    correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     refine_iterations: int = 1
     gmm_components: int = 5
 
@@ -165,8 +168,12 @@ class HierarchyPredictor(BasePredictor):
         else:  # the previous answer, corrected by the last click's own region at g
             reference = previous.copy()
             nodes, levels = chains[-1]
+            below = [n for n in tree.chain(int(tree.leaf_node[leaves[-1]])) if tree.area[n] < tree.area[nodes[0]]]
+            nodes = np.concatenate([np.asarray(below, dtype=nodes.dtype), nodes])  # from the leaf up
+            levels = np.concatenate([np.zeros(len(below)), levels])
             other = negatives if labels[-1] == 1 else positives
-            node = ch.node_for_click(tree, nodes, levels, g, other)
+            budget = cfg.correction_size * float(tree.leaf_area[previous].sum())
+            node = ch.node_for_click(tree, nodes, levels, g, other, budget)
             if node is not None:
                 reference[tree.lo[node] : tree.hi[node]] = bool(labels[-1] == 1)
             prior_weight = cfg.refine_memory

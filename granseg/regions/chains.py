@@ -89,14 +89,20 @@ def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int
 
 
 def node_for_click(
-    tree: RegionTree, nodes: np.ndarray, levels: np.ndarray, g: float, exclude: np.ndarray
+    tree: RegionTree,
+    nodes: np.ndarray,
+    levels: np.ndarray,
+    g: float,
+    exclude: np.ndarray,
+    max_area: float = np.inf,
 ) -> int | None:
-    """The largest region of a chain whose granularity is <= ``g`` and that holds none of the ``exclude`` leaf
-    ranks (the other label's clicks); None when even the smallest holds one."""
+    """The largest region of a chain whose granularity is <= ``g``, whose area is <= ``max_area`` (internal
+    pixels) and that holds none of the ``exclude`` leaf ranks (the other label's clicks); the chain's first
+    region when only it qualifies on area and granularity; None when it holds an excluded click."""
     exclude = np.asarray(exclude, dtype=np.int64)
     best = None
     for node, level in zip(nodes.tolist(), levels.tolist()):
-        if level > g + 1e-9 and best is not None:
+        if (level > g + 1e-9 or tree.area[node] > max_area) and best is not None:
             break
         if exclude.size and ((tree.lo[node] <= exclude) & (exclude < tree.hi[node])).any():
             break
