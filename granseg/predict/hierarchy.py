@@ -190,6 +190,7 @@ class HierarchyPredictor(BasePredictor):
             cfg.refine_smoothness,
             prior_weight,
             cfg.refine_iterations,
+            components=cfg.gmm_components,
         )
         return selected, ch.selection_contrast(tree, selected)
 

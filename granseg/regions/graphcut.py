@@ -71,6 +71,7 @@ def grabcut_leaves(
     prior_weight: float = 0.1,
     iterations: int = 1,
     colour_weight: float = 1.0,
+    components: int = 5,
 ) -> np.ndarray:
     """Graph-cut selection ``(n_leaves,)`` bool near the ``reference`` selection given click leaves."""
     selected = reference.copy()
@@ -82,7 +83,7 @@ def grabcut_leaves(
     pair = pairwise_weights(tree, smoothness)
     model_of = selected
     for _ in range(max(1, iterations)):
-        ratio = np.clip(leaf_log_likelihood_ratio(tree, model_of), -10, 10) * colour_weight
+        ratio = np.clip(leaf_log_likelihood_ratio(tree, model_of, components), -10, 10) * colour_weight
         cost_object = (np.maximum(-ratio, 0) + prior_weight * ~reference) * weight
         cost_background = (np.maximum(ratio, 0) + prior_weight * reference) * weight
         cut = min_cut(tree, cost_object, cost_background, pair, positives, negatives)
