@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from granseg.predict.factory import create_predictor
+
 SEEN_SHAPES = ("ellipse", "rectangle", "polygon")
 UNSEEN_SHAPES = ("star", "superellipse", "blob")
 SEEN_TEXTURES = ("flat", "stripes", "gradient")
@@ -237,7 +239,7 @@ def save_grid(models: dict, scenes, path: Path, clicks: int = 5) -> None:
         tiles = [scene.image]
         overlays = []
         for model in models.values():
-            predictor = model.create_predictor()
+            predictor = create_predictor(model)
             predictor.set_image(scene.image)
             tiles.append((predictor.feature_image).clip(0, 255).astype(np.uint8))
             overlay = (scene.image * 0.35).astype(np.uint8)
@@ -248,7 +250,7 @@ def save_grid(models: dict, scenes, path: Path, clicks: int = 5) -> None:
                 overlay[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 255
             overlays.append(overlay)
         for model in models.values():
-            predictor = model.create_predictor()
+            predictor = create_predictor(model)
             predictor.set_image(scene.image)
             overlay = (scene.image * 0.35).astype(np.uint8)
             marks = []
@@ -306,11 +308,11 @@ def run(settings: BenchSettings) -> dict:
         timings[loss], cpu_timings[loss] = seconds, cpu_seconds
         models[loss] = load_gen2seg(folder, device="cpu")
     prompt_methods = {
-        "gen2seg tiny MAE, instance-colouring loss": lambda cfg: models["instance"].create_predictor(
-            config=cfg
+        "gen2seg tiny MAE, instance-colouring loss": lambda cfg: create_predictor(
+            models["instance"], config=cfg
         ),
-        "same model, per-pixel foreground loss": lambda cfg: models["foreground"].create_predictor(
-            config=cfg
+        "same model, per-pixel foreground loss": lambda cfg: create_predictor(
+            models["foreground"], config=cfg
         ),
         "prompting on the raw image (no model)": image_prompt_predictor,
     }

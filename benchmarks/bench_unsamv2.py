@@ -204,14 +204,14 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
-    from granseg.predict.predictor import UnSAMv2Predictor
+    from granseg.predict.unsamv2 import UnSAMv2Predictor
 
-    predictor = model.create_predictor()  # the default: fast decoder, float32
+    predictor = UnSAMv2Predictor(model)  # the default: fast decoder, float32
     start = time.perf_counter()
     predictor.set_image(image)
     set_image_ms = (time.perf_counter() - start) * 1000
     half = UnSAMv2Predictor(model, decoder_dtype="bfloat16")
-    reference = UnSAMv2Predictor(model, decoder="reference")  # transformers' modules (LoRA merged)
+    reference = UnSAMv2Predictor(model, decoder="reference")  # transformers' modules (peft adapters)
     for other in (half, reference):
         other.set_image(image)
     points = np.array([[320.0, 240.0]])

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from granseg.predict.factory import create_predictor
+
 CURVE_AT = (1, 2, 3, 5, 10, 20)
 
 
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     model = load_gen2seg(Path(args.work_dir) / "instance" / "model", device="cpu")
     scenes = bench.eval_scenes(args.split, args.eval_scenes)
     sources = {
-        "instance-colouring model": lambda cfg: model.create_predictor(config=cfg),
+        "instance-colouring model": lambda cfg: create_predictor(model, config=cfg),
         "raw image": bench.image_prompt_predictor,
     }
     print(f"# {args.split} classes, {args.eval_scenes} scenes\n")

@@ -10,8 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Sam2Model
 
-from granseg.models.fast_decoder import FastMaskDecoder
-from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2, inference_transformer
+from granseg.models.unsamv2 import UnSAMv2Config, build_unsamv2
 
 
 def main() -> None:
@@ -20,7 +19,6 @@ def main() -> None:
     stock = Sam2Model(model.config.sam2.to_hf()).eval()
     # image embeddings as the encoder returns them at 1024 px: (1, 32, 256, 256), (1, 64, 128, 128), (1, 256, 64, 64)
     embeddings = [torch.randn(1, 32, 256, 256), torch.randn(1, 64, 128, 128), torch.randn(1, 256, 64, 64)]
-    transformer = inference_transformer(model)
     positional = model.image_positional_embeddings()
     point = torch.tensor([[[[500.0, 400.0]]]])
     label = torch.tensor([[[1]]])
@@ -37,13 +35,12 @@ def main() -> None:
                     dense,
                     True,
                     image_positional_embeddings=positional,
-                    transformer=transformer,
                 )
             print(
                 f"reference decoder (transformers' modules), {levels} level(s) in one call: "
                 f"{counter.get_total_flops() / 1e9:.2f} GFLOP"
             )
-        engine = FastMaskDecoder(model, transformer)
+        engine = model.fast_decoder()
         _, dense = model.encode_prompts(None, None)
         with FlopCounterMode(display=False) as counter:
             state = engine.image_state(embeddings, dense, positional)
@@ -56,7 +53,7 @@ def main() -> None:
                 sparse, dense = model.encode_prompts(
                     point.expand(1, levels, -1, -1), label.expand(1, levels, -1), granularity=granularity
                 )
-                model.decode(embeddings, sparse, dense, True, fast=(engine, state))
+                model.decode(embeddings, sparse, dense, True, fast_state=state)
             print(f"fast decoder, {levels} level(s) in one call: {counter.get_total_flops() / 1e9:.2f} GFLOP")
         with FlopCounterMode(display=False) as counter:
             stock(image_embeddings=embeddings, input_points=point, input_labels=label)

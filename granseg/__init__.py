@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "granseg.models.registry",
-    "load_predictor": "granseg.models.registry",
+    "load_predictor": "granseg.predict.factory",
+    "create_predictor": "granseg.predict.factory",
     "list_models": "granseg.models.registry",
     "register_model": "granseg.models.registry",
     "load_image": "granseg.io.images",
@@ -27,7 +28,7 @@ _LAZY = {
     "Prediction": "granseg.predict.base",
     "GRANULARITY_LEVELS": "granseg.predict.base",
     "AutomaticSegmenter": "granseg.predict.automatic",
-    "UnSAMv2Predictor": "granseg.predict.predictor",
+    "UnSAMv2Predictor": "granseg.predict.unsamv2",
     "Gen2SegPredictor": "granseg.predict.gen2seg",
     "HierarchyModel": "granseg.predict.hierarchy",
     "HierarchyPredictor": "granseg.predict.hierarchy",
@@ -37,7 +38,7 @@ _LAZY = {
 
 # Public names that differ from the defining module's name.
 _ALIASES = {"Predictor": "UnSAMv2Predictor"}
-_LAZY["Predictor"] = "granseg.predict.predictor"
+_LAZY["Predictor"] = "granseg.predict.unsamv2"
 
 __all__ = sorted([*_LAZY, "__version__"])
 

@@ -1,6 +1,6 @@
 """Checkpoint layouts: official UnSAMv2 / Meta SAM-2 / Hugging Face / package; safety and strictness.
 
-The official-layout state dict is generated here from the key names and shapes listed in DESIGN.md sec. 4 and the
+The official-layout state dict is generated here from the official key names and shapes (docs/unsamv2.md) and the
 Meta SAM-2 module structure, written independently of granseg.models.checkpoints' name map.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import torch
 from granseg.errors import CheckpointError
 from granseg.models import checkpoints
 from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, lora_modules, tiny_config
+from granseg.predict.factory import create_predictor
 
 LORA_RANK = 8
 
@@ -295,8 +297,71 @@ def test_hugging_face_folder_loads_and_matches_transformers(tmp_path):
         theirs = reference(pixel_values=pixels, input_points=POINTS, input_labels=LABELS)
     torch.testing.assert_close(ours.mask_logits, theirs.pred_masks, atol=1e-6, rtol=0)
     (tmp_path / "hf" / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="weights were not downloaded"):
+    with pytest.raises(CheckpointError, match="weights were not downloaded") as error:
         checkpoints.load_model_from_path(tmp_path / "hf")
+    # the pinned huggingface_hub installs `hf` (its `huggingface-cli` is gone)
+    assert "`hf download facebook/sam2.1-hiera-small --local-dir DIR`" in str(error.value)
+    assert "huggingface-cli" not in str(error.value)
+
+
+def _hf_sam2(tmp_path, seed: int):
+    from transformers import Sam2Model
+
+    torch.manual_seed(seed)
+    model = Sam2Model(TINY_ARCHITECTURE.to_hf()).eval()
+    with torch.no_grad():
+        model.shared_image_embedding.positional_embedding.copy_(
+            model.prompt_encoder.shared_embedding.positional_embedding
+        )
+    return model
+
+
+def test_named_safetensors_beside_a_hf_config_loads_that_file(tmp_path):
+    """dir/other.safetensors with dir/config.json: the weights of other.safetensors, not dir/model.safetensors."""
+    from safetensors.torch import save_file
+
+    _hf_sam2(tmp_path, seed=4).save_pretrained(tmp_path / "hf")
+    other = _hf_sam2(tmp_path, seed=5)
+    save_file(
+        {k: v.contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "hf" / "other.safetensors")
+    )
+    loaded = checkpoints.load_model_from_path(tmp_path / "hf" / "other.safetensors")
+    pixels = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        ours = loaded(pixel_values=pixels, input_points=POINTS, input_labels=LABELS)
+        theirs = other(pixel_values=pixels, input_points=POINTS, input_labels=LABELS)
+    torch.testing.assert_close(ours.mask_logits, theirs.pred_masks, atol=1e-6, rtol=0)
+
+
+def _fake_hub_snapshot(cache, repo: str, revision: str, age: float) -> Path:
+    """A huggingface_hub cache entry (models--org--name/snapshots/REV/config.json) with a given mtime."""
+    import os
+    import time
+
+    snapshot = cache / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    stamp = time.time() - age
+    os.utime(snapshot, (stamp, stamp))
+    return snapshot
+
+
+def test_hf_cache_is_looked_up_through_huggingface_hub(tmp_path, monkeypatch):
+    """The snapshot `refs/main` points to is used (huggingface_hub's look-up), not the newest folder by mtime."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("GRANSEG_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = "facebook/sam2.1-hiera-tiny"
+    main = _fake_hub_snapshot(tmp_path / "hub", repo, "a" * 40, age=3600)
+    _fake_hub_snapshot(tmp_path / "hub", repo, "b" * 40, age=0)  # newer, but not what main points to
+    refs = tmp_path / "hub" / f"models--{repo.replace('/', '--')}" / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("a" * 40)
+    candidates = checkpoints.weight_candidates("sam2.1-hiera-tiny")
+    snapshots = [c for c in candidates if "snapshots" in str(c)]
+    assert snapshots == [main]
+    assert checkpoints.weight_candidates("sam2-hiera-large")[-1].parent == tmp_path / "home" / "checkpoints"
 
 
 def test_cli_convert_both_ways(official_file, tmp_path, capsys):
@@ -416,8 +481,8 @@ def test_registered_name_uses_local_weights_when_present(tmp_path, monkeypatch):
     saved = build_unsamv2(tiny_config(name="stand-in"), seed=6)
     checkpoint_dir().mkdir(parents=True)
     checkpoints.save_package(saved, checkpoint_dir() / "unsamv2-hiera-small.safetensors")
-    loaded = load_model("unsamv2-hiera-small", device="cpu", resize_mode="squash")
-    assert loaded.config.resize_mode == "squash" and loaded.config.sam2 == TINY_ARCHITECTURE
+    loaded = load_model("unsamv2-hiera-small", device="cpu", resize_mode="longest_side_pad")
+    assert loaded.config.resize_mode == "longest_side_pad" and loaded.config.sam2 == TINY_ARCHITECTURE
     assert torch.equal(_logits(loaded), _logits(saved))
 
 
@@ -438,8 +503,8 @@ def test_official_checkpoint_predicts_the_same_with_fast_and_reference_decoders(
     model = checkpoints.load_model_from_path(official_file)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(90, 150, 3), dtype=np.uint8)
-    fast = model.create_predictor()
-    reference = model.create_predictor(decoder="reference")
+    fast = create_predictor(model)
+    reference = create_predictor(model, decoder="reference")
     outputs = []
     for predictor in (fast, reference):
         predictor.set_image(image)

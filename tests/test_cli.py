@@ -150,3 +150,56 @@ def test_auto_bad_grid_size(capsys, tmp_path, small_image):
     out = tmp_path / "auto.json"
     code, _, err = run_cli(capsys, "auto", str(small_image), "--points-per-side", "0", "--out", str(out))
     assert code == 2 and "points-per-side" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["convert", "a.pt", "b.safetensors", "--model", "x"], "--model"),
+        (["convert", "a.pt", "b.safetensors", "--device", "cpu"], "--device"),
+        (["train", "--config", "c.json", "--model", "x"], "--model"),
+        (["pseudo-label", "images", "--out", "labels", "--model", "x"], "--model"),
+        (["models", "--model", "x"], "--model"),
+        (["models", "--device", "cpu"], "--device"),
+    ],
+)
+def test_subcommands_refuse_common_flags_they_do_not_use(capsys, argv, flag):
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 2 and stdout == ""
+    assert err.startswith("error: unrecognized arguments") and flag in err, err
+
+
+def test_subcommands_keep_the_common_flags_they_use():
+    from granseg.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["pseudo-label", "images", "--out", "labels", "--device", "cpu", "--quiet"])
+    assert args.device == "cpu" and args.quiet and not hasattr(args, "model")
+    args = parser.parse_args(["train", "--config", "c.json", "--device", "cpu", "--debug"])
+    assert args.device == "cpu" and args.debug and not hasattr(args, "model")
+    args = parser.parse_args(["segment", "x.png", "--point", "1,1", "--out", "m.png", "--model", "hierarchy"])
+    assert args.model == "hierarchy" and args.device == "auto"
+    for protocol in (["interactive", "--dataset", "d", "--data-root", "r"], ["edges", "--data-root", "r"]):
+        args = parser.parse_args(["eval", *protocol, "--out", "o", "--model", "m", "--device", "cpu"])
+        assert (args.model, args.device) == ("m", "cpu")
+
+
+def test_declared_predictor_options_are_what_create_predictor_takes(tmp_path):
+    from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor, predictor_options
+
+    model = load_model("unsamv2-tiny-random", device="cpu")
+    options = {
+        "cache_dir": tmp_path,
+        "cache_max_bytes": 2**20,
+        "decoder": "reference",
+        "decoder_dtype": "float32",
+    }
+    assert predictor_options(model) == set(options)
+    predictor = create_predictor(model, **options)
+    assert (predictor.cache_dir, predictor.cache_max_bytes, predictor.decoder) == (
+        tmp_path,
+        2**20,
+        "reference",
+    )
+    assert predictor_options(load_model("hierarchy", device="cpu")) == frozenset()

@@ -238,7 +238,7 @@ def test_probabilities_are_thresholded_with_the_flag():
 
 
 def test_grabcut_baseline_segments_a_clear_object_and_is_deterministic():
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 60, (120, 160, 3)).astype(np.uint8)
@@ -756,7 +756,7 @@ def _berkeley_folder(root: Path, n: int = 3) -> Path:
 def test_parallel_workers_give_the_same_results_in_the_same_order(tmp_path):
     import functools
 
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     dataset = load_dataset("berkeley", _berkeley_folder(tmp_path))
     factory = functools.partial(load_predictor, "grabcut-baseline", device="cpu")
@@ -769,7 +769,7 @@ def test_parallel_workers_give_the_same_results_in_the_same_order(tmp_path):
 
 def test_ultrametric_contour_map_of_a_real_hierarchy_marks_the_strong_boundary():
     from granseg.eval.edges import ultrametric_contour_map
-    from granseg.models.registry import load_predictor
+    from granseg.predict.factory import load_predictor
 
     image = np.full((64, 96, 3), 30, np.uint8)
     image[:, 48:] = 220
@@ -779,3 +779,98 @@ def test_ultrametric_contour_map_of_a_real_hierarchy_marks_the_strong_boundary()
     assert ucm.shape == (64, 96) and ucm.max() == pytest.approx(1.0)
     assert ucm[:, 46:50].max(axis=1).mean() > 0.9  # the step edge is the top of the hierarchy
     assert ucm[:, 10:38].max() < ucm[:, 46:50].max()
+
+
+# ---------------------------------------------------------------------------------- the model recorded in reports
+def test_cli_eval_auto_records_the_model_actually_used(tmp_path, monkeypatch):
+    """--model auto used to be written as "auto" into metrics.json; it must be the resolved model."""
+    from granseg.cli import main
+
+    monkeypatch.setenv("GRANSEG_HOME", str(tmp_path / "home"))  # no local checkpoint: auto = hierarchy
+    gt, _ = _toy_coco(n_images=1, per_image=2)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    image = np.full((48, 64, 3), 40, np.uint8)
+    image[10:30, 12:40] = 210
+    _write_png(tmp_path / "images" / "im1.jpg", image)
+    out = tmp_path / "auto"
+    argv = ["eval", "auto", "--gt", str(tmp_path / "gt.json"), "--images", str(tmp_path / "images")]
+    assert main([*argv, "--points-per-side", "2", "--out", str(out), "--quiet"]) == 0
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["meta"]["model"] == "hierarchy"
+    assert "hierarchy" in (out / "report.md").read_text().splitlines()[0]
+    assert json.loads((out / "predictions.json").read_text())
+
+
+def test_cli_eval_video_records_the_model_actually_used(tmp_path, monkeypatch):
+    from granseg.cli import main
+
+    monkeypatch.setenv("GRANSEG_HOME", str(tmp_path / "home"))
+    for k in range(3):
+        frame = np.full((48, 64, 3), 30, np.uint8)
+        frame[10 + k : 34 + k, 16:44] = 220
+        _write_png(tmp_path / "davis" / "JPEGImages" / "480p" / "s" / f"{k:05d}.jpg", frame)
+        mask = (square(48, 64, 10 + k, 34 + k, 16, 44) * 255).astype(np.uint8)
+        _write_png(tmp_path / "davis" / "Annotations" / "480p" / "s" / f"{k:05d}.png", mask)
+    out = tmp_path / "video"
+    assert main(["eval", "video", "--data-root", str(tmp_path / "davis"), "--out", str(out), "--quiet"]) == 0
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["meta"]["model"] == "hierarchy"
+    assert 0.0 <= document["metrics"]["J&F"] <= 1.0
+
+
+def test_cli_edges_refuses_an_edge_map_the_model_does_not_give(tmp_path, capsys):
+    from granseg.cli import main
+
+    root = tmp_path / "bsds"
+    _write_png(root / "images" / "val" / "1.jpg", np.zeros((40, 40, 3), np.uint8))
+    code = main(
+        ["eval", "edges", "--data-root", str(root), "--edge-map", "ucm", "--out", str(tmp_path / "o")]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: edge map 'ucm' needs a model")
+    assert not (tmp_path / "o").exists()
+
+
+def test_edge_map_kinds_follow_the_model():
+    from granseg.errors import InputError
+    from granseg.eval.edge_maps import default_edge_map, edge_map_function
+    from granseg.eval.edges import sobel_nms
+    from granseg.models.registry import load_model
+
+    assert edge_map_function("sobel") is sobel_nms
+    assert default_edge_map(load_model("hierarchy", device="cpu")) == "ucm"
+    with pytest.raises(InputError, match="gives no 'features' edge map"):
+        edge_map_function("hierarchy", kind="features")
+    with pytest.raises(InputError, match="gives no edge map"):
+        default_edge_map(load_model("grabcut-baseline", device="cpu"))
+    image = np.full((40, 60, 3), 20, np.uint8)
+    image[:, 30:] = 230
+    ucm = edge_map_function("hierarchy", kind="ucm")(image)
+    assert ucm.shape == (40, 60) and ucm[:, 28:32].max() > ucm[:, 5:20].max()
+
+
+# ---------------------------------------------------------------------------------- plots leave matplotlib alone
+def test_plots_keep_the_callers_matplotlib_backend(tmp_path):
+    """Report plots used to call matplotlib.use("Agg"), switching a caller's backend for the whole process."""
+    import subprocess
+    import sys
+
+    script = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+from pathlib import Path
+from granseg.eval.edges import plot_pr
+from granseg.eval.interactive import plot_curves
+from granseg.eval.whole_image import plot_ar
+out = Path({str(tmp_path)!r})
+assert plot_pr(out / "pr.png", {{"m": ([0.1, 0.5], [0.9, 0.6])}}, "t")
+assert plot_curves(out / "c.png", {{"m": [0.5, 0.7, 0.8]}}, "t")
+assert plot_ar(out / "ar.png", {{"AR@1": 0.2, "AR@10": 0.5, "AR@100": 0.7}})
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "0"]
+    for name in ("pr.png", "c.png", "ar.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from granseg.models.fast_decoder import FastMaskDecoder
-from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, inference_transformer, tiny_config
-from granseg.predict.predictor import UnSAMv2Predictor
+from granseg.models.lora import lora_modules
+from granseg.models.unsamv2 import TINY_ARCHITECTURE, build_unsamv2, tiny_config
+from granseg.predict.embedding_cache import prune_cache
+from granseg.predict.unsamv2 import UnSAMv2Predictor
 
 # SAM-2's decoder (hidden 256, MLP 2048, 8 heads) behind the tiny Hiera encoder: 8 x 8 embedding grid.
 REAL_DECODER = dataclasses.replace(
@@ -56,16 +58,13 @@ def _decode_both(model, points, labels, boxes=None, mask_logits=None, granularit
     torch.manual_seed(3)
     with torch.inference_mode():
         embeddings = model.embed_image(torch.randn(1, 3, 128, 128))
-        transformer = inference_transformer(model) if model.config.lora is not None else None
         positional = model.image_positional_embeddings()
         sparse, dense = model.encode_prompts(points, labels, boxes, mask_logits, granularity)
         with_g = granularity is not None
-        reference = model.decode(embeddings, sparse, dense, with_g, True, positional, transformer)
-        engine = FastMaskDecoder(model, transformer)
+        reference = model.decode(embeddings, sparse, dense, with_g, True, positional)
+        engine = model.fast_decoder(refresh=True)  # the tests change weights between calls
         state = engine.image_state(embeddings, dense, positional)
-        fast = model.decode(
-            embeddings, sparse, dense, with_g, True, positional, transformer, fast=(engine, state)
-        )
+        fast = model.decode(embeddings, sparse, dense, with_g, True, positional, fast_state=state)
     return reference, fast
 
 
@@ -179,26 +178,44 @@ def test_predictor_rejects_unknown_decoder_options():
         UnSAMv2Predictor(model, decoder="reference", decoder_dtype="bfloat16")
 
 
-def test_default_transformer_of_a_lora_model_is_merged():
-    """FastMaskDecoder(model) on a model with LoRA adapters must not read peft's base weights."""
+def test_fast_decoder_weights_are_the_lora_merged_weights():
+    """The fast decoder reads peft-merged projections (W + alpha / r * B @ A), not peft's base weights."""
     model = _model(REAL_DECODER)
-    points, labels = torch.tensor([[[[40.0, 50.0]]]]), torch.ones(1, 1, 1, dtype=torch.long)
-    granularity = torch.tensor([[0.5]])
-    reference, _ = _decode_both(model, points, labels, granularity=granularity)
-    torch.manual_seed(3)
-    with torch.inference_mode():
-        embeddings = model.embed_image(torch.randn(1, 3, 128, 128))
-        positional = model.image_positional_embeddings()
-        sparse, dense = model.encode_prompts(points, labels, None, None, granularity)
-        engine = FastMaskDecoder(model)  # no transformer given
-        state = engine.image_state(embeddings, dense, positional)
-        fast = model.decode(embeddings, sparse, dense, True, True, positional, fast=(engine, state))
-    assert _close(reference.mask_logits, fast.mask_logits)
+    engine = FastMaskDecoder(model)
+    for name, layer in lora_modules(model.sam.mask_decoder.transformer).items():
+        block, attention, projection = (
+            name.rsplit(".", 2) if name.startswith("layers.") else (None, *name.split("."))
+        )
+        delta = layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+        expected = layer.base_layer.weight + layer.scaling["default"] * delta
+        if block is None:
+            target = engine.final_attention
+        else:
+            names = {"self_attn": "self_attn", "cross_attn_token_to_image": "token_to_image"}
+            names["cross_attn_image_to_token"] = "image_to_token"
+            target = getattr(engine.blocks[int(block.split(".")[1])], names[attention])
+        got = getattr(target, projection[0] + "_weight")
+        assert not torch.equal(got, layer.base_layer.weight)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_fast_decoder_is_a_module_the_model_holds():
+    """Its weights are buffers (state_dict, .to()), outside the model's own state_dict; the model reuses it."""
+    model = _model(TINY_ARCHITECTURE)
+    decoder = model.fast_decoder()
+    assert model.fast_decoder() is decoder
+    assert isinstance(decoder, torch.nn.Module)
+    state = decoder.state_dict()
+    assert "up1_weight" in state and "blocks.0.self_attn.q_weight" in state
+    assert not any("fast" in key or "up1_weight" in key for key in model.state_dict())
+    assert model.fast_decoder(refresh=True) is not decoder
+    model.to("meta")  # .to() on the model reaches the decoder it holds
+    assert model.fast_decoder().up1_weight.device.type == "meta"
 
 
 def test_weights_are_a_snapshot_and_a_one_block_transformer_works():
     model = _model(REAL_DECODER, granularity=False)
-    engine = FastMaskDecoder(model)
+    engine = model.fast_decoder()
     before = engine.up1_bias.clone()
     with torch.no_grad():
         model.sam.mask_decoder.upscale_conv1.bias.add_(1.0)
@@ -219,8 +236,6 @@ def test_weights_are_a_snapshot_and_a_one_block_transformer_works():
 def test_embedding_cache_keeps_the_most_recently_used_entries(tmp_path):
     import os
     import time
-
-    from granseg.predict.predictor import prune_cache
 
     model = _model(TINY_ARCHITECTURE)
     predictor = UnSAMv2Predictor(model, cache_dir=tmp_path)

@@ -173,9 +173,10 @@ def test_image_smaller_than_patch_is_an_input_error(tiny_mae):
 
 def test_registry_tiny_model_predicts(tiny_mae):
     from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor
 
     model = load_model("gen2seg-mae-tiny", device="cpu")
-    predictor = model.create_predictor()
+    predictor = create_predictor(model)
     predictor.set_image(np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8))
     prediction = predictor.predict([[10, 12]], granularity="all")
     assert prediction.masks.shape == (10, 24, 30)

@@ -21,6 +21,7 @@ from granseg.models.unsamv2 import (
     tiny_config,
 )
 from granseg.predict.base import GRANULARITY_LEVELS
+from granseg.predict.factory import create_predictor
 
 EQUIV_ATOL = 1e-6
 BATCH_ATOL = 1e-5
@@ -181,10 +182,20 @@ def test_official_iou_is_frozen_head_channel_zero_and_dedicated_head_is_optional
     official = build_unsamv2(tiny_config(), seed=3)
     dedicated = build_unsamv2(tiny_config(dedicated_iou_head=True), seed=3)
     assert official.granularity_head.iou_head is None and dedicated.granularity_head.iou_head is not None
+    head = official.sam.mask_decoder.iou_prediction_head
+    assert not any(p.requires_grad for p in head.parameters())  # frozen
+    seen = []
+    handle = head.register_forward_hook(lambda module, args, output: seen.append(output))
     g = torch.tensor([[0.5]])
+    with torch.no_grad():
+        out = official(pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g)
+    handle.remove()
+    assert len(seen) == 1 and seen[0].shape[-1] == 4  # SAM-2's head: one IoU per mask token
+    torch.testing.assert_close(out.iou_scores, seen[0][..., :1], atol=0, rtol=0)  # channel 0, as released
     with torch.no_grad():
         out = dedicated(pixel_values=pixels, input_points=POINTS, input_labels=LABELS, granularity=g)
     assert out.iou_scores.shape == (1, 1, 1) and 0 <= out.iou_scores.item() <= 1
+    assert any(p.requires_grad for p in dedicated.granularity_head.iou_head.parameters())
 
 
 # ------------------------------------------------------------------------------------------- granularity effect
@@ -235,27 +246,6 @@ def test_batched_sweep_equals_one_by_one(model, pixels):
         )
 
 
-def test_shared_first_block_equals_transformers_two_way_transformer(model):
-    """The inference path that projects the first block's image side once for all prompts == transformers'."""
-    from granseg.models.unsamv2 import shared_first_block_transformer
-
-    torch.manual_seed(7)
-    tokens = torch.randn(1, 10, 11, 32)
-    image = torch.randn(1, 32, 8, 8)
-    positional = model.image_positional_embeddings()
-    transformer = model.sam.mask_decoder.transformer
-    with torch.no_grad():
-        ours_tokens, ours_keys = shared_first_block_transformer(transformer, tokens, image, positional)
-        ref_tokens, ref_keys = transformer(
-            point_embeddings=tokens,
-            image_embeddings=image.repeat_interleave(10, dim=0),
-            image_positional_embeddings=positional.expand(10, -1, -1, -1),
-            attention_similarity=None,
-        )
-    torch.testing.assert_close(ours_tokens, ref_tokens, atol=BATCH_ATOL, rtol=0)
-    torch.testing.assert_close(ours_keys, ref_keys, atol=BATCH_ATOL, rtol=0)
-
-
 def test_nonzero_lora_changes_output_and_merge_preserves_it(pixels):
     from granseg.models.checkpoints import merge_lora
 
@@ -288,10 +278,10 @@ def _image(height=90, width=150, seed=0):
 
 
 def test_preprocess_resizes_long_side_pads_and_normalises():
-    from granseg.predict.predictor import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+    from granseg.predict.unsamv2 import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
 
     image = np.full((50, 100, 3), 255, dtype=np.uint8)
-    pixels, content = preprocess_image(image, 128)
+    pixels, content = preprocess_image(image, 128, mode="longest_side_pad")
     assert pixels.shape == (1, 3, 128, 128) and content == (64, 128)
     expected = (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
     assert pixels[0, 0, :64].sub(expected).abs().max() < 1e-5
@@ -301,7 +291,7 @@ def test_preprocess_resizes_long_side_pads_and_normalises():
 
 
 def test_predictor_sweep_is_one_decoder_call_and_feeds_back(model, monkeypatch):
-    predictor = model.create_predictor()
+    predictor = create_predictor(model)
     image = _image()
     predictor.set_image(image)
     calls = []
@@ -320,12 +310,42 @@ def test_predictor_sweep_is_one_decoder_call_and_feeds_back(model, monkeypatch):
     assert boxed.masks.shape == (2, 90, 150)
 
 
-def test_predictor_points_are_scaled_into_the_model_frame(model):
-    """64 x 96 image -> 85 x 128 content in the 128 px frame; clicks scale per axis by new / old size (as SAM)."""
-    predictor = model.create_predictor()
+def test_sam2_and_unsamv2_models_squash_by_default():
+    """Meta's SAM-2 and transformers' Sam2ImageProcessor resize to S x S ignoring the aspect ratio; so do we."""
+    from granseg.models.unsamv2 import named_config
+
+    for name in ("unsamv2-hiera-small", "sam2-hiera-tiny", "sam2.1-hiera-large", "unsamv2-tiny-random"):
+        assert named_config(name).resize_mode == "squash", name
+    assert UnSAMv2Config().resize_mode == "squash"
+
+
+def test_predictor_feeds_the_squashed_image_to_the_encoder(model, monkeypatch):
+    import cv2
+
+    from granseg.predict.unsamv2 import IMAGENET_MEAN, IMAGENET_STD
+
+    seen = []
+    original = model.embed_image
+    monkeypatch.setattr(model, "embed_image", lambda pixels: seen.append(pixels) or original(pixels))
+    image = _image(64, 96)
+    create_predictor(model).set_image(image)
+    resized = cv2.resize(image, (128, 128), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    expected = (resized - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    np.testing.assert_allclose(seen[0][0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+
+
+# 64 x 96 image in the 128 px frame: squashed to 128 x 128, or 85 x 128 content + padding.
+FRAMES = {"squash": (128 / 96, 128 / 64), "longest_side_pad": (128 / 96, 85 / 64)}
+
+
+@pytest.mark.parametrize("mode", sorted(FRAMES))
+def test_predictor_points_are_scaled_into_the_model_frame(mode):
+    """Clicks scale per axis by content / original size (as SAM) in both resize modes, on a non-square image."""
+    model = build_unsamv2(tiny_config(resize_mode=mode), seed=0)
+    predictor = create_predictor(model)
     predictor.set_image(_image(64, 96))
     got = predictor.predict([[40, 20], [10, 50]], [1, 0], granularity=0.5).low_res_logits
-    sx, sy = 128 / 96, 85 / 64
+    sx, sy = FRAMES[mode]
     with torch.no_grad():
         expected = model(
             image_embeddings=predictor.image_embeddings,
@@ -336,26 +356,49 @@ def test_predictor_points_are_scaled_into_the_model_frame(model):
     np.testing.assert_allclose(got[0], expected[0, 0, 0].numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", sorted(FRAMES))
+def test_low_res_logits_map_back_onto_the_original_pixels(mode):
+    """A rectangle drawn in the model frame where the click mapping puts it comes back, after the mask
+    post-processing, on the same original pixels (64 x 96 image, both resize modes)."""
+    from granseg.predict.unsamv2 import resized_shape, upsample_logits
+
+    height, width, size = 64, 96, 128
+    content = resized_shape(height, width, size, mode)
+    assert content == (round(height * FRAMES[mode][1]), size)
+    x0, y0, x1, y1 = 24, 16, 72, 48  # original pixels, [x0, x1) x [y0, y1)
+    sx, sy = FRAMES[mode]
+    low = torch.full((1, size // 4, size // 4), -10.0)
+    scale = 4  # low-res cell = 4 x 4 model-frame pixels
+    low[
+        0, round(y0 * sy / scale) : round(y1 * sy / scale), round(x0 * sx / scale) : round(x1 * sx / scale)
+    ] = 10.0
+    mask = (upsample_logits(low, size, content, (height, width)) > 0)[0].numpy()
+    truth = np.zeros((height, width), bool)
+    truth[y0:y1, x0:x1] = True
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert mask.shape == (height, width) and iou > 0.9
+
+
 def test_embedding_cache_round_trip(model, tmp_path, monkeypatch):
-    predictor = model.create_predictor(cache_dir=tmp_path)
+    predictor = create_predictor(model, cache_dir=tmp_path)
     image = _image(seed=4)
     predictor.set_image(image)
     first = [f.clone() for f in predictor.image_embeddings]
     files = list(tmp_path.glob("*.safetensors"))
     assert len(files) == 1
-    fresh = model.create_predictor(cache_dir=tmp_path)
+    fresh = create_predictor(model, cache_dir=tmp_path)
     monkeypatch.setattr(model, "embed_image", lambda *_: pytest.fail("cache miss"))
     fresh.set_image(image)
     for a, b in zip(first, fresh.image_embeddings):
         assert torch.equal(a, b)
-    other = build_unsamv2(tiny_config(), seed=9).create_predictor(cache_dir=tmp_path)
+    other = create_predictor(build_unsamv2(tiny_config(), seed=9), cache_dir=tmp_path)
     assert other.model_fingerprint() != fresh.model_fingerprint()
 
 
 def test_plain_sam2_config_predicts_by_picking_its_masks():
     plain = build_unsamv2(tiny_config(name="sam2-tiny-random", granularity=False, lora=None), seed=2)
     assert plain.granularity_encoder is None and plain.parameter_counts()["trainable"] == 0
-    predictor = plain.create_predictor()
+    predictor = create_predictor(plain)
     predictor.set_image(_image())
     prediction = predictor.predict([[50, 40]], [1], granularity=[0.1, 0.5, 1.0])
     assert prediction.masks.shape == (3, 90, 150)

@@ -1,6 +1,8 @@
 """The ``granseg`` command. One module per subcommand group under ``granseg/cli/``; each exposes
 ``register(subparsers, common)`` which adds its parser(s) and sets ``func`` to a callable taking the parsed
-args and returning an exit code.
+args and returning an exit code. ``common`` holds every common flag (``--model``, ``--device``, ``--quiet``,
+``--debug``); a subcommand that does not use all of them takes ``common_flags(model=..., device=...)`` instead,
+so that it offers only the flags it uses.
 
 Errors: anything derived from :class:`granseg.errors.InputError` (and argument errors) prints one line
 ``error: ...`` on stderr and exits 2; ``--debug`` shows the traceback instead.
@@ -31,14 +33,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def common_parent() -> argparse.ArgumentParser:
-    """Flags every subcommand accepts."""
+def common_flags(model: bool = True, device: bool = True) -> argparse.ArgumentParser:
+    """A parent parser with ``--quiet`` and ``--debug``, plus ``--model`` / ``--device`` when asked for."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--model", default="auto", help="registered name or checkpoint path (default: auto)")
-    parent.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    if model:
+        parent.add_argument(
+            "--model", default="auto", help="registered name or checkpoint path (default: auto)"
+        )
+    if device:
+        parent.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parent.add_argument("--quiet", action="store_true", help="no progress bars or informational messages")
     parent.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parent
+
+
+def common_parent() -> argparse.ArgumentParser:
+    """Every common flag (for subcommands that run a model)."""
+    return common_flags(model=True, device=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="segment the whole image at a granularity (grid of point prompts)",
         description=(
             "Prompt the model with a regular grid of points and keep the confident, stable, non-overlapping "
-            "masks (DESIGN.md sec. 6). --granularity all = union of the masks at g = 0.1 .. 1.0."
+            "masks (docs/eval.md). --granularity all = union of the masks at g = 0.1 .. 1.0."
         ),
     )
     parser.add_argument("image", type=Path)
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
     from granseg.predict.base import parse_granularity
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("json", "coco"))
     levels = parse_granularity(args.granularity)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if model_name == "auto":
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
-    predictor = load_model(model_name, device=args.device).create_predictor()
+    predictor = create_predictor(load_model(model_name, device=args.device))
     records = AutomaticSegmenter(predictor, config).generate(image, quiet=args.quiet)
     height, width = image.shape[:2]
     document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records

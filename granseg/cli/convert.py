@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from granseg.cli import common_flags
+
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "convert",
-        parents=[common],
+        parents=[common_flags(model=False, device=False)],
         help="convert official/Meta/Hugging Face SAM-2 or UnSAMv2 checkpoints to and from this package's format",
         description=(
             "Load SRC (official UnSAMv2 .pt, Meta SAM-2/2.1 .pt, a Hugging Face facebook/sam2.1-hiera-* folder, or "

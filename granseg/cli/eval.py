@@ -1,12 +1,13 @@
-"""``granseg eval {interactive,auto,edges,video}``: the evaluation protocols of DESIGN.md sec. 6.
+"""``granseg eval {interactive,auto,edges,video}``: the evaluation protocols of docs/eval.md.
 
-Every subcommand writes ``metrics.json`` (machine-readable), ``report.md`` and PNG plots into ``--out``.
+Every subcommand writes ``metrics.json`` (machine-readable), ``report.md`` and PNG plots into ``--out``. This
+module parses arguments, resolves ``--model auto`` and prints; the protocols themselves live in
+:mod:`granseg.eval.interactive` and :mod:`granseg.eval.runs`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -16,7 +17,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     sub = parser.add_subparsers(dest="eval_command", metavar="PROTOCOL", parser_class=type(parser))
     sub.required = True
+    for add in (_add_interactive, _add_auto, _add_edges, _add_video):
+        add(sub, common)
 
+
+def _add_interactive(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("interactive", parents=[common], help="NoC@85/90/95 with the isegm/RITM clicker")
     p.add_argument(
         "--dataset",
@@ -48,6 +53,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel processes over images")
     p.set_defaults(func=run_interactive)
 
+
+def _add_auto(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "auto", parents=[common], help="AR@1/10/100/1000 of whole-image masks (COCOeval, class-agnostic)"
     )
@@ -64,6 +71,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--all-images", action="store_true", help="score every GT image, not only predicted ones")
     p.set_defaults(func=run_auto)
 
+
+def _add_edges(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("edges", parents=[common], help="boundary P/R on BSDS500: ODS/OIS F, AP, AP for R<0.2")
     p.add_argument("--dataset", default="bsds500", choices=["bsds500"])
     p.add_argument("--data-root", type=Path, required=True)
@@ -72,8 +81,17 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", type=int, default=99, help="number of thresholds (BSDS: 99)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=run_edges)  # --model auto means plain Sobel here (see run_edges)
+    p.add_argument(
+        "--edge-map",
+        default="auto",
+        choices=["auto", "sobel", "ucm", "features"],
+        help="sobel: Sobel + NMS on the image; ucm: the hierarchy model's contour map; features: Sobel + NMS "
+        "on a Gen2Seg feature image (default auto: by --model; --model auto means sobel here)",
+    )
+    p.set_defaults(func=run_edges)
 
+
+def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("video", parents=[common], help="J&F on DAVIS")
     p.add_argument(
         "--data-root", type=Path, required=True, help="DAVIS root (JPEGImages/480p, Annotations/480p)"
@@ -86,10 +104,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_video)
 
 
-def _command_line() -> str:
-    return "granseg " + " ".join(sys.argv[1:])
-
-
 def _parse_subset(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -99,6 +113,7 @@ def _parse_subset(text: str | None) -> list[str] | None:
 
 
 def _model_name(args) -> str:
+    """``--model``, with ``auto`` resolved to the model it picks here (said on stderr)."""
     from granseg.cli import info
     from granseg.models.registry import resolve_auto
 
@@ -109,14 +124,22 @@ def _model_name(args) -> str:
     return args.model
 
 
-def run_interactive(args: argparse.Namespace) -> int:
+def _predictor_factory(args) -> tuple[str, object]:
+    """``(model name actually used, picklable predictor factory)``; an unknown name fails before any work."""
     import functools
 
-    from granseg.cli import info
+    from granseg.models.registry import get_entry
+    from granseg.predict.factory import load_predictor
+
+    model_name = _model_name(args)
+    if not Path(model_name).exists():
+        get_entry(model_name)
+    return model_name, functools.partial(load_predictor, model_name, device=args.device)
+
+
+def _interactive_config(args):
     from granseg.errors import InputError
-    from granseg.eval.datasets import load_dataset
-    from granseg.eval.interactive import InteractiveConfig, evaluate_dataset, summarize, write_outputs
-    from granseg.models.registry import get_entry, load_predictor
+    from granseg.eval.interactive import InteractiveConfig
     from granseg.predict.base import parse_granularity
 
     try:
@@ -130,7 +153,7 @@ def run_interactive(args: argparse.Namespace) -> int:
     if not 0 < args.threshold < 1:
         raise InputError("--threshold must lie in (0, 1)")
     granularity = None if args.granularity == "oracle" else float(parse_granularity(args.granularity)[0])
-    config = InteractiveConfig(
+    return InteractiveConfig(
         max_clicks=args.max_clicks,
         iou_targets=targets,
         primary_target=0.9 if 0.9 in targets else targets[0],
@@ -138,14 +161,21 @@ def run_interactive(args: argparse.Namespace) -> int:
         granularity=granularity,
         early_stop=not args.no_early_stop,
     )
+
+
+def run_interactive(args: argparse.Namespace) -> int:
+    from granseg.cli import info
+    from granseg.errors import InputError
+    from granseg.eval.datasets import load_dataset
+    from granseg.eval.interactive import evaluate_dataset, summarize, write_outputs
+    from granseg.eval.runs import command_line
+
+    config = _interactive_config(args)
     dataset = load_dataset(
         args.dataset, args.data_root, split=args.split, annotation=args.annotations, level=args.level
     )
     dataset.restrict(_parse_subset(args.subset))
-    model_name = _model_name(args)
-    if not Path(model_name).exists():
-        get_entry(model_name)  # unknown names fail before any work
-    factory = functools.partial(load_predictor, model_name, device=args.device)
+    model_name, factory = _predictor_factory(args)
     results = evaluate_dataset(dataset, factory, config, args.max_instances, max(1, args.workers), args.quiet)
     if not results:
         raise InputError("no instances were evaluated")
@@ -154,10 +184,12 @@ def run_interactive(args: argparse.Namespace) -> int:
         "model": model_name,
         "dataset": args.dataset,
         "data_root": str(args.data_root),
-        "command": _command_line(),
+        "command": command_line(),
     }
     write_outputs(args.out, results, metrics, config, meta)
-    targets_text = ", ".join(f"NoC@{round(t * 100)} {metrics[f'NoC@{round(t * 100)}']:.2f}" for t in targets)
+    targets_text = ", ".join(
+        f"NoC@{round(t * 100)} {metrics[f'NoC@{round(t * 100)}']:.2f}" for t in config.iou_targets
+    )
     info(
         args, f"{metrics['instances']} instances: {targets_text}, 1-IoU {metrics['1-IoU']:.3f} -> {args.out}"
     )
@@ -167,26 +199,25 @@ def run_interactive(args: argparse.Namespace) -> int:
 def run_auto(args: argparse.Namespace) -> int:
     from granseg.cli import info
     from granseg.errors import InputError
-    from granseg.eval.whole_image import evaluate_ar, load_ground_truth, plot_ar, render_report
-    from granseg.io.files import atomic_write_json, atomic_write_text
+    from granseg.eval.runs import evaluate_auto
 
-    gt = load_ground_truth(args.gt)
-    if args.predictions is not None:
-        predictions = args.predictions
-        model_name = f"predictions {args.predictions}"
-    else:
+    model_name = factory = None
+    if args.predictions is None:
         if args.images is None:
             raise InputError("give --predictions, or --images to generate masks with --model")
-        predictions = _generate_auto_predictions(args, gt)
-        model_name = args.model
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.out / "predictions.json", predictions)
-    metrics = evaluate_ar(gt, predictions, all_images=args.all_images)
-    meta = {"model": model_name, "gt": str(args.gt), "command": _command_line()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "metrics.json", {"meta": meta, "metrics": metrics})
-    atomic_write_text(args.out / "report.md", render_report(metrics, meta))
-    plot_ar(args.out / "ar.png", metrics)
+        model_name, factory = _predictor_factory(args)
+    metrics = evaluate_auto(
+        args.gt,
+        args.out,
+        predictions=args.predictions,
+        predictor_factory=factory,
+        model_name=model_name,
+        images=args.images,
+        points_per_side=args.points_per_side,
+        max_images=args.max_images,
+        all_images=args.all_images,
+        quiet=args.quiet,
+    )
     info(
         args,
         "  ".join(f"{k} {metrics[k]:.3f}" for k in ("AR@1", "AR@10", "AR@100", "AR@1000"))
@@ -195,130 +226,21 @@ def run_auto(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_auto_predictions(args, gt: dict) -> list[dict]:
-    from granseg.errors import InputError
-    from granseg.io.images import load_image
-    from granseg.models.registry import load_predictor
-    from granseg.utils.progress import progress
-
-    try:
-        from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
-    except ImportError:
-        raise InputError("automatic mask generation is not available; pass --predictions") from None
-    predictor = load_predictor(_model_name(args), device=args.device)
-    segmenter = AutomaticSegmenter(predictor, AutomaticConfig(points_per_side=args.points_per_side))
-    images = sorted(gt["images"], key=lambda i: i["id"])[: args.max_images]
-    out = []
-    for info_ in progress(images, desc="auto", quiet=args.quiet):
-        path = args.images / info_["file_name"]
-        if not path.is_file():
-            continue
-        for record in segmenter.generate(load_image(path)):
-            out.append(
-                {"image_id": info_["id"], "segmentation": record["segmentation"], "score": record["score"]}
-            )
-    if not out:
-        raise InputError(f"no predictions: none of the GT images were found in {args.images}")
-    return out
-
-
-def _edge_map_factory(model_name: str, device: str):
-    """A function image -> ``H x W`` boundary map: plain Sobel, or Sobel + NMS on a model's feature image."""
-    from granseg.eval.edges import sobel_nms
-
-    if model_name == "sobel":
-        return sobel_nms
-    from granseg.errors import InputError
-    from granseg.models.registry import load_model
-
-    model = load_model(model_name, device=device)
-    if model_name == "hierarchy" or getattr(model, "name", "") == "hierarchy":
-        from granseg.eval.edges import ultrametric_contour_map
-
-        predictor = model.create_predictor()
-
-        def hierarchy_edges(image):
-            predictor.set_image(image)
-            return ultrametric_contour_map(predictor.tree, image.shape[:2])
-
-        return hierarchy_edges
-    if hasattr(model, "feature_image"):
-        return lambda image: sobel_nms(model.feature_image(image))
-    if hasattr(model, "boundary_map"):
-        return model.boundary_map
-    raise InputError(f"model {model_name!r} gives no feature image or boundary map for edge evaluation")
-
-
-_EDGE_WORKER: dict = {}
-
-
-def _edge_init(root, split, model_name, device, thresholds):
-    from granseg.eval.datasets.bsds import BSDS500
-
-    _EDGE_WORKER.update(
-        ds=BSDS500(root, split), fn=_edge_map_factory(model_name, device), thresholds=thresholds
-    )
-
-
-def _edge_one(image_id: str):
-    from granseg.eval.edges import evaluate_boundary_image
-
-    image, gts = _EDGE_WORKER["ds"].load(image_id)
-    return evaluate_boundary_image(_EDGE_WORKER["fn"](image), gts, _EDGE_WORKER["thresholds"], image_id)
-
-
 def run_edges(args: argparse.Namespace) -> int:
     from granseg.cli import info
-    from granseg.errors import InputError
-    from granseg.eval.datasets.bsds import BSDS500
-    from granseg.eval.edges import bsds_thresholds, plot_pr, summarize_edges
-    from granseg.io.files import atomic_write_json, atomic_write_text
-    from granseg.utils.progress import progress
+    from granseg.eval.runs import evaluate_edges
 
-    if args.thresholds < 2:
-        raise InputError("--thresholds must be >= 2")
-    dataset = BSDS500(args.data_root, args.split)
-    ids = dataset.ids[: args.max_images]
-    if not ids:
-        raise InputError(f"no images in {args.data_root} ({args.split})")
-    thresholds = bsds_thresholds(args.thresholds)
-    model_name = args.model if args.model != "auto" else "sobel"
-    init_args = (args.data_root, args.split, model_name, args.device, thresholds)
-    if args.workers <= 1:
-        _edge_init(*init_args)
-        per_image = [_edge_one(i) for i in progress(ids, desc="bsds500", quiet=args.quiet)]
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(args.workers, initializer=_edge_init, initargs=init_args) as pool:
-            per_image = list(
-                progress(pool.map(_edge_one, ids), desc="bsds500", total=len(ids), quiet=args.quiet)
-            )
-    metrics = summarize_edges(per_image, thresholds)
-    meta = {"model": model_name, "dataset": f"bsds500/{args.split}", "command": _command_line()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "metrics.json", {"meta": meta, "metrics": metrics})
-    lines = [
-        f"# Edge evaluation: {model_name} on BSDS500 {args.split} ({len(ids)} images)",
-        "",
-        f"command: `{meta['command']}`",
-        "",
-        "| metric | value |",
-        "|---|---|",
-    ]
-    for key in ("ODS_F", "OIS_F", "AP", "ap_r20_area", "p_at_r20", "ODS_P", "ODS_R", "max_recall"):
-        lines.append(f"| {key} | {metrics[key]:.4f} |")
-    lines += [
-        "",
-        "ap_r20_area: area under the PR curve for recall in [0, 0.2] / 0.2; p_at_r20: precision at recall 0.2",
-        "(the two readings of Gen2Seg's 'AP for recall < 20%').",
-    ]
-    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
-    curve = metrics["pr_curve"]
-    plot_pr(
-        args.out / "pr_curve.png",
-        {model_name: (curve["recall"], curve["precision"])},
-        "BSDS500 " + args.split,
+    metrics = evaluate_edges(
+        args.data_root,
+        args.out,
+        model_name=args.model if args.model != "auto" else "sobel",
+        split=args.split,
+        n_thresholds=args.thresholds,
+        max_images=args.max_images,
+        device=args.device,
+        edge_map=args.edge_map,
+        workers=args.workers,
+        quiet=args.quiet,
     )
     info(
         args,
@@ -330,66 +252,21 @@ def run_edges(args: argparse.Namespace) -> int:
 
 def run_video(args: argparse.Namespace) -> int:
     from granseg.cli import info
-    from granseg.errors import InputError
-    from granseg.eval.video import (
-        davis_sequences,
-        propagate_with_clicks,
-        read_binary_mask,
-        score_sequence,
-        summarize_sequences,
-    )
-    from granseg.io.files import atomic_write_json, atomic_write_text
-    from granseg.io.images import load_image
-    from granseg.utils.progress import progress
+    from granseg.eval.runs import evaluate_video
 
-    sequences = davis_sequences(args.data_root)
-    wanted = _parse_subset(args.sequences)
-    if wanted:
-        missing = set(wanted) - set(sequences)
-        if missing:
-            raise InputError(f"unknown sequence(s): {', '.join(sorted(missing))}")
-        sequences = {k: v for k, v in sequences.items() if k in wanted}
-    predictor = None
+    model_name = factory = None
     if args.predictions is None:
-        from granseg.models.registry import load_predictor
-
-        predictor = load_predictor(_model_name(args), device=args.device)
-    per_sequence = {}
-    for name, (frames, masks) in progress(
-        sequences.items(), desc="davis", total=len(sequences), quiet=args.quiet
-    ):
-        frames, masks = frames[: args.max_frames], masks[: args.max_frames]
-        gts = [read_binary_mask(m) for m in masks]
-        if predictor is None:
-            preds = []
-            for frame in frames:
-                path = args.predictions / name / f"{frame.stem}.png"
-                if not path.is_file():
-                    raise InputError(f"missing prediction {path}")
-                preds.append(read_binary_mask(path))
-        else:
-            preds = propagate_with_clicks(
-                predictor, [load_image(f) for f in frames], gts[0], args.granularity
-            )
-        per_sequence[name] = score_sequence(gts, preds)
-    metrics = summarize_sequences(per_sequence)
-    meta = {
-        "model": str(args.predictions or args.model),
-        "dataset": str(args.data_root),
-        "command": _command_line(),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "metrics.json", {"meta": meta, "metrics": metrics})
-    lines = [
-        f"# Video evaluation (DAVIS J&F): {meta['model']}",
-        "",
-        f"command: `{meta['command']}`",
-        "",
-        "| sequence | J | F | J&F |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {k} | {v['J']:.3f} | {v['F']:.3f} | {v['J&F']:.3f} |" for k, v in per_sequence.items()]
-    lines.append(f"| **mean** | {metrics['J']:.3f} | {metrics['F']:.3f} | {metrics['J&F']:.3f} |")
-    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
+        model_name, factory = _predictor_factory(args)
+    metrics = evaluate_video(
+        args.data_root,
+        args.out,
+        predictions=args.predictions,
+        predictor_factory=factory,
+        model_name=model_name,
+        granularity=args.granularity,
+        sequences=_parse_subset(args.sequences),
+        max_frames=args.max_frames,
+        quiet=args.quiet,
+    )
     info(args, f"J {metrics['J']:.3f}  F {metrics['F']:.3f}  J&F {metrics['J&F']:.3f} -> {args.out}")
     return 0

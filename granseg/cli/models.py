@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from granseg.cli import common_flags
+
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "models", parents=[common], help="list registered models and local checkpoints"
+        "models",
+        parents=[common_flags(model=False, device=False)],
+        help="list registered models and local checkpoints",
     )
     parser.set_defaults(func=run)
 

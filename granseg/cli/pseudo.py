@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from granseg.cli import common_flags
+
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "pseudo-label",
-        parents=[common],
+        parents=[common_flags(model=False)],
         help="mine pseudo-label mask hierarchies from a folder of images",
         description="Divide (MaskCut normalised cuts) and conquer (iterative patch merging) every image of "
         "IMAGES_DIR into one JSON of masks with granularity per image. Resumable and parallel.",

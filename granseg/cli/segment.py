@@ -57,6 +57,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="also write a picture of the mask(s) over the image (coloured by granularity)",
     )
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
+    _add_neural_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_neural_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for the models whose predictor takes them (see :func:`predictor_options`)."""
     neural = parser.add_argument_group("SAM-2 / UnSAMv2 models")
     neural.add_argument(
         "--embedding-cache",
@@ -81,7 +87,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="mask-decoder arithmetic: float32 (exact) or bfloat16 (faster on CPUs with AMX/AVX512-BF16 "
         "and on GPUs; approximate)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,11 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
     from granseg.cli import info
     from granseg.errors import InputError
-    from granseg.io.files import atomic_write_json
     from granseg.io.images import DEFAULT_MAX_PIXELS, load_image
-    from granseg.io.masks import masks_to_records, records_to_coco, save_mask_png
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.base import parse_granularity, validate_prompts
+    from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("png", "json", "coco"))
     levels = parse_granularity(args.granularity)
@@ -110,13 +114,31 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     model = load_model(model_name, device=args.device)
-    predictor = model.create_predictor(**predictor_options(model, args))
+    predictor = create_predictor(model, **predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
+    written = _write_outputs(args, fmt, image, prediction, points, labels)
+    for index, g in enumerate(prediction.granularity):
+        area = int(prediction.masks[index].sum())
+        info(
+            args,
+            f"g={g:.2f}: mask of {area} px ({100.0 * area / (height * width):.1f}% of the image), "
+            f"score {float(prediction.scores[index]):.3f}",
+        )
+    for path in written:
+        print(path)
+    return 0
 
+
+def _write_outputs(args: argparse.Namespace, fmt: str, image, prediction, points, labels) -> list[Path]:
+    """The mask file(s) in ``fmt`` and the optional overlay picture; returns the paths written."""
+    from granseg.io.files import atomic_write_json
+    from granseg.io.masks import masks_to_records, records_to_coco, save_mask_png
+
+    height, width = image.shape[:2]
     written: list[Path] = []
     if fmt == "png":
-        if len(levels) == 1:
+        if len(prediction.granularity) == 1:
             written.append(save_mask_png(args.out, prediction.masks[0]))
         else:
             for g, mask in zip(prediction.granularity, prediction.masks):
@@ -135,26 +157,22 @@ def run(args: argparse.Namespace) -> int:
         ]
         captions = [f"g={g:.1f}" for g in prediction.granularity]
         written.append(save_rgb_png(args.overlay, tile(pictures, min(5, len(pictures)), captions=captions)))
-    for index, g in enumerate(prediction.granularity):
-        area = int(prediction.masks[index].sum())
-        info(
-            args,
-            f"g={g:.2f}: mask of {area} px ({100.0 * area / (height * width):.1f}% of the image), "
-            f"score {float(prediction.scores[index]):.3f}",
-        )
-    for path in written:
-        print(path)
-    return 0
+    return written
 
 
 def predictor_options(model, args: argparse.Namespace) -> dict:
-    """The embedding-cache / decoder options for models whose predictor takes them (SAM-2 / UnSAMv2)."""
-    import inspect
+    """Keyword options for ``create_predictor(model, ...)`` from the SAM-2 / UnSAMv2 flags.
 
+    A model's predictor names the options it takes (:func:`granseg.predict.factory.predictor_options`; UnSAMv2 /
+    SAM-2: ``cache_dir``,
+    ``cache_max_bytes``, ``decoder``, ``decoder_dtype``; models without the attribute take none). The embedding
+    cache is on by default where it is taken; ``--decoder-dtype bfloat16`` for a model without it is an error.
+    """
     from granseg.errors import InputError
     from granseg.models.registry import granseg_home
+    from granseg.predict.factory import predictor_options as predictor_options_of
 
-    accepted = inspect.signature(model.create_predictor).parameters
+    accepted = predictor_options_of(model)
     options = {}
     if "cache_dir" in accepted and not args.no_embedding_cache:
         if args.embedding_cache_gb <= 0:

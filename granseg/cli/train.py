@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from granseg.cli import common_flags
+
 
 def register(subparsers, common) -> None:
-    parser = subparsers.add_parser("train", parents=[common], help="train a model from a JSON config")
+    parser = subparsers.add_parser(
+        "train", parents=[common_flags(model=False)], help="train a model from a JSON config"
+    )
     parser.add_argument("--config", required=True, help="training config JSON (see docs)")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in output_dir"

@@ -1,4 +1,4 @@
-"""Classical click-driven baseline: OpenCV GrabCut seeded by the clicks (DESIGN.md sec. 6).
+"""Classical click-driven baseline: OpenCV GrabCut seeded by the clicks (docs/eval.md).
 
 Seeds, on the image resized so that its long side is ``long_side`` px (default 400; smaller images are kept):
 

@@ -288,14 +288,12 @@ def summarize_edges(per_image: list[ImageCounts], thresholds: np.ndarray) -> dic
 
 def plot_pr(path, curves: dict[str, tuple[list[float], list[float]]], title: str = "") -> bool:
     """PR curves (name -> (recall, precision)) as a PNG with iso-F lines; False when matplotlib is missing."""
-    try:
-        import matplotlib
+    from granseg.eval.plots import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    made = new_figure(4.5, 4.5)
+    if made is None:
         return False
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    fig, ax = made
     grid = np.linspace(0.01, 1, 200)
     for f in np.arange(0.1, 1.0, 0.1):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -311,9 +309,7 @@ def plot_pr(path, curves: dict[str, tuple[list[float], list[float]]], title: str
     ax.set_ylabel("precision")
     ax.set_title(title)
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -330,24 +330,22 @@ def render_report(metrics: dict, config: InteractiveConfig, meta: dict) -> str:
 
 def plot_curves(path, curves: dict[str, list[float]], title: str = "") -> bool:
     """mIoU-per-click curves as a PNG; returns False (and writes nothing) when matplotlib is missing."""
-    try:
-        import matplotlib
+    from granseg.eval.plots import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    made = new_figure(5, 3.5)
+    if made is None:
         return False
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = made
     for name, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of clicks")
     ax.set_ylabel("mIoU")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return True

@@ -207,24 +207,21 @@ def render_report(metrics: dict, meta: dict) -> str:
 
 
 def plot_ar(path, metrics: dict) -> bool:
-    try:
-        import matplotlib
+    """AR against the number of detections as a PNG; False (and nothing written) when matplotlib is missing."""
+    from granseg.eval.plots import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    made = new_figure(4, 3)
+    if made is None:
         return False
+    fig, ax = made
     ks = [k for k in MAX_DETS if f"AR@{k}" in metrics]
-    fig, ax = plt.subplots(figsize=(4, 3), dpi=120)
     ax.plot(ks, [metrics[f"AR@{k}"] for k in ks], marker="o")
     ax.set_xscale("log")
     ax.set_xlabel("max detections")
     ax.set_ylabel("AR")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -16,9 +16,11 @@ orders the computation for the interactive case, where a handful of prompt token
   channels-last tokens; the result stays in a "sub-pixel" layout ``(h, w, 2, 2, 2, 2, C/8)`` to which the
   high-resolution skip features are matched once per image, and only the final ``4h x 4w`` mask is permuted.
 
-Floating-point results differ from the reference order by rounding only (tests: max abs logit difference < 1e-3
-on random weights). ``dtype=torch.bfloat16`` runs the matrix products in bfloat16 (fast on CPUs with AMX/AVX512-BF16
-and on GPUs); that is an approximation, opt-in, measured in ``benchmarks/bench_unsamv2.py``.
+Floating-point results differ from the reference order by rounding only: tests/test_fast_decoder.py requires
+``max |fast - reference| <= 1e-5 * (1 + max |reference|)`` on the mask logits, IoU and object scores (random
+weights, non-zero biases and LoRA, float32); measured there: at most 1e-7. ``dtype=torch.bfloat16`` runs the
+matrix products in bfloat16 (fast on CPUs with AMX/AVX512-BF16 and on GPUs); that is an approximation, opt-in,
+measured in ``benchmarks/bench_unsamv2.py``.
 
 Shapes: ``P`` prompts (a g-sweep is ``P = K`` levels), ``T`` tokens per prompt, ``C`` decoder width, ``h x w`` the
 embedding grid, ``L = h w``; masks ``(P, M, 4h, 4w)`` logits.
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from granseg.models.lora import lora_modules, merged_copy
 
 
 @dataclass
@@ -49,6 +53,7 @@ class DecoderImageState:
     skip_s0:        ``(1, h, w, 2, 2, 2, 2, C/8)`` stride-4 skip features + ``upscale_conv2``'s bias, in the layout
                     of ``upscale_conv2``'s output.
     grid:           ``(h, w)``.
+    decoder:        the :class:`FastMaskDecoder` that computed this state (and decodes with it).
     """
 
     keys: torch.Tensor
@@ -59,20 +64,22 @@ class DecoderImageState:
     skip_s1: torch.Tensor
     skip_s0: torch.Tensor
     grid: tuple[int, int]
+    decoder: FastMaskDecoder
 
 
-class _Attention:
+class _Attention(nn.Module):
     """Weights of one transformers ``Sam2Attention`` (``q/k/v_proj: C -> D``, ``o_proj: D -> C``, ``H`` heads)."""
 
     def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
         self.heads = module.num_attention_heads
         self.head_dim = module.head_dim
         self.scaling = module.scaling
         self.width = self.heads * self.head_dim  # D
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             linear = module.get_submodule(name)
-            setattr(self, name[0] + "_weight", linear.weight.detach().to(dtype, copy=True))
-            setattr(self, name[0] + "_bias", linear.bias.detach().to(dtype, copy=True))
+            self.register_buffer(name[0] + "_weight", _copy(linear.weight, dtype))
+            self.register_buffer(name[0] + "_bias", _copy(linear.bias, dtype))
 
     def heads_split(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., N, D) -> (..., H, N, d)``."""
@@ -144,35 +151,43 @@ class _Attention:
         return residual.addmm_(probs_t, folded) if in_place else torch.addmm(residual, probs_t, folded)
 
 
-class _Linear:
-    def __init__(self, module: nn.Linear, dtype: torch.dtype) -> None:
-        self.weight = module.weight.detach().to(dtype, copy=True)
-        self.bias = module.bias.detach().to(dtype, copy=True) if module.bias is not None else None
+def _copy(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A detached copy in ``dtype`` (the snapshot never aliases the model's parameters)."""
+    return None if tensor is None else tensor.detach().to(dtype, copy=True)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+
+class _Linear(nn.Module):
+    def __init__(self, module: nn.Linear, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("weight", _copy(module.weight, dtype))
+        self.register_buffer("bias", _copy(module.bias, dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
 
 
-class _LayerNorm:
+class _LayerNorm(nn.Module):
     def __init__(self, module: nn.LayerNorm, dtype: torch.dtype) -> None:
+        super().__init__()
         self.shape = module.normalized_shape
-        self.weight = module.weight.detach().to(dtype, copy=True)
-        self.bias = module.bias.detach().to(dtype, copy=True)
+        self.register_buffer("weight", _copy(module.weight, dtype))
+        self.register_buffer("bias", _copy(module.bias, dtype))
         self.eps = module.eps
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
 
 
-class _Block:
+class _Block(nn.Module):
     """Weights of one ``Sam2TwoWayAttentionBlock``."""
 
     def __init__(self, block: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
         self.skip_first_layer_pe = block.skip_first_layer_pe
         self.self_attn = _Attention(block.self_attn, dtype)
         self.token_to_image = _Attention(block.cross_attn_token_to_image, dtype)
         self.image_to_token = _Attention(block.cross_attn_image_to_token, dtype)
-        self.norms = [_LayerNorm(getattr(block, f"layer_norm{i}"), dtype) for i in range(1, 5)]
+        self.norms = nn.ModuleList(_LayerNorm(getattr(block, f"layer_norm{i}"), dtype) for i in range(1, 5))
         mlp = block.mlp
         if len(mlp.layers) or mlp.sigmoid_output:
             raise RuntimeError("expected SAM-2's two-layer ReLU MLP in the two-way blocks")
@@ -192,29 +207,27 @@ class _Block:
         return self.norms[2](queries + self.mlp_out(self.mlp_activation(self.mlp_in(queries))))
 
 
-class FastMaskDecoder:
-    """Snapshot (a copy) of a SAM-2 mask decoder's two-way transformer and upscaling weights, evaluated in the
-    cheap order.
+class FastMaskDecoder(nn.Module):
+    """Snapshot (a copy, as buffers: ``.to()`` and ``state_dict()`` work) of a SAM-2 mask decoder's two-way
+    transformer and upscaling weights, evaluated in the cheap order.
 
-    ``transformer``: the two-way transformer to read (default: the model's, LoRA-merged by
-    :func:`granseg.models.unsamv2.inference_transformer` when it has adapters). Inference only: no gradients,
-    eval-mode semantics (no dropout). Later changes of the model's weights are not seen: re-create it (predictors:
-    ``refresh()``), and re-compute image states.
+    ``model``: an :class:`~granseg.models.unsamv2.UnSAMv2Model` (anything with ``.sam.mask_decoder``); LoRA
+    adapters are merged by peft into a copy first (:func:`granseg.models.lora.merged_copy`). The model holds its
+    fast decoders (``model.fast_decoder(dtype)``). Inference only: no gradients, eval-mode semantics (no dropout).
+    Later changes of the model's weights are not seen: rebuild it (``model.fast_decoder(dtype, refresh=True)``;
+    predictors: ``refresh()``), and re-compute image states.
     """
 
     # level-2 upscaled activations per step (~2 MB: 16 rows of a 64 x 64 grid at C = 256 in float32)
     UPSCALE_CHUNK_BYTES = 2**21
 
-    def __init__(self, model: nn.Module, transformer: nn.Module | None = None, dtype=torch.float32) -> None:
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
         decoder = model.sam.mask_decoder
-        if transformer is None:
-            from granseg.models.unsamv2 import inference_transformer, lora_modules
-
-            # peft's adapted layers expose the *base* weight: read a LoRA-merged copy instead
-            adapted = bool(lora_modules(decoder.transformer))
-            transformer = inference_transformer(model) if adapted else decoder.transformer
-        self.dtype = dtype
-        self.blocks = [_Block(layer, dtype) for layer in transformer.layers]
+        transformer = decoder.transformer
+        if lora_modules(transformer):  # peft's adapted layers expose the *base* weight: read a merged copy
+            transformer = merged_copy(transformer)
+        self.blocks = nn.ModuleList(_Block(layer, dtype) for layer in transformer.layers)
         if not self.blocks or not self.blocks[0].skip_first_layer_pe:
             raise RuntimeError("expected SAM-2's two-way transformer (first block skips the query PE)")
         self.final_attention = _Attention(transformer.final_attn_token_to_image, dtype)
@@ -227,17 +240,17 @@ class FastMaskDecoder:
                 raise RuntimeError("expected 2x2 stride-2 transposed convolutions in the upscaling path")
         # (in, out, a, b) -> (in, a * b * out): output sub-pixel (a, b) of every input pixel, channels last
         # (the convolutions' biases are folded into the skip features of each image, see image_state)
-        self.up1_weight = conv1.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype, copy=True)
-        self.up1_bias = conv1.bias.detach().to(dtype, copy=True)
-        self.up2_weight = conv2.weight.detach().permute(0, 2, 3, 1).flatten(1).to(dtype, copy=True)
-        self.up2_bias = conv2.bias.detach().to(dtype, copy=True)
-        norm = decoder.upscale_layer_norm
-        self.up_norm = (
-            norm.normalized_shape,
-            norm.weight.detach().to(dtype, copy=True),
-            norm.bias.detach().to(dtype, copy=True),
-            norm.eps,
-        )
+        self.register_buffer("up1_weight", _copy(conv1.weight.permute(0, 2, 3, 1).flatten(1), dtype))
+        self.register_buffer("up1_bias", _copy(conv1.bias, dtype))
+        self.register_buffer("up2_weight", _copy(conv2.weight.permute(0, 2, 3, 1).flatten(1), dtype))
+        self.register_buffer("up2_bias", _copy(conv2.bias, dtype))
+        self.up_norm = _LayerNorm(decoder.upscale_layer_norm, dtype)
+        self.eval()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the products run in (that of the weights)."""
+        return self.up1_weight.dtype
 
     # --------------------------------------------------------------------------------------------- image
     @torch.no_grad()
@@ -268,7 +281,9 @@ class FastMaskDecoder:
             skip_s1, skip_s0 = same_image.skip_s1, same_image.skip_s0
         else:
             skip_s1, skip_s0 = self._skip_features(image_embeddings[0], image_embeddings[1], height, width)
-        return DecoderImageState(keys, key_pe, first_k, first_v, first_q_t, skip_s1, skip_s0, (height, width))
+        return DecoderImageState(
+            keys, key_pe, first_k, first_v, first_q_t, skip_s1, skip_s0, (height, width), self
+        )
 
     def _skip_features(
         self, s0: torch.Tensor, s1: torch.Tensor, height: int, width: int
@@ -343,7 +358,6 @@ class FastMaskDecoder:
         mask logits ``(P, M, 4h, 4w)`` float32 (= ``hyper @ upscaled`` of transformers' decoder)."""
         height, width = state.grid
         prompts, masks_per_prompt = hyper.shape[:2]
-        shape, norm_weight, norm_bias, eps = self.up_norm
         hyper_t = hyper.to(self.dtype).transpose(-1, -2)  # (P, C/8, M)
         out = torch.empty(prompts, height, width, 16, masks_per_prompt, dtype=self.dtype, device=hyper.device)
         # level-2 bytes per embedding-grid pixel: 16 sub-pixels x C/8 channels
@@ -355,7 +369,7 @@ class FastMaskDecoder:
                 band = slice(top, min(top + rows, height))
                 level1 = keys[index][top * width : band.stop * width] @ self.up1_weight  # (b w, 4 C/4)
                 level1 = level1.view(-1, width, 2, 2, level1.shape[-1] // 4).add_(state.skip_s1[0, band])
-                level1 = F.gelu(F.layer_norm(level1, shape, norm_weight, norm_bias, eps))
+                level1 = F.gelu(self.up_norm(level1))
                 level2 = level1.view(-1, level1.shape[-1]) @ self.up2_weight
                 level2 = level2.view(-1, width, 2, 2, 2, 2, level2.shape[-1] // 4).add_(
                     state.skip_s0[0, band]

@@ -337,11 +337,6 @@ class Gen2SegModel:
         )
         return resized[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy().astype(np.float32)
 
-    def create_predictor(self, **kwargs):
-        from granseg.predict.gen2seg import Gen2SegPredictor
-
-        return Gen2SegPredictor(self, **kwargs)
-
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the public layout of this backbone plus ``gen2seg_config.json`` (atomic per file)."""
         from safetensors.torch import save_file

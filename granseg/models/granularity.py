@@ -1,6 +1,6 @@
 """UnSAMv2's granularity modules: the prompt-side encoder of the scalar g and the decoder-side granularity token.
 
-Facts (DESIGN.md sec. 4, official release):
+Facts (official release; docs/unsamv2.md):
 
 * Prompt side: Fourier features of g with 64 frequencies ``f_k = 100 ** (k / 64)``, ``k = 0..63``, interleaved
   ``[sin(g f_0), cos(g f_0), sin(g f_1), cos(g f_1), ...]`` (no 2*pi, nothing learned) -> 128-d, then the MLP

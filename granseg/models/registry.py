@@ -1,9 +1,9 @@
 """Registry of named model builders (timm-style) and the ``load_model`` entry point.
 
-Each entry maps a name to a builder given as ``"module:function"``, imported only when the model is built, so
-that listing models costs no heavy imports. A builder takes ``device=`` (a resolved ``torch``-style device
-string) plus keyword overrides and returns a *model*: any object with ``name`` and ``create_predictor()``
-(returning a :class:`granseg.predict.base.BasePredictor`).
+Each entry maps a name to a builder given as ``"module:function"`` (resolved by
+:func:`granseg.registry_utils.resolve_target`), imported only when the model is built, so that listing models costs
+no heavy imports. A builder takes ``device=`` (a resolved ``torch``-style device string) plus keyword overrides and
+returns a *model* (an object with ``name``); the predictor for it is made in :mod:`granseg.predict.factory`.
 
 ``load_model("auto")`` picks a local neural checkpoint when one is cached (``$GRANSEG_HOME/checkpoints``,
 default ``~/.cache/granseg/checkpoints``), else the weight-free ``hierarchy`` model, and says which one.
@@ -11,7 +11,6 @@ default ``~/.cache/granseg/checkpoints``), else the weight-free ``hierarchy`` mo
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from granseg.errors import UnknownModelError
+from granseg.registry_utils import resolve_target, warn_duplicate
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
@@ -30,11 +30,9 @@ class ModelEntry:
     builder: str  # "package.module:function"
     description: str
     needs_weights: bool = True
-    weights: str | None = None  # where real weights come from (HF id or URL), for `granseg models`
 
     def resolve_builder(self) -> Callable[..., Any]:
-        module_name, _, attr = self.builder.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return resolve_target(self.builder)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -46,10 +44,12 @@ def register_model(
     builder: str,
     description: str,
     needs_weights: bool = True,
-    weights: str | None = None,
 ) -> ModelEntry:
-    """Add (or replace) a named model. ``builder`` is ``"module:function"``."""
-    entry = ModelEntry(name, family, builder, description, needs_weights, weights)
+    """Add a named model (a name registered again replaces the old entry, with a warning). ``builder`` is
+    ``"module:function"``."""
+    entry = ModelEntry(name, family, builder, description, needs_weights)
+    if name in _REGISTRY:
+        warn_duplicate("model", name, _REGISTRY[name].builder, builder)
     _REGISTRY[name] = entry
     return entry
 
@@ -124,7 +124,10 @@ def resolve_auto() -> tuple[str, str]:
 def load_model(name_or_path: str = "auto", device: str = "auto", **overrides: Any) -> Any:
     """Build a registered model by name, or load a checkpoint file/folder by path.
 
-    Returns a model object with ``create_predictor()``. Raises :class:`UnknownModelError` for an unknown name.
+    A folder is a Gen2Seg checkpoint when :func:`granseg.models.gen2seg.is_gen2seg_checkpoint` says so, else a
+    SAM-2 / UnSAMv2 checkpoint (:func:`granseg.models.checkpoints.load_model_from_path`). Returns the model
+    (wrap it with :func:`granseg.predict.factory.create_predictor`). Raises :class:`UnknownModelError` for an
+    unknown name.
     """
     if name_or_path == "auto":
         name_or_path, _ = resolve_auto()
@@ -132,16 +135,15 @@ def load_model(name_or_path: str = "auto", device: str = "auto", **overrides: An
     if name_or_path in _REGISTRY:
         return _REGISTRY[name_or_path].resolve_builder()(device=resolved_device, **overrides)
     if Path(name_or_path).exists():
-        from granseg.models import checkpoints  # noqa: PLC0415 (heavy, lazy)
+        from granseg.models import gen2seg  # heavy modules: imported when a path is loaded
+
+        if Path(name_or_path).is_dir() and gen2seg.is_gen2seg_checkpoint(name_or_path):
+            return gen2seg.load_gen2seg(name_or_path, device=resolved_device, **overrides)
+        from granseg.models import checkpoints
 
         return checkpoints.load_model_from_path(name_or_path, device=resolved_device, **overrides)
     get_entry(name_or_path)  # raises with the list of names
     raise AssertionError("unreachable")
-
-
-def load_predictor(name_or_path: str = "auto", device: str = "auto", **overrides: Any):
-    """Shortcut: ``load_model(...).create_predictor()``."""
-    return load_model(name_or_path, device=device, **overrides).create_predictor()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,14 +168,12 @@ register_model(
     family="gen2seg",
     builder="granseg.models.gen2seg:build_gen2seg_mae_h",
     description="Gen2Seg on ViT-MAE-huge (instance-colouring feature image, point prompts; ignores granularity)",
-    weights="reachomk/gen2seg-mae-h",
 )
 register_model(
     "gen2seg-sd",
     family="gen2seg",
     builder="granseg.models.gen2seg:build_gen2seg_sd",
     description="Gen2Seg on Stable Diffusion 2, one step at t=999 (point prompts; ignores granularity)",
-    weights="reachomk/gen2seg-sd",
 )
 register_model(
     "gen2seg-mae-tiny",
@@ -185,27 +185,24 @@ register_model(
 register_model(
     "unsamv2-tiny-random",
     family="unsamv2",
-    builder="granseg.models.unsamv2:build_unsamv2_tiny_random",
+    builder="granseg.models.checkpoints.named:build_unsamv2_tiny_random",
     description="tiny random-weight UnSAMv2 (128 px) for tests and smoke runs; its masks are meaningless",
     needs_weights=False,
 )
 register_model(
     "unsamv2-hiera-small",
     family="unsamv2",
-    builder="granseg.models.unsamv2:build_unsamv2_hiera_small",
+    builder="granseg.models.checkpoints.named:build_unsamv2_hiera_small",
     description="UnSAMv2 (granularity-controllable SAM-2.1 hiera-small + LoRA); official release weights",
-    weights="official UnSAMv2 release checkpoint (pass its path, or `granseg convert` it)",
 )
-for _version, _url_dir in (("sam2", "072824"), ("sam2.1", "092824")):
+for _version in ("sam2", "sam2.1"):
     for _size in ("tiny", "small", "base-plus", "large"):
         _name = f"{_version}-hiera-{_size}"
-        _builder = f"granseg.models.unsamv2:build_{_name.replace('.', '_').replace('-', '_')}"
-        _meta = f"https://dl.fbaipublicfiles.com/segment_anything_2/{_url_dir}/{_name.replace('-', '_')}.pt"
+        _builder = f"granseg.models.checkpoints.named:build_{_name.replace('.', '_').replace('-', '_')}"
         for _alias in (_name, f"facebook/{_name}"):
             register_model(
                 _alias,
                 family="sam2",
                 builder=_builder,
                 description=f"plain {_version.upper()} hiera-{_size} (no granularity; g picks one of its 3 masks)",
-                weights=f"facebook/{_name} (Hugging Face) or {_meta}",
             )

@@ -1,4 +1,4 @@
-"""Whole-image ("automatic") mask generation over any :class:`BasePredictor`, the UnSAMv2 recipe (DESIGN.md sec. 6).
+"""Whole-image ("automatic") mask generation over any :class:`BasePredictor`, the UnSAMv2 recipe (docs/eval.md).
 
 A regular grid of ``points_per_side x points_per_side`` single positive clicks (cell centres, in pixels of the
 original image) is sent to the predictor at every requested granularity. Per g, masks are kept when

@@ -1,4 +1,4 @@
-"""Point prompting of a Gen2Seg feature image (DESIGN.md sec. 7).
+"""Point prompting of a Gen2Seg feature image (docs/gen2seg.md).
 
 One positive click ``c = (x, y)`` (pixels of the original image) follows the paper exactly:
 

@@ -53,10 +53,6 @@ class PatchFeatures:
     patch_size: int
     appearance_spread: float | None = None
 
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        return int(self.features.shape[0]), int(self.features.shape[1])
-
     def is_featureless(self, min_spread: float) -> bool:
         """True when the appearance varies less than ``min_spread`` (0 = never; unknown spread: never)."""
         return min_spread > 0 and self.appearance_spread is not None and self.appearance_spread < min_spread
@@ -228,7 +224,7 @@ def load_dino(name_or_path: str, device: str = "cpu") -> DinoFeatures:
     except (OSError, ValueError) as exc:
         raise CheckpointError(
             f"feature backbone '{name_or_path}' ({source}) is not available locally: download it once with "
-            f"`huggingface-cli download {source}` (or pass a local directory), or use --features classical "
+            f"`hf download {source}` (or pass a local directory), or use --features classical "
             f"[{type(exc).__name__}]"
         ) from None
     if config.model_type not in ("dinov2", "dinov2_with_registers", "dinov3_vit"):

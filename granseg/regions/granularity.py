@@ -1,6 +1,6 @@
 """Granularity arithmetic shared by the synthetic world, the pseudo-label engine and the region hierarchy.
 
-UnSAMv2 (DESIGN.md sec. 5) gives every mask of one instance hierarchy (the instance itself and all of its parts,
+UnSAMv2's pseudo-labels (docs/pseudo.md) give every mask of one instance hierarchy (the instance itself and all of its parts,
 sub-parts, ...) a granularity from its area relative to the other masks of the same hierarchy::
 
     g = (sqrt(A) - sqrt(A_min)) / (sqrt(A_max) - sqrt(A_min)) * 0.9 + 0.1

@@ -1,7 +1,7 @@
 """The Gen2Seg training task for :class:`granseg.train.trainer.Trainer`: a Gen2Seg network trained with the
 instance-colouring loss (or the plain foreground loss, the ablation baseline) on synthetic scenes or COCO JSON.
 
-Defaults follow the paper's recipe (DESIGN.md sec. 7): AdamW lr 6e-5, wd 1e-2, 100 warm-up steps, cosine, batch 2
+Defaults follow the Gen2Seg paper's recipe (docs/gen2seg.md): AdamW lr 6e-5, wd 1e-2, 100 warm-up steps, cosine, batch 2
 x accumulation 4, gradient clip 1 (the paper trains 30k steps; set ``steps`` to what you can afford).
 """
 

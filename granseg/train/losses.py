@@ -4,7 +4,7 @@ Conventions: ``prediction`` is ``B x 3 x H x W`` float (any range); ``labels`` i
 ``0`` = background, ``>= 1`` = an instance id (ids need not be contiguous), ``-1`` (``IGNORE_LABEL``) = ignore
 (the pixel takes part in no term at all).
 
-:func:`instance_colouring_loss` is the Gen2Seg instance-colouring loss (DESIGN.md sec. 7, matching the authors'
+:func:`instance_colouring_loss` is the Gen2Seg instance-colouring loss (docs/gen2seg.md, matching the authors'
 public ``InstanceSegmentationLoss``), on a 0..255 scale:
 
 * the prediction of each sample is min-max normalised to 0..255 (``normalise=True``);

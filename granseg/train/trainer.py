@@ -20,7 +20,6 @@ uninterrupted one. Checkpoint folders are written under a temporary name and ren
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -93,8 +92,9 @@ def resolve_task(name: str) -> tuple[type, type[TrainConfig]]:
     """``(task class, its config class)`` for a registered task name."""
     if name not in TASKS:
         raise InputError(f"unknown training task {name!r} (known: {', '.join(sorted(TASKS))})")
-    module_name, _, attr = TASKS[name].partition(":")
-    task_class = getattr(importlib.import_module(module_name), attr)
+    from granseg.registry_utils import resolve_target
+
+    task_class = resolve_target(TASKS[name])
     return task_class, task_class.config_class
 
 

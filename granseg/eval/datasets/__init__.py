@@ -24,13 +24,12 @@ DATASET_NAMES = tuple(_DATASETS)
 
 def load_dataset(name: str, root: str | Path, **options) -> EvalDataset:
     """Open dataset ``name`` at ``root``. Options are passed to the loader (``split``, ``annotation``, ``level``)."""
-    import importlib
+    from granseg.registry_utils import resolve_target
 
     key = name.lower()
     if key not in _DATASETS:
         raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
-    module_name, _, attr = _DATASETS[key].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    cls = resolve_target(_DATASETS[key])
     return cls(root, **{k: v for k, v in options.items() if v is not None})
 
 

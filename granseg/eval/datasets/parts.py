@@ -20,10 +20,6 @@ from granseg.io.images import load_image
 PARTIMAGENET_BACKGROUND = 40
 
 
-def _field(struct, name: str):
-    return struct[name][0] if struct[name].shape else struct[name]
-
-
 def read_pascal_part(mat_path: Path, level: str = "part") -> list[Instance]:
     """Instances of one PascalPart annotation file (``level`` "part" or "object")."""
     from scipy.io import loadmat

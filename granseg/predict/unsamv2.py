@@ -1,25 +1,28 @@
 """Embed once, decode many: the interactive predictor for UnSAMv2 and plain SAM-2 (:mod:`granseg.models.unsamv2`).
 
-Pre-processing is this package's own (no torchvision, no ``Sam2ImageProcessor``): the image is resized so that its
-long side is the model's input size (1024 for the released models) and padded at the bottom/right to a square
-(``resize_mode="longest_side_pad"``; ``"squash"`` resizes to a square instead, as Meta's SAM-2 predictor does), then
-normalised with the ImageNet mean/std. Points and boxes are ``(x, y)`` pixels of the original image and are scaled
-into that frame; the decoder's ``256 x 256`` low-resolution logits are upsampled to the input frame, cropped to the
-un-padded area, resized to the original ``H x W`` and thresholded at 0.
+Pre-processing is this package's own (OpenCV; no torchvision, no ``Sam2ImageProcessor``), set by the model's
+``config.resize_mode``:
+
+* ``"squash"`` (default): the image is resized to ``S x S`` (the model's input size, 1024 for the released models)
+  without keeping its aspect ratio, as Meta's SAM-2 predictor and transformers' ``Sam2ImageProcessor`` do and as
+  the released weights were trained;
+* ``"longest_side_pad"``: the long side is resized to ``S`` and the image padded at the bottom/right to a square.
+
+Then the ImageNet mean/std. Points and boxes are ``(x, y)`` pixels of the original image, scaled per axis into the
+resized content (``x * w' / W``, ``y * h' / H``, with ``h' x w'`` the content size: ``S x S`` when squashed). The
+decoder's ``4h x 4w`` (256 x 256) low-resolution logits are upsampled to ``S x S``, cropped to the content (nothing
+to crop when squashed), resized to the original ``H x W`` and thresholded at the model's ``mask_threshold`` (0).
 
 A g-sweep (``granularity="all"`` or a list) is one batched decoder call: ``K`` prompts that share the points and
 differ only in their granularity token. ``Prediction.low_res_logits`` (``K x 256 x 256``) can be fed back as
 ``mask_input`` on the next click (one mask for all levels, or one per level).
 
 Optional on-disk embedding cache (``cache_dir``, at most ``cache_max_bytes``, least recently used entries deleted
-first): files ``<model>-<image>.safetensors`` keyed by the SHA-256 of the
-image pixels and a fingerprint of the model (config + image-encoder weights).
+first): :mod:`granseg.predict.embedding_cache`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +31,8 @@ import torch.nn.functional as F
 
 from granseg.errors import InputError
 from granseg.predict.base import BasePredictor, Prediction
+from granseg.predict.embedding_cache import DEFAULT_CACHE_MAX_BYTES, EmbeddingCache
 
-DEFAULT_CACHE_MAX_BYTES = 2 * 2**30  # least recently used entries go beyond this (~16 MB per 1024 px image)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -43,9 +46,10 @@ def resized_shape(height: int, width: int, size: int, mode: str) -> tuple[int, i
 
 
 def preprocess_image(
-    image: np.ndarray, size: int, mode: str = "longest_side_pad"
+    image: np.ndarray, size: int, mode: str = "squash"
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """``H x W x 3`` uint8 RGB -> ``(1, 3, size, size)`` float32 normalised pixels and the content size ``(h', w')``."""
+    """``H x W x 3`` uint8 RGB -> ``(1, 3, size, size)`` float32 normalised pixels and the content size ``(h', w')``
+    (``(size, size)`` when squashed; the content sits at the top-left, zero-padded, otherwise)."""
     import cv2
 
     height, width = image.shape[:2]
@@ -68,39 +72,14 @@ def preprocess_image(
 def upsample_logits(
     low_res: torch.Tensor, size: int, content_hw: tuple[int, int], original_hw: tuple[int, int]
 ) -> torch.Tensor:
-    """``(K, h, w)`` low-res logits -> ``(K, H, W)`` logits at the original resolution (crop away the padding)."""
+    """``(K, h, w)`` low-res logits -> ``(K, H, W)`` logits at the original resolution: upsampled to the
+    ``size x size`` input frame, cropped to the content ``content_hw`` (the padding goes; the whole frame when
+    squashed), resized to ``original_hw`` (bilinear, ``align_corners=False`` throughout)."""
     logits = F.interpolate(low_res[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
     logits = logits[..., : content_hw[0], : content_hw[1]]
     if tuple(logits.shape[-2:]) != tuple(original_hw):
         logits = F.interpolate(logits, size=original_hw, mode="bilinear", align_corners=False)
     return logits[:, 0]
-
-
-def prune_cache(directory: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used ``*.safetensors`` entries of an embedding cache until it holds at most
-    ``max_bytes`` (``keep`` is never deleted). Entries that vanish meanwhile (another process) are skipped.
-    Returns the deleted paths."""
-    entries = []
-    for path in directory.glob("*.safetensors"):
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        entries.append((stat.st_mtime, stat.st_size, path))
-    total = sum(size for _, size, _ in entries)
-    deleted = []
-    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
-        if total <= max_bytes:
-            break
-        if keep is not None and path == keep:
-            continue
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        total -= size
-        deleted.append(path)
-    return deleted
 
 
 def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
@@ -111,6 +90,9 @@ def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
 class UnSAMv2Predictor(BasePredictor):
     """:class:`BasePredictor` over an :class:`~granseg.models.unsamv2.UnSAMv2Model` (or plain SAM-2 config)."""
 
+    # the keyword options the constructor takes (callers such as the CLI pass their cache/decoder flags by these)
+    options = ("cache_dir", "cache_max_bytes", "decoder", "decoder_dtype")
+
     def __init__(
         self,
         model,
@@ -119,8 +101,11 @@ class UnSAMv2Predictor(BasePredictor):
         decoder: str = "fast",
         decoder_dtype: str = "float32",
     ) -> None:
-        """decoder: ``"fast"`` (:mod:`granseg.models.fast_decoder`: transformers' decoder function evaluated in a
-        cheaper order, same results up to float rounding) or ``"reference"`` (transformers' modules).
+        """decoder: ``"fast"`` (the model's :meth:`~granseg.models.unsamv2.UnSAMv2Model.fast_decoder`:
+        transformers' decoder function evaluated in a cheaper order, LoRA merged; same results up to float
+        rounding) or ``"reference"`` (``UnSAMv2Model.decode`` on transformers' two-way transformer and upscaling
+        modules as they are, peft adapters included, the image tokens repeated per prompt; this package's token
+        order and granularity head on top).
         decoder_dtype: ``"float32"`` or ``"bfloat16"`` (fast decoder only; an approximation, worthwhile on CPUs
         with AMX / AVX512-BF16 and on GPUs)."""
         super().__init__()
@@ -132,31 +117,22 @@ class UnSAMv2Predictor(BasePredictor):
             raise InputError("decoder_dtype='bfloat16' needs decoder='fast'")
         self.model = model.eval()
         self.model_name = model.name
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.cache_max_bytes = cache_max_bytes
         self.decoder = decoder
         self.decoder_dtype = getattr(torch, decoder_dtype)
-        self._model_fingerprint: str | None = None
+        self._cache = EmbeddingCache(cache_dir, model, cache_max_bytes)
         self._features: list[torch.Tensor] | None = None
         self._decoder_state = None
         self._content_hw: tuple[int, int] = (0, 0)
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the model's weights (the LoRA-merged decoder copy, the fast decoder's weights and the
-        positional encoding are snapshots taken here; call this after changing the model's weights, e.g. after
-        training steps)."""
-        from granseg.models.fast_decoder import FastMaskDecoder
-        from granseg.models.unsamv2 import inference_transformer
-
-        self._model_fingerprint = None  # the embedding-cache key follows the weights too
+        """Re-read the model's weights (the model's fast decoder and the positional encoding are snapshots; call
+        this after changing the model's weights, e.g. after training steps)."""
+        self._cache.forget_fingerprint()  # the embedding-cache key follows the weights too
         with torch.inference_mode():
             self._positional = self.model.image_positional_embeddings()
-        self._transformer = inference_transformer(self.model) if self.model.config.lora is not None else None
         self._fast = (
-            FastMaskDecoder(self.model, self._transformer, self.decoder_dtype)
-            if self.decoder == "fast"
-            else None
+            self.model.fast_decoder(self.decoder_dtype, refresh=True) if self.decoder == "fast" else None
         )
         self._decoder_state = self._fast_state() if self._features is not None else None
 
@@ -175,16 +151,13 @@ class UnSAMv2Predictor(BasePredictor):
     def _set_image(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]
         self._content_hw = resized_shape(height, width, self.input_size, self.model.config.resize_mode)
-        cache_file = self._cache_file(image) if self.cache_dir is not None else None
-        features = self._read_cache(cache_file) if cache_file is not None and cache_file.is_file() else None
+        features = self._cache.read(image)
         if features is None:
             pixels, _ = preprocess_image(image, self.input_size, self.model.config.resize_mode)
             with torch.inference_mode():
-                self._features = self.model.embed_image(pixels.to(self.model.device))
-            if cache_file is not None:
-                self._write_cache(cache_file)
-        else:
-            self._features = features
+                features = self.model.embed_image(pixels.to(self.model.device))
+            self._cache.write(image, features)
+        self._features = features
         self._decoder_state = self._fast_state()
 
     @torch.inference_mode()
@@ -198,49 +171,19 @@ class UnSAMv2Predictor(BasePredictor):
             return self._fast.image_state(self._features, dense, self._positional)
         return self._fast.image_state(self._features, dense, self._positional, same_image=self._decoder_state)
 
-    # ---------------------------------------------------------------------------------------------- cache
+    @property
+    def cache_dir(self) -> Path | None:
+        """The embedding cache's folder (None: no cache)."""
+        return self._cache.directory
+
+    @property
+    def cache_max_bytes(self) -> int | None:
+        """The embedding cache's size limit (None: unbounded)."""
+        return self._cache.max_bytes
+
     def model_fingerprint(self) -> str:
-        """SHA-256 over the config and every tensor that shapes the image embedding."""
-        if self._model_fingerprint is None:
-            digest = hashlib.sha256(self.model.config.sam2.to_json().encode())
-            digest.update(self.model.config.resize_mode.encode())
-            for name, tensor in sorted(self.model.sam.state_dict().items()):
-                if name.startswith(("vision_encoder.", "mask_decoder.conv_s", "no_memory_embedding")):
-                    digest.update(name.encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._model_fingerprint = digest.hexdigest()
-        return self._model_fingerprint
-
-    def _cache_file(self, image: np.ndarray) -> Path:
-        image_digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
-        image_digest.update(repr(image.shape).encode())
-        return self.cache_dir / f"{self.model_fingerprint()[:16]}-{image_digest.hexdigest()[:32]}.safetensors"
-
-    def _read_cache(self, path: Path) -> list[torch.Tensor] | None:
-        from granseg.errors import CheckpointError
-        from granseg.models.checkpoints import safe_safetensors_load
-
-        try:
-            tensors, _ = safe_safetensors_load(path)
-            features = [tensors[f"level{i}"].to(self.model.device) for i in range(3)]
-        except (CheckpointError, KeyError):
-            return None  # unreadable cache entry: recompute and overwrite
-        try:
-            os.utime(path)  # mark as recently used (eviction goes by modification time)
-        except OSError:
-            pass
-        return features
-
-    def _write_cache(self, path: Path) -> None:
-        from safetensors.torch import save
-
-        from granseg.io.files import atomic_write_bytes
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = save({f"level{i}": f.detach().cpu().contiguous() for i, f in enumerate(self._features)})
-        atomic_write_bytes(path, payload)
-        if self.cache_max_bytes is not None:
-            prune_cache(path.parent, self.cache_max_bytes, keep=path)
+        """The embedding cache's key for this model (see :meth:`EmbeddingCache.fingerprint`)."""
+        return self._cache.fingerprint()
 
     # --------------------------------------------------------------------------------------------- decode
     def _scale_xy(self) -> np.ndarray:
@@ -299,9 +242,9 @@ class UnSAMv2Predictor(BasePredictor):
             else None
         )
         sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
-        fast = None
+        state = None
         if self._fast is not None:
-            fast = (self._fast, self._decoder_state if masks is None else self._fast_state(dense))
+            state = self._decoder_state if masks is None else self._fast_state(dense)
         out = self.model.decode(
             embeddings,
             sparse,
@@ -309,8 +252,7 @@ class UnSAMv2Predictor(BasePredictor):
             use_granularity,
             True,
             image_positional_embeddings=self._positional,
-            transformer=self._transformer,
-            fast=fast,
+            fast_state=state,
         )
         if use_granularity:
             return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]

@@ -1,0 +1,113 @@
+"""Boundary maps for the BSDS500 edge evaluation and the per-image run over a dataset (serial or in processes).
+
+An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary strength``. The kinds
+(:data:`EDGE_MAPS`) are chosen explicitly, or by the model with ``"auto"``:
+
+* ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
+* ``ucm``: the ultrametric contour map of the weight-free ``hierarchy`` model's region tree;
+* ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from granseg.errors import InputError
+
+EDGE_MAPS = ("auto", "sobel", "ucm", "features")
+
+
+def default_edge_map(model) -> str:
+    """The edge map ``model`` gives: ``ucm`` for the hierarchy model, ``features`` for a Gen2Seg model."""
+    from granseg.models.gen2seg import Gen2SegModel
+    from granseg.predict.hierarchy import HierarchyModel
+
+    if isinstance(model, HierarchyModel):
+        return "ucm"
+    if isinstance(model, Gen2SegModel):
+        return "features"
+    name = getattr(model, "name", type(model).__name__)
+    raise InputError(
+        f"model {name!r} gives no edge map (edges: 'sobel' without a model, 'hierarchy', or a Gen2Seg model)"
+    )
+
+
+def check_edge_map(model_name: str, kind: str) -> None:
+    """InputError for a choice that cannot work whatever the model loads to (checked before any work)."""
+    if kind not in EDGE_MAPS:
+        raise InputError(f"edge map must be one of {', '.join(EDGE_MAPS)}, got {kind!r}")
+    if model_name == "sobel" and kind not in ("auto", "sobel"):
+        raise InputError(f"edge map {kind!r} needs a model (got 'sobel')")
+
+
+def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") -> Callable:
+    """The edge-map function for ``model_name`` (``"sobel"``: no model) and ``kind`` (see :data:`EDGE_MAPS`)."""
+    from granseg.eval.edges import sobel_nms
+
+    check_edge_map(model_name, kind)
+    if model_name == "sobel" or kind == "sobel":
+        return sobel_nms
+    from granseg.models.registry import load_model
+
+    model = load_model(model_name, device=device)
+    wanted = default_edge_map(model) if kind == "auto" else kind
+    if wanted != default_edge_map(model):
+        raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
+    if wanted == "ucm":
+        from granseg.eval.edges import ultrametric_contour_map
+        from granseg.predict.factory import create_predictor
+
+        predictor = create_predictor(model)
+
+        def hierarchy_edges(image: np.ndarray) -> np.ndarray:
+            predictor.set_image(image)
+            return ultrametric_contour_map(predictor.tree, image.shape[:2])
+
+        return hierarchy_edges
+    return lambda image: sobel_nms(model.feature_image(image))
+
+
+_WORKER: dict = {}
+
+
+def _init(root, split, model_name, device, kind, thresholds) -> None:
+    from granseg.eval.datasets.bsds import BSDS500
+
+    _WORKER.update(
+        dataset=BSDS500(root, split), edges=edge_map_function(model_name, device, kind), thresholds=thresholds
+    )
+
+
+def _one(image_id: str):
+    from granseg.eval.edges import evaluate_boundary_image
+
+    image, gts = _WORKER["dataset"].load(image_id)
+    return evaluate_boundary_image(_WORKER["edges"](image), gts, _WORKER["thresholds"], image_id)
+
+
+def evaluate_bsds_images(
+    root: str | Path,
+    split: str,
+    ids: list[str],
+    model_name: str,
+    thresholds: np.ndarray,
+    device: str = "cpu",
+    kind: str = "auto",
+    workers: int = 1,
+    quiet: bool = False,
+) -> list:
+    """Per-image boundary counts (:class:`granseg.eval.edges.ImageCounts`) of BSDS500 ``ids``, in ``ids`` order
+    whatever ``workers`` is; each worker process builds its own edge-map function once."""
+    from granseg.utils.progress import progress
+
+    init_args = (root, split, model_name, device, kind, thresholds)
+    if workers <= 1:
+        _init(*init_args)
+        return [_one(i) for i in progress(ids, desc="bsds500", quiet=quiet)]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=init_args) as pool:
+        return list(progress(pool.map(_one, ids), desc="bsds500", total=len(ids), quiet=quiet))
