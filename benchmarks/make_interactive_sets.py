@@ -72,7 +72,9 @@ def build_davis(out: Path, step: int, per_sequence: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--davis-step", type=int, default=10)
     parser.add_argument("--davis-per-seq", type=int, default=5)

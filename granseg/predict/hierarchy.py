@@ -92,7 +92,9 @@ class HierarchyModel:
 
 def build_hierarchy(device: str = "cpu", **overrides) -> HierarchyModel:
     """Registry builder: ``HierarchyConfig`` fields may be overridden by keyword."""
-    return HierarchyModel(HierarchyConfig.from_dict({**HierarchyConfig().to_dict(), **overrides}), device=device)
+    return HierarchyModel(
+        HierarchyConfig.from_dict({**HierarchyConfig().to_dict(), **overrides}), device=device
+    )
 
 
 class HierarchyPredictor(BasePredictor):
@@ -156,7 +158,9 @@ class HierarchyPredictor(BasePredictor):
 
         tree, cfg = self.tree, self.config
         positives, negatives = leaves[labels == 1], leaves[labels == 0]
-        picked = [ch.node_for_granularity(nodes, levels, g) for (nodes, levels), lab in zip(chains, labels) if lab]
+        picked = [
+            ch.node_for_granularity(nodes, levels, g) for (nodes, levels), lab in zip(chains, labels) if lab
+        ]
         if previous is None:
             reference = np.zeros(tree.n_leaves, bool)
             for node in picked:
@@ -168,7 +172,9 @@ class HierarchyPredictor(BasePredictor):
         else:  # the previous answer, corrected by the last click's own region at g
             reference = previous.copy()
             nodes, levels = chains[-1]
-            below = [n for n in tree.chain(int(tree.leaf_node[leaves[-1]])) if tree.area[n] < tree.area[nodes[0]]]
+            below = [
+                n for n in tree.chain(int(tree.leaf_node[leaves[-1]])) if tree.area[n] < tree.area[nodes[0]]
+            ]
             nodes = np.concatenate([np.asarray(below, dtype=nodes.dtype), nodes])  # from the leaf up
             levels = np.concatenate([np.zeros(len(below)), levels])
             other = negatives if labels[-1] == 1 else positives

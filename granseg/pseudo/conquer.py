@@ -33,6 +33,7 @@ from granseg.regions.merge import (  # noqa: F401  (re-exported: the engine's me
     superpixel_graph,
 )
 
+
 @dataclasses.dataclass
 class ConquerMask:
     """A part found by merging: ``mask`` H x W bool (image pixels); ``score`` = theta of its level."""

@@ -86,6 +86,8 @@ def colour_bins(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     li = np.clip((lab[..., 0] / 100.0 * nl).astype(np.int64), 0, nl - 1)
     ai = np.clip((lab[..., 1] / 256.0 * na).astype(np.int64), 0, na - 1)
     bi = np.clip((lab[..., 2] / 256.0 * nb).astype(np.int64), 0, nb - 1)
-    grid = np.stack(np.meshgrid(np.arange(nl), np.arange(na), np.arange(nb), indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(np.arange(nl), np.arange(na), np.arange(nb), indexing="ij"), -1).reshape(
+        -1, 3
+    )
     centres = (grid + 0.5) * np.array([100.0 / nl, 256.0 / na, 256.0 / nb])
     return (li * na + ai) * nb + bi, centres

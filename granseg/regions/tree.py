@@ -233,7 +233,9 @@ def build_region_tree(image: np.ndarray, params: TreeParams | None = None) -> Re
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     height_px, width_px = small.shape[:2]
     n_segments = max(1, min(params.n_superpixels, height_px * width_px // 16))
-    labels = superpixels(small, n_segments, params.slic_compactness, max_side=max(small.shape[:2]), iterations=10)
+    labels = superpixels(
+        small, n_segments, params.slic_compactness, max_side=max(small.shape[:2]), iterations=10
+    )
     _, labels = np.unique(labels, return_inverse=True)
     labels = labels.reshape(small.shape[:2])
     n = int(labels.max()) + 1
