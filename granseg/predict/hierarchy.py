@@ -21,9 +21,10 @@ point / box / granularity prompts.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
-Scores: a single click's region scores its persistence in the tree (:func:`granseg.regions.chains.node_score`:
-whole objects with a strong outline high, fragments of a uniform area low); refined masks score the boundary
-contrast of their outline (:func:`granseg.regions.chains.selection_contrast`).
+Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
+(:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
+low); several clicks score the boundary contrast of the mask's outline
+(:func:`granseg.regions.chains.selection_contrast`).
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ class HierarchyConfig(Config):
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
     refine: bool = True
-    refine_single_click: bool = False
+    refine_single_click: bool = True
     refine_smoothness: float = 2.0
     refine_prior: float = 0.1
     refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
-    refine_iterations: int = 1
+    refine_iterations: int = 3
     gmm_components: int = 5
 
     def tree_params(self) -> TreeParams:
@@ -137,9 +138,18 @@ class HierarchyPredictor(BasePredictor):
             previous = [ch.selection_from_mask(tree, np.asarray(m) > 0) for m in np.asarray(mask_input)]
         selections = np.zeros((len(granularity), tree.n_leaves), bool)
         scores = np.zeros(len(granularity))
+        answered: dict[
+            tuple, tuple[np.ndarray, float]
+        ] = {}  # levels that pick the same regions share one cut
         for k, g in enumerate(granularity):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
-            selections[k], scores[k] = self._answer(leaves, labels, chains, float(g), prior, refine)
+            key = (
+                tuple(ch.node_for_granularity(nodes, levels, float(g)) for nodes, levels in chains),
+                None if prior is None else prior.tobytes(),
+            )
+            if key not in answered:
+                answered[key] = self._answer(leaves, labels, chains, float(g), prior, refine)
+            selections[k], scores[k] = answered[key]
         if refine and len(points) == 1:  # one click: keep the answers nested across g (sorted by g)
             order = np.argsort(np.asarray(granularity, dtype=np.float64), kind="stable")
             selections[order] = np.logical_or.accumulate(selections[order], axis=0)
@@ -185,9 +195,11 @@ class HierarchyPredictor(BasePredictor):
             prior_weight = cfg.refine_memory
         reference[positives] = True
         reference[negatives] = False
+        one_click = len(leaves) == 1
         if not refine:
-            score = ch.node_score(tree, picked[0]) if len(picked) == 1 and not len(negatives) else None
-            return reference, ch.selection_contrast(tree, reference) if score is None else score
+            return reference, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
+                tree, reference
+            )
         selected = grabcut_leaves(
             tree,
             reference,
@@ -198,7 +210,9 @@ class HierarchyPredictor(BasePredictor):
             cfg.refine_iterations,
             components=cfg.gmm_components,
         )
-        return selected, ch.selection_contrast(tree, selected)
+        return selected, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
+            tree, selected
+        )
 
     def _to_mask(self, selected: np.ndarray, box) -> np.ndarray:
         mask = ch.upsample_selection(self.tree, selected, self._original_size)
