@@ -123,8 +123,8 @@ def ultrametric_distance(tree: RegionTree, seeds: np.ndarray) -> np.ndarray:
 def node_score(tree: RegionTree, node: int, full_area_fraction: float = 0.02) -> float:
     """Confidence that a region is a whole segment, in [0, 1): its persistence relative to the tree's largest
     merge height, ``1 - exp(-persistence / (0.1 * max height))``, times ``min(1, sqrt(area fraction /
-    full_area_fraction))``. Fragments inside a uniform area merge low into their parent (persistence near 0);
-    regions with a strong outline persist long; regions below ``full_area_fraction`` of the image (2 %) are
+    full_area_fraction))``. Fragments inside a uniform area merge low into their parent (persistence near
+    0); regions with a strong outline persist long; regions below ``full_area_fraction`` of the image (2 %) are
     discounted, so a small dark blob does not outrank a whole object with the same contrast."""
     scale = 0.1 * max(float(tree.height.max()), 1e-9)
     value = float(persistence(tree, np.asarray([node]))[0])
