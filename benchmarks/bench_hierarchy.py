@@ -11,7 +11,7 @@
    ``part_min_fraction``); per scene the largest part (>= 64 px); click at its interior-most pixel;
    IoU(g=0.1, part), IoU(g=1.0, whole object).
 4. grabcut: NoC@85/90 with the RITM clicker (granseg.eval.interactive), oracle g; ``--baseline`` also runs the
-   cv2.grabCut baseline (granseg.eval.baselines) with the same protocol.
+   cv2.grabCut baseline (granseg.predict.grabcut) with the same protocol.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def bench_grabcut(limit: int | None, workers: int, baseline: bool) -> dict:
     out["hierarchy"]["fixed_g1.0_NoC@90"] = metrics.get("NoC@90_fixed_g1.0")
     out["hierarchy"]["seconds"] = time.perf_counter() - start
     if baseline:
-        from granseg.eval.baselines import build_grabcut_baseline
+        from granseg.predict.grabcut import build_grabcut_baseline
 
         def factory():
             return build_grabcut_baseline(device="cpu").create_predictor()

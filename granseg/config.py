@@ -185,7 +185,10 @@ def read_json(path_or_text: str | Path, what: str = "config") -> Any:
         path = Path(path_or_text)
         if not path.is_file():
             raise InputError(f"config file not found: {path}")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{what}: {path} is not a JSON text file") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -20,3 +20,8 @@ class CheckpointError(InputError):
 
 class UnknownModelError(InputError):
     """A model name that is neither registered nor a path to a checkpoint."""
+
+
+class OutputError(InputError):
+    """An output that cannot be written: disk full, read-only folder, name too long, a parent that is a file,
+    an output that would overwrite the input, two outputs with one name."""

@@ -39,3 +39,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--screenshots",
+        default=None,
+        help="folder for the browser tests' screenshots (default: pytest's tmp dir)",
+    )

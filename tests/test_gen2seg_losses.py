@@ -67,14 +67,64 @@ def test_background_and_ignore_by_hand():
     assert instance_colouring_loss(pred2, labels, normalise=False).item() == pytest.approx(expected, rel=1e-9)
 
 
-def test_background_unlabelled_flag_ignores_background():
+def test_unlabelled_background_stays_in_separation_by_default():
+    # the authors' no_bg: background pixels (4 and 9) get no Huber and no mean but stay "other" pixels
+    pred, labels = _tensors([4.0, 0.0, 3.0, 9.0], [0, 1, 1, 0])
+    flag = torch.tensor([False])
+    default = instance_colouring_loss(pred, labels, background_labelled=flag, normalise=False)
+    # instance 1: mean 1.5, Huber 1.0; separation 10/sqrt(2) * mean(300/(1+2.5^2), 300/(1+7.5^2)); one segment
+    expected = 1.0 + 10 / math.sqrt(2) * (300 / 7.25 + 300 / 57.25) / 2
+    assert default.item() == pytest.approx(expected, rel=1e-12)
+    # the same through the -2 label convention
+    pred2, labels2 = _tensors([4.0, 0.0, 3.0, 9.0], [-2, 1, 1, -2])
+    assert instance_colouring_loss(pred2, labels2, normalise=False).item() == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+def test_unlabelled_background_ignore_option():
     pred, labels = _tensors([4.0, 0.0, 3.0, 9.0], [0, 1, 1, 0])
     skipped = instance_colouring_loss(
-        pred, labels, background_labelled=torch.tensor([False]), normalise=False
+        pred, labels, background_labelled=torch.tensor([False]), normalise=False, unlabelled="ignore"
     )
     # only instance 1 remains: Huber 1.0, no other pixels, no pairs
     assert skipped.item() == pytest.approx(1.0)
     assert instance_colouring_loss(pred, labels, normalise=False).item() != pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        instance_colouring_loss(pred, labels, unlabelled="drop")
+
+
+def test_unlabelled_only_sample_is_zero_and_ignored_pixels_stay_out():
+    pred, labels = _tensors([4.0, 7.0], [-2, -2])
+    assert instance_colouring_loss(pred, labels, normalise=False).item() == 0.0
+    # an ignored pixel (-1) next to unlabelled ones changes nothing
+    pred_a, labels_a = _tensors([4.0, 0.0, 3.0, 9.0, 1.0], [-2, 1, 1, -2, -1])
+    pred_b, labels_b = _tensors([4.0, 0.0, 3.0, 9.0], [-2, 1, 1, -2])
+    a = instance_colouring_loss(pred_a, labels_a, normalise=False).item()
+    assert a == pytest.approx(instance_colouring_loss(pred_b, labels_b, normalise=False).item(), rel=1e-12)
+
+
+def test_unlabelled_matches_authors_loop_with_gradients():
+    """Loop reference of the authors' structure with no_bg: every pixel outside an instance is an "other"."""
+    gen = torch.Generator().manual_seed(3)
+    pred = (torch.rand(1, 3, 6, 7, generator=gen, dtype=torch.float64) * 60).requires_grad_(True)
+    labels = torch.randint(0, 5, (1, 6, 7), generator=gen)
+    loss = instance_colouring_loss(pred, labels, background_labelled=torch.tensor([False]), normalise=False)
+    pixels, flat = pred.reshape(3, -1).T, labels.reshape(-1)
+    total, means = 0.0, []
+    for inst in sorted(set(flat.tolist()) - {0}):
+        mask = flat == inst
+        mu = pixels[mask].mean(0)
+        means.append(mu)
+        total = total + F.huber_loss(pixels[mask], mu.expand_as(pixels[mask]))
+        total = total + 10 / math.sqrt(mask.sum()) * (300 / (1 + (pixels[~mask] - mu).pow(2).sum(1))).mean()
+    m = torch.stack(means)
+    i, j = torch.triu_indices(len(m), len(m), 1)
+    ref = (total + (300 / ((m[i] - m[j]).pow(2).sum(1) + 1)).mean()) / len(means)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-9)
+    (grad,) = torch.autograd.grad(loss, pred)
+    (grad_ref,) = torch.autograd.grad(ref, pred)
+    torch.testing.assert_close(grad, grad_ref)
 
 
 def test_empty_and_background_only_images():

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "granseg.cli.train",
     "granseg.cli.pseudo",
     "granseg.cli.eval",
+    "granseg.cli.serve",
 ]
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (InputError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (InputError, OSError) as exc:  # OSError: a filesystem failure (disk full, read-only, ...)
         if getattr(args, "debug", False):
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -25,19 +25,30 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--points-per-side", type=int, default=None, help="grid size (default 64; 16 is fast)"
     )
-    parser.add_argument("--out", type=Path, required=True, help="masks.json")
+    parser.add_argument("--out", type=Path, required=True, help="masks.json ('-': standard output)")
     parser.add_argument("--format", choices=["json", "coco"], default=None)
-    parser.add_argument("--overlay", type=Path, default=None, metavar="PNG", help="also write a picture")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also write a picture (long side <= 2048 px)",
+    )
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
+    parser.add_argument(
+        "--max-bytes", type=int, default=None, help="refuse larger image files (default 256 MiB)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from granseg.cli import info
+    from granseg.cli.segment import OVERLAY_LONG_SIDE, image_limits
     from granseg.errors import InputError
-    from granseg.io.files import atomic_write_json
-    from granseg.io.images import DEFAULT_MAX_PIXELS, load_image
-    from granseg.io.masks import decode_rle, records_to_coco
+    from granseg.io.files import clean_stale_temporaries, json_text
+    from granseg.io.images import load_image
+    from granseg.io.masks import records_to_coco
+    from granseg.io.outputs import OutputSet, is_stdout
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
     from granseg.predict.base import parse_granularity
@@ -50,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= args.points_per_side <= 256:
             raise InputError("--points-per-side must be between 1 and 256")
         config.points_per_side = args.points_per_side
-    image = load_image(args.image, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    outputs = OutputSet(inputs=[args.image])
+    for name in [args.out] + ([args.overlay] if args.overlay is not None else []):
+        outputs.reserve(name)
+    image = load_image(args.image, **image_limits(args))
     model_name = args.model
     if model_name == "auto":
         model_name, reason = resolve_auto()
@@ -59,20 +73,32 @@ def run(args: argparse.Namespace) -> int:
     records = AutomaticSegmenter(predictor, config).generate(image, quiet=args.quiet)
     height, width = image.shape[:2]
     document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
-    atomic_write_json(args.out, document)
+    outputs.put(args.out, json_text(document).encode())
     if args.overlay is not None:
-        import numpy as np
-
-        from granseg.viz import granularity_colors, overlay_masks, save_rgb_png
-
-        masks = (
-            np.stack([decode_rle(r["segmentation"]) for r in records])
-            if records
-            else np.zeros((0, height, width), bool)
-        )
-        colors = granularity_colors([r["granularity"] for r in records])
-        save_rgb_png(args.overlay, overlay_masks(image, masks, colors, alpha=0.35))
-        print(args.overlay)
+        outputs.put(args.overlay, _overlay_png(image, records, OVERLAY_LONG_SIDE))
+    if not is_stdout(args.out):
+        clean_stale_temporaries(Path(args.out).parent)
+    written = outputs.commit()
     info(args, f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)}")
-    print(args.out)
+    for path in written[::-1] if not is_stdout(args.out) else []:
+        print(path)
     return 0
+
+
+def _overlay_png(image, records: list[dict], long_side: int) -> bytes:
+    """PNG of the records' masks over the image, at most ``long_side`` px on its long side."""
+    import cv2
+    import numpy as np
+
+    from granseg.io.images import encode_rgb_png, fit_long_side
+    from granseg.io.masks import decode_rle
+    from granseg.viz import granularity_colors, overlay_masks
+
+    small = fit_long_side(image, long_side)
+    size = small.shape[1::-1]
+    masks = np.zeros((len(records), *small.shape[:2]), bool)
+    for index, record in enumerate(records):  # one full-size mask at a time
+        full = decode_rle(record["segmentation"]).astype(np.uint8)
+        masks[index] = cv2.resize(full, size, interpolation=cv2.INTER_NEAREST) > 0
+    colors = granularity_colors([r["granularity"] for r in records])
+    return encode_rgb_png(overlay_masks(small, masks, colors, alpha=0.35))

@@ -51,6 +51,12 @@ def _add_interactive(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--level", default=None, choices=["part", "object"], help="pascalpart: parts or objects")
     p.add_argument("--no-early-stop", action="store_true", help="always run max-clicks clicks (exact curves)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes over images")
+    p.add_argument(
+        "--clicker",
+        default="ritm",
+        choices=["ritm", "gen2seg"],
+        help="robot user: isegm/RITM (default) or the Gen2Seg paper's centre clicks (use --max-clicks 9)",
+    )
     p.set_defaults(func=run_interactive)
 
 
@@ -160,6 +166,7 @@ def _interactive_config(args):
         pred_threshold=args.threshold,
         granularity=granularity,
         early_stop=not args.no_early_stop,
+        clicker=args.clicker,
     )
 
 

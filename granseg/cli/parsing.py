@@ -26,7 +26,11 @@ def output_format(out: Path, explicit: str | None, allowed: tuple[str, ...]) -> 
     """The output format: ``--format`` if given, else from the file extension (.png -> png, .json -> json)."""
     from granseg.errors import InputError
 
-    if explicit:
+    if str(out) == "-":  # standard output: JSON only
+        fmt = explicit or "json"
+        if fmt == "png":
+            raise InputError("--out - writes JSON to standard output: use --format json (or coco)")
+    elif explicit:
         fmt = explicit
     elif out.suffix.lower() == ".png":
         fmt = "png"

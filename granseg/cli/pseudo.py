@@ -1,12 +1,14 @@
 """``granseg pseudo-label IMAGES_DIR --out LABELS_DIR``: mine hierarchical pseudo-labels (divide and conquer).
 
 Writes ``LABELS_DIR/<stem>.json`` per image (COCO RLE masks with granularity, instance_id, is_part, is_divide,
-is_conquer), ``config.json``, ``manifest.jsonl`` and ``failures.json``; ``--viz`` adds ``viz/<stem>.png``.
+is_conquer), ``config.json``, ``manifest.jsonl`` and ``failures.json``; ``--viz`` adds ``viz/<stem>.png``. Exit code 1 when some images failed
+(their reasons are in ``failures.json``; the other images' labels are kept), 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from granseg.cli import common_flags
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         overrides["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    config = dataclasses.replace(config, **overrides)
+    config = dataclasses.replace(config, **overrides).validate()
     if config.features != "classical":
         from granseg.pseudo.features import get_feature_extractor
 
@@ -91,4 +93,10 @@ def run(args: argparse.Namespace) -> int:
         print_summary(summary, Path(args.out))
         for failure in summary["failures"][:10]:
             info(args, f"  failed: {failure['image']}: {failure['error']}")
+    if summary["failed"]:  # outputs of the other images are kept; exit 1 so that scripts notice
+        print(
+            f"error: {summary['failed']} of {summary['total']} images failed (see {Path(args.out) / 'failures.json'})",
+            file=sys.stderr,
+        )
+        return 1
     return 0

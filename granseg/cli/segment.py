@@ -42,7 +42,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         metavar="G|all",
         help="g in [0.1, 1], a list such as 0.2,0.8, or 'all' (default 1.0)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="mask.png or masks.json")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="mask.png or masks.json; '-' writes JSON to stdout"
+    )
     parser.add_argument(
         "--format",
         choices=["png", "json", "coco"],
@@ -54,9 +56,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="PNG",
-        help="also write a picture of the mask(s) over the image (coloured by granularity)",
+        help="also write a picture of the mask(s) over the image (coloured by granularity; long side <= 2048 px)",
     )
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
+    parser.add_argument(
+        "--max-bytes", type=int, default=None, help="refuse larger image files (default 256 MiB)"
+    )
     _add_neural_flags(parser)
     parser.set_defaults(func=run)
 
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     from granseg.cli import info
     from granseg.errors import InputError
-    from granseg.io.images import DEFAULT_MAX_PIXELS, load_image
+    from granseg.io.images import load_image
+    from granseg.io.outputs import OutputSet, is_stdout, level_path
     from granseg.models.registry import load_model, resolve_auto
     from granseg.predict.base import parse_granularity, validate_prompts
     from granseg.predict.factory import create_predictor
@@ -103,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
     levels = parse_granularity(args.granularity)
     if not args.point and args.box is None:
         raise InputError("give at least one --point X,Y (or a --box)")
-    image = load_image(args.image, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    outputs = OutputSet(inputs=[args.image])
+    names = [level_path(args.out, g) for g in levels] if fmt == "png" and len(levels) > 1 else [args.out]
+    for name in names + ([args.overlay] if args.overlay is not None else []):
+        outputs.reserve(name)  # checked before any work: nothing is written when one is refused
+    image = load_image(args.image, **image_limits(args))
     height, width = image.shape[:2]
     points = np.asarray(args.point + args.negative, dtype=float).reshape(-1, 2)
     labels = np.asarray([1] * len(args.point) + [0] * len(args.negative), dtype=np.int64)
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = create_predictor(model, **predictor_options(model, args))
     predictor.set_image(image)
     prediction = predictor.predict(points, labels, box=args.box, granularity=levels)
-    written = _write_outputs(args, fmt, image, prediction, points, labels)
+    written = _write_outputs(args, fmt, image, prediction, points, labels, outputs, names)
     for index, g in enumerate(prediction.granularity):
         area = int(prediction.masks[index].sum())
         info(
@@ -125,39 +135,32 @@ def run(args: argparse.Namespace) -> int:
             f"g={g:.2f}: mask of {area} px ({100.0 * area / (height * width):.1f}% of the image), "
             f"score {float(prediction.scores[index]):.3f}",
         )
-    for path in written:
-        print(path)
+    if not is_stdout(args.out):
+        for path in written:
+            print(path)
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, fmt: str, image, prediction, points, labels) -> list[Path]:
-    """The mask file(s) in ``fmt`` and the optional overlay picture; returns the paths written."""
-    from granseg.io.files import atomic_write_json
-    from granseg.io.masks import masks_to_records, records_to_coco, save_mask_png
+def _write_outputs(args, fmt: str, image, prediction, points, labels, outputs, names) -> list[Path]:
+    """The mask file(s) ``names`` in ``fmt`` and the optional overlay picture, committed as one
+    :class:`~granseg.io.outputs.OutputSet`; returns the paths written."""
+    from granseg.io.files import clean_stale_temporaries, json_text
+    from granseg.io.masks import encode_mask_png, masks_to_records, records_to_coco
+    from granseg.io.outputs import is_stdout
 
     height, width = image.shape[:2]
-    written: list[Path] = []
     if fmt == "png":
-        if len(prediction.granularity) == 1:
-            written.append(save_mask_png(args.out, prediction.masks[0]))
-        else:
-            for g, mask in zip(prediction.granularity, prediction.masks):
-                path = args.out.with_name(f"{args.out.stem}_g{g:.1f}{args.out.suffix}")
-                written.append(save_mask_png(path, mask))
+        for name, mask in zip(names, prediction.masks):
+            outputs.put(name, encode_mask_png(mask))
     else:
         records = masks_to_records(prediction.masks, prediction.scores, prediction.granularity, points)
         document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
-        written.append(atomic_write_json(args.out, document))
+        outputs.put(args.out, json_text(document).encode())
     if args.overlay is not None:
-        from granseg.viz import granularity_colors, overlay_masks, save_rgb_png, tile
-
-        pictures = [
-            overlay_masks(image, mask, granularity_colors([g]), points=points, labels=labels)
-            for g, mask in zip(prediction.granularity, prediction.masks)
-        ]
-        captions = [f"g={g:.1f}" for g in prediction.granularity]
-        written.append(save_rgb_png(args.overlay, tile(pictures, min(5, len(pictures)), captions=captions)))
-    return written
+        outputs.put(args.overlay, overlay_png(image, prediction, points, labels))
+    for path in {Path(n).parent for n in [*names, args.overlay] if n is not None and not is_stdout(n)}:
+        clean_stale_temporaries(path)  # of killed runs (only ours)
+    return outputs.commit()
 
 
 def predictor_options(model, args: argparse.Namespace) -> dict:
@@ -168,6 +171,8 @@ def predictor_options(model, args: argparse.Namespace) -> dict:
     ``cache_max_bytes``, ``decoder``, ``decoder_dtype``; models without the attribute take none). The embedding
     cache is on by default where it is taken; ``--decoder-dtype bfloat16`` for a model without it is an error.
     """
+    import math
+
     from granseg.errors import InputError
     from granseg.models.registry import granseg_home
     from granseg.predict.factory import predictor_options as predictor_options_of
@@ -175,14 +180,60 @@ def predictor_options(model, args: argparse.Namespace) -> dict:
     accepted = predictor_options_of(model)
     options = {}
     if "cache_dir" in accepted and not args.no_embedding_cache:
-        if args.embedding_cache_gb <= 0:
+        if not math.isfinite(args.embedding_cache_gb) or args.embedding_cache_gb <= 0:
             raise InputError(
-                "--embedding-cache-gb must be > 0 (use --no-embedding-cache to turn the cache off)"
+                "--embedding-cache-gb must be a number > 0 (use --no-embedding-cache to turn the cache off)"
             )
         options["cache_dir"] = args.embedding_cache or granseg_home() / "embeddings"
+        if options["cache_dir"].exists() and not options["cache_dir"].is_dir():
+            raise InputError(f"--embedding-cache {options['cache_dir']} is not a folder")
         options["cache_max_bytes"] = int(args.embedding_cache_gb * 2**30)
     if args.decoder_dtype != "float32":
         if "decoder_dtype" not in accepted:
             raise InputError(f"--decoder-dtype applies to SAM-2 / UnSAMv2 models, not {model.name!r}")
         options["decoder_dtype"] = args.decoder_dtype
     return options
+
+
+def image_limits(args: argparse.Namespace) -> dict:
+    """``load_image`` limits from ``--max-pixels`` / ``--max-bytes`` (absent: the defaults; 0 is an error)."""
+    from granseg.io.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+    max_pixels = getattr(args, "max_pixels", None)
+    max_bytes = getattr(args, "max_bytes", None)
+    return {
+        "max_pixels": DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        "max_bytes": DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
+    }
+
+
+OVERLAY_LONG_SIDE = 2048  # an --overlay picture is at most this many pixels on its long side
+
+
+def overlay_png(image, prediction, points, labels) -> bytes:
+    """PNG of one overlay per granularity (tiled, captioned), at most :data:`OVERLAY_LONG_SIDE` px long."""
+    import math
+
+    import cv2
+    import numpy as np
+
+    from granseg.io.images import encode_rgb_png, fit_long_side
+    from granseg.io.outputs import format_granularity
+    from granseg.viz import granularity_colors, overlay_masks, tile
+
+    columns = min(5, len(prediction.masks))
+    rows = math.ceil(len(prediction.masks) / columns)
+    small = fit_long_side(image, OVERLAY_LONG_SIDE // max(columns, rows))
+    scale = small.shape[1] / image.shape[1]
+    pictures = [
+        overlay_masks(
+            small,
+            cv2.resize(mask.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0,
+            granularity_colors([g]),
+            points=np.asarray(points) * scale,
+            labels=labels,
+        )
+        for g, mask in zip(prediction.granularity, prediction.masks)
+    ]
+    captions = [f"g={format_granularity(g)}" for g in prediction.granularity]
+    return encode_rgb_png(fit_long_side(tile(pictures, columns, captions=captions), OVERLAY_LONG_SIDE))

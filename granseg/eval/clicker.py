@@ -11,6 +11,12 @@ Protocol (SamsungLabs/ritm_interactive_segmentation, ``isegm/inference/clicker.p
 * the click is positive iff the largest fn distance is strictly greater than the largest fp distance, and it goes
   to the first pixel (row-major order) that reaches that maximum.
 
+A second robot user, :class:`CentreClicker` (``clicker="gen2seg"``), follows the Gen2Seg paper's iterative
+protocol: every click is positive; the first goes to the centre of the object, each next one into the largest
+contiguous region of the ground truth not yet predicted (false negatives, 4-connected), at the point of that
+region farthest from its border (the exact L2 distance transform, as above, so the "centre" of the region); no
+click is placed once nothing of the object is missed (the sequence ends; the paper uses up to 9 clicks).
+
 Masks are ``H x W`` bool. A :class:`Click` stores ``(row, col)`` = ``(y, x)`` integer pixel indices; predictors take
 ``(x, y)``, see :meth:`Clicker.points_xy`.
 """
@@ -20,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from granseg.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,56 @@ class Clicker:
     def labels(self) -> np.ndarray:
         """``(N,)`` int64: 1 positive, 0 negative."""
         return np.asarray([c.label for c in self.clicks], dtype=np.int64)
+
+
+def centre_click(
+    gt_mask: np.ndarray,
+    pred_mask: np.ndarray,
+    not_clicked: np.ndarray | None = None,
+    ignore_mask: np.ndarray | None = None,
+) -> Click | None:
+    """The Gen2Seg paper's next click (a positive click at the distance-transform centre of the largest
+    4-connected false-negative region), or None when no false negative is left. With an empty prediction this is
+    the centre click of the object's largest part."""
+    from scipy import ndimage
+
+    gt = np.asarray(gt_mask, dtype=bool)
+    missed = gt & ~np.asarray(pred_mask, dtype=bool)
+    if ignore_mask is not None:
+        missed &= ~np.asarray(ignore_mask, dtype=bool)
+    regions, count = ndimage.label(missed)
+    if count == 0:
+        return None
+    sizes = np.bincount(regions.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    largest = regions == int(np.argmax(sizes))  # ties: the lowest label (first in row-major order)
+    distance = _distance_map(largest)
+    if not_clicked is not None and bool((distance * not_clicked).max() > 0):
+        distance = distance * not_clicked
+    flat = int(np.argmax(distance))  # first maximum in row-major order
+    y, x = divmod(flat, gt.shape[1])
+    return Click(True, int(y), int(x))
+
+
+class CentreClicker(Clicker):
+    """The Gen2Seg paper's robot user (see the module docstring). ``make_next_click`` returns None when the
+    object is fully predicted (no click is added then)."""
+
+    def make_next_click(self, pred_mask: np.ndarray) -> Click | None:
+        click = centre_click(self.gt_mask, pred_mask, self.not_clicked, self.ignore_mask)
+        if click is not None:
+            self.add_click(click)
+        return click
+
+
+CLICKERS = {"ritm": Clicker, "gen2seg": CentreClicker}
+
+
+def make_clicker(kind: str, gt_mask: np.ndarray, ignore_mask: np.ndarray | None = None) -> Clicker:
+    """A robot user by name: ``"ritm"`` (isegm/RITM, the default) or ``"gen2seg"`` (the paper's protocol)."""
+    if kind not in CLICKERS:
+        raise InputError(f"unknown clicker {kind!r} (known: {', '.join(CLICKERS)})")
+    return CLICKERS[kind](gt_mask, ignore_mask)
 
 
 def iou(gt_mask: np.ndarray, pred_mask: np.ndarray, ignore_mask: np.ndarray | None = None) -> float:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from granseg.config import Config
-from granseg.eval.clicker import Clicker, iou, number_of_clicks
+from granseg.errors import InputError
+from granseg.eval.clicker import CLICKERS, Clicker, iou, make_clicker, number_of_clicks
 from granseg.eval.datasets.base import EvalDataset, Instance
 from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 
@@ -43,6 +44,12 @@ class InteractiveConfig(Config):
     levels: tuple[float, ...] = GRANULARITY_LEVELS
     early_stop: bool = True  # stop a sequence once its IoU reaches max(iou_targets)
     use_mask_input: bool = True
+    clicker: str = "ritm"  # "ritm" (isegm/RITM) or "gen2seg" (the Gen2Seg paper's centre clicks)
+
+    def validate(self) -> InteractiveConfig:
+        if self.clicker not in CLICKERS:
+            raise InputError(f"clicker must be one of {', '.join(CLICKERS)}, got {self.clicker!r}")
+        return self
 
     def granularities(self) -> tuple[float, ...]:
         return (float(self.granularity),) if self.granularity is not None else tuple(self.levels)
@@ -108,14 +115,21 @@ def evaluate_instance(
     """Run the click sequences of one instance; the predictor's image must already be set."""
     stop_iou = max(config.iou_targets) if config.early_stop else math.inf
     empty = np.zeros(instance.mask.shape, dtype=bool)
-    sequences = [_Sequence(g, Clicker(instance.mask, instance.ignore), empty) for g in config.granularities()]
+    sequences = [
+        _Sequence(g, make_clicker(config.clicker, instance.mask, instance.ignore), empty)
+        for g in config.granularities()
+    ]
     for _ in range(config.max_clicks):
         active = [s for s in sequences if not s.done]
         if not active:
             break
         groups: dict[tuple, list[_Sequence]] = {}
         for seq in active:
-            seq.clicker.make_next_click(seq.pred)
+            if seq.clicker.make_next_click(seq.pred) is None:  # gen2seg clicker: nothing of the object missed
+                seq.done = True
+                if not seq.ious:  # an object with no pixel to click (all ignored)
+                    seq.ious.append(iou(instance.mask, seq.pred, instance.ignore))
+                continue
             key = (tuple(seq.clicker.clicks), seq.logits is not None)
             groups.setdefault(key, []).append(seq)
         for members in groups.values():
@@ -298,7 +312,7 @@ def render_report(metrics: dict, config: InteractiveConfig, meta: dict) -> str:
         f"# Interactive evaluation: {meta.get('model', '?')} on {meta.get('dataset', '?')}",
         "",
         f"- instances: {metrics.get('instances', 0)}; max clicks {config.max_clicks}; threshold {config.pred_threshold}; {mode}",
-        f"- protocol: isegm/RITM clicker; early stop at IoU {max(config.iou_targets):g}: {config.early_stop}",
+        f"- protocol: {'isegm/RITM' if config.clicker == 'ritm' else 'Gen2Seg centre'} clicker; early stop at IoU {max(config.iou_targets):g}: {config.early_stop}",
         f"- command: `{meta.get('command', '')}`",
         "",
         "| metric | value |",

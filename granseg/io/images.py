@@ -3,39 +3,79 @@
 ``load_image`` returns an ``H x W x 3`` ``uint8`` RGB array in the image's displayed orientation (EXIF applied),
 whatever the file holds: JPEG/PNG/BMP/TIFF/WebP, grayscale, palette, RGBA/LA (alpha dropped), CMYK, 16-bit and
 float images (scaled to 8 bits). It refuses, with :class:`~granseg.errors.ImageDecodeError`, files that are
-missing, not images, corrupt or truncated, and images with more than ``max_pixels`` pixels (checked from the header,
-before the pixels are decoded, so a decompression bomb costs nothing).
+missing, not images, corrupt or truncated, files larger than ``max_bytes`` (checked with ``stat``), files whose first
+bytes are no known image signature, and images with more than ``max_pixels`` pixels (checked from the header,
+before the pixels are decoded, so a decompression bomb costs nothing). A file is read lazily: a rejected file
+costs its first bytes, not its size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from granseg.errors import ImageDecodeError
+from granseg.errors import ImageDecodeError, InputError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 256 * 2**20  # 256 MiB: a 50 MP photo is ~25 MB as JPEG, ~150 MB as 8-bit PNG/TIFF
+# leading bytes of the formats below (MPO is JPEG; PPM/PGM/PBM are P1..P7)
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "MPO", "GIF", "PPM")
 
 
 def load_image(
-    source: str | Path | bytes | np.ndarray, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    source: str | Path | bytes | np.ndarray,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    reduce_long_side: int | None = None,
 ) -> np.ndarray:
     """Decode ``source`` (a path, encoded bytes or an array) to ``H x W x 3`` uint8 RGB.
 
-    ``max_pixels=None`` lifts the size limit.
+    ``max_pixels=None`` / ``max_bytes=None`` lift the limits; values below 1 are an error.
+    ``reduce_long_side``: decode at a reduced size whose long side is still at least this many pixels (JPEG:
+    DCT scaling by 1/2, 1/4 or 1/8 while decoding, so the full-size pixels never exist; other formats: an
+    integer reduction after decoding), for callers that work at a smaller size anyway. Arrays are returned as
+    they are.
     """
     if isinstance(source, np.ndarray):
         return to_rgb_uint8(source)
-    from PIL import Image, ImageFile, ImageOps
+    _check_limit("max_pixels", max_pixels)
+    _check_limit("max_bytes", max_bytes)
+    with _open_source(source, max_bytes) as (stream, name):
+        return _decode(stream, name, max_pixels, reduce_long_side)
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    name = "<bytes>"
+
+def read_image_size(
+    source: str | Path | bytes,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> tuple[int, int]:
+    """``(H, W)`` of the image as :func:`load_image` would return it (EXIF orientation applied), read from the
+    header only; the same checks and errors as :func:`load_image`."""
+    _check_limit("max_pixels", max_pixels)
+    _check_limit("max_bytes", max_bytes)
+    with _open_source(source, max_bytes) as (stream, name):
+        image = _open_checked(stream, name, max_pixels)
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation: 5-8 swap the axes
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InputError(f"{name} must be a whole number >= 1 (got {value!r})")
+
+
+@contextlib.contextmanager
+def _open_source(source, max_bytes: int | None):
+    """``(binary stream, display name)`` after the size and signature checks; the file is read lazily."""
     if isinstance(source, bytes | bytearray | memoryview):
         stream = io.BytesIO(bytes(source))
+        name, size = "<bytes>", len(stream.getbuffer())
     else:
         path = Path(source)
         name = str(path)
@@ -43,7 +83,38 @@ def load_image(
             raise ImageDecodeError(f"image not found: {path}")
         if not path.is_file():
             raise ImageDecodeError(f"not a file: {path}")
-        stream = io.BytesIO(path.read_bytes())
+        size = path.stat().st_size
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    try:
+        if max_bytes is not None and size > max_bytes:
+            raise ImageDecodeError(
+                f"image {name} is {size / 2**20:.1f} MiB, above the limit of {max_bytes / 2**20:.1f} MiB "
+                "(raise it with --max-bytes)"
+            )
+        if not _known_signature(stream.read(16)):
+            raise ImageDecodeError(f"cannot read image {name}: not a supported image file")
+        stream.seek(0)
+        yield stream, name
+    finally:
+        stream.close()
+
+
+def _known_signature(head: bytes) -> bool:
+    if head.startswith(_SIGNATURES):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return len(head) >= 2 and head[:1] == b"P" and head[1:2] in b"1234567"
+
+
+def _open_checked(stream, name: str, max_pixels: int | None):
+    """A lazily-loaded PIL image after the pixel-count check (from the header)."""
+    from PIL import Image, ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -64,8 +135,24 @@ def load_image(
             f"image {name} is {width}x{height} = {width * height / 1e6:.1f} MP, above the limit of "
             f"{max_pixels / 1e6:.1f} MP (raise it with --max-pixels)"
         )
+    return image
+
+
+def _decode(stream, name: str, max_pixels: int | None, reduce_long_side: int | None = None) -> np.ndarray:
+    from PIL import ImageOps
+
+    image = _open_checked(stream, name, max_pixels)
     try:
+        factor = 1 if reduce_long_side is None else max(1, max(image.size) // max(1, reduce_long_side))
+        if factor > 1 and image.format in ("JPEG", "MPO"):
+            width, height = image.size
+            image.draft(image.mode, (-(-width // factor), -(-height // factor)))
         image.load()
+        factor = 1 if reduce_long_side is None else max(1, max(image.size) // max(1, reduce_long_side))
+        if factor > 1:
+            if image.mode not in ("RGB", "RGBA", "L", "LA", "I", "F", "I;16"):
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            image = image.reduce(factor)
         image = ImageOps.exif_transpose(image)
         array = _pil_to_array(image)
     except ImageDecodeError:
@@ -121,3 +208,29 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
             array = (array - lo) / max(hi - lo, 1e-12)
         return np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
     raise ImageDecodeError(f"unsupported image dtype {array.dtype}")
+
+
+def encode_rgb_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an ``H x W x 3`` uint8 RGB image."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(np.asarray(image)[..., ::-1]))
+    if not ok:
+        raise InputError(f"could not encode an image of shape {np.shape(image)} as PNG")
+    return encoded.tobytes()
+
+
+def fit_long_side(image: np.ndarray, long_side: int, nearest: bool = False) -> np.ndarray:
+    """``image`` (``H x W [x C]``, uint8 or bool) shrunk so that its long side is at most ``long_side`` px
+    (area interpolation, or nearest for masks / ``nearest=True``); smaller images are returned as they are."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.dtype == bool:
+        return cv2.resize(image.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=interpolation)

@@ -23,7 +23,11 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InputError(f"encode_rle expects an H x W mask, got shape {mask.shape}")
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    if mask.dtype == bool:  # one Fortran-order copy, viewed as uint8 (same bytes), not two
+        fortran = np.asfortranarray(mask).view(np.uint8)
+    else:
+        fortran = np.asfortranarray(mask.astype(np.uint8))
+    rle = mask_utils.encode(fortran)
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
@@ -47,11 +51,12 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
     """Tight box ``[x, y, w, h]`` (COCO convention, pixels) of a bool mask; zeros for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    rows = np.flatnonzero(np.any(mask, axis=1))  # not np.nonzero: 16 bytes per foreground pixel
+    if len(rows) == 0:
         return [0.0, 0.0, 0.0, 0.0]
-    x0, y0 = int(xs.min()), int(ys.min())
-    return [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
+    cols = np.flatnonzero(np.any(mask, axis=0))
+    x0, y0 = int(cols[0]), int(rows[0])
+    return [float(x0), float(y0), float(cols[-1] - x0 + 1), float(rows[-1] - y0 + 1)]
 
 
 def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0) -> list[list[float]]:
@@ -85,8 +90,8 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
-def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
-    """Write a bool mask (or a label map of uint8/uint16) as PNG atomically; bool masks become 0/255."""
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """PNG bytes of a bool mask (0/255) or a uint8/uint16 label map."""
     import cv2
 
     mask = np.asarray(mask)
@@ -95,7 +100,12 @@ def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(".png", mask)
     if not ok:
         raise InputError(f"could not encode a mask of shape {mask.shape} and dtype {mask.dtype} as PNG")
-    return atomic_write_bytes(path, encoded.tobytes())
+    return encoded.tobytes()
+
+
+def save_mask_png(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a bool mask (or a label map of uint8/uint16) as PNG atomically; bool masks become 0/255."""
+    return atomic_write_bytes(path, encode_mask_png(mask))
 
 
 def masks_to_records(

@@ -54,12 +54,17 @@ class Gen2SegConfig(Config):
         1024  # SD: width of the (cached) empty-prompt embedding when randomly initialised
     )
     prompt_length: int = 77
+    sd_timestep: int = (
+        999  # SD: the one denoising step's timestep (the paper: 999; other values for ablations)
+    )
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise InputError(f"Gen2SegConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.image_size < 1 or self.gamma <= 0:
             raise InputError("Gen2SegConfig: image_size must be >= 1 and gamma > 0")
+        if not 0 <= self.sd_timestep <= 999:
+            raise InputError(f"Gen2SegConfig: sd_timestep must lie in 0..999, got {self.sd_timestep}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ def _vae_from_config(config: Gen2SegConfig):
     return AutoencoderKL(**config.architecture.get("vae", {}))
 
 
-def _sd_alpha_bar(scheduler_config: dict[str, Any]) -> float:
+def _sd_alpha_bar(scheduler_config: dict[str, Any], timestep: int = 999) -> float:
     from diffusers import DDPMScheduler
 
     if scheduler_config.get("prediction_type", "v_prediction") != "v_prediction":
@@ -94,9 +99,7 @@ def _sd_alpha_bar(scheduler_config: dict[str, Any]) -> float:
         "prediction_type",
     )
     scheduler = DDPMScheduler(**{k: v for k, v in scheduler_config.items() if k in keys})
-    from granseg.models.gen2seg_backbones import SD_TIMESTEP
-
-    return float(scheduler.alphas_cumprod[SD_TIMESTEP])
+    return float(scheduler.alphas_cumprod[timestep])
 
 
 def build_network(config: Gen2SegConfig, weights_dir: str | Path | None = None):
@@ -120,10 +123,12 @@ def build_network(config: Gen2SegConfig, weights_dir: str | Path | None = None):
             import torch
 
             embedding = torch.zeros(1, config.prompt_length, unet.config.cross_attention_dim)
+            alpha_bar = _sd_alpha_bar(SD2_SCHEDULER, config.sd_timestep)
+            vae = _vae_from_config(config)
             return nets.StableDiffusionFeatureNet(
-                unet, _vae_from_config(config), embedding, _sd_alpha_bar(SD2_SCHEDULER), config.image_size
+                unet, vae, embedding, alpha_bar, config.image_size, config.sd_timestep
             )
-        return _load_sd(root, config.image_size)
+        return _load_sd(root, config.image_size, config.sd_timestep)
     # dino-vae
     from transformers import Dinov2Config, Dinov2Model
 
@@ -146,6 +151,13 @@ def build_network(config: Gen2SegConfig, weights_dir: str | Path | None = None):
 def _from_pretrained(cls, folder: Path, **kwargs):
     if not folder.is_dir():
         raise CheckpointError(f"missing folder {folder} in the Gen2Seg checkpoint")
+    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise CheckpointError(
+            f"{folder} holds only pickled weights (*.bin), which granseg never loads (a pickle can run code): "
+            "save it with safetensors"
+        )
+    if "Tokenizer" not in cls.__name__:
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickle
     try:
         return cls.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -211,7 +223,7 @@ def _empty_prompt_embedding(root: Path):
     )
 
 
-def _load_sd(root: Path, image_size: int):
+def _load_sd(root: Path, image_size: int, timestep: int = 999):
     from diffusers import UNet2DConditionModel
 
     from granseg.models.gen2seg_backbones import StableDiffusionFeatureNet
@@ -229,7 +241,8 @@ def _load_sd(root: Path, image_size: int):
         raise CheckpointError(
             f"empty-prompt embedding width {embedding.shape[-1]} != UNet cross_attention_dim {unet.config.cross_attention_dim}"
         )
-    return StableDiffusionFeatureNet(unet, vae, embedding, _sd_alpha_bar(scheduler_config), image_size)
+    alpha_bar = _sd_alpha_bar(scheduler_config, timestep)
+    return StableDiffusionFeatureNet(unet, vae, embedding, alpha_bar, image_size, timestep)
 
 
 def is_gen2seg_checkpoint(path: str | Path) -> bool:

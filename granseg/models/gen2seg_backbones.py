@@ -58,7 +58,13 @@ class StableDiffusionFeatureNet(nn.Module):
     input_range = "minus_one_one"
 
     def __init__(
-        self, unet, vae, empty_prompt_embedding: torch.Tensor, alpha_bar: float, image_size: int
+        self,
+        unet,
+        vae,
+        empty_prompt_embedding: torch.Tensor,
+        alpha_bar: float,
+        image_size: int,
+        timestep: int = SD_TIMESTEP,
     ) -> None:
         super().__init__()
         self.unet = unet
@@ -67,7 +73,8 @@ class StableDiffusionFeatureNet(nn.Module):
         self.register_buffer(
             "empty_prompt_embedding", empty_prompt_embedding.detach().clone(), persistent=False
         )
-        self.alpha_bar = float(alpha_bar)
+        self.alpha_bar = float(alpha_bar)  # of the scheduler at ``timestep``
+        self.timestep = int(timestep)
         self.image_size = int(image_size)
         self.patch_size = 2 ** (len(vae.config.block_out_channels) - 1)  # the VAE's downsampling factor
 
@@ -84,7 +91,7 @@ class StableDiffusionFeatureNet(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         latent = self.encode(pixel_values)
         batch = latent.shape[0]
-        timestep = torch.full((batch,), SD_TIMESTEP, device=latent.device, dtype=torch.long)
+        timestep = torch.full((batch,), self.timestep, device=latent.device, dtype=torch.long)
         context = self.empty_prompt_embedding.to(latent.dtype).expand(batch, -1, -1)
         velocity = self.unet(latent, timestep, encoder_hidden_states=context).sample
         clean = self.alpha_bar**0.5 * latent - (1.0 - self.alpha_bar) ** 0.5 * velocity

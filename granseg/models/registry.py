@@ -159,7 +159,7 @@ register_model(
 register_model(
     "grabcut-baseline",
     family="baseline",
-    builder="granseg.eval.baselines:build_grabcut_baseline",
+    builder="granseg.predict.grabcut:build_grabcut_baseline",
     description="classical OpenCV GrabCut driven by clicks (evaluation baseline; ignores granularity)",
     needs_weights=False,
 )

@@ -133,6 +133,7 @@ class BasePredictor(abc.ABC):
         """Embed an ``H x W x 3`` uint8 RGB image (other layouts are converted, see ``io.to_rgb_uint8``)."""
         from granseg.io.images import to_rgb_uint8
 
+        self._image_size = None  # a failed call must not leave the previous image answering
         image = to_rgb_uint8(image)
         self._set_image(image)
         self._image_size = (int(image.shape[0]), int(image.shape[1]))

@@ -218,9 +218,16 @@ def load_dino(name_or_path: str, device: str = "cpu") -> DinoFeatures:
 
     source = FEATURE_ALIASES.get(name_or_path, name_or_path)
     local = Path(source).expanduser()
+    if local.is_dir() and not any(local.glob("*.safetensors")) and any(local.glob("*.bin")):
+        raise CheckpointError(
+            f"feature backbone {local} holds only pickled weights (*.bin), which granseg never loads (a pickle "
+            "can run code): save the model with safetensors (model.save_pretrained(dir, safe_serialization=True))"
+        )
     try:
         config = AutoConfig.from_pretrained(str(local) if local.exists() else source, local_files_only=True)
-        model = AutoModel.from_pretrained(str(local) if local.exists() else source, local_files_only=True)
+        model = AutoModel.from_pretrained(
+            str(local) if local.exists() else source, local_files_only=True, use_safetensors=True
+        )
     except (OSError, ValueError) as exc:
         raise CheckpointError(
             f"feature backbone '{name_or_path}' ({source}) is not available locally: download it once with "

@@ -21,23 +21,27 @@ Output JSON (SA-1B-like, the official UnSAMv2 pseudo-label fields)::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from granseg.config import Config, read_json
-from granseg.errors import GransegError, InputError
+from granseg.errors import InputError
+from granseg.pseudo.manifest import (  # noqa: F401 - part of this module's interface
+    FAILURES,
+    IMAGE_EXTENSIONS,
+    MANIFEST,
+    Manifest,
+    list_images,
+    read_manifest,
+    write_failures,
+)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MANIFEST = "manifest.jsonl"
-FAILURES = "failures.json"
 CONFIG_FILE = "config.json"
 
 
@@ -87,8 +91,12 @@ class PseudoLabelConfig(Config):
     # an image gets no MaskCut instance and no parts (only one whole-image stuff mask when the stuff pass is
     # on), an instance crop gets no conquer parts; cuts there would follow the position prior alone
     featureless_spread: float = 1.0
+    # per-worker memory budget (MB; 0 = none): an image whose expected peak exceeds it is decoded and worked on
+    # at a reduced size, or recorded as failed when even that does not fit (granseg.pseudo.memory)
+    memory_budget_mb: int = 2048
 
     def validate(self) -> PseudoLabelConfig:
+        check_types(self)
         if not self.thetas or any(not 0 < t <= 1 for t in self.thetas):
             raise InputError("thetas must be in (0, 1]")
         for name in (
@@ -110,7 +118,39 @@ class PseudoLabelConfig(Config):
             raise InputError("region_thetas must be in (0, 1]")
         if self.featureless_spread < 0:
             raise InputError("featureless_spread must be >= 0 (0 = off)")
+        if self.memory_budget_mb < 0:
+            raise InputError("memory_budget_mb must be >= 0 (0 = no budget)")
         return self
+
+
+def check_types(config: Config) -> None:
+    """InputError naming the first field whose value does not have its annotated type (str, bool, int, float,
+    ``X | None`` and ``tuple[float, ...]`` are checked; ints are accepted where floats are)."""
+    import typing
+
+    def ok(value: Any, annotation: Any) -> bool:
+        if annotation is bool:
+            return isinstance(value, bool)
+        if annotation is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if annotation is float:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if annotation is str:
+            return isinstance(value, str)
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(value, tuple | list) and all(ok(v, args[0]) for v in value)
+        if type(None) in args:
+            return value is None or any(ok(value, a) for a in args if a is not type(None))
+        return True
+
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not ok(value, hints.get(field.name, Any)):
+            raise InputError(
+                f"{type(config).__name__}: {field.name} = {value!r} is not a valid {hints[field.name]}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- one image
@@ -137,17 +177,43 @@ def pseudo_label_image(
 ):
     """Masks of one ``H x W x 3`` uint8 image. Returns ``(masks K x H x W bool, fields)`` where ``fields`` is a
     list of K dicts with ``score``, ``granularity``, ``instance_id``, ``is_part``, ``is_divide``, ``is_conquer``.
-    Order: by instance (largest first), the instance, then its divide parts, then its conquer parts."""
+    Order: by instance (largest first), the instance, then its divide parts, then its conquer parts.
+    (Holds K full-size masks: :func:`process_image` keeps them at the working size instead.)"""
+    height, width = image.shape[:2]
+    stack, fields, _ = label_at_work_size(image, config, image_path, extractor)
+    return np.stack([upsample_mask(m, height, width) for m in stack]) if len(stack) else stack.reshape(
+        0, height, width
+    ), fields
+
+
+def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An ``h x w`` bool mask at ``height x width`` (nearest neighbour; returned as is when the size matches)."""
     import cv2
 
-    from granseg.pseudo.conquer import conquer
+    if mask.shape == (height, width):
+        return mask
+    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized.view(bool)  # nearest keeps the 0/1 values: a view, not a second full-size copy
+
+
+def label_at_work_size(
+    image: np.ndarray,
+    config: PseudoLabelConfig,
+    image_path: Path | None = None,
+    extractor=None,
+    work_long_side: int | None = None,
+):
+    """:func:`pseudo_label_image` without the final upsampling: ``(masks K x h x w bool, fields, work image
+    h x w x 3)`` where ``h x w`` is the image shrunk to ``work_long_side`` (default ``config.work_long_side``)."""
+    import cv2
+
     from granseg.pseudo.divide import divide, external_masks_for, merge_external_masks, select_instances
     from granseg.pseudo.features import resize_to_patch_multiple
     from granseg.pseudo.granularity import hierarchy_granularity
 
     extractor = extractor or _extractor(config)
     height, width = image.shape[:2]
-    scale = min(1.0, config.work_long_side / max(height, width))
+    scale = min(1.0, (work_long_side or config.work_long_side) / max(height, width))
     work = image
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -161,7 +227,7 @@ def pseudo_label_image(
         featureless = extracted.is_featureless(config.featureless_spread)
         if featureless:
             if config.external_masks is None:
-                return _featureless_labels(height, width, config)
+                return (*_featureless_labels(wh, ww, config), work)
         else:
             for tau in (config.ncut_tau, *config.extra_taus):
                 candidates += divide(
@@ -194,6 +260,24 @@ def pseudo_label_image(
         stuff = stuff_regions(grid, covered, config.stuff_theta, config.min_area_frac, conquer_labels)
         stuff = [region for region in stuff if region.score > config.min_confidence]  # the instances' rule
         instances += [Instance(region.mask, region.score, region.source) for region in stuff]
+    # no name here holds an unrefined stack: each copy is freed as soon as the next one exists
+    stack, fields = _stack_and_refine(
+        *_conquer_instances(instances, work, extractor, config, conquer_labels), work, config, conquer_labels
+    )
+    if not fields:
+        return stack, fields, work
+    granularity = hierarchy_granularity(
+        [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
+    )
+    for field, g in zip(fields, granularity):
+        field["granularity"] = round(float(g), 4)
+    return stack, fields, work
+
+
+def _conquer_instances(instances, work: np.ndarray, extractor, config: PseudoLabelConfig, conquer_labels):
+    """Every instance, then its divide parts, then its conquer parts: ``(masks h x w bool, fields)``."""
+    from granseg.pseudo.conquer import conquer
+
     masks, fields = [], []
     for instance_id, instance in enumerate(instances, start=1):
         is_stuff = instance.source == "stuff"
@@ -220,34 +304,31 @@ def pseudo_label_image(
         for part in parts:
             masks.append(part.mask)
             fields.append(_fields(part.score, instance_id, True, False, True, is_stuff))
-    if not masks:
-        return np.zeros((0, height, width), dtype=bool), []
-    stack = np.stack(masks)
-    if config.refine_segments > 0:
-        from granseg.regions.superpixels import snap_to_superpixels, superpixels
+    return masks, fields
 
-        if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
-            refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
-        else:
-            refine_labels = superpixels(work, config.refine_segments)
-        stack = snap_to_superpixels(stack, refine_labels)
-        if config.clip_to_instance:  # a divide part (> 80 % inside) can be snapped past its instance
-            stack = _clip_parts_to_instances(stack, fields)
-        keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
-        stack, fields = stack[keep], [fields[i] for i in keep]
-    granularity = hierarchy_granularity(
-        [f["instance_id"] for f in fields], stack.reshape(len(stack), -1).sum(axis=1)
-    )
-    for field, g in zip(fields, granularity):
-        field["granularity"] = round(float(g), 4)
-    if (wh, ww) != (height, width):
-        stack = np.stack(
-            [
-                cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-                for m in stack
-            ]
-        )
-    return stack, fields
+
+def _stack_and_refine(
+    masks: list, fields: list[dict[str, Any]], work, config: PseudoLabelConfig, conquer_labels
+):
+    """``(K x h x w stack, fields)`` of the masks, snapped to superpixels, parts clipped to their instance,
+    near-duplicates dropped (when ``refine_segments`` > 0)."""
+    from granseg.regions.superpixels import snap_to_superpixels, superpixels
+
+    if not masks:
+        return np.zeros((0, *work.shape[:2]), dtype=bool), []
+    stack = np.stack(masks)
+    masks.clear()  # a fresh list from _conquer_instances: its arrays are in the stack now
+    if config.refine_segments <= 0:
+        return stack, fields
+    if conquer_labels is not None and config.refine_segments == config.conquer_superpixels:
+        refine_labels = conquer_labels  # the same superpixels: conquer parts are already unions of them
+    else:
+        refine_labels = superpixels(work, config.refine_segments)
+    stack = snap_to_superpixels(stack, refine_labels)
+    if config.clip_to_instance:  # a divide part (> 80 % inside) can be snapped past its instance
+        stack = _clip_parts_to_instances(stack, fields)
+    keep = _dedupe_within_instances(stack, [f["instance_id"] for f in fields], config.nms_iou)
+    return stack[keep], [fields[i] for i in keep]
 
 
 def _clip_parts_to_instances(stack: np.ndarray, fields: list[dict[str, Any]]) -> np.ndarray:
@@ -301,17 +382,16 @@ def _dedupe_within_instances(stack: np.ndarray, instance_ids: list[int], iou_thr
 
 
 def label_document(masks: np.ndarray, fields: list[dict[str, Any]], file_name: str, height: int, width: int):
-    """The output JSON object for one image (see the module docstring)."""
+    """The output JSON object for one image (see the module docstring). ``masks`` (K x h x w bool) may be at a
+    smaller size than ``height x width``: each is upsampled on its own while it is encoded."""
     from granseg.io.masks import masks_to_records
 
-    records = (
-        masks_to_records(
-            masks, [f["score"] for f in fields], [f["granularity"] for f in fields], extra=fields
-        )
-        if len(fields)
-        else []
-    )
-    annotations = [{"id": index, **record} for index, record in enumerate(records, start=1)]
+    annotations = []
+    for index, (mask, field) in enumerate(zip(masks, fields), start=1):
+        full = upsample_mask(mask, height, width)
+        (record,) = masks_to_records(full[None], [field["score"]], [field["granularity"]], extra=[field])
+        annotations.append({"id": index, **record})
+        del full
     return {"image": {"file_name": file_name, "height": height, "width": width}, "annotations": annotations}
 
 
@@ -320,25 +400,20 @@ def process_image(
 ) -> dict[str, Any]:
     """Label one image file and write ``<out_dir>/<stem>.json`` (and the overlay) atomically.
 
-    Never raises for a bad image: returns ``{"image", "status": "ok"|"failed", "output"|"error", ...}``. This is
-    the unit of work shipped to pool / Dask workers (plain arguments, picklable)."""
-    from granseg.io import atomic_write_text, load_image
-
+    Never raises for a bad image, nor for one that runs out of memory: returns ``{"image", "status": "ok" |
+    "failed", "output" | "error", ...}`` (``work_long_side`` when the memory budget reduced it). This is the
+    unit of work shipped to pool / Dask workers (plain arguments, picklable)."""
     path = Path(image_path)
-    out = Path(out_dir)
     config = PseudoLabelConfig.from_dict(config_dict)
     result: dict[str, Any] = {"image": path.name}
     try:
-        image = load_image(path)
-        masks, fields = pseudo_label_image(image, config, image_path=path)
-        height, width = image.shape[:2]
-        document = label_document(masks, fields, path.name, height, width)
-        atomic_write_text(out / f"{path.stem}.json", json.dumps(document, separators=(",", ":")) + "\n")
-        if viz:
-            write_overlay(out / "viz" / f"{path.stem}.png", image, masks, [f["granularity"] for f in fields])
-        result.update(status="ok", output=f"{path.stem}.json", masks=len(fields))
-    except (MemoryError, KeyboardInterrupt):
+        result.update(_label_file(path, Path(out_dir), config, viz))
+    except KeyboardInterrupt:
         raise
+    except MemoryError:
+        result.update(
+            status="failed", error="MemoryError: out of memory (lower memory_budget_mb or --workers)"
+        )
     except Exception as exc:  # a bad image must never abort the run
         result.update(
             status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -346,8 +421,29 @@ def process_image(
     return result
 
 
+def _label_file(path: Path, out: Path, config: PseudoLabelConfig, viz: bool) -> dict[str, Any]:
+    """Decode (within the memory budget), label and write one image; see :func:`process_image`."""
+    from granseg.io import atomic_write_text, load_image
+    from granseg.io.images import read_image_size
+    from granseg.pseudo.memory import plan_memory
+
+    height, width = read_image_size(path)
+    plan = plan_memory(height, width, config.work_long_side, config.memory_budget_mb)
+    image = load_image(path, reduce_long_side=plan.decode_long_side)
+    masks, fields, work = label_at_work_size(image, config, path, work_long_side=plan.work_long_side)
+    del image
+    document = label_document(masks, fields, path.name, height, width)
+    atomic_write_text(out / f"{path.stem}.json", json.dumps(document, separators=(",", ":")) + "\n")
+    del document
+    if viz:
+        write_overlay(out / "viz" / f"{path.stem}.png", work, masks, [f["granularity"] for f in fields])
+    reduced = {} if plan.decode_long_side is None else {"work_long_side": plan.work_long_side}
+    return {"status": "ok", "output": f"{path.stem}.json", "masks": len(fields), **reduced}
+
+
 def write_overlay(path: Path, image: np.ndarray, masks: np.ndarray, granularity: list[float]) -> None:
-    """PNG of the masks over the image, coloured by granularity (small g warm, g = 1 blue)."""
+    """PNG of the masks over the image, coloured by granularity (small g warm, g = 1 blue); written at the
+    working size (``work_long_side``), not the photo's."""
     from granseg.viz import granularity_colors, overlay_masks, save_rgb_png
 
     if len(masks) == 0:
@@ -357,65 +453,12 @@ def write_overlay(path: Path, image: np.ndarray, masks: np.ndarray, granularity:
 
 
 # ---------------------------------------------------------------------------------------------- a directory
-def list_images(images_dir: Path) -> list[Path]:
-    """Image files directly in ``images_dir`` (by extension, sorted by name)."""
-    if not images_dir.is_dir():
-        raise InputError(f"not a directory: {images_dir}")
-    return sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def read_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Latest manifest entry per image name; a torn last line (killed mid-append) is ignored."""
-    entries: dict[str, dict[str, Any]] = {}
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return entries
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and "image" in entry:
-            entries[entry["image"]] = entry
-    return entries
-
-
-class _Manifest:
-    """Append-only JSONL; each line is written with one ``write`` and fsynced."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            with open(path, "ab") as handle:  # terminate a line torn by a kill
-                handle.write(b"\n")
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def append(self, entry: dict[str, Any]) -> None:
-        os.write(self.fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-@contextlib.contextmanager
-def _single_threaded_children() -> Iterator[None]:
-    """Child processes inherit one BLAS/OpenMP thread each (N workers on N cores, deterministic sums)."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: "1" for n in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> dict[str, dict[str, Any]]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Check ``out_dir`` (locked by the caller) against ``config`` / ``resume``, remove the temporaries of
+    killed runs (only this package's, see :func:`granseg.io.files.clean_stale_temporaries`), save the config;
+    returns the manifest entries to trust."""
+    from granseg.io.files import clean_stale_temporaries
+
     config_path = out_dir / CONFIG_FILE
     manifest = read_manifest(out_dir)
     if config_path.is_file():
@@ -438,10 +481,8 @@ def _prepare_output(out_dir: Path, config: PseudoLabelConfig, resume: bool) -> d
             )
     elif resume and manifest:
         raise InputError(f"{out_dir} has a manifest but no {CONFIG_FILE}; cannot resume safely")
-    for debris in out_dir.glob(".*.tmp"):  # temp files of atomic writes cut short by a kill
-        debris.unlink(missing_ok=True)
-    for debris in (out_dir / "viz").glob(".*.tmp"):
-        debris.unlink(missing_ok=True)
+    clean_stale_temporaries(out_dir)  # atomic writes cut short by a kill
+    clean_stale_temporaries(out_dir / "viz")
     config.to_json(config_path)
     return manifest if resume else {}
 
@@ -463,7 +504,8 @@ def run_pipeline(
     ``backend``: "processes" (``workers`` == 1 runs in this process) or "dask" (a ``LocalCluster`` with
     ``workers`` single-threaded processes, or the cluster at ``scheduler``). Returns a summary dict
     (``total``, ``done``, ``skipped``, ``failed``, ``failures``)."""
-    from granseg.utils.progress import progress
+    from granseg.io.files import ensure_dir
+    from granseg.pseudo.lock import OutputLock
 
     config = (config or PseudoLabelConfig()).validate()
     images_dir, out_dir = Path(images_dir), Path(out_dir)
@@ -472,7 +514,20 @@ def run_pipeline(
     if backend not in ("processes", "dask"):
         raise InputError(f"unknown backend {backend!r}; use 'processes' or 'dask'")
     images = list_images(images_dir)
-    previous = _prepare_output(out_dir, config, resume)
+    ensure_dir(out_dir)
+    with OutputLock(out_dir):  # one run per output folder
+        previous = _prepare_output(out_dir, config, resume)
+        return _run_locked(
+            images, out_dir, config, previous, viz, quiet, on_result, (workers, backend, scheduler)
+        )
+
+
+def _run_locked(images, out_dir, config, previous, viz, quiet, on_result, execution) -> dict[str, Any]:
+    """:func:`run_pipeline` once ``out_dir`` is locked and checked; ``execution`` = (workers, backend,
+    scheduler)."""
+    from granseg.pseudo.workers import execute
+    from granseg.utils.progress import progress
+
     done = {
         name for name, e in previous.items() if e.get("status") == "ok" and (out_dir / e["output"]).is_file()
     }
@@ -485,7 +540,7 @@ def run_pipeline(
         stems[path.stem] = path.name
         if path.name not in done:
             todo.append(path)
-    manifest = _Manifest(out_dir / MANIFEST)
+    manifest = Manifest(out_dir / MANIFEST)
     summary = {
         "total": len(images),
         "skipped": len(images) - len(todo) - len(failures),
@@ -495,7 +550,7 @@ def run_pipeline(
     config_dict = config.to_dict()
     tasks = [(str(p), str(out_dir), config_dict, viz) for p in todo]
     try:
-        results = _execute(tasks, workers, backend, scheduler)
+        results = execute(tasks, *execution)
         for result in progress(results, desc="pseudo-label", total=len(tasks), quiet=quiet):
             manifest.append(result)
             if result["status"] == "ok":
@@ -506,87 +561,10 @@ def run_pipeline(
                 on_result(result)
     finally:
         manifest.close()
-        _write_failures(out_dir, failures)
+        write_failures(out_dir, failures)
     summary["failed"] = len(failures)
     summary["failures"] = failures
     return summary
-
-
-def _write_failures(out_dir: Path, failures: list[dict[str, Any]]) -> None:
-    from granseg.io import atomic_write_json
-
-    atomic_write_json(out_dir / FAILURES, sorted(failures, key=lambda f: f["image"]), indent=1)
-
-
-def _execute(
-    tasks: list[tuple], workers: int, backend: str, scheduler: str | None
-) -> Iterator[dict[str, Any]]:
-    """Yield ``process_image`` results in completion order, keeping at most ``2 * workers`` tasks in flight."""
-    if backend == "dask":
-        yield from _execute_dask(tasks, workers, scheduler)
-        return
-    if workers == 1:
-        for task in tasks:
-            yield process_image(*task)
-        return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    with _single_threaded_children():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    pending = set()
-    queue = iter(tasks)
-    try:
-        while True:
-            while len(pending) < 2 * workers:
-                task = next(queue, None)
-                if task is None:
-                    break
-                pending.add(pool.submit(process_image, *task))
-            if not pending:
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-    except BrokenProcessPool:
-        raise GransegError("a worker process died; finished images are saved, rerun with --resume") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _execute_dask(tasks: list[tuple], workers: int, scheduler: str | None) -> Iterator[dict[str, Any]]:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise InputError("the dask backend needs the [dist] extra: pip install 'granseg[dist]'") from None
-    cluster = None
-    with _single_threaded_children():
-        if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-            )
-        client = Client(cluster if cluster is not None else scheduler)
-    try:
-        queue = iter(tasks)
-        window = 2 * max(workers, len(client.scheduler_info().get("workers", {})) or 1)
-        futures = as_completed()
-        for task in [t for _, t in zip(range(window), queue)]:
-            futures.add(client.submit(process_image, *task, pure=False))
-        for future in futures:
-            yield future.result()
-            future.release()
-            task = next(queue, None)
-            if task is not None:
-                futures.add(client.submit(process_image, *task, pure=False))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def print_summary(summary: dict[str, Any], out_dir: Path, stream=None) -> None:

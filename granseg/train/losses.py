@@ -2,7 +2,8 @@
 
 Conventions: ``prediction`` is ``B x 3 x H x W`` float (any range); ``labels`` is ``B x H x W`` int64 with
 ``0`` = background, ``>= 1`` = an instance id (ids need not be contiguous), ``-1`` (``IGNORE_LABEL``) = ignore
-(the pixel takes part in no term at all).
+(the pixel takes part in no term at all), ``-2`` (``UNLABELLED``) = unlabelled background (it may hold objects
+nobody annotated, e.g. everything but cars in Virtual KITTI 2).
 
 :func:`instance_colouring_loss` is the Gen2Seg instance-colouring loss (docs/gen2seg.md, matching the authors'
 public ``InstanceSegmentationLoss``), on a 0..255 scale:
@@ -16,6 +17,10 @@ public ``InstanceSegmentationLoss``), on a 0..255 scale:
   with ``w_I = 10 / sqrt(|I|)``; the mean runs over all labelled pixels of the sample outside ``I`` (other
   instances and labelled background; ignored pixels are left out);
 * mean-level separation: mean over unordered pairs of the (capped) means of ``300 / (||mu_i - mu_j||^2 + 1)``;
+* unlabelled background (``-2``, or label 0 of a sample whose ``background_labelled`` is False): with
+  ``unlabelled="separation"`` (the default, as the authors' code does with ``no_bg``) those pixels get no Huber
+  term and no mean, but still count among the "other" pixels of every instance's separation term; with
+  ``unlabelled="ignore"`` they take part in nothing (this package's behaviour before; an ablation option);
 * at most ``max_instances`` (1250) segments per sample (background first, then instances by increasing id);
 * per sample: (sum of Huber terms + separation terms + mean-level term) / number of Huber terms; the batch loss
   is the mean over samples. A sample without any labelled pixel contributes 0 (still connected to the graph).
@@ -29,6 +34,8 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_LABEL = -1
+UNLABELLED = -2
+UNLABELLED_MODES = ("separation", "ignore")
 MAX_INSTANCES = 1250
 SEPARATION_STRENGTH = 300.0
 SEPARATION_WEIGHT = 10.0
@@ -58,19 +65,23 @@ def _check(prediction: torch.Tensor, labels: torch.Tensor) -> None:
 
 
 def _sample_loss(pixels: torch.Tensor, labels: torch.Tensor, max_instances: int) -> torch.Tensor:
-    """One sample: ``pixels`` (P, C) on the 0..255 scale, ``labels`` (P,) int64. Returns a scalar."""
-    valid = labels >= 0
-    if not bool(valid.any()):
+    """One sample: ``pixels`` (P, C) on the 0..255 scale, ``labels`` (P,) int64 (``-1`` ignored, ``-2`` only an
+    "other" pixel of the separation term). Returns a scalar."""
+    context = (labels >= 0) | (labels == UNLABELLED)  # pixels that take part in the separation term
+    if not bool((labels >= 0).any()):
         return pixels.sum() * 0.0
-    pixels = pixels[valid]
-    labels = labels[valid]
+    pixels = pixels[context]
+    labels = labels[context]
+    # Unlabelled pixels sort first (id -2) and are dropped from the segments below.
     ids, segment = torch.unique(labels, sorted=True, return_inverse=True)  # segment: (P,) in [0, K)
+    skip = int((ids < 0).sum())
+    ids, segment = ids[skip:], segment - skip  # unlabelled pixels now have segment -1
     channels = pixels.shape[1]
-    counts_all = torch.bincount(segment, minlength=len(ids)).to(pixels.dtype)  # (K,)
+    counts_all = torch.bincount(segment[segment >= 0], minlength=len(ids)).to(pixels.dtype)  # (K,)
     # Beyond the cap, segments get no terms of their own but their pixels still count as "other" pixels.
     num_segments = min(len(ids), max_instances)
     ids, counts = ids[:num_segments], counts_all[:num_segments]
-    kept = segment < num_segments
+    kept = (segment >= 0) & (segment < num_segments)
     kept_pixels, kept_segment = pixels[kept], segment[kept]
     sums = pixels.new_zeros(num_segments, channels).index_add_(0, kept_segment, kept_pixels)
     means = sums / counts[:, None]  # (K, C), not detached
@@ -90,9 +101,9 @@ def _sample_loss(pixels: torch.Tensor, labels: torch.Tensor, max_instances: int)
         repulsion = SEPARATION_STRENGTH / (1.0 + squared)
         column_total = repulsion.sum(dim=0)  # (M,)
         # contribution of each instance's own pixels: pick repulsion[p, column of segment[p]] where it is an instance
-        column_of_segment = torch.full((len(counts_all),), -1, dtype=torch.long, device=pixels.device)
+        column_of_segment = torch.full((len(counts_all) + 1,), -1, dtype=torch.long, device=pixels.device)
         column_of_segment[instance_index] = torch.arange(len(instance_index), device=pixels.device)
-        own_column = column_of_segment[segment]
+        own_column = column_of_segment[segment]  # segment -1 (unlabelled) reads the last entry: -1
         inside = own_column >= 0
         own = repulsion[inside.nonzero().flatten(), own_column[inside]]
         own_total = pixels.new_zeros(len(instance_index)).index_add_(0, own_column[inside], own)
@@ -117,23 +128,29 @@ def instance_colouring_loss(
     background_labelled: torch.Tensor | None = None,
     normalise: bool = True,
     max_instances: int = MAX_INSTANCES,
+    unlabelled: str = "separation",
 ) -> torch.Tensor:
     """Gen2Seg instance-colouring loss (see the module docstring).
 
-    prediction: ``B x 3 x H x W`` float; labels: ``B x H x W`` int (0 background, >= 1 instance, -1 ignore);
-    background_labelled: optional ``(B,)`` bool; where False, that sample's background pixels are ignored (the
-    reference code's ``no_bg``, for datasets whose background holds unlabelled objects);
-    normalise: per-sample min-max of the prediction to 0..255 first (the paper's setting).
-    Returns a scalar tensor.
+    prediction: ``B x 3 x H x W`` float; labels: ``B x H x W`` int (0 background, >= 1 instance, -1 ignore,
+    -2 unlabelled background); background_labelled: optional ``(B,)`` bool; where False, that sample's label 0
+    counts as unlabelled (-2) (the reference code's ``no_bg``, for datasets whose background holds unlabelled
+    objects); normalise: per-sample min-max of the prediction to 0..255 first (the paper's setting);
+    unlabelled: ``"separation"`` (default, the authors' behaviour: unlabelled pixels stay among the "other" pixels
+    of the separation term) or ``"ignore"`` (they take part in no term). Returns a scalar tensor.
     """
     _check(prediction, labels)
+    if unlabelled not in UNLABELLED_MODES:
+        raise ValueError(f"unlabelled must be one of {UNLABELLED_MODES}, got {unlabelled!r}")
     prediction = _as_float(prediction)
     labels = labels.to(device=prediction.device, dtype=torch.long)
     if background_labelled is not None:
-        unlabelled = ~torch.as_tensor(background_labelled, dtype=torch.bool, device=labels.device)
+        no_background = ~torch.as_tensor(background_labelled, dtype=torch.bool, device=labels.device)
         labels = torch.where(
-            unlabelled[:, None, None] & (labels == 0), torch.full_like(labels, IGNORE_LABEL), labels
+            no_background[:, None, None] & (labels == 0), torch.full_like(labels, UNLABELLED), labels
         )
+    if unlabelled == "ignore":
+        labels = torch.where(labels == UNLABELLED, torch.full_like(labels, IGNORE_LABEL), labels)
     scaled = minmax_to_255(prediction) if normalise else prediction
     batch, channels = scaled.shape[:2]
     losses = [

@@ -17,6 +17,15 @@ _DATASETS = {
     "partimagenet": "granseg.eval.datasets.parts:PartImageNetDataset",
     "coco": "granseg.eval.datasets.coco:CocoJsonDataset",
     "sa1b": "granseg.eval.datasets.coco:SA1BDataset",
+    # the Gen2Seg paper's evaluation sets
+    "coco-unseen": "granseg.eval.datasets.coco_unseen:CocoUnseenDataset",
+    "coco-unseen-small": "granseg.eval.datasets.coco_unseen:CocoUnseenSmallDataset",
+    "coco-unseen-medium": "granseg.eval.datasets.coco_unseen:CocoUnseenMediumDataset",
+    "coco-unseen-large": "granseg.eval.datasets.coco_unseen:CocoUnseenLargeDataset",
+    "dram": "granseg.eval.datasets.gen2seg_sets:DramDataset",
+    "egohos": "granseg.eval.datasets.gen2seg_sets:EgoHosDataset",
+    "ishape": "granseg.eval.datasets.gen2seg_sets:IShapeDataset",
+    "pidray": "granseg.eval.datasets.gen2seg_sets:PidRayDataset",
 }
 
 DATASET_NAMES = tuple(_DATASETS)

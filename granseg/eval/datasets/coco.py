@@ -50,6 +50,7 @@ class CocoJsonDataset(EvalDataset):
             annotation = candidates[0]
         data = json.loads(Path(annotation).read_text())
         self.images = {img["id"]: img for img in data["images"]}
+        self.categories = {c["id"]: c.get("name", "") for c in data.get("categories", [])}
         self.annotations: dict[int, list[dict]] = {}
         for ann in data.get("annotations", []):
             self.annotations.setdefault(ann["image_id"], []).append(ann)

@@ -12,11 +12,19 @@ from granseg.errors import CheckpointError
 def safe_torch_load(path: str | Path) -> dict[str, torch.Tensor]:
     """``torch.load(weights_only=True)`` on the CPU; unwraps ``{"model": ...}`` / ``{"state_dict": ...}``.
     Anything that is not plain tensors (pickled code, objects) is refused with a :class:`CheckpointError`."""
+    import re
+    import warnings
+
     path = Path(path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with (
+            warnings.catch_warnings()
+        ):  # e.g. "Detected pickle protocol 4": noise before our own one-line error
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for code/objects, RuntimeError for corrupt archives
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = re.sub(r"\x1b\[[0-9;]*m", "", first)  # torch's message holds terminal bold codes
         raise CheckpointError(
             f"refusing to load {path}: not a plain-tensor checkpoint (torch.load(weights_only=True) failed: {first}). "
             "Only weights-only torch files and .safetensors are accepted."
