@@ -93,6 +93,14 @@ def test_unrefined_levels_walk_the_whole_chain():
     assert not masks[-1][:, 140:].any(), "g = 1 must not spill onto the separate disc"
 
 
+def test_answer_at_g_does_not_depend_on_the_other_g_asked(predictor):
+    every = predictor.predict([[65, 70]], [1], granularity="all").masks
+    for k, g in ((0, 0.1), (4, 0.5), (9, 1.0)):
+        assert np.array_equal(predictor.predict([[65, 70]], [1], granularity=g).masks[0], every[k])
+    pair = predictor.predict([[65, 70]], [1], granularity=[1.0, 0.3]).masks
+    assert np.array_equal(pair[0], every[9]) and np.array_equal(pair[1], every[2])
+
+
 def test_monotone_for_clicks_on_several_real_points(predictor):
     for x, y in [(5, 5), (100, 110), (165, 80), (190, 150)]:
         masks = predictor.predict([[x, y]], [1], granularity="all").masks

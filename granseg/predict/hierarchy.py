@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from granseg.config import Config
-from granseg.predict.base import BasePredictor, Prediction
+from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 from granseg.regions import chains as ch
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
@@ -136,23 +136,31 @@ class HierarchyPredictor(BasePredictor):
         previous = None
         if refine and mask_input is not None and len(points) > 1:
             previous = [ch.selection_from_mask(tree, np.asarray(m) > 0) for m in np.asarray(mask_input)]
-        selections = np.zeros((len(granularity), tree.n_leaves), bool)
-        scores = np.zeros(len(granularity))
-        answered: dict[
-            tuple, tuple[np.ndarray, float]
-        ] = {}  # levels that pick the same regions share one cut
-        for k, g in enumerate(granularity):
+        nested = refine and len(points) == 1
+        # one click with the cut: every standard level is answered and the answers are made nested by a running
+        # union from small to large g, so the mask at g does not depend on which other g were asked for
+        levels = (
+            sorted({*GRANULARITY_LEVELS, *map(float, granularity)})
+            if nested
+            else list(map(float, granularity))
+        )
+        selections = np.zeros((len(levels), tree.n_leaves), bool)
+        scores = np.zeros(len(levels))
+        # levels that pick the same regions share one cut
+        answered: dict[tuple, tuple[np.ndarray, float]] = {}
+        for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             key = (
-                tuple(ch.node_for_granularity(nodes, levels, float(g)) for nodes, levels in chains),
+                tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_ in chains),
                 None if prior is None else prior.tobytes(),
             )
             if key not in answered:
-                answered[key] = self._answer(leaves, labels, chains, float(g), prior, refine)
+                answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
             selections[k], scores[k] = answered[key]
-        if refine and len(points) == 1:  # one click: keep the answers nested across g (sorted by g)
-            order = np.argsort(np.asarray(granularity, dtype=np.float64), kind="stable")
-            selections[order] = np.logical_or.accumulate(selections[order], axis=0)
+        if nested:
+            selections = np.logical_or.accumulate(selections, axis=0)
+            rows = [levels.index(float(g)) for g in granularity]
+            selections, scores = selections[rows], scores[rows]
         masks = np.stack([self._to_mask(selection, box) for selection in selections])
         logits = np.where(selections[:, tree.leaf_map], LOGIT, -LOGIT).astype(np.float32)
         return Prediction(
