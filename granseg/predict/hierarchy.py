@@ -11,13 +11,15 @@ point / box / granularity prompts.
   the leaf-level part to the whole object. Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
-* Corrections (from the second click on; ``refine``): GrabCut over the superpixels
-  (:func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
-  and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. The reference is
-  the previous answer when it comes back as ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on
-  the internal grid), corrected by the last click's own region at g (grown for a positive click, cut for a
-  negative one; at most ``correction_size`` x the previous answer's area and holding no click of the other
-  label); else the hierarchy's selection.
+* GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
+  default, starting from the chain region at g, ``refine_iterations`` rounds;
+  :func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
+  and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
+  answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
+  on the other g asked). From the second click the reference is the previous answer when it comes back as
+  ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
+  click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
+  the previous answer's area and holding no click of the other label); else the hierarchy's selection.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
