@@ -139,10 +139,10 @@ class HierarchyPredictor(BasePredictor):
         if refine and mask_input is not None and len(points) > 1:
             previous = [ch.selection_from_mask(tree, np.asarray(m) > 0) for m in np.asarray(mask_input)]
         nested = refine and len(points) == 1
-        # one click with the cut: every standard level is answered and the answers are made nested by a running
-        # union from small to large g, so the mask at g does not depend on which other g were asked for
+        # one click with the cut: every standard level up to the largest g asked is answered and the answers are
+        # made nested by a running union from small to large g, so the mask at g does not depend on the other g
         levels = (
-            sorted({*GRANULARITY_LEVELS, *map(float, granularity)})
+            sorted({*(v for v in GRANULARITY_LEVELS if v <= max(granularity)), *map(float, granularity)})
             if nested
             else list(map(float, granularity))
         )
