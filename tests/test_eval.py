@@ -226,11 +226,11 @@ def test_dataset_evaluation_summary_and_outputs(tmp_path):
     assert "NoC@90" in (tmp_path / "report.md").read_text()
 
 
-def test_probabilities_are_thresholded_with_the_flag():
+def test_logits_are_thresholded_with_the_flag():
     from granseg.eval.interactive import binarize
 
-    probs = np.full((1, 2, 2), 0.495)
-    pred = Prediction(np.zeros((1, 2, 2), bool), np.ones(1), np.ones(1), extra={"probabilities": probs})
+    logits = np.full((1, 2, 2), np.log(0.495 / 0.505))  # probability 0.495
+    pred = Prediction(np.zeros((1, 2, 2), bool), np.ones(1), np.ones(1), logits=logits)
     assert binarize(pred, 0.49).all() and not binarize(pred, 0.5).any()
 
 

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "granseg.cli.train",
     "granseg.cli.pseudo",
     "granseg.cli.eval",
+    "granseg.cli.video",
     "granseg.cli.serve",
 ]
 

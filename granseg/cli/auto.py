@@ -1,4 +1,4 @@
-"""``granseg auto``: whole-image masks at one granularity or at all of them (COCO RLE records)."""
+"""``granseg auto``: whole-image masks at one granularity or at all of them (COCO RLE records, docs/auto.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from pathlib import Path
 from granseg.cli.parsing import output_format
 
 
+def _preset_lines() -> str:
+    from granseg.predict.automatic.config import PRESET_HELP
+
+    return "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items())
+
+
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "auto",
@@ -15,15 +21,29 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="segment the whole image at a granularity (grid of point prompts)",
         description=(
             "Prompt the model with a regular grid of points and keep the confident, stable, non-overlapping "
-            "masks (docs/eval.md). --granularity all = union of the masks at g = 0.1 .. 1.0."
+            "masks (docs/auto.md). --granularity all = union of the masks at g = 0.1 .. 1.0, with the "
+            "part-whole tree (each mask's parent_id at the next coarser level). An empty result is an empty list."
         ),
     )
     parser.add_argument("image", type=Path)
     parser.add_argument(
-        "--granularity", default="all", metavar="G|all", help="g in [0.1, 1] or 'all' (default)"
+        "--granularity",
+        default="all",
+        metavar="G|all",
+        help="g in [0.1, 1], a list 'a,b', or 'all' (default)",
     )
     parser.add_argument(
-        "--points-per-side", type=int, default=None, help="grid size (default 64; 16 is fast)"
+        "--preset", choices=["official", "fast"], default="official", help="settings: " + _preset_lines()
+    )
+    parser.add_argument(
+        "--points-per-side", type=int, default=None, help="grid size in [1, 256] (overrides the preset)"
+    )
+    parser.add_argument(
+        "--dedup",
+        type=float,
+        default=None,
+        metavar="IOU",
+        help="merge masks of different g with IoU >= IOU (smallest g kept, granularity_range recorded)",
     )
     parser.add_argument("--out", type=Path, required=True, help="masks.json ('-': standard output)")
     parser.add_argument("--format", choices=["json", "coco"], default=None)
@@ -41,26 +61,38 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def _config(args: argparse.Namespace, levels):
+    """The preset with the command line's overrides; bad values are InputErrors (exit 2) before any work."""
+    from granseg.errors import InputError
+    from granseg.predict.automatic.config import MAX_POINTS_PER_SIDE, preset_config
+
+    if args.points_per_side is not None and not 1 <= args.points_per_side <= MAX_POINTS_PER_SIDE:
+        raise InputError(f"--points-per-side must be between 1 and {MAX_POINTS_PER_SIDE}")
+    if args.dedup is not None and not 0 < args.dedup <= 1:
+        raise InputError("--dedup must lie in (0, 1]")
+    return preset_config(
+        args.preset,
+        granularities=tuple(float(g) for g in levels),
+        points_per_side=args.points_per_side,
+        dedup_iou=args.dedup,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from granseg.cli import info
     from granseg.cli.segment import OVERLAY_LONG_SIDE, image_limits
-    from granseg.errors import InputError
     from granseg.io.files import clean_stale_temporaries, json_text
     from granseg.io.images import load_image
     from granseg.io.masks import records_to_coco
     from granseg.io.outputs import OutputSet, is_stdout
     from granseg.models.registry import load_model, resolve_auto
-    from granseg.predict.automatic import AutomaticConfig, AutomaticSegmenter
+    from granseg.predict.automatic import AutomaticSegmenter
     from granseg.predict.base import parse_granularity
     from granseg.predict.factory import create_predictor
 
     fmt = output_format(args.out, args.format, ("json", "coco"))
     levels = parse_granularity(args.granularity)
-    config = AutomaticConfig(granularities=tuple(float(g) for g in levels))
-    if args.points_per_side is not None:
-        if not 1 <= args.points_per_side <= 256:
-            raise InputError("--points-per-side must be between 1 and 256")
-        config.points_per_side = args.points_per_side
+    config = _config(args, levels)
     outputs = OutputSet(inputs=[args.image])
     for name in [args.out] + ([args.overlay] if args.overlay is not None else []):
         outputs.reserve(name)
@@ -70,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
     predictor = create_predictor(load_model(model_name, device=args.device))
-    records = AutomaticSegmenter(predictor, config).generate(image, quiet=args.quiet)
+    segmenter = AutomaticSegmenter(predictor, config)
+    records = segmenter.generate(image, quiet=args.quiet)
     height, width = image.shape[:2]
     document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
     outputs.put(args.out, json_text(document).encode())
@@ -79,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if not is_stdout(args.out):
         clean_stale_temporaries(Path(args.out).parent)
     written = outputs.commit()
-    info(args, f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)}")
+    info(
+        args,
+        f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)} "
+        f"({args.preset} preset, {segmenter.stats['decoded']} (point, g) pairs decoded)",
+    )
     for path in written[::-1] if not is_stdout(args.out) else []:
         print(path)
     return 0

@@ -72,7 +72,8 @@ def _add_auto(sub, common: argparse.ArgumentParser) -> None:
         "--predictions", type=Path, default=None, help="predictions JSON (or folder); skips the model"
     )
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--points-per-side", type=int, default=64)
+    p.add_argument("--preset", choices=["official", "fast"], default="official", help="see granseg auto -h")
+    p.add_argument("--points-per-side", type=int, default=None, help="grid size (overrides the preset)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--all-images", action="store_true", help="score every GT image, not only predicted ones")
     p.set_defaults(func=run_auto)
@@ -90,9 +91,10 @@ def _add_edges(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--edge-map",
         default="auto",
-        choices=["auto", "sobel", "ucm", "features"],
+        choices=["auto", "sobel", "ucm", "features", "masks"],
         help="sobel: Sobel + NMS on the image; ucm: the hierarchy model's contour map; features: Sobel + NMS "
-        "on a Gen2Seg feature image (default auto: by --model; --model auto means sobel here)",
+        "on a Gen2Seg feature image; masks: Sobel + NMS on the model's automatic masks (any model) "
+        "(default auto: by --model; --model auto means sobel here)",
     )
     p.set_defaults(func=run_edges)
 
@@ -106,6 +108,13 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", type=float, default=1.0, help="g used on every frame (model propagation)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames per sequence (quick runs)")
+    p.add_argument(
+        "--propagation",
+        choices=["reclick", "track"],
+        default="reclick",
+        help="reclick (default): click each frame at the previous mask's deepest point; track: VideoSession "
+        "(flow + appearance + snapping; lower J&F than reclick from a hierarchy first click, see docs/video.md)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)
 
@@ -223,6 +232,7 @@ def run_auto(args: argparse.Namespace) -> int:
         points_per_side=args.points_per_side,
         max_images=args.max_images,
         all_images=args.all_images,
+        preset=args.preset,
         quiet=args.quiet,
     )
     info(
@@ -274,6 +284,7 @@ def run_video(args: argparse.Namespace) -> int:
         sequences=_parse_subset(args.sequences),
         max_frames=args.max_frames,
         quiet=args.quiet,
+        propagation=args.propagation,
     )
     info(args, f"J {metrics['J']:.3f}  F {metrics['F']:.3f}  J&F {metrics['J&F']:.3f} -> {args.out}")
     return 0

@@ -5,7 +5,11 @@ An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary stre
 
 * ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
 * ``ucm``: the ultrametric contour map of the weight-free ``hierarchy`` model's region tree;
-* ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol).
+* ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol);
+* ``masks``: Sobel + NMS on the model's automatic whole-image masks (any model: the "Sobel on automatic masks"
+  baseline of the SAM and Gen2Seg papers; :func:`granseg.eval.edges.boundary_map_from_masks`). The masks come from
+  :class:`~granseg.predict.automatic.AutomaticSegmenter` with the official preset's filters on a 16 x 16 grid (SAM's
+  edge protocol), all ten g levels.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 
 from granseg.errors import InputError
 
-EDGE_MAPS = ("auto", "sobel", "ucm", "features")
+EDGE_MAPS = ("auto", "sobel", "ucm", "features", "masks")
+MASK_EDGE_POINTS_PER_SIDE = 16
 
 
 def default_edge_map(model) -> str:
@@ -51,14 +56,16 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     if model_name == "sobel" or kind == "sobel":
         return sobel_nms
     from granseg.models.registry import load_model
+    from granseg.predict.factory import create_predictor
 
     model = load_model(model_name, device=device)
     wanted = default_edge_map(model) if kind == "auto" else kind
+    if wanted == "masks":
+        return automatic_mask_edges(create_predictor(model))
     if wanted != default_edge_map(model):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
         from granseg.eval.edges import ultrametric_contour_map
-        from granseg.predict.factory import create_predictor
 
         predictor = create_predictor(model)
 
@@ -68,6 +75,24 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
 
         return hierarchy_edges
     return lambda image: sobel_nms(model.feature_image(image))
+
+
+def automatic_mask_edges(predictor, points_per_side: int = MASK_EDGE_POINTS_PER_SIDE) -> Callable:
+    """The ``masks`` edge map of ``predictor``: ``image -> H x W`` Sobel + NMS of its automatic masks."""
+    from granseg.eval.edges import boundary_map_from_masks
+    from granseg.io.masks import decode_rle
+    from granseg.predict.automatic import AutomaticSegmenter, preset_config
+
+    segmenter = AutomaticSegmenter(predictor, preset_config("official", points_per_side=points_per_side))
+
+    def mask_edges(image: np.ndarray) -> np.ndarray:
+        records = segmenter.generate(image)
+        if not records:
+            return np.zeros(image.shape[:2], dtype=np.float32)
+        masks = np.stack([decode_rle(r["segmentation"]) for r in records])
+        return boundary_map_from_masks(masks, np.asarray([r["score"] for r in records]))
+
+    return mask_edges
 
 
 _WORKER: dict = {}

@@ -14,9 +14,9 @@ Granularity modes:
   ties going to the higher first-click IoU (then the smaller g); 1-IoU (the IoU after the first click) takes the g
   with the best first-click IoU; the per-click mIoU curve follows the oracle g of the primary target.
 
-Prediction threshold: predictors that put ``probabilities`` (``K x H x W`` in [0, 1]) or full-resolution
-``logits`` in ``Prediction.extra`` are binarised at ``pred_threshold`` (0.49 as in RITM/SimpleClick; 0.5 for
-GraCo); otherwise their boolean masks are used as they are.
+Prediction threshold: predictors with ``provides_logits`` (UnSAMv2, SAM-2) are asked for their full-resolution
+logits (``predict(..., return_logits=True)``), binarised at probability ``pred_threshold`` (0.49 as in
+RITM/SimpleClick; 0.5 for GraCo); binary-mask models (``hierarchy``, Gen2Seg, GrabCut) are used as they are.
 """
 
 from __future__ import annotations
@@ -89,13 +89,10 @@ class InstanceResult:
 
 
 def binarize(prediction: Prediction, threshold: float) -> np.ndarray:
-    """``K x H x W`` bool masks of a prediction, thresholded at ``threshold`` when probabilities are given."""
-    probabilities = prediction.extra.get("probabilities")
-    if probabilities is not None:
-        return np.asarray(probabilities) > threshold
-    logits = prediction.extra.get("logits")
-    if logits is not None:
-        return np.asarray(logits) > math.log(threshold / (1.0 - threshold))
+    """``K x H x W`` bool masks of a prediction: its full-resolution ``logits`` above ``logit(threshold)`` when
+    it has them (``predict(..., return_logits=True)``), else its boolean masks as they are."""
+    if prediction.logits is not None:
+        return np.asarray(prediction.logits) > math.log(threshold / (1.0 - threshold))
     return np.asarray(prediction.masks, dtype=bool)
 
 
@@ -142,6 +139,7 @@ def evaluate_instance(
                 first.labels(),
                 granularity=[m.g for m in members],
                 mask_input=mask_input,
+                return_logits=predictor.provides_logits,
             )
             masks = binarize(prediction, config.pred_threshold)
             for k, seq in enumerate(members):

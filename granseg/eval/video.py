@@ -8,7 +8,8 @@
 * Per sequence: the mean over frames, leaving out the first (given as the prompt) and the last frame, as the
   DAVIS toolkit does; dataset J&F = (mean J + mean F) / 2 over sequences.
 
-:func:`propagate_with_clicks` is a weight-free propagation baseline over any ``BasePredictor`` at a fixed g: the
+:func:`propagate_with_session` tracks with :class:`granseg.predict.video.VideoSession` (flow, appearance,
+snapping). :func:`propagate_with_clicks` is the older weight-free baseline over any ``BasePredictor`` at a fixed g: the
 first frame gets the RITM first click on its ground truth, every later frame one positive click at the interior
 point (largest distance to the outline) of the previous frame's predicted mask.
 """
@@ -146,3 +147,23 @@ def propagate_with_clicks(
         masks.append(mask)
         point = interior_point(mask) or point
     return masks
+
+
+def propagate_with_session(
+    predictor, frames, first_gt: np.ndarray, granularity: float, tracker_config=None, first: str = "click"
+) -> list[np.ndarray]:
+    """Weight-free tracking through :class:`granseg.predict.video.VideoSession` over ``frames`` (image paths,
+    arrays, a folder or a video file; read lazily): ``first="click"``: the RITM
+    first click on the first frame's ground truth at ``granularity``; ``first="mask"``: the first frame's
+    ground truth itself (DAVIS semi-supervised protocol). Then forward propagation. One ``H x W`` bool mask per
+    frame."""
+    from granseg.eval.clicker import next_click
+    from granseg.predict.video import VideoSession
+
+    click = next_click(first_gt, np.zeros_like(first_gt, dtype=bool))
+    session = VideoSession(predictor, frames, tracker_config=tracker_config)
+    if first == "mask":
+        session.add_mask(0, first_gt, granularity=granularity, obj_id=1)
+    else:
+        session.add_prompt(0, [(click.x, click.y)], [1], granularity=granularity, obj_id=1)
+    return [masks[1] for _, masks in session.propagate("forward")]

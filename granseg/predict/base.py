@@ -36,12 +36,16 @@ class Prediction:
     scores:       ``K`` float, the model's confidence (predicted IoU for neural models).
     granularity:  ``K`` float, the g each mask answers.
     low_res_logits: optional ``K x h x w`` float logits to feed back as a mask prompt (neural models).
+    logits:       ``K x H x W`` float32 logits at the original resolution (``masks`` = logits > the model's mask
+                  threshold, 0 for SAM-2 models); filled only when ``predict(..., return_logits=True)`` is asked of
+                  a predictor with ``provides_logits`` (else None).
     """
 
     masks: np.ndarray
     scores: np.ndarray
     granularity: np.ndarray
     low_res_logits: np.ndarray | None = None
+    logits: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -115,6 +119,12 @@ class BasePredictor(abc.ABC):
     """Embed once, decode many. See the module docstring for conventions."""
 
     model_name: str = "unknown"
+    #: ``predict(..., return_logits=True)`` fills ``Prediction.logits`` (subclasses that set this accept the
+    #: ``return_logits`` keyword in ``_predict``).
+    provides_logits: bool = False
+    #: the predictor has ``decode_points(points (N, 2), granularity (N,))``: N single-click prompts in one call
+    #: (used by whole-image generation, :mod:`granseg.predict.automatic`).
+    batched_points: bool = False
 
     def __init__(self) -> None:
         self._image_size: tuple[int, int] | None = None  # (H, W) of the original image
@@ -148,18 +158,30 @@ class BasePredictor(abc.ABC):
         box: np.ndarray | Sequence[float] | None = None,
         granularity: Granularity = 1.0,
         mask_input: np.ndarray | None = None,
+        return_logits: bool = False,
     ) -> Prediction:
         """Segment the object or part indicated by the prompts at each requested granularity.
 
         point_coords: ``(N, 2)`` (x, y) pixels; point_labels: ``(N,)`` 1 = positive, 0 = negative (default all 1);
         box: ``(x0, y0, x1, y1)`` pixels; granularity: float, list, or "all";
-        mask_input: optional ``(1 or K) x h x w`` low-res logits from a previous call (models that support it).
+        mask_input: optional ``(1 or K) x h x w`` low-res logits from a previous call (models that support it);
+        return_logits: also return the full-resolution logits (``Prediction.logits``; an InputError for predictors
+        without ``provides_logits``).
         Returns a :class:`Prediction` with one mask per granularity, in the order given.
         """
+        if return_logits and not self.provides_logits:
+            raise InputError(f"{type(self).__name__} gives binary masks, no logits")
         height, width = self.image_size
         points, labels, box_array = validate_prompts(point_coords, point_labels, box, height, width)
         levels = parse_granularity(granularity)
-        prediction = self._predict(points, labels, box_array, levels, mask_input)
+        options = {"return_logits": True} if return_logits else {}
+        prediction = self._predict(points, labels, box_array, levels, mask_input, **options)
+        if return_logits and (
+            prediction.logits is None or prediction.logits.shape != (len(levels), height, width)
+        ):
+            raise RuntimeError(
+                f"{type(self).__name__} did not return {len(levels)} x {height} x {width} logits"
+            )
         if prediction.masks.shape != (len(levels), height, width):
             raise RuntimeError(
                 f"{type(self).__name__} returned masks of shape {prediction.masks.shape}, "

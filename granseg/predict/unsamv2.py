@@ -90,6 +90,9 @@ def sam2_mask_index_for_granularity(granularity: np.ndarray) -> np.ndarray:
 class UnSAMv2Predictor(BasePredictor):
     """:class:`BasePredictor` over an :class:`~granseg.models.unsamv2.UnSAMv2Model` (or plain SAM-2 config)."""
 
+    provides_logits = True
+    batched_points = True
+
     # the keyword options the constructor takes (callers such as the CLI pass their cache/decoder flags by these)
     options = ("cache_dir", "cache_max_bytes", "decoder", "decoder_dtype")
 
@@ -263,15 +266,70 @@ class UnSAMv2Predictor(BasePredictor):
             out.object_score_logits[0, 0, 0].expand(count),
         )
 
-    def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
+    def _predict(
+        self, points, labels, box, granularity, mask_input, return_logits: bool = False
+    ) -> Prediction:
         low_res, scores, object_logits = self.decode_logits(points, labels, box, granularity, mask_input)
         with torch.inference_mode():
-            logits = upsample_logits(low_res, self.input_size, self._content_hw, self.image_size)
+            logits = self.upsample_to_image(low_res)
             masks = (logits > self.model.config.mask_threshold).cpu().numpy()
         return Prediction(
             masks=masks,
             scores=scores.float().cpu().numpy(),
             granularity=np.asarray(granularity, dtype=np.float64),
             low_res_logits=low_res.float().cpu().numpy(),
+            logits=logits.float().cpu().numpy() if return_logits else None,
             extra={"object_score_logits": object_logits.float().cpu().numpy()},
         )
+
+    # ------------------------------------------------------------------------------------ whole-image batches
+    @property
+    def content_shape(self) -> tuple[int, int]:
+        """``(h', w')`` of the image content inside the ``input_size`` square model frame."""
+        return self._content_hw
+
+    @torch.inference_mode()
+    def upsample_to_image(self, low_res: torch.Tensor) -> torch.Tensor:
+        """``(N, 4h, 4w)`` low-res logits -> ``(N, H, W)`` float32 logits at the original image size."""
+        return upsample_logits(low_res, self.input_size, self._content_hw, self.image_size)
+
+    @torch.inference_mode()
+    def decode_points(self, points: np.ndarray, granularity: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """N single positive clicks, each at its own g, in one decoder call on the current image.
+
+        points ``(N, 2)`` (x, y) pixels of the original image (inside it; not re-validated here), granularity
+        ``(N,)``. Returns low-res logits ``(N, 4h, 4w)`` and scores ``(N,)``, equal (up to float rounding) to
+        what :meth:`decode_logits` gives each click alone. UnSAMv2: one prompt per (point, g) pair; plain SAM-2
+        (no g): one multimask prompt per distinct point, the output picked by g as in :meth:`predict`."""
+        embeddings = self.image_embeddings
+        device = self.model.device
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        granularity = np.asarray(granularity, dtype=np.float64).reshape(-1)
+        use_granularity = self.model.config.granularity
+        if use_granularity:
+            unique, inverse = points, np.arange(len(points))
+        else:
+            unique, inverse = np.unique(points, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        scaled = torch.as_tensor(unique * self._scale_xy(), dtype=torch.float32, device=device)
+        labels = torch.ones(1, len(unique), 1, dtype=torch.long, device=device)
+        g = (
+            torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
+            if use_granularity
+            else None
+        )
+        sparse, dense = self.model.encode_prompts(scaled[None, :, None], labels, None, None, g)
+        out = self.model.decode(
+            embeddings,
+            sparse,
+            dense,
+            use_granularity,
+            True,
+            image_positional_embeddings=self._positional,
+            fast_state=self._decoder_state if self._fast is not None else None,
+        )
+        if use_granularity:
+            return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0]
+        rows = torch.as_tensor(inverse, device=device)
+        index = torch.as_tensor(sam2_mask_index_for_granularity(granularity), device=device)
+        return out.mask_logits[0, rows, index], out.iou_scores[0, rows, index]

@@ -8,7 +8,8 @@ loss of a batch and the export of the final model. Tasks are registered by name 
 Output folder layout (``TrainConfig.output_dir``)::
 
     train_config.json          the full config (the task's subclass of TrainConfig)
-    log.jsonl                  one JSON line per logged step (step, loss, lr, seconds)
+    log.jsonl, log.csv         one line per logged step (step, loss, lr, seconds, masks_per_s, skipped counts)
+    tensorboard/               scalars, when the tensorboard package is installed
     checkpoints/step_000100/   state.pt (model, optimizer, scheduler, step, torch RNG) + train_config.json
     checkpoints/latest         name of the newest complete checkpoint folder
     model/                     the exported model (task.export) + train_config.json, written at the end
@@ -24,7 +25,6 @@ import json
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,8 +35,13 @@ import torch
 from granseg.config import Config, read_json
 from granseg.errors import CheckpointError, InputError
 from granseg.io.files import atomic_write_text
+from granseg.train.config_check import check_json
+from granseg.train.train_log import TrainLogger
 
-TASKS: dict[str, str] = {"gen2seg": "granseg.train.gen2seg_task:Gen2SegTask"}
+TASKS: dict[str, str] = {
+    "gen2seg": "granseg.train.gen2seg_task:Gen2SegTask",
+    "unsamv2": "granseg.train.unsamv2_task:UnSAMv2Task",
+}
 
 
 @dataclasses.dataclass
@@ -46,6 +51,7 @@ class TrainConfig(Config):
     task: str = "gen2seg"
     output_dir: str = "runs/train"
     steps: int = 1000  # optimizer steps
+    max_steps: int | None = None  # stop (and end the schedule) earlier than ``steps``: a shortened run
     batch_size: int = 2  # per process and micro-step
     grad_accumulation: int = 1
     lr: float = 1e-4
@@ -55,19 +61,26 @@ class TrainConfig(Config):
     schedule: str = "cosine"  # "cosine" or "constant" (after warm-up)
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0  # <= 0: no clipping
-    precision: str = "fp32"  # "fp32" or "bf16"
+    precision: str = "fp32"  # "fp32", "bf16" or "auto" (bf16 where supported: CUDA with bf16)
     seed: int = 0
     save_every: int = 500  # optimizer steps; the last step is always saved
     keep_checkpoints: int = 2
     log_every: int = 10
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps this run trains for (and its schedule spans): ``min(steps, max_steps)``."""
+        return min(self.steps, self.max_steps) if self.max_steps is not None else self.steps
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
             raise InputError("steps, batch_size and grad_accumulation must be >= 1")
         if self.schedule not in ("cosine", "constant"):
             raise InputError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise InputError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise InputError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError("max_steps must be >= 1 (or null)")
         if self.warmup_steps < 0 or self.lr <= 0:
             raise InputError("warmup_steps must be >= 0 and lr > 0")
 
@@ -104,6 +117,7 @@ def load_train_config(path_or_text: str | Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise InputError("a training config is a JSON object")
     _, config_class = resolve_task(data.get("task", "gen2seg"))
+    check_json(data, config_class)
     return config_class.from_dict(data)
 
 
@@ -113,7 +127,7 @@ def lr_factor(step: int, config: TrainConfig) -> float:
         return (step + 1) / config.warmup_steps
     if config.schedule == "constant":
         return 1.0
-    span = max(config.steps - config.warmup_steps, 1)
+    span = max(config.total_steps - config.warmup_steps, 1)
     progress = min(max(step - config.warmup_steps, 0) / span, 1.0)
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -206,7 +220,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------- training
     def fit(self, resume: bool = False, stop_after: int | None = None) -> Path | None:
-        """Train to ``config.steps`` (from the newest checkpoint if ``resume``) and export the model. With
+        """Train to ``config.total_steps`` (from the newest checkpoint if ``resume``) and export the model. With
         ``stop_after``, stop (with a checkpoint, without export, returning None) after that many optimizer steps
         of this run: for time-limited jobs that continue with ``resume=True``."""
         from accelerate import Accelerator
@@ -221,7 +235,7 @@ class Trainer:
             raise InputError(
                 f"{self.output_dir} already holds checkpoints: pass --resume or choose another output_dir"
             )
-        precision = "bf16" if config.precision == "bf16" else "no"
+        precision = resolve_precision(config.precision, self.cpu)
         _allow_new_precision(precision, self.cpu)
         accelerator = Accelerator(
             mixed_precision=precision,
@@ -245,44 +259,21 @@ class Trainer:
             config.to_json(previous)
         module, optimizer = accelerator.prepare(module, optimizer)
         module.train()
-        size = self.task.dataset_size()
-        rank, world = accelerator.process_index, accelerator.num_processes
-        started = time.time()
-        running = []
-        for step in range(start, config.steps):
-            for micro in range(config.grad_accumulation):
-                batch = self.task.load_samples(sample_indices(config, size, step, micro, rank, world))
-                with accelerator.accumulate(module), accelerator.autocast():
-                    loss = self.task.loss(module, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.grad_clip > 0:
-                        accelerator.clip_grad_norm_(parameters, config.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                running.append(float(loss.detach()))
-            used_lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
-                record = {
-                    "step": done,
-                    "loss": float(np.mean(running)),
-                    "lr": used_lr,
-                    "seconds": round(time.time() - started, 2),
-                }
-                running = []
-                if accelerator.is_main_process:
-                    with open(self.output_dir / "log.jsonl", "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    if self.on_log:
-                        self.on_log(record)
-            stopping = stop_after is not None and done - start >= stop_after and done < config.steps
-            if done % config.save_every == 0 or done == config.steps or stopping:
-                self._save(accelerator, module, optimizer, scheduler, done)
-            if stopping:
-                accelerator.wait_for_everyone()
-                return None
+        logger = TrainLogger(self.output_dir, accelerator.is_main_process, self.on_log, start, config)
+        try:
+            stopped = self._loop(
+                accelerator, module, optimizer, scheduler, parameters, start, stop_after, logger
+            )
+        except torch.OutOfMemoryError as exc:
+            raise InputError(
+                "out of memory: lower batch_size (raise grad_accumulation to keep the effective batch), "
+                "data.max_masks or the model size, or use precision bf16"
+            ) from exc
+        finally:
+            logger.close()
         accelerator.wait_for_everyone()
+        if stopped:
+            return None
         export = self.output_dir / "model"
         if accelerator.is_main_process:
             temporary = self.output_dir / ".model.tmp"
@@ -292,3 +283,47 @@ class Trainer:
             shutil.rmtree(export, ignore_errors=True)
             os.replace(temporary, export)
         return export
+
+    def _loop(self, accelerator, module, optimizer, scheduler, parameters, start, stop_after, logger) -> bool:
+        """Optimizer steps ``start .. total_steps``; True when stopped early by ``stop_after``."""
+        config = self.config
+        size = self.task.dataset_size()
+        rank, world = accelerator.process_index, accelerator.num_processes
+        seeded = getattr(self.task, "seeded_samples", False)
+        count_masks = getattr(self.task, "masks_per_batch", None)
+        total = config.total_steps
+        for step in range(start, total):
+            losses, masks = [], 0
+            for micro in range(config.grad_accumulation):
+                indices = sample_indices(config, size, step, micro, rank, world)
+                if seeded:
+                    batch = self.task.load_samples(indices, seed=(config.seed, step, micro, rank))
+                else:
+                    batch = self.task.load_samples(indices)
+                masks += count_masks(batch) if count_masks else len(indices)
+                with accelerator.accumulate(module), accelerator.autocast():
+                    loss = self.task.loss(module, batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.grad_clip > 0:
+                        accelerator.clip_grad_norm_(parameters, config.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                losses.append(float(loss.detach()))
+            used_lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            done = step + 1
+            logger.step(done, losses, used_lr, masks, getattr(self.task, "counts", None))
+            stopping = stop_after is not None and done - start >= stop_after and done < total
+            if done % config.save_every == 0 or done == total or stopping:
+                self._save(accelerator, module, optimizer, scheduler, done)
+            if stopping:
+                return True
+        return False
+
+
+def resolve_precision(precision: str, cpu: bool) -> str:
+    """accelerate's ``mixed_precision`` for a config value: ``auto`` = bf16 on a CUDA device that supports it."""
+    if precision == "auto":
+        supported = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return "bf16" if supported else "no"
+    return "bf16" if precision == "bf16" else "no"

@@ -13,6 +13,7 @@ Layouts understood:
 * ``hf``: a Hugging Face ``facebook/sam2(.1)-hiera-*`` folder (``config.json`` + ``model.safetensors``).
 * ``package``: this package's ``.safetensors`` (the model's own ``state_dict`` names) with its
   :class:`~granseg.models.unsamv2.UnSAMv2Config` as JSON beside it (``<stem>.json``, also in the file's metadata).
+  A ``granseg train`` output folder (``<output_dir>/model/unsamv2.safetensors``) loads as that package file.
 
 Loading is safe (``torch.load(weights_only=True)`` or safetensors, always onto the CPU first) and strict: every
 missing, unexpected or mis-shaped key is reported in a :class:`~granseg.errors.CheckpointError`.
@@ -41,6 +42,16 @@ def _read_config_override(config: Any) -> UnSAMv2Config | None:
     return UnSAMv2Config.from_json(config)
 
 
+def training_output_model(path: str | Path) -> Path:
+    """A ``granseg train`` output folder (or its ``model/``) holding ``unsamv2.safetensors`` -> that file;
+    any other path unchanged."""
+    path = Path(path)
+    for candidate in (path / "model" / "unsamv2.safetensors", path / "unsamv2.safetensors"):
+        if path.is_dir() and candidate.is_file():
+            return candidate
+    return path
+
+
 def load_model_from_path(
     path: str | Path, device: str = "cpu", config: UnSAMv2Config | str | Path | None = None, **overrides: Any
 ) -> UnSAMv2Model:
@@ -55,7 +66,7 @@ def load_with_report(
     path: str | Path, config: UnSAMv2Config | str | Path | None = None, **overrides: Any
 ) -> tuple[UnSAMv2Model, KeyReport]:
     """Like :func:`load_model_from_path` (on the CPU) but also returns the key report."""
-    path = Path(path)
+    path = training_output_model(path)
     forced = _read_config_override(config)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")

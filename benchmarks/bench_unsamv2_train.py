@@ -1,0 +1,493 @@
+"""Does ``granseg train`` (task ``unsamv2``) teach a SAM-2 to obey the granularity g? (CPU, <= 10 min per run.)
+
+1. Scenes: ``train_scenes`` synthetic scenes (seeds 0..N-1, 128 px) for training; FRESH scenes for evaluation
+   (tune split seeds 20000+, report split seeds 10000+; nothing is trained or chosen on the report split).
+2. Models: the tiny SAM-2 (``tiny_config``, 128 px input) at random init, image encoder FROZEN (its embeddings are
+   cached; a random Hiera still passes local colour/position information to the decoder through its high-resolution
+   features). Trained: granularity modules + LoRA + the mask decoder and prompt encoder (``extra_trainable``:
+   at random init there is no pre-trained decoder to protect). Runs, same steps and batch, one at a time, nice 5:
+   (a) ``synth GT``: the scenes' exact hierarchies (every node with its exact g);
+   (b) ``pseudo-labels``: what ``granseg pseudo-label`` mined from the same scenes' images alone (no GT);
+   (c) ``no-g``: the same architecture without the granularity input (plain SAM-2, 3 outputs, SAM's best-of-3
+       loss) on the data of (a); evaluated with its single best fixed output, chosen on the tune split;
+   (d) ``untrained``: the initial weights of (a).
+3. Evaluation, one click at the pixel farthest from the boundary of each GT part: IoU with the GT part at
+   g = 0.1 / 0.2 / 0.3 and with the GT object at g = 1.0; Spearman correlation between g and the predicted area
+   (relative to the object's area), pooled and per click; mIoU-vs-g per GT level (sub-part, part, object; PNG);
+   NoC@85/90 with oracle g through ``granseg eval interactive`` on a COCO export of the report scenes' parts.
+4. Training throughput (masks/s) with and without the embedding cache.
+
+Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
+Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+G_LEVELS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+IMAGE_SIZE = 128
+
+
+@dataclass
+class BenchSettings:
+    steps: int = 400
+    batch_size: int = 4
+    lr: float = 1e-3
+    train_scenes: int = 120
+    eval_scenes: int = 30  # report split
+    tune_scenes: int = 10
+    max_masks: int = 16
+    noc_instances: int = 40
+    max_clicks: int = 10
+    work_dir: str = "/tmp/granseg_bench_unsamv2_train"
+    runs: str = "synth,pseudo,nog"
+    throughput_steps: int = 10  # tiny-model throughput: steps per measurement
+    correction_clicks: int = 3
+    loss_resolution: str = "input"
+    tag: str = "unsamv2_train"  # results/<tag>.md and results/<tag>_miou_vs_g.png
+    small_steps: int = 2  # throughput of a hiera-small (1024 px) training step; 0 skips it
+
+
+def _python() -> list[str]:
+    return [sys.executable]
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def synth_config():
+    from granseg.synth import SynthConfig
+
+    return SynthConfig(size=IMAGE_SIZE)
+
+
+def save_train_images(folder: Path, count: int) -> None:
+    from PIL import Image
+
+    from granseg.synth import generate_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in range(count):
+        path = folder / f"scene_{seed:05d}.png"
+        if not path.is_file():
+            Image.fromarray(generate_scene(seed, synth_config()).image).save(path)
+
+
+def run_pseudo_label(images: Path, out: Path) -> float:
+    started = time.time()
+    if not (out / "manifest.jsonl").is_file():
+        command = [*_python(), "-m", "granseg", "pseudo-label", str(images), "--out", str(out), "--quiet"]
+        subprocess.run(command, env=_env(), check=True)
+    return time.time() - started
+
+
+def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
+    from granseg.models.unsamv2 import tiny_config
+
+    model = tiny_config(name=f"bench-{name}")
+    if name == "nog":
+        model.granularity = False
+    if name == "pseudo":
+        source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
+    else:
+        source = {"kind": "synth", "num_scenes": settings.train_scenes, "synth": asdict(synth_config())}
+    return {
+        "task": "unsamv2",
+        "output_dir": str(work / f"run_{name}"),
+        "model": model.to_dict(),
+        "init_from": None,
+        "data": {"sources": [source], "max_masks": settings.max_masks},
+        "extra_trainable": ["sam.mask_decoder.", "sam.prompt_encoder."],
+        "correction_clicks": settings.correction_clicks,
+        "loss_resolution": settings.loss_resolution,
+        "steps": settings.steps,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "warmup_steps": max(settings.steps // 20, 1),
+        "log_every": 10,
+        "save_every": settings.steps,
+        "seed": 0,
+    }
+
+
+def train(settings: BenchSettings, name: str, work: Path) -> dict:
+    config = train_config(settings, name, work)
+    path = work / f"config_{name}.json"
+    path.write_text(json.dumps(config, indent=1))
+    out = Path(config["output_dir"])
+    started = time.time()
+    if not (out / "model").is_dir():
+        command = [*_python(), "-m", "granseg", "train", "--config", str(path), "--device", "cpu", "--quiet"]
+        subprocess.run(command, env=_env(), check=True)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    # the training loop's own clock (also right when an earlier run of the same settings is reused)
+    return {"seconds": log[-1]["seconds"] if log else time.time() - started, "log": log, "output": str(out)}
+
+
+def untrained_model(settings: BenchSettings, work: Path):
+    """The initial weights of run (a): the same seed and builder as the trainer."""
+    import torch
+
+    from granseg.train.trainer import load_train_config
+    from granseg.train.unsamv2_task import build_training_model
+
+    config = load_train_config(json.dumps(train_config(settings, "synth", work)))
+    torch.manual_seed(config.seed)
+    return build_training_model(config).eval()
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def click_records(seeds) -> list[dict]:
+    """One record per GT part of objects with >= 2 parts: click (x, y), GT masks of its levels."""
+    from granseg.synth import generate_scene
+
+    records = []
+    for seed in seeds:
+        scene = generate_scene(seed, synth_config())
+        for obj in scene.objects():
+            parts = scene.children(obj.id)
+            if len(parts) < 2:
+                continue
+            for part in parts:
+                x, y = part.point_inside()
+                sub = scene.node_at(x, y, "subpart")
+                records.append(
+                    {
+                        "seed": seed,
+                        "image": scene.image,
+                        "click": (x, y),
+                        "levels": {
+                            "sub-part": None if sub is None else sub.mask,
+                            "part": part.mask,
+                            "object": obj.mask,
+                        },
+                    }
+                )
+    return records
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def predict_sweep(model, records) -> list[np.ndarray]:
+    """Per record: ``(K, 10, H, W)`` bool masks (K = 1 for a granularity model, 3 for plain SAM-2)."""
+    from granseg.predict.unsamv2 import UnSAMv2Predictor
+
+    predictor = UnSAMv2Predictor(model.eval(), decoder="reference")
+    out, current = [], None
+    for record in records:
+        if current is not record["seed"]:
+            predictor.set_image(record["image"])
+            current = record["seed"]
+        point = np.asarray([record["click"]], dtype=np.float64)
+        if model.config.granularity:
+            prediction = predictor.predict(point, [1], granularity=list(G_LEVELS))
+            out.append(prediction.masks[None])
+        else:  # every one of SAM-2's three outputs (g picks among them; here each is one fixed output)
+            masks = []
+            for g in (0.1, 0.5, 1.0):  # sam2_mask_index_for_granularity: 0, 1, 2
+                masks.append(predictor.predict(point, [1], granularity=[g]).masks[0])
+            out.append(np.repeat(np.stack(masks)[:, None], len(G_LEVELS), axis=1))
+    return out
+
+
+def score(records, sweeps, output: int) -> dict:
+    """Metrics of one output index (0 for granularity models)."""
+    from scipy.stats import spearmanr
+
+    levels = ("sub-part", "part", "object")
+    curves = {level: [[] for _ in G_LEVELS] for level in levels}
+    pairs_g, pairs_area, per_click = [], [], []
+    for record, sweep in zip(records, sweeps):
+        masks = sweep[output]
+        object_area = record["levels"]["object"].sum()
+        areas = masks.reshape(len(G_LEVELS), -1).sum(1) / object_area
+        for level in levels:
+            gt = record["levels"][level]
+            if gt is not None:
+                for k in range(len(G_LEVELS)):
+                    curves[level][k].append(_iou(masks[k], gt))
+        pairs_g += list(G_LEVELS)
+        pairs_area += list(areas)
+        if np.ptp(areas) > 0:
+            per_click.append(spearmanr(G_LEVELS, areas).statistic)
+        else:
+            per_click.append(0.0)
+    mean = {level: [float(np.mean(v)) if v else float("nan") for v in curves[level]] for level in levels}
+    pooled = spearmanr(pairs_g, pairs_area).statistic
+    return {
+        "part IoU g=0.1": mean["part"][0],
+        "part IoU g=0.2": mean["part"][1],
+        "part IoU g=0.3": mean["part"][2],
+        "object IoU g=1.0": mean["object"][9],
+        "Spearman pooled": float(0.0 if np.isnan(pooled) else pooled),
+        "Spearman per click": float(np.mean(per_click)),
+        "curves": mean,
+    }
+
+
+def best_fixed_output(tune_records, tune_sweeps) -> tuple[int, int]:
+    """The plain SAM-2's fixed output index for parts and for objects, each chosen on the tune split."""
+    scores = [score(tune_records, tune_sweeps, k) for k in range(3)]
+    part = int(np.argmax([np.mean([s[f"part IoU g=0.{i}"] for i in (1, 2, 3)]) for s in scores]))
+    whole = int(np.argmax([s["object IoU g=1.0"] for s in scores]))
+    return part, whole
+
+
+def write_coco(records_seeds, folder: Path) -> Path:
+    """The report scenes' parts as a COCO dataset (images + RLE), for ``granseg eval interactive``."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    from granseg.synth import generate_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for seed in records_seeds:
+        scene = generate_scene(seed, synth_config())
+        Image.fromarray(scene.image).save(folder / f"scene_{seed}.png")
+        images.append(
+            {"id": seed, "file_name": f"scene_{seed}.png", "height": IMAGE_SIZE, "width": IMAGE_SIZE}
+        )
+        for node in scene.level_nodes("part"):
+            rle = mask_utils.encode(np.asfortranarray(node.mask.astype(np.uint8)))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": seed,
+                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()},
+                    "area": int(node.area),
+                    "iscrowd": 0,
+                }
+            )
+    path = folder / "parts.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def noc(model_path: str, coco: Path, out: Path, settings: BenchSettings) -> dict:
+    command = [*_python(), "-m", "granseg", "eval", "interactive", "--dataset", "coco",
+               "--data-root", str(coco.parent), "--annotations", str(coco), "--out", str(out),
+               "--model", model_path, "--device", "cpu", "--quiet", "--max-clicks", str(settings.max_clicks),
+               "--max-instances", str(settings.noc_instances), "--iou", "0.85,0.9"]  # fmt: skip
+    if not (out / "metrics.json").is_file():  # an earlier run of the same settings is reused
+        subprocess.run(command, env=_env(), check=True)
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    return {k: metrics.get(k) for k in ("NoC@85", "NoC@90", "1-IoU", "instances")}
+
+
+# ------------------------------------------------------------------------------------------------ throughput
+def throughput(settings: BenchSettings, work: Path, architecture: str, steps: int) -> dict:
+    """masks/s of training steps: a cold embedding cache (every image through the encoder) vs a warm one."""
+    from granseg.models.unsamv2 import SAM2_ARCHITECTURES, tiny_config
+
+    model = tiny_config(name="bench-throughput")
+    if architecture != "tiny":
+        model.sam2 = SAM2_ARCHITECTURES[architecture]
+    base = train_config(settings, "synth", work)
+    base.update(
+        model=model.to_dict(),
+        steps=steps,
+        max_steps=None,
+        log_every=steps,
+        save_every=steps,
+        warmup_steps=1,
+        loss_resolution="low_res" if architecture != "tiny" else "input",
+        cache_dir=str(work / f"cache_{architecture}"),
+    )
+    result = {}
+    for label in ("cold cache (encoder runs)", "warm cache (encoder skipped)"):
+        out = work / f"throughput_{architecture}_{label.split()[0]}"
+        config = dict(base, output_dir=str(out))
+        path = work / f"config_throughput_{architecture}_{label.split()[0]}.json"
+        path.write_text(json.dumps(config))
+        if not (out / "model").is_dir():
+            command = [
+                *_python(),
+                "-m",
+                "granseg",
+                "train",
+                "--config",
+                str(path),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+            subprocess.run(command, env=_env(), check=True)
+        record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+        result[label] = record["masks_per_s"]
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ report
+def plot(curves: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = ("sub-part", "part", "object")
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    for axis, level in zip(axes, levels):
+        for name, curve in curves.items():
+            axis.plot(G_LEVELS, curve[level], marker="o", label=name)
+        axis.set_title(f"GT {level}")
+        axis.set_xlabel("requested g")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("mIoU (one click inside a part)")
+    axes[-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _table(rows: dict[str, dict], columns: list[str]) -> list[str]:
+    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        cells = []
+        for c in columns:
+            value = row.get(c)
+            cells.append("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(report: dict, path: Path) -> None:
+    s = report["settings"]
+    lines = [
+        "# UnSAMv2 training: does it learn to obey g? (benchmarks/bench_unsamv2_train.py)",
+        "",
+        f"Date {report['date']}, machine {report['machine']} (2 cores SHARED with other engineers' jobs; the load",
+        "average was high, so seconds are inflated; runs one at a time under `nice -n 5`).",
+        f"Command: `{report['command']}`",
+        "",
+        f"Tiny SAM-2 (128 px input, random init), image encoder frozen at its random init (embeddings cached); "
+        f"trained: granularity modules + LoRA + mask decoder + prompt encoder; {s['steps']} steps x batch "
+        f"{s['batch_size']}, lr {s['lr']}, <= {s['max_masks']} masks per image, 1 + {s['correction_clicks']} clicks "
+        f"per mask, loss at {s['loss_resolution']} resolution. Training "
+        f"scenes: seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "
+        f"of objects with >= 2 parts) on {s['eval_scenes']} FRESH scenes (seeds 10000+); the no-g model's fixed "
+        f"output chosen on {s['tune_scenes']} tune scenes (seeds 20000+).",
+        "",
+        "Training wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["train_seconds"].items()),
+        f"; pseudo-labelling the {s['train_scenes']} training images: {report['pseudo_seconds']:.0f} s.",
+        "",
+        "## One click inside a part: IoU with the GT part at small g and with the GT object at g = 1",
+        "",
+    ]
+    columns = ["part IoU g=0.1", "part IoU g=0.2", "part IoU g=0.3", "object IoU g=1.0", "Spearman pooled",
+               "Spearman per click"]  # fmt: skip
+    lines += _table(report["single_click"], columns)
+    lines += [
+        "",
+        "## NoC with oracle g (`granseg eval interactive`, COCO export of the report scenes' parts)",
+        "",
+    ]
+    lines += _table(report["noc"], ["NoC@85", "NoC@90", "1-IoU", "instances"])
+    lines += [
+        "",
+        f"## Training throughput (masks/s; each mask = 1 + {s['correction_clicks']} decoder passes)",
+        "",
+    ]
+    for architecture, values in report["throughput"].items():
+        for label, value in values.items():
+            lines.append(f"- {architecture}: {label}: **{value:.1f} masks/s**")
+    lines += ["", f"![mIoU vs g]({s['tag']}_miou_vs_g.png)", ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run(settings: BenchSettings) -> dict:
+    work = Path(settings.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    names = settings.runs.split(",")
+    report = {"settings": asdict(settings), "train_seconds": {}, "single_click": {}, "noc": {}}
+    report["pseudo_seconds"] = 0.0
+    if "pseudo" in names:
+        save_train_images(work / "images", settings.train_scenes)
+        report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo")
+    runs = {}
+    for name in names:
+        runs[name] = train(settings, name, work)
+        report["train_seconds"][name] = runs[name]["seconds"]
+    from granseg.models.registry import load_model
+
+    report_records = click_records(range(10000, 10000 + settings.eval_scenes))
+    tune_records = click_records(range(20000, 20000 + settings.tune_scenes))
+    report["report_clicks"] = len(report_records)
+    labels = {"synth": "(a) trained on synth GT", "pseudo": "(b) trained on pseudo-labels",
+              "nog": "(c) no-g, same budget"}  # fmt: skip
+    models = {"(d) untrained": untrained_model(settings, work)}
+    models.update({labels[n]: load_model(runs[n]["output"], device="cpu") for n in names})
+    curves = {}
+    for label, model in models.items():
+        sweeps = predict_sweep(model, report_records)
+        if model.config.granularity:
+            result = score(report_records, sweeps, 0)
+        else:
+            part_index, object_index = best_fixed_output(tune_records, predict_sweep(model, tune_records))
+            result = score(report_records, sweeps, part_index)
+            whole = score(report_records, sweeps, object_index)
+            result["object IoU g=1.0"] = whole["object IoU g=1.0"]
+            label = f"{label} [outputs {part_index} / {object_index}]"
+        curves[label] = result.pop("curves")
+        report["single_click"][label] = result
+    coco = write_coco(range(10000, 10000 + settings.eval_scenes), work / "coco_report")
+    for name in names:
+        report["noc"][labels[name]] = noc(runs[name]["output"], coco, work / f"noc_{name}", settings)
+    report["throughput"] = {
+        "tiny (128 px)": throughput(settings, work, "tiny", settings.throughput_steps),
+    }
+    if settings.small_steps:
+        report["throughput"]["hiera-small (1024 px, random init, batch 4)"] = throughput(
+            settings, work, "small", settings.small_steps
+        )
+    plot(curves, RESULTS / f"{settings.tag}_miou_vs_g.png")
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = BenchSettings()
+    for field, value in asdict(defaults).items():
+        parser.add_argument("--" + field.replace("_", "-"), type=type(value), default=value)
+    args = parser.parse_args(argv)
+    settings = BenchSettings(**{k.replace("-", "_"): v for k, v in vars(args).items()})
+    started = time.time()
+    report = run(settings)
+    report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report["machine"] = (
+        f"{platform.machine()} {os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', '?')}"
+    )
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    report["command"] = (
+        f"OMP_NUM_THREADS={threads} nice -n 5 python benchmarks/bench_unsamv2_train.py "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+    )
+    report["total_seconds"] = time.time() - started
+    RESULTS.mkdir(exist_ok=True)
+    write_report(report, RESULTS / f"{settings.tag}.md")
+    (Path(settings.work_dir) / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    print(
+        json.dumps({k: report[k] for k in ("single_click", "noc", "throughput", "train_seconds")}, indent=1)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The ``unsamv2`` training config (:class:`UnSAMv2TrainConfig`) and a strict type check of parsed configs.
+
+Defaults follow the paper's recipe (DESIGN.md sec. 4): AdamW lr 1e-4 with cosine decay to 1e-5, batch 4, up to 30
+masks per image, 1 + 3 clicks per mask, losses focal x 20 + dice + IoU L1 + object BCE; only the granularity
+modules and the decoder LoRA train (``extra_trainable`` can add decoder parameters, e.g. for a random-init model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from granseg.errors import InputError
+from granseg.models.unsamv2 import UnSAMv2Config
+from granseg.train.trainer import TrainConfig
+from granseg.train.unsamv2_data import UnSAMv2DataConfig
+from granseg.train.unsamv2_losses import LossWeights
+
+
+@dataclasses.dataclass
+class UnSAMv2TrainConfig(TrainConfig):
+    task: str = "unsamv2"
+    output_dir: str = "runs/unsamv2"
+    steps: int = 7500  # 6,000 images x 5 epochs / batch 4
+    batch_size: int = 4
+    lr: float = 1e-4
+    warmup_steps: int = 250
+    min_lr_ratio: float = 0.1  # cosine to 1e-5 at lr 1e-4
+    model: UnSAMv2Config | None = None  # architecture for random init; None: from init_from
+    # registered model name or checkpoint path (SAM-2 / UnSAMv2 weights); None: random init of ``model``
+    init_from: str | None = "sam2.1-hiera-small"
+    data: UnSAMv2DataConfig = dataclasses.field(default_factory=UnSAMv2DataConfig)
+    correction_clicks: int = 3
+    loss: LossWeights = dataclasses.field(default_factory=LossWeights)
+    loss_resolution: str = "input"  # "input" (logits upsampled to S x S) or "low_res" (targets at 4h x 4w)
+    extra_trainable: tuple[str, ...] = ()  # parameter-name prefixes trained too (never the image encoder)
+    cache_embeddings: bool = True  # frozen encoder: embed each (image, flip) once, on disk
+    cache_dir: str | None = None  # default <output_dir>/embedding_cache
+    cache_max_gb: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model is None and self.init_from is None:
+            raise InputError("give 'model' (random init) or 'init_from' (a checkpoint or model name)")
+        if self.correction_clicks < 0:
+            raise InputError("correction_clicks must be >= 0")
+        if self.loss_resolution not in ("input", "low_res"):
+            raise InputError(f"loss_resolution must be 'input' or 'low_res', got {self.loss_resolution!r}")
+        if any(p.startswith("sam.vision_encoder") for p in self.extra_trainable):
+            raise InputError("extra_trainable: the image encoder stays frozen (its embeddings are cached)")
+        if self.cache_max_gb <= 0:
+            raise InputError("cache_max_gb must be > 0")

@@ -1,0 +1,255 @@
+"""The ``unsamv2`` task for :class:`granseg.train.trainer.Trainer`: teach SAM-2 to obey the granularity g.
+
+Per image: the frozen encoder's embeddings come from :class:`~granseg.predict.unsamv2.UnSAMv2Predictor` (the
+same pre-processing as inference, one code path; cached on disk, least recently used entries pruned beyond
+``cache_max_gb``). Each of its <= 30 masks is one prompt ``(click, g)``; the decoder runs ``1 + correction_clicks``
+rounds (:mod:`granseg.train.unsamv2_prompts`), every round adds a click and feeds back the previous low-res logits
+(detached) as the mask prompt, and the loss (:mod:`granseg.train.unsamv2_losses`) is averaged over rounds.
+
+A model without granularity input (``model.granularity = false``, the ablation baseline) is trained like SAM:
+three outputs per prompt, the loss of the best one (lowest loss) counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from granseg.errors import InputError
+from granseg.models.unsamv2 import UnSAMv2Model, UnSAMv2Output
+from granseg.train.unsamv2_config import UnSAMv2TrainConfig
+from granseg.train.unsamv2_data import BadSample, MixedMaskDataset
+from granseg.train.unsamv2_losses import unsamv2_loss
+from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
+
+MAX_REPLACEMENTS = 10  # a bad sample is replaced by another index at most this many times
+MODEL_FILE = "unsamv2.safetensors"
+# Parts of the cached image embedding (transformers applies the decoder's conv_s0/conv_s1 in get_image_embeddings):
+# never trained, or cached embeddings and the exported model would disagree.
+EMBEDDING_PARTS = ("sam.vision_encoder.", "sam.mask_decoder.conv_s0.", "sam.mask_decoder.conv_s1.")
+
+
+@dataclasses.dataclass
+class PreparedImage:
+    """One image of a batch. features: the encoder's ``[(1, C/8, 4h, 4w), (1, C/4, 2h, 2w), (1, C, h, w)]``;
+    targets ``(P, S, S)`` bool in the model-input frame; granularity ``(P,)``; rng for the correction clicks."""
+
+    features: list[torch.Tensor]
+    targets: np.ndarray
+    granularity: np.ndarray
+    rng: np.random.Generator
+
+
+class UnSAMv2TrainModule(torch.nn.Module):
+    """The trainable wrapper (what accelerate prepares): ``forward`` = one decoder pass for one image's ``P``
+    prompts. points ``(P, N, 2)`` model-input pixels, labels ``(P, N)``, mask_input ``(P, 1, 4h, 4w)`` or None,
+    granularity ``(P,)`` or None (plain SAM-2: three outputs)."""
+
+    def __init__(self, model: UnSAMv2Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, points, labels, mask_input, granularity) -> UnSAMv2Output:
+        return self.model(
+            image_embeddings=features,
+            input_points=points[None],
+            input_labels=labels[None],
+            input_masks=mask_input,
+            granularity=None if granularity is None else granularity[None],
+            multimask_output=granularity is None,
+        )
+
+
+def _transfer_weights(source: UnSAMv2Model, target: UnSAMv2Model) -> int:
+    """Copy every tensor of ``source`` into ``target`` by name (LoRA-wrapped ``x.base_layer.w`` <- ``x.w``) where
+    shapes agree; returns the number copied. Missing ones (new granularity modules / LoRA) keep their init."""
+    source_state = source.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in target.state_dict().items():
+            candidate = source_state.get(name, source_state.get(name.replace(".base_layer", "")))
+            if candidate is not None and candidate.shape == tensor.shape:
+                tensor.copy_(candidate)
+                copied += 1
+    return copied
+
+
+def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
+    """The model to train: ``config.model`` at random init, or ``init_from``'s weights in the architecture of
+    ``config.model`` (default: ``init_from``'s own, with granularity modules and LoRA added)."""
+    from granseg.models.unsamv2 import LoraSettings
+
+    if config.init_from is None:
+        model = UnSAMv2Model(config.model)
+    else:
+        from granseg.models.registry import load_model
+
+        base = load_model(config.init_from, device="cpu")
+        if not isinstance(base, UnSAMv2Model):
+            raise InputError(f"init_from {config.init_from!r} is not a SAM-2 / UnSAMv2 model")
+        wanted = config.model or dataclasses.replace(
+            base.config, granularity=True, lora=base.config.lora or LoraSettings()
+        )
+        model = UnSAMv2Model(wanted)
+        if _transfer_weights(base, model) == 0:
+            raise InputError(f"init_from {config.init_from!r} shares no weights with the configured model")
+    for name, parameter in model.named_parameters():
+        if name.startswith(tuple(config.extra_trainable)) and not name.startswith(EMBEDDING_PARTS):
+            parameter.requires_grad = True
+    return model
+
+
+class UnSAMv2Task:
+    config_class = UnSAMv2TrainConfig
+    seeded_samples = True  # load_samples(indices, seed=...) (see Trainer)
+
+    def __init__(self, config: UnSAMv2TrainConfig) -> None:
+        self.config = config
+        self.dataset = MixedMaskDataset(config.data, config.seed)
+        self._predictor = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Skipped samples and dropped annotations so far (logged by the trainer)."""
+        return dict(self.dataset.counts)
+
+    def build_module(self) -> UnSAMv2TrainModule:
+        model = build_training_model(self.config)
+        module = UnSAMv2TrainModule(model)
+        self._predictor = None
+        self._model = model
+        return module
+
+    def dataset_size(self) -> int:
+        return len(self.dataset)
+
+    # --------------------------------------------------------------------------------------------- samples
+    def predictor(self):
+        """The predictor that embeds images (frozen encoder; built once per module)."""
+        if self._predictor is None:
+            from granseg.predict.unsamv2 import UnSAMv2Predictor
+
+            cfg = self.config
+            cache = None
+            if cfg.cache_embeddings:
+                cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output_dir) / "embedding_cache"
+            training = self._model.training
+            # Building it creates layers (random init): keep the training RNG stream untouched (exact resume).
+            with torch.random.fork_rng(devices=[]):
+                self._predictor = UnSAMv2Predictor(
+                    self._model,
+                    cache_dir=cache,
+                    cache_max_bytes=int(cfg.cache_max_gb * 2**30),
+                    decoder="reference",
+                )
+            self._model.train(training)  # the predictor put the model in eval mode
+        return self._predictor
+
+    def prepare(self, index: int, rng: np.random.Generator) -> PreparedImage:
+        sample = self.dataset.load(index, rng)
+        predictor = self.predictor()
+        training = self._model.training
+        predictor.set_image(sample.image)
+        self._model.train(training)
+        features = [f.clone() for f in predictor.image_embeddings]  # normal tensors (not inference-mode)
+        config = self._model.config
+        targets = masks_to_input_frame(sample.masks, config.sam2.image_size, config.resize_mode)
+        present = targets.reshape(len(targets), -1).any(1)
+        if not present.any():
+            raise BadSample(f"{sample.key}: every mask vanishes at the model's input size")
+        return PreparedImage(features, targets[present], sample.granularity[present], rng)
+
+    def load_samples(self, indices: Sequence[int], seed: Sequence[int] = (0,)) -> list[PreparedImage]:
+        """The prepared images of a micro-batch; a bad sample is replaced by another index (counted)."""
+        batch = []
+        for position, index in enumerate(indices):
+            rng = np.random.default_rng([*seed, position])
+            for attempt in range(MAX_REPLACEMENTS + 1):
+                candidate = (int(index) + attempt * 7919) % len(self.dataset)
+                try:
+                    batch.append(self.prepare(candidate, rng))
+                    break
+                except BadSample:
+                    continue
+        return batch
+
+    # ------------------------------------------------------------------------------------------------ loss
+    def _targets_for_loss(self, targets: torch.Tensor, low_res: int) -> torch.Tensor:
+        if self.config.loss_resolution == "input":
+            return targets
+        return (F.interpolate(targets[:, None], size=(low_res, low_res), mode="area")[:, 0] >= 0.5).float()
+
+    def _logits_for_loss(self, logits: torch.Tensor, size: int) -> torch.Tensor:
+        """``(P, M, 4h, 4w)`` -> ``(P, M, S, S)`` (input resolution) or unchanged (low-res)."""
+        if self.config.loss_resolution == "low_res":
+            return logits
+        return F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=False)
+
+    def image_loss(self, module: torch.nn.Module, item: PreparedImage) -> torch.Tensor:
+        """Mean loss over the ``1 + correction_clicks`` rounds of one image's prompts."""
+        device = item.features[-1].device
+        size = item.targets.shape[-1]
+        targets = torch.from_numpy(item.targets).float().to(device)
+        with_g = self._model.config.granularity
+        granularity = torch.from_numpy(item.granularity).float().to(device) if with_g else None
+        points = torch.from_numpy(first_clicks(item.targets, item.rng))[:, None].to(device)  # (P, 1, 2)
+        labels = torch.ones(points.shape[:2], dtype=torch.long, device=device)
+        mask_input = None
+        total = torch.zeros((), device=device)
+        loss_targets = None
+        for round_index in range(1 + self.config.correction_clicks):
+            out = module(item.features, points, labels, mask_input, granularity)
+            low_res_logits = out.mask_logits[0]  # (P, M, 4h, 4w)
+            logits = self._logits_for_loss(low_res_logits, size)
+            if loss_targets is None:
+                loss_targets = self._targets_for_loss(targets, logits.shape[-1])
+            losses = [
+                unsamv2_loss(
+                    logits[:, m],
+                    loss_targets,
+                    out.iou_scores[0, :, m],
+                    out.object_score_logits[0, :, 0],
+                    self.config.loss,
+                )[0]
+                for m in range(logits.shape[1])
+            ]
+            if len(losses) == 1:
+                best, round_loss = 0, losses[0]
+            else:  # plain SAM-2: the best of its outputs counts
+                best = int(torch.stack([x.detach() for x in losses]).argmin())
+                round_loss = losses[best]
+            total = total + round_loss
+            if round_index == self.config.correction_clicks:
+                break
+            chosen = low_res_logits[:, best : best + 1].detach()  # (P, 1, 4h, 4w)
+            full = F.interpolate(chosen.float(), size=(size, size), mode="bilinear", align_corners=False)
+            prediction = (full[:, 0] > 0).cpu().numpy()
+            new_points, new_labels = correction_clicks(prediction, item.targets, item.rng)
+            points = torch.cat([points, torch.from_numpy(new_points)[:, None].to(device)], dim=1)
+            labels = torch.cat([labels, torch.from_numpy(new_labels)[:, None].to(device)], dim=1)
+            mask_input = chosen.to(low_res_logits.dtype)
+        return total / (1 + self.config.correction_clicks)
+
+    def loss(self, module: torch.nn.Module, batch: list[PreparedImage]) -> torch.Tensor:
+        """Mean of :meth:`image_loss` over the batch (a zero that keeps the graph when every sample was bad)."""
+        if not batch:
+            return sum(p.sum() * 0 for p in module.parameters() if p.requires_grad)
+        return sum(self.image_loss(module, item) for item in batch) / len(batch)
+
+    def masks_per_batch(self, batch: list[PreparedImage]) -> int:
+        return sum(len(item.targets) for item in batch)
+
+    # ---------------------------------------------------------------------------------------------- export
+    def export(self, module: torch.nn.Module, folder: Path) -> None:
+        """``folder/unsamv2.safetensors`` + ``unsamv2.json``: loads with ``granseg segment --model``."""
+        from granseg.models.checkpoints import save_package
+
+        model = module.model
+        folder.mkdir(parents=True, exist_ok=True)
+        model.config = dataclasses.replace(model.config, name=Path(self.config.output_dir).name)
+        save_package(model, folder / MODEL_FILE)

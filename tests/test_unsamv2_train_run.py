@@ -1,0 +1,216 @@
+"""UnSAMv2 training runs on a tiny random SAM-2: only granularity modules + LoRA train (the rest frozen and
+unchanged), one pre-processing path, cached embeddings, bit-for-bit resume, export loadable by the CLI, and the
+2-process gloo path of ``accelerate launch``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from granseg.cli import main
+from granseg.models.registry import load_model
+from granseg.models.unsamv2 import UnSAMv2Model, tiny_config
+from granseg.predict.unsamv2 import UnSAMv2Predictor
+from granseg.train.trainer import Trainer, load_train_config
+from granseg.train.unsamv2_task import UnSAMv2Task
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config_dict(tmp_path, name="run", **changes) -> dict:
+    data = {
+        "task": "unsamv2",
+        "output_dir": str(tmp_path / name),
+        "model": tiny_config().to_dict(),
+        "init_from": None,
+        "data": {
+            "sources": [{"kind": "synth", "num_scenes": 3, "synth": {"size": 96, "num_objects": [1, 2]}}],
+            "max_masks": 4,
+        },
+        "steps": 4,
+        "batch_size": 1,
+        "warmup_steps": 1,
+        "lr": 1e-3,
+        "log_every": 1,
+        "save_every": 100,
+        "correction_clicks": 2,
+    }
+    data.update(changes)
+    return data
+
+
+def _config(tmp_path, name="run", **changes):
+    return load_train_config(json.dumps(_config_dict(tmp_path, name, **changes)))
+
+
+def test_only_granularity_and_lora_train_and_the_rest_is_unchanged_after_steps(tmp_path):
+    config = _config(tmp_path, steps=2)
+    torch.manual_seed(config.seed)
+    initial = {k: v.clone() for k, v in UnSAMv2Task(config).build_module().model.state_dict().items()}
+    module = UnSAMv2Task(config).build_module()
+    trainable = {n for n, p in module.model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("granularity_") or ".lora_" in n for n in trainable)
+    assert sum(".lora_" in n for n in trainable) == 56  # A and B of 28 sites
+    exported = Trainer(UnSAMv2Task(config), cpu=True).fit()
+    trained = load_model(str(tmp_path / "run"), device="cpu").state_dict()
+    assert trained.keys() == initial.keys()
+    frozen_changed = [k for k in initial if k not in trainable and not torch.equal(initial[k], trained[k])]
+    assert frozen_changed == []
+    assert any(not torch.equal(initial[k], trained[k]) for k in trainable)
+    assert (exported / "unsamv2.safetensors").is_file()
+
+
+def test_training_embeddings_are_the_predictors_and_cached_once(tmp_path, monkeypatch):
+    data = {**_config_dict(tmp_path)["data"], "flip": False}
+    config = _config(tmp_path, steps=6, data=data)
+    task = UnSAMv2Task(_config(tmp_path, steps=6, data=data, cache_embeddings=False))
+    module = task.build_module()
+    calls = []
+    original = UnSAMv2Model.embed_image
+    monkeypatch.setattr(UnSAMv2Model, "embed_image", lambda self, px: calls.append(1) or original(self, px))
+    item = task.prepare(0, np.random.default_rng(0))
+    reference = UnSAMv2Predictor(module.model, decoder="reference")
+    reference.set_image(task.dataset.load(0, np.random.default_rng(0)).image)
+    for ours, theirs in zip(item.features, reference.image_embeddings):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    calls.clear()
+    Trainer(UnSAMv2Task(config), cpu=True).fit()
+    assert len(calls) == 3  # 3 scenes x 6 steps: each embedded once, later epochs read the disk cache
+    assert len(list((tmp_path / "run" / "embedding_cache").glob("*.safetensors"))) == 3
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss,lr,seconds,masks_per_s") and len(rows) == 7
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    Trainer(UnSAMv2Task(_config(tmp_path, "a")), cpu=True).fit()
+    trainer = Trainer(UnSAMv2Task(_config(tmp_path, "b")), cpu=True)
+    assert trainer.fit(stop_after=2) is None
+    Trainer(UnSAMv2Task(_config(tmp_path, "b")), cpu=True).fit(resume=True)
+
+    def losses(name):
+        return [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+
+    assert len(losses("a")) == 4 and losses("a") == losses("b")  # exact, not approximate
+    a = load_model(str(tmp_path / "a"), device="cpu").state_dict()
+    b = load_model(str(tmp_path / "b"), device="cpu").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _synth_coco(folder: Path) -> Path:
+    from pycocotools import mask as mask_utils
+
+    from granseg.synth import SynthConfig, generate_scene
+
+    folder.mkdir()
+    images, annotations = [], []
+    for i in range(2):
+        scene = generate_scene(500 + i, SynthConfig(size=96, num_objects=(1, 1)))
+        Image.fromarray(scene.image).save(folder / f"s{i}.png")
+        images.append({"id": i + 1, "file_name": f"s{i}.png", "height": 96, "width": 96})
+        for node in scene.level_nodes("part")[:2]:
+            rle = mask_utils.encode(np.asfortranarray(node.mask.astype(np.uint8)))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()},
+                    "area": int(node.area),
+                    "iscrowd": 0,
+                }
+            )
+    path = folder / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def test_config_file_trains_and_the_output_folder_loads_in_segment_and_eval(tmp_path):
+    config_path = tmp_path / "tiny.json"
+    config_path.write_text(json.dumps(_config_dict(tmp_path, "out", steps=50, max_steps=2)))
+    assert main(["train", "--config", str(config_path), "--device", "cpu", "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 2  # max_steps shortens
+    annotations = _synth_coco(tmp_path / "coco")
+    args = ["--model", str(out), "--device", "cpu", "--quiet"]
+    assert main(["segment", str(tmp_path / "coco" / "s0.png"), "--point", "40,40", "--granularity", "0.2",
+                 "--out", str(tmp_path / "m.png"), *args]) == 0  # fmt: skip
+    assert (tmp_path / "m.png").is_file()
+    assert main(["eval", "interactive", "--dataset", "coco", "--data-root", str(tmp_path / "coco"),
+                 "--annotations", str(annotations), "--out", str(tmp_path / "eval"), "--max-clicks", "2",
+                 *args]) == 0  # fmt: skip
+    assert any((tmp_path / "eval").iterdir())
+
+
+@pytest.mark.slow  # two fresh Python processes importing torch + transformers: ~25 s on the shared machine
+def test_accelerate_launch_two_cpu_processes_with_gloo(tmp_path):
+    config_path = tmp_path / "ddp.json"
+    config_path.write_text(json.dumps(_config_dict(tmp_path, "ddp", steps=2, batch_size=1)))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    # --multi_gpu selects accelerate's torchrun launcher; with --device cpu each process joins a gloo group
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "granseg", "train", "--config", str(config_path), "--device", "cpu", "--quiet"]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]  # written once (main process), not twice
+    assert (tmp_path / "ddp" / "model" / "unsamv2.safetensors").is_file()
+    # 2 steps x 2 processes x batch 1 = 4 samples over 3 scenes: every scene embedded (one process sees only 2)
+    assert len(list((tmp_path / "ddp" / "embedding_cache").glob("*.safetensors"))) == 3
+
+
+def test_example_configs_parse_and_tiny_synth_runs_shortened_and_redirected(tmp_path):
+    paper = load_train_config(REPO / "configs" / "unsamv2_sa1b.json")
+    assert (paper.lr, paper.batch_size, paper.steps, paper.data.max_masks) == (1e-4, 4, 7500, 30)
+    assert paper.steps * paper.batch_size == 6000 * 5  # 6,000 images x 5 epochs
+    data = json.loads((REPO / "configs" / "tiny_synth.json").read_text())
+    data.update(max_steps=1, output_dir=str(tmp_path / "tiny"))
+    (tmp_path / "tiny.json").write_text(json.dumps(data))
+    assert main(["train", "--config", str(tmp_path / "tiny.json"), "--device", "cpu", "--quiet"]) == 0
+    assert load_model(str(tmp_path / "tiny"), device="cpu").config.granularity
+
+
+def test_init_from_a_plain_sam2_checkpoint_adds_granularity_and_lora(tmp_path):
+    from granseg.models.checkpoints import save_package
+    from granseg.train.unsamv2_task import build_training_model
+
+    torch.manual_seed(1)
+    plain = UnSAMv2Model(tiny_config(name="plain", granularity=False, lora=None))
+    save_package(plain, tmp_path / "plain.safetensors")
+    data = _config_dict(tmp_path, init_from=str(tmp_path / "plain.safetensors"))
+    del data["model"]
+    model = build_training_model(load_train_config(json.dumps(data)))
+    assert model.config.granularity and model.config.lora is not None
+    ours = model.state_dict()
+    for key, value in plain.state_dict().items():
+        mapped = key if key in ours else key.replace(".q_proj.", ".q_proj.base_layer.")
+        mapped = mapped if mapped in ours else next(k for k in ours if k.replace(".base_layer", "") == key)
+        assert torch.equal(ours[mapped], value), key
+
+
+def test_out_of_memory_says_what_to_lower(tmp_path, monkeypatch):
+    from granseg.errors import InputError
+
+    def explode(self, module, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(UnSAMv2Task, "loss", explode)
+    with pytest.raises(InputError, match="lower batch_size"):
+        Trainer(UnSAMv2Task(_config(tmp_path)), cpu=True).fit()
+
+
+def test_extra_trainable_never_reaches_the_cached_embedding(tmp_path):
+    from granseg.train.unsamv2_task import build_training_model
+
+    config = _config(tmp_path, extra_trainable=["sam.mask_decoder.", "sam.prompt_encoder."])
+    trainable = {n for n, p in build_training_model(config).named_parameters() if p.requires_grad}
+    assert any(n.startswith("sam.mask_decoder.output_hypernetworks") for n in trainable)
+    assert not any(".conv_s0." in n or ".conv_s1." in n or "vision_encoder" in n for n in trainable)
