@@ -115,8 +115,8 @@ def speed(rows: dict) -> None:
 def recall(rows: dict, with_naive: bool = True) -> None:
     from granseg.eval.whole_image import evaluate_ar, load_ground_truth
     from granseg.io.images import load_image
-    from granseg.models.hierarchy import build_hierarchy
     from granseg.predict.automatic import AutomaticSegmenter, naive_generate, preset_config
+    from granseg.predict.hierarchy import build_hierarchy
 
     gt = load_ground_truth(COCO / "annotations" / "instances_val2017.json")
     info = gt["images"][0]

@@ -33,7 +33,7 @@ LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
 
 def make_predictor(**overrides):
-    from granseg.models.hierarchy import build_hierarchy
+    from granseg.predict.hierarchy import build_hierarchy
 
     return build_hierarchy(device="cpu", **overrides).create_predictor()
 
@@ -85,14 +85,14 @@ def covering(gt: np.ndarray, seg: np.ndarray) -> float:
 def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
     """For each g, the partition (``h x w`` int labels at the internal resolution) formed by the maximal regions
     that a single click on each superpixel selects at g."""
-    from granseg.models.hierarchy_select import chain_top, granularity_chain, node_for_granularity
+    from granseg.regions.chains import chain_levels, chain_top, node_for_granularity
 
     tree, cfg = predictor.tree, predictor.config
-    image_area = float(tree.leaf_map.size)
     chains = []
     for rank in range(tree.n_leaves):
         chain = tree.chain(int(tree.leaf_node[rank]))
-        chains.append(granularity_chain(tree, chain, chain_top(tree, chain, image_area, cfg, None), cfg))
+        top = chain_top(tree, chain, cfg.min_object_fraction, cfg.max_object_fraction)
+        chains.append(chain_levels(tree, chain, top, cfg.part_min_fraction))
     out = []
     for g in levels:
         chosen = {node_for_granularity(nodes, lv, g) for nodes, lv in chains}
@@ -105,14 +105,14 @@ def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
     return out
 
 
-def bench_bsds(limit: int | None = None) -> dict:
+def bench_bsds(limit: int | None = None, skip: int = 0) -> dict:
     from skimage.segmentation import slic
 
     from granseg.eval.datasets.bsds import read_bsds_ground_truth
     from granseg.io.images import load_image
 
     root = DATA / "bsds500"
-    ids = sorted(p.stem for p in (root / "images" / "val").glob("*.jpg"))[:limit]
+    ids = sorted(p.stem for p in (root / "images" / "val").glob("*.jpg"))[skip:][:limit]
     predictor = make_predictor()
     ours, slic_same, slic_best, counts = [], [], [], []
     for image_id in ids:
@@ -143,7 +143,7 @@ def bench_bsds(limit: int | None = None) -> dict:
                 flush=True,
             )
     return {
-        "images": len(ids),
+        "images": f"{len(ids)} (sorted val ids {skip + 1}..{skip + len(ids)})",
         "hierarchy_best_g_covering": float(np.mean(ours)),
         "slic_same_count_covering": float(np.mean(slic_same)),
         "slic_best_of_same_10_counts_covering": float(np.mean(slic_best)),
@@ -155,7 +155,7 @@ def bench_synth(scenes: int = 200, size: int = 256, first_seed: int = 1000) -> d
     from granseg.synth import SynthConfig, generate_scene
 
     predictor = make_predictor()
-    part_ious, object_ious, part_best, finest_ious = [], [], [], []
+    part_ious, object_ious, part_best, finest_ious, part_low = [], [], [], [], []
     for seed in range(first_seed, first_seed + scenes):
         scene = generate_scene(seed=seed, config=SynthConfig(size=size))
         candidates = []
@@ -175,6 +175,7 @@ def bench_synth(scenes: int = 200, size: int = 256, first_seed: int = 1000) -> d
             return float((a & b).sum() / max((a | b).sum(), 1))
 
         part_ious.append(iou(masks[0], part.mask))
+        part_low.append(max(iou(m, part.mask) for m in masks[:3]))
         finest = min((n for n in scene.nodes if n.mask[y, x]), key=lambda n: n.mask.sum())
         finest_ious.append(iou(masks[0], finest.mask))
         object_ious.append(iou(masks[-1], obj.mask))
@@ -183,6 +184,7 @@ def bench_synth(scenes: int = 200, size: int = 256, first_seed: int = 1000) -> d
         "seeds": f"{first_seed}..{first_seed + scenes - 1}",
         "scenes_with_a_part": len(part_ious),
         "part_iou_g0.1": float(np.mean(part_ious)),
+        "part_iou_best_g_le_0.3": float(np.mean(part_low)),
         "object_iou_g1.0": float(np.mean(object_ious)),
         "part_iou_best_g": float(np.mean(part_best)),
         "finest_node_under_click_iou_g0.1": float(np.mean(finest_ious)),
@@ -227,6 +229,7 @@ def main() -> int:
     parser.add_argument("--only", default="timing,bsds,synth,grabcut")
     parser.add_argument("--limit", type=int, default=None, help="images per dataset (default all)")
     parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--skip", type=int, default=0, help="BSDS: skip the first N sorted val images")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--baseline", action="store_true", help="also run cv2.grabCut on GrabCut")
     parser.add_argument("--write", type=Path, default=None, help="write a markdown report here")
@@ -236,7 +239,7 @@ def main() -> int:
         return 1
     sections = {
         "timing": bench_timing,
-        "bsds": lambda: bench_bsds(args.limit),
+        "bsds": lambda: bench_bsds(args.limit, args.skip),
         "synth": lambda: bench_synth(args.scenes),
         "grabcut": lambda: bench_grabcut(args.limit, args.workers, args.baseline),
     }

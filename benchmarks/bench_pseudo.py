@@ -37,7 +37,7 @@ def slic_baseline(image: np.ndarray, scales=(8, 32, 128)) -> tuple[np.ndarray, n
     """Random-region baseline: SLIC segments at several scales; g by sqrt-area over all of them."""
     from skimage.segmentation import slic
 
-    from granseg.hierarchy_math import granularity_from_areas
+    from granseg.regions.granularity import granularity_from_areas
 
     masks = []
     for n in scales:

@@ -30,8 +30,8 @@ _LAZY = {
     "AutomaticSegmenter": "granseg.predict.automatic",
     "UnSAMv2Predictor": "granseg.predict.unsamv2",
     "Gen2SegPredictor": "granseg.predict.gen2seg",
-    "HierarchyModel": "granseg.models.hierarchy",
-    "HierarchyPredictor": "granseg.models.hierarchy",
+    "HierarchyModel": "granseg.predict.hierarchy",
+    "HierarchyPredictor": "granseg.predict.hierarchy",
     "GransegError": "granseg.errors",
     "InputError": "granseg.errors",
 }

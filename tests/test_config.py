@@ -146,7 +146,7 @@ def test_validate_hook_runs_on_construction_and_load():
 
 
 def test_package_configs_refuse_wrong_types():
-    from granseg.models.hierarchy import HierarchyConfig
+    from granseg.predict.hierarchy import HierarchyConfig
 
     with pytest.raises(InputError, match=r"HierarchyConfig\.refine: expected bool, got 'no'"):
         HierarchyConfig.from_dict({"refine": "no"})

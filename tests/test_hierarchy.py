@@ -1,4 +1,4 @@
-"""Tests of the weight-free ``hierarchy`` model (granseg.models.hierarchy)."""
+"""Tests of the weight-free ``hierarchy`` model (granseg.predict.hierarchy over granseg.regions)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from granseg.models.hierarchy import HierarchyConfig, HierarchyPredictor, build_hierarchy
+from granseg.predict.hierarchy import HierarchyConfig, HierarchyPredictor, build_hierarchy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -78,9 +78,27 @@ def test_part_at_small_g_object_at_large_g_and_monotone(predictor):
     masks = prediction.masks
     for smaller, larger in zip(masks[:-1], masks[1:]):
         assert not (smaller & ~larger).any(), "mask at larger g must contain the mask at smaller g"
-    assert iou(masks[0], box_mask(PART)) > 0.8
+    assert max(iou(m, box_mask(PART)) for m in masks[:3]) > 0.8, "the part at some g <= 0.3"
     assert iou(masks[-1], box_mask(BODY)) > 0.8
+
+
+def test_unrefined_levels_walk_the_whole_chain():
+    """Without the single-click GrabCut the ten g read the chain itself: more than the two salient levels."""
+    pred = build_hierarchy(device="cpu", refine_single_click=False).create_predictor()
+    pred.set_image(toy_image())
+    masks = pred.predict([[65, 70]], [1], granularity="all").masks
+    assert all(not (a & ~b).any() for a, b in zip(masks[:-1], masks[1:]))
+    assert len({m.tobytes() for m in masks}) >= 3, "the ten levels must not collapse to two masks"
+    assert max(iou(m, box_mask(PART)) for m in masks[:3]) > 0.8 and iou(masks[-1], box_mask(BODY)) > 0.8
     assert not masks[-1][:, 140:].any(), "g = 1 must not spill onto the separate disc"
+
+
+def test_answer_at_g_does_not_depend_on_the_other_g_asked(predictor):
+    every = predictor.predict([[65, 70]], [1], granularity="all").masks
+    for k, g in ((0, 0.1), (4, 0.5), (9, 1.0)):
+        assert np.array_equal(predictor.predict([[65, 70]], [1], granularity=g).masks[0], every[k])
+    pair = predictor.predict([[65, 70]], [1], granularity=[1.0, 0.3]).masks
+    assert np.array_equal(pair[0], every[9]) and np.array_equal(pair[1], every[2])
 
 
 def test_monotone_for_clicks_on_several_real_points(predictor):
@@ -141,10 +159,9 @@ def test_large_image_is_processed_at_reduced_resolution():
 
 def test_golden_grabcut_image():
     """One real photograph (GrabCut 'flower.jpg', one click at the object's interior-most pixel, where the RITM
-    clicker puts the first click). Measured on 2026-11-23: IoU 0.976 at every g (the flower has no salient
-    sub-region of >= 10 % of its area, so it is "an instance without parts"). The bar 0.93 leaves room for small
-    numeric drift but fails if the answer is not the whole flower: the other regions on the click's chain score
-    0.04 or less (small patches), 0.75-0.91 (the flower minus some petals) and 0.2 (merged with the background)."""
+    clicker puts the first click). The tree alone (no single-click cut), measured 2026-11-29: IoU 0.976 at g = 1.0
+    (0.80 at g = 0.1, 0.83 at g = 0.5: smaller chain regions are the flower minus some petals). The bar 0.93 leaves
+    room for small numeric drift but fails if no level is the whole flower."""
     import cv2
 
     image_path = DATA / "grabcut" / "data_GT" / "flower.jpg"
@@ -158,15 +175,21 @@ def test_golden_grabcut_image():
     valid, obj = gt != 128, gt == 255
     dist = cv2.distanceTransform(np.pad(obj, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    pred = build_hierarchy(device="cpu").create_predictor()
+    pred = build_hierarchy(device="cpu", refine_single_click=False).create_predictor()
     pred.set_image(image)
     masks = pred.predict([[x, y]], [1], granularity="all").masks
     ious = [((m & obj) & valid).sum() / ((m | obj) & valid).sum() for m in masks]
     assert max(ious) > 0.93, ious
+    # The default single-click GrabCut trades this image's exact tree region for a colour-model cut: measured
+    # 2026-11-29 IoU 0.881 at every g (the cut takes in some background of the petals' colour).
+    default = build_hierarchy(device="cpu").create_predictor()
+    default.set_image(image)
+    mask = default.predict([[x, y]], [1], granularity=1.0).masks[0]
+    assert ((mask & obj) & valid).sum() / ((mask | obj) & valid).sum() > 0.85
 
 
-def test_histogram_cue_option_builds_a_valid_hierarchy():
-    pred = build_hierarchy(device="cpu", histogram_weight=1.0, colour_weight=0.0).create_predictor()
+def test_texture_boundary_option_builds_a_valid_hierarchy():
+    pred = build_hierarchy(device="cpu", boundary_texture_weight=1.0).create_predictor()
     pred.set_image(toy_image(1))
     tree = pred.tree
     assert tree.n_nodes == 2 * tree.n_leaves - 1

@@ -54,7 +54,7 @@ def test_registering_a_name_twice_warns_and_replaces(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        registry.register_model("probe", "test", "granseg.models.hierarchy:build_hierarchy", "first")
+        registry.register_model("probe", "test", "granseg.predict.hierarchy:build_hierarchy", "first")
     with pytest.warns(UserWarning, match="'probe' registered twice"):
         registry.register_model("probe", "test", "granseg.eval.baselines:build_grabcut_baseline", "second")
     assert registry.get_entry("probe").description == "second"

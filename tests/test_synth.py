@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from granseg.errors import InputError
-from granseg.hierarchy_math import granularity_from_areas
 from granseg.io.masks import decode_rle
+from granseg.regions.granularity import granularity_from_areas
 from granseg.synth import (
     LEVELS,
     SHAPE_CLASSES,

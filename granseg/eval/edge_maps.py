@@ -28,7 +28,7 @@ MASK_EDGE_POINTS_PER_SIDE = 16
 def default_edge_map(model) -> str:
     """The edge map ``model`` gives: ``ucm`` for the hierarchy model, ``features`` for a Gen2Seg model."""
     from granseg.models.gen2seg import Gen2SegModel
-    from granseg.models.hierarchy import HierarchyModel
+    from granseg.predict.hierarchy import HierarchyModel
 
     if isinstance(model, HierarchyModel):
         return "ucm"

@@ -327,7 +327,7 @@ def plot_pr(path, curves: dict[str, tuple[list[float], list[float]]], title: str
 
 
 def ultrametric_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
-    """Boundary map of a region hierarchy (``granseg.models.hierarchy_build.RegionTree``): each border between
+    """Boundary map of a region hierarchy (``granseg.regions.tree.RegionTree``): each border between
     two adjacent superpixels gets the merge height of their lowest common ancestor (an ultrametric contour map),
     divided by the largest height and resized to ``original_size`` (H, W). ``H x W`` float32 in [0, 1]."""
     import cv2

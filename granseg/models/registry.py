@@ -152,7 +152,7 @@ def load_model(name_or_path: str = "auto", device: str = "auto", **overrides: An
 register_model(
     "hierarchy",
     family="hierarchy",
-    builder="granseg.models.hierarchy:build_hierarchy",
+    builder="granseg.predict.hierarchy:build_hierarchy",
     description="weight-free region hierarchy (superpixels + boundary-aware merging); runs anywhere",
     needs_weights=False,
 )

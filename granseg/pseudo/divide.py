@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from granseg.errors import InputError
+from granseg.regions.superpixels import snap_to_superpixels, superpixels  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass
@@ -425,45 +426,3 @@ def external_masks_for(source: Any, image_path: Path, height: int, width: int) -
         candidate = source / f"{image_path.stem}.json"
         return load_external_masks(candidate, image_path.name, height, width) if candidate.is_file() else []
     return load_external_masks(source, image_path.name, height, width)
-
-
-# --------------------------------------------------------------------------------------- refinement
-def superpixels(
-    image: np.ndarray,
-    segments: int = 1200,
-    compactness: float = 10.0,
-    max_side: int = 320,
-    iterations: int = 5,
-) -> np.ndarray:
-    """(H, W) int64 SLIC superpixel labels 0..L-1 of an H x W x 3 uint8 image (for :func:`snap_to_superpixels`).
-
-    Computed on a copy whose long side is at most ``max_side`` (labels upsampled, nearest) for speed."""
-    import cv2
-    from skimage.segmentation import slic
-
-    height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    small = image
-    if scale < 1.0:
-        small = cv2.resize(
-            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
-        )
-    labels = slic(small, n_segments=segments, compactness=compactness, start_label=0, max_num_iter=iterations)
-    if scale < 1.0:
-        labels = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
-    return labels.astype(np.int64)
-
-
-def snap_to_superpixels(masks: np.ndarray, labels: np.ndarray, majority: float = 0.5) -> np.ndarray:
-    """Boundary refinement: each mask of (K, H, W) bool becomes the union of the superpixels (``labels``,
-    (H, W) ints) it covers by more than ``majority``; blocky patch-grid edges then follow image edges.
-    A mask that would vanish is kept as it was."""
-    num = int(labels.max()) + 1
-    sizes = np.bincount(labels.reshape(-1), minlength=num).astype(np.float64)
-    flat_labels = labels.reshape(-1)
-    refined = np.empty_like(masks)
-    for index, mask in enumerate(masks):
-        inside = np.bincount(flat_labels[mask.reshape(-1)], minlength=num)
-        snapped = (inside / np.maximum(sizes, 1) > majority)[labels]
-        refined[index] = snapped if snapped.any() else mask
-    return refined

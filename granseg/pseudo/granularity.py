@@ -2,7 +2,7 @@
 
 Every mask of one hierarchy (the instance and all of its parts, from divide and conquer) gets the UnSAMv2
 sqrt-area granularity relative to the other masks of that hierarchy (formula and edge cases in
-:mod:`granseg.hierarchy_math`, shared with the synthetic world): the instance gets 1.0, its smallest part 0.1,
+:mod:`granseg.regions.granularity`, shared with the synthetic world): the instance gets 1.0, its smallest part 0.1,
 and an instance without parts 1.0.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from granseg.hierarchy_math import granularity_from_areas
+from granseg.regions.granularity import granularity_from_areas
 
 
 def hierarchy_granularity(instance_ids: Sequence[int], areas: Sequence[float]) -> np.ndarray:

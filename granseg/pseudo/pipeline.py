@@ -238,7 +238,7 @@ def label_at_work_size(
         candidates = merge_external_masks(candidates, external, replace=config.external_only)
     conquer_labels = None
     if config.conquer_superpixels > 0:
-        from granseg.pseudo.divide import superpixels
+        from granseg.regions.superpixels import superpixels
 
         conquer_labels = superpixels(work, config.conquer_superpixels, max_side=config.superpixel_long_side)
     if config.region_thetas and grid is not None and not featureless:
@@ -312,7 +312,7 @@ def _stack_and_refine(
 ):
     """``(K x h x w stack, fields)`` of the masks, snapped to superpixels, parts clipped to their instance,
     near-duplicates dropped (when ``refine_segments`` > 0)."""
-    from granseg.pseudo.divide import snap_to_superpixels, superpixels
+    from granseg.regions.superpixels import snap_to_superpixels, superpixels
 
     if not masks:
         return np.zeros((0, *work.shape[:2]), dtype=bool), []

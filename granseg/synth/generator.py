@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from granseg.errors import InputError
-from granseg.hierarchy_math import granularity_from_areas
+from granseg.regions.granularity import granularity_from_areas
 from granseg.synth.config import SynthConfig
 from granseg.synth.scene import Scene, SceneNode
 from granseg.synth.shapes import rasterise, shape_outline

@@ -30,7 +30,7 @@ class SceneNode:
         level: "object", "part" or "subpart".
         object_id: id of the object this node belongs to (its own id for an object).
         mask: H x W bool, the node's visible pixels.
-        granularity: UnSAMv2 granularity within its object hierarchy (see granseg.hierarchy_math), in [0.1, 1].
+        granularity: UnSAMv2 granularity within its object hierarchy (see granseg.regions.granularity), in [0.1, 1].
         shape: shape family the node was drawn with (see SHAPE_CLASSES).
         texture: texture family of the node's own pixels ("" for objects: they show their parts' textures).
         visible_fraction: visible pixels / pixels drawn for the node (< 1 when later objects occlude it).

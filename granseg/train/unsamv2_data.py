@@ -9,7 +9,7 @@ Sources (one :class:`DataSource` each, mixed by ``weight``; UnSAMv2+ mixes pseud
 * ``coco``: one COCO JSON (``images`` / ``annotations``, polygons or RLE) and the image folder ``images``.
 
 Annotations without a ``granularity`` field get one from their areas: each mask joins the hierarchy of the largest
-mask that contains >= 90 % of it, and :func:`granseg.hierarchy_math.granularity_from_areas` runs per hierarchy.
+mask that contains >= 90 % of it, and :func:`granseg.regions.granularity.granularity_from_areas` runs per hierarchy.
 
 A :class:`MaskSample` is ``image`` ``H x W x 3`` uint8 RGB, ``masks`` ``N x H x W`` bool, ``granularity`` ``(N,)``.
 Bad data (missing / unreadable image, malformed JSON file or annotation) raises :class:`BadSample` (the task skips
@@ -27,7 +27,7 @@ import numpy as np
 
 from granseg.config import Config
 from granseg.errors import InputError
-from granseg.hierarchy_math import granularity_from_areas
+from granseg.regions.granularity import granularity_from_areas
 from granseg.synth import SynthConfig
 
 SOURCE_KINDS = ("synth", "pseudo", "coco")

@@ -1,4 +1,4 @@
-"""Granularity arithmetic shared by the synthetic world, the pseudo-label engine and the hierarchy model.
+"""Granularity arithmetic shared by the synthetic world, the pseudo-label engine and the region hierarchy.
 
 UnSAMv2's pseudo-labels (docs/pseudo.md) give every mask of one instance hierarchy (the instance itself and all of its parts,
 sub-parts, ...) a granularity from its area relative to the other masks of the same hierarchy::

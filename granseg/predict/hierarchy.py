@@ -1,0 +1,235 @@
+"""The weight-free ``hierarchy`` predictor: the package's region hierarchy (:mod:`granseg.regions`) answering
+point / box / granularity prompts.
+
+``set_image`` builds the merge tree of superpixels (:func:`granseg.regions.tree.build_region_tree`).
+``predict``:
+
+* Each positive click has a chain of nested regions, its leaf superpixel up to the *top*: the most persistent
+  chain region covering ``[min_object_fraction, max_object_fraction]`` of the image (the largest region before
+  a strong-boundary merge, never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
+  formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
+  the leaf-level part to the whole object. Several positive clicks give the union of their regions.
+* Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
+  common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
+* GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
+  default, starting from the chain region at g, ``refine_iterations`` rounds;
+  :func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
+  and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
+  answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
+  on the other g asked). From the second click the reference is the previous answer when it comes back as
+  ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
+  click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
+  the previous answer's area and holding no click of the other label); else the hierarchy's selection.
+* A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
+  uses its centre as the positive click.
+
+Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
+(:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
+low); several clicks score the boundary contrast of the mask's outline
+(:func:`granseg.regions.chains.selection_contrast`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from granseg.config import Config
+from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
+from granseg.regions import chains as ch
+from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
+
+LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
+
+
+@dataclass
+class HierarchyConfig(Config):
+    """Parameters of the weight-free hierarchy predictor (see docs/hierarchy.md)."""
+
+    internal_long_side: int = 448
+    n_superpixels: int = 700
+    slic_compactness: float = 12.0
+    boundary_weight: float = 1.0
+    colour_weight: float = 1.0
+    texture_weight: float = 0.3
+    small_region_fraction: float = 0.004
+    boundary_texture_weight: float = 0.0
+    min_object_fraction: float = 0.01
+    max_object_fraction: float = 0.7
+    part_min_fraction: float = 0.05
+    refine: bool = True
+    refine_single_click: bool = True
+    refine_smoothness: float = 2.0
+    refine_prior: float = 0.1
+    refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
+    correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
+    refine_iterations: int = 3
+    gmm_components: int = 5
+
+    def tree_params(self) -> TreeParams:
+        return TreeParams(
+            internal_long_side=self.internal_long_side,
+            n_superpixels=self.n_superpixels,
+            slic_compactness=self.slic_compactness,
+            boundary_weight=self.boundary_weight,
+            colour_weight=self.colour_weight,
+            texture_weight=self.texture_weight,
+            small_region_fraction=self.small_region_fraction,
+            boundary_texture_weight=self.boundary_texture_weight,
+        )
+
+
+class HierarchyModel:
+    """Weight-free model object (registry contract: ``.name`` and ``.create_predictor()``)."""
+
+    name = "hierarchy"
+
+    def __init__(self, config: HierarchyConfig | None = None, device: str = "cpu") -> None:
+        self.config = config or HierarchyConfig()
+        self.device = device  # unused: pure CPU
+
+    def create_predictor(self) -> HierarchyPredictor:
+        return HierarchyPredictor(self.config)
+
+
+def build_hierarchy(device: str = "cpu", **overrides) -> HierarchyModel:
+    """Registry builder: ``HierarchyConfig`` fields may be overridden by keyword."""
+    return HierarchyModel(
+        HierarchyConfig.from_dict({**HierarchyConfig().to_dict(), **overrides}), device=device
+    )
+
+
+class HierarchyPredictor(BasePredictor):
+    """Predictor over a :class:`~granseg.regions.tree.RegionTree`; see the module docstring for the rules."""
+
+    model_name = "hierarchy"
+
+    def __init__(self, config: HierarchyConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or HierarchyConfig()
+        self.tree: RegionTree | None = None
+
+    def _set_image(self, image: np.ndarray) -> None:
+        self.tree = build_region_tree(image, self.config.tree_params())
+        self._original_size = image.shape[:2]
+
+    def _chain(self, leaf: int, box_counts) -> tuple[np.ndarray, np.ndarray]:
+        """The chain regions of a click's leaf up to its top, and their granularity levels."""
+        tree, cfg = self.tree, self.config
+        chain = tree.chain(int(tree.leaf_node[leaf]))
+        allowed = None
+        if box_counts is not None:
+            nodes = np.asarray(chain)
+            allowed = box_counts[tree.hi[nodes]] - box_counts[tree.lo[nodes]] >= 0.8 * tree.area[nodes]
+        top = ch.chain_top(tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed)
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction)
+
+    def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
+        tree, cfg = self.tree, self.config
+        assert tree is not None
+        if len(points) == 0 or not (labels == 1).any():
+            centre = np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]])
+            points, labels = np.concatenate([points, centre]), np.concatenate([labels, [1]])
+        leaves = ch.points_to_leaves(tree, points, self._original_size)
+        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
+        chains = [self._chain(leaf, box_counts) for leaf in leaves]
+        refine = cfg.refine and (len(points) > 1 or cfg.refine_single_click)
+        previous = None
+        if refine and mask_input is not None and len(points) > 1:
+            previous = [ch.selection_from_mask(tree, np.asarray(m) > 0) for m in np.asarray(mask_input)]
+        nested = refine and len(points) == 1
+        # one click with the cut: every standard level up to the largest g asked is answered and the answers are
+        # made nested by a running union from small to large g, so the mask at g does not depend on the other g
+        levels = (
+            sorted({*(v for v in GRANULARITY_LEVELS if v <= max(granularity)), *map(float, granularity)})
+            if nested
+            else list(map(float, granularity))
+        )
+        selections = np.zeros((len(levels), tree.n_leaves), bool)
+        scores = np.zeros(len(levels))
+        # levels that pick the same regions share one cut
+        answered: dict[tuple, tuple[np.ndarray, float]] = {}
+        for k, g in enumerate(levels):
+            prior = None if previous is None else previous[min(k, len(previous) - 1)]
+            key = (
+                tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_ in chains),
+                None if prior is None else prior.tobytes(),
+            )
+            if key not in answered:
+                answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
+            selections[k], scores[k] = answered[key]
+        if nested:
+            selections = np.logical_or.accumulate(selections, axis=0)
+            rows = [levels.index(float(g)) for g in granularity]
+            selections, scores = selections[rows], scores[rows]
+        masks = np.stack([self._to_mask(selection, box) for selection in selections])
+        logits = np.where(selections[:, tree.leaf_map], LOGIT, -LOGIT).astype(np.float32)
+        return Prediction(
+            masks=masks,
+            scores=scores,
+            granularity=np.asarray(granularity, dtype=np.float64),
+            low_res_logits=logits,
+        )
+
+    def _answer(self, leaves, labels, chains, g: float, previous, refine: bool) -> tuple[np.ndarray, float]:
+        """Leaf selection and score at one g (see the module docstring)."""
+        from granseg.regions.graphcut import grabcut_leaves
+
+        tree, cfg = self.tree, self.config
+        positives, negatives = leaves[labels == 1], leaves[labels == 0]
+        picked = [
+            ch.node_for_granularity(nodes, levels, g) for (nodes, levels), lab in zip(chains, labels) if lab
+        ]
+        if previous is None:
+            reference = np.zeros(tree.n_leaves, bool)
+            for node in picked:
+                reference[tree.lo[node] : tree.hi[node]] = True
+            if len(negatives):
+                keep = ch.ultrametric_distance(tree, positives) < ch.ultrametric_distance(tree, negatives)
+                reference &= keep
+            prior_weight = cfg.refine_prior
+        else:  # the previous answer, corrected by the last click's own region at g
+            reference = previous.copy()
+            nodes, levels = chains[-1]
+            below = [
+                n for n in tree.chain(int(tree.leaf_node[leaves[-1]])) if tree.area[n] < tree.area[nodes[0]]
+            ]
+            nodes = np.concatenate([np.asarray(below, dtype=nodes.dtype), nodes])  # from the leaf up
+            levels = np.concatenate([np.zeros(len(below)), levels])
+            other = negatives if labels[-1] == 1 else positives
+            budget = cfg.correction_size * float(tree.leaf_area[previous].sum())
+            node = ch.node_for_click(tree, nodes, levels, g, other, budget)
+            if node is not None:
+                reference[tree.lo[node] : tree.hi[node]] = bool(labels[-1] == 1)
+            prior_weight = cfg.refine_memory
+        reference[positives] = True
+        reference[negatives] = False
+        one_click = len(leaves) == 1
+        if not refine:
+            return reference, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
+                tree, reference
+            )
+        selected = grabcut_leaves(
+            tree,
+            reference,
+            positives,
+            negatives,
+            cfg.refine_smoothness,
+            prior_weight,
+            cfg.refine_iterations,
+            components=cfg.gmm_components,
+        )
+        return selected, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
+            tree, selected
+        )
+
+    def _to_mask(self, selected: np.ndarray, box) -> np.ndarray:
+        mask = ch.upsample_selection(self.tree, selected, self._original_size)
+        if box is not None:
+            x0, y0 = np.floor(box[:2]).astype(int).tolist()
+            x1, y1 = np.ceil(box[2:]).astype(int).tolist()
+            clipped = np.zeros_like(mask)
+            clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+            mask = clipped
+        return mask

@@ -1,0 +1,161 @@
+"""Reading a :class:`~granseg.regions.tree.RegionTree` for prompts: the chain of regions under a click, its
+granularity levels, the ultrametric between leaves, region scores, and leaf selections as pixel masks.
+
+Conventions: points are ``(N, 2)`` (x, y) in pixels of the original ``(H, W)`` image; a *selection* is an
+``(n_leaves,)`` bool over leaf ranks; a tree node ``n`` is the leaf-rank interval ``[lo[n], hi[n])``.
+
+Granularity over a chain (DESIGN.md sec. 5): the regions containing a click, from the smallest one of at least
+``min_fraction`` of the top's area up to the chain's *top* (the object, see :func:`chain_top`), each get the
+UnSAMv2 sqrt-area granularity relative to the others (:func:`granseg.regions.granularity.granularity_from_areas`:
+smallest 0.1, top 1.0); g answers the largest chain region whose granularity is <= g. Every region of the chain
+in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from granseg.regions.granularity import granularity_from_areas
+from granseg.regions.tree import RegionTree
+
+
+def points_to_leaves(tree: RegionTree, points: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Leaf ranks under ``(N, 2)`` (x, y) points given in pixels of the original ``(H, W)`` image."""
+    height, width = tree.leaf_map.shape
+    sx, sy = width / original_size[1], height / original_size[0]
+    cols = np.clip(np.floor(points[:, 0] * sx), 0, width - 1).astype(np.int64)
+    rows = np.clip(np.floor(points[:, 1] * sy), 0, height - 1).astype(np.int64)
+    return tree.leaf_map[rows, cols].astype(np.int64)
+
+
+def leaf_box_counts(tree: RegionTree, box: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """``(n_leaves + 1,)`` prefix sums over leaf ranks of the pixels inside an (x0, y0, x1, y1) box (original
+    pixels): node n has ``c[hi[n]] - c[lo[n]]`` pixels inside it."""
+    height, width = tree.leaf_map.shape
+    sx, sy = width / original_size[1], height / original_size[0]
+    x0, x1 = int(np.floor(box[0] * sx)), int(np.ceil(box[2] * sx))
+    y0, y1 = int(np.floor(box[1] * sy)), int(np.ceil(box[3] * sy))
+    inside = np.bincount(tree.leaf_map[y0:y1, x0:x1].ravel(), minlength=tree.n_leaves).astype(np.float64)
+    return np.concatenate([[0.0], np.cumsum(inside)])
+
+
+def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
+    """``height(parent) - height(node)`` per node (roots: twice the largest height plus one, minus their own)."""
+    parents = tree.parent[nodes]
+    top = tree.height.max() * 2 + 1
+    parent_height = np.where(parents >= 0, tree.height[np.maximum(parents, 0)], top)
+    return parent_height - tree.height[nodes]
+
+
+def chain_top(
+    tree: RegionTree,
+    chain: list[int],
+    min_fraction: float,
+    max_fraction: float,
+    allowed: np.ndarray | None = None,
+) -> int:
+    """Index in ``chain`` of the object region: among chain regions covering ``[min_fraction, max_fraction]`` of
+    the image (and ``allowed``, e.g. inside a box), the most persistent one (the region just before the strongest
+    merge). Falls back to the largest allowed region under the cap (the leaf at least)."""
+    nodes = np.asarray(chain)
+    area = tree.area[nodes] / float(tree.leaf_map.size)
+    ok = area <= max_fraction
+    if allowed is not None:
+        ok &= allowed
+    ok[0] = True
+    big_enough = ok & (area >= min_fraction)
+    if not big_enough.any():
+        return int(np.nonzero(ok)[0].max())
+    return int(np.argmax(np.where(big_enough, persistence(tree, nodes), -np.inf)))
+
+
+def chain_levels(
+    tree: RegionTree, chain: list[int], top: int, min_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
+    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module)."""
+    nodes = np.asarray(chain[: top + 1])
+    areas = tree.area[nodes]
+    distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
+    distinct[-1] = True
+    nodes = nodes[distinct]
+    return nodes, granularity_from_areas(tree.area[nodes])
+
+
+def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
+    """The largest region of a chain whose granularity is <= ``g`` (the smallest one if none)."""
+    return int(nodes[max(int(np.searchsorted(levels, g + 1e-9, side="right")) - 1, 0)])
+
+
+def node_for_click(
+    tree: RegionTree,
+    nodes: np.ndarray,
+    levels: np.ndarray,
+    g: float,
+    exclude: np.ndarray,
+    max_area: float = np.inf,
+) -> int | None:
+    """The largest region of a chain whose granularity is <= ``g``, whose area is <= ``max_area`` (internal
+    pixels) and that holds none of the ``exclude`` leaf ranks (the other label's clicks); the chain's first
+    region when only it qualifies on area and granularity; None when it holds an excluded click."""
+    exclude = np.asarray(exclude, dtype=np.int64)
+    best = None
+    for node, level in zip(nodes.tolist(), levels.tolist()):
+        if (level > g + 1e-9 or tree.area[node] > max_area) and best is not None:
+            break
+        if exclude.size and ((tree.lo[node] <= exclude) & (exclude < tree.hi[node])).any():
+            break
+        best = node
+    return best
+
+
+def ultrametric_distance(tree: RegionTree, seeds: np.ndarray) -> np.ndarray:
+    """``(n_leaves,)`` min over seed leaves of the merge height of their lowest common ancestor (0 at a seed)."""
+    dist = np.full(tree.n_leaves, np.inf)
+    for seed in np.unique(seeds):
+        for node in reversed(tree.chain(int(tree.leaf_node[seed]))):  # root first: lower nodes overwrite
+            segment = dist[tree.lo[node] : tree.hi[node]]
+            np.minimum(segment, tree.height[node], out=segment)
+    return dist
+
+
+def node_score(tree: RegionTree, node: int, full_area_fraction: float = 0.02) -> float:
+    """Confidence that a region is a whole segment, in [0, 1): its persistence relative to the tree's largest
+    merge height, ``1 - exp(-persistence / (0.1 * max height))``, times ``min(1, sqrt(area fraction /
+    full_area_fraction))``. Fragments inside a uniform area merge low into their parent (persistence near
+    0); regions with a strong outline persist long; regions below ``full_area_fraction`` of the image (2 %) are
+    discounted, so a small dark blob does not outrank a whole object with the same contrast."""
+    scale = 0.1 * max(float(tree.height.max()), 1e-9)
+    value = float(persistence(tree, np.asarray([node]))[0])
+    size = min(1.0, float(np.sqrt(tree.area[node] / tree.leaf_map.size / full_area_fraction)))
+    return float((1.0 - np.exp(-min(value, 20 * scale) / scale)) * size)
+
+
+def selection_contrast(tree: RegionTree, selected: np.ndarray) -> float:
+    """``B_out / (B_out + B_in)``: mean boundary strength along a selection's outline vs inside it."""
+    sa, sb = selected[tree.edge_a], selected[tree.edge_b]
+    outline, inner = sa != sb, sa & sb
+    b_out = tree.edge_strength[outline].sum() / max(tree.edge_len[outline].sum(), 1.0)
+    b_in = tree.edge_strength[inner].sum() / max(tree.edge_len[inner].sum(), 1.0)
+    return float(b_out / (b_out + b_in + 1e-9))
+
+
+def upsample_selection(tree: RegionTree, selected: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Leaf selection ``(n_leaves,)`` bool -> ``H x W`` bool mask (bilinear upsampling of the internal mask)."""
+    small = selected[tree.leaf_map].astype(np.float32)
+    if small.shape == tuple(original_size):
+        return small > 0.5
+    big = cv2.resize(small, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
+    return big > 0.5
+
+
+def selection_from_mask(tree: RegionTree, mask: np.ndarray) -> np.ndarray:
+    """``(n_leaves,)`` bool: leaves more than half covered by an ``h x w`` bool/float mask (any size; resized to
+    the internal resolution)."""
+    height, width = tree.leaf_map.shape
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    inside = np.bincount(tree.leaf_map.ravel(), weights=mask.ravel(), minlength=tree.n_leaves)
+    return inside > 0.5 * tree.leaf_area

@@ -1,0 +1,279 @@
+"""The region hierarchy of one image: a binary merge tree (ultrametric contour map) over superpixels.
+
+Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
+
+1. SLIC superpixels (:func:`granseg.regions.superpixels.superpixels`, the same leaves as the pseudo-label
+   engine's merging) are the leaves.
+2. Cues (:mod:`granseg.regions.cues`): a boundary map (oriented colour + texture gradients), mean CIELAB colour
+   and a uniform-LBP texture histogram per region, and a quantised colour histogram per leaf (for the colour
+   models of the click refinement).
+3. Greedy agglomerative merging on the region adjacency graph: at each step the adjacent pair with the smallest
+   dissimilarity merges, where
+
+       d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
+                                     + w_colour * ||mean Lab(a) - mean Lab(b)|| / 100
+                                     + w_texture * chi2(LBP hist(a), LBP hist(b)))
+
+   ``size_factor`` = min(1, sqrt(min(|a|, |b|) / small_region_area)) makes tiny regions merge first (as in
+   Felzenszwalb-Huttenlocher and selective search). The merge height of a node is the running maximum of ``d``
+   over its merges, so heights increase towards the root and the tree defines an ultrametric (UCM).
+
+scikit-image's ``graph.merge_hierarchical`` does the same greedy loop but returns only a flat labelling at one
+threshold, not the tree; the loop here is a plain heap with lazy invalidation.
+
+Leaves are renumbered in depth-first order, so every node is a contiguous interval ``[lo, hi)`` of leaf ranks:
+"does node n contain leaf l" is ``lo[n] <= rank[l] < hi[n]``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
+from granseg.regions.superpixels import resize_long_side, superpixels
+
+
+@dataclass
+class TreeParams:
+    """Parameters of :func:`build_region_tree`."""
+
+    internal_long_side: int = 448
+    n_superpixels: int = 700
+    slic_compactness: float = 12.0
+    boundary_weight: float = 1.0
+    colour_weight: float = 1.0
+    texture_weight: float = 0.3
+    small_region_fraction: float = 0.004  # regions below this fraction of the image merge preferentially
+    boundary_texture_weight: float = 0.0  # weight of the texture gradient in the boundary map
+
+
+@dataclass
+class RegionTree:
+    """Merge tree over ``n_leaves`` superpixels; nodes ``0..n_leaves-1`` are leaves, the rest merges.
+
+    leaf_map:  ``h x w`` int32 leaf *rank* (depth-first order) per pixel of the internal image.
+    parent:    ``(M,)`` parent node id, -1 for roots.
+    children:  ``(M, 2)`` children of merge nodes, -1 for leaves.
+    height:    ``(M,)`` float64 merge height (0 for leaves), non-decreasing towards the root.
+    area:      ``(M,)`` float64 area in internal pixels.
+    lo, hi:    ``(M,)`` leaf-rank interval of each node.
+    leaf_node: ``(n_leaves,)`` node id of the leaf with each rank.
+    edge_a, edge_b: ``(E,)`` leaf ranks of adjacent leaf pairs (a < b); edge_len, edge_strength ``(E,)``
+               float64 border length (pixel pairs) and summed boundary strength along it.
+    leaf_lab:  ``(n_leaves, 3)`` mean CIELAB colour per leaf rank.
+    leaf_colours: ``(n_leaves, B)`` scipy CSR pixel counts of each leaf over the used colour bins;
+    colour_centres: ``(B, 3)`` Lab centre of each used bin.
+    scale:     internal size / original size.
+    """
+
+    leaf_map: np.ndarray
+    parent: np.ndarray
+    children: np.ndarray
+    height: np.ndarray
+    area: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    leaf_node: np.ndarray
+    edge_a: np.ndarray
+    edge_b: np.ndarray
+    edge_len: np.ndarray
+    edge_strength: np.ndarray
+    leaf_lab: np.ndarray
+    leaf_colours: object
+    colour_centres: np.ndarray
+    scale: float
+
+    @property
+    def n_leaves(self) -> int:
+        return int(self.leaf_node.size)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.parent.size)
+
+    @property
+    def leaf_area(self) -> np.ndarray:
+        """``(n_leaves,)`` pixel count of each leaf rank."""
+        return self.area[self.leaf_node]
+
+    def chain(self, node: int) -> list[int]:
+        """Node ids from ``node`` up to its root."""
+        out = [int(node)]
+        while self.parent[out[-1]] >= 0:
+            out.append(int(self.parent[out[-1]]))
+        return out
+
+
+def leaf_adjacency(labels: np.ndarray, strength: np.ndarray, n: int):
+    """Pairs of 4-adjacent labels of an ``h x w`` int map: ``(a, b, border_length, summed_strength)``, a < b,
+    with the strength of a pixel pair the larger of the two pixels' values in the ``h x w`` ``strength`` map."""
+    a_parts, b_parts, s_parts = [], [], []
+    for la, lb, ea, eb in (
+        (labels[:, :-1], labels[:, 1:], strength[:, :-1], strength[:, 1:]),
+        (labels[:-1, :], labels[1:, :], strength[:-1, :], strength[1:, :]),
+    ):
+        diff = la != lb
+        a_parts.append(la[diff])
+        b_parts.append(lb[diff])
+        s_parts.append(np.maximum(ea[diff], eb[diff]))
+    a = np.concatenate(a_parts).astype(np.int64)
+    b = np.concatenate(b_parts).astype(np.int64)
+    pair_strength = np.concatenate(s_parts).astype(np.float64)
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    length = np.bincount(inverse).astype(np.float64)
+    summed = np.bincount(inverse, weights=pair_strength)
+    return (uniq // n).astype(np.int64), (uniq % n).astype(np.int64), length, summed
+
+
+def _chi2(p: np.ndarray, q: np.ndarray) -> float:
+    return float(0.5 * np.sum((p - q) ** 2 / (p + q + 1e-9)))
+
+
+def _greedy_merge(area, lab_sum, texture, edges, params: TreeParams, image_area: float):
+    """The merge loop: returns ``parent``, ``children``, ``height``, ``node_area`` over ``2n - 1`` nodes at most."""
+    n = len(area)
+    total = 2 * n - 1
+    node_area = np.zeros(total)
+    node_area[:n] = area
+    node_lab = np.zeros((total, 3))
+    node_lab[:n] = lab_sum
+    node_tex = np.zeros((total, LBP_BINS))
+    node_tex[:n] = texture
+    parent = np.full(total, -1, np.int64)
+    children = np.full((total, 2), -1, np.int64)
+    height = np.zeros(total)
+    small_area = params.small_region_fraction * image_area
+    neighbours: list[dict[int, list[float]]] = [dict() for _ in range(total)]
+    for a, b, length, summed in zip(*(e.tolist() for e in edges)):
+        neighbours[a][b] = [length, summed]
+        neighbours[b][a] = [length, summed]
+
+    def dissimilarity(a: int, b: int, border: list[float]) -> float:
+        colour = float(np.linalg.norm(node_lab[a] / node_area[a] - node_lab[b] / node_area[b])) / 100.0
+        tex = _chi2(node_tex[a] / node_area[a], node_tex[b] / node_area[b])
+        size_factor = min(1.0, np.sqrt(min(node_area[a], node_area[b]) / small_area))
+        return size_factor * (
+            params.boundary_weight * border[1] / border[0]
+            + params.colour_weight * colour
+            + params.texture_weight * tex
+        )
+
+    heap = [(dissimilarity(a, b, neighbours[a][b]), a, b) for a in range(n) for b in neighbours[a] if a < b]
+    heapq.heapify(heap)
+    alive = np.zeros(total, bool)
+    alive[:n] = True
+    next_id = n
+    while heap:
+        d, a, b = heapq.heappop(heap)
+        if not (alive[a] and alive[b]):
+            continue
+        c = next_id
+        next_id += 1
+        alive[a] = alive[b] = False
+        alive[c] = True
+        parent[a] = parent[b] = c
+        children[c] = (a, b)
+        height[c] = max(d, height[a], height[b])
+        node_area[c] = node_area[a] + node_area[b]
+        node_lab[c] = node_lab[a] + node_lab[b]
+        node_tex[c] = node_tex[a] + node_tex[b]
+        merged: dict[int, list[float]] = {}
+        for src in (a, b):
+            for nb, border in neighbours[src].items():
+                if nb in (a, b):
+                    continue
+                entry = merged.setdefault(nb, [0.0, 0.0])
+                entry[0] += border[0]
+                entry[1] += border[1]
+                del neighbours[nb][src]
+            neighbours[src] = {}
+        neighbours[c] = merged
+        for nb, border in merged.items():
+            neighbours[nb][c] = border
+            heapq.heappush(heap, (dissimilarity(c, nb, border), c, nb))
+    return parent[:next_id], children[:next_id], height[:next_id], node_area[:next_id]
+
+
+def _depth_first_ranks(parent: np.ndarray, children: np.ndarray, n: int):
+    """Leaf rank of every leaf (depth-first order) and the ``[lo, hi)`` rank interval of every node."""
+    used = parent.size
+    rank = np.zeros(n, np.int64)
+    lo = np.zeros(used, np.int64)
+    hi = np.zeros(used, np.int64)
+    counter = 0
+    for root in np.flatnonzero(parent < 0).tolist():
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if node < n:
+                rank[node] = counter
+                lo[node], hi[node] = counter, counter + 1
+                counter += 1
+            elif done:  # child 0 is visited first, so its interval ends where child 1's starts
+                lo[node] = lo[children[node, 0]]
+                hi[node] = hi[children[node, 1]]
+            else:
+                stack.append((node, True))
+                stack.append((int(children[node, 1]), False))
+                stack.append((int(children[node, 0]), False))
+    return rank, lo, hi
+
+
+def build_region_tree(image: np.ndarray, params: TreeParams | None = None) -> RegionTree:
+    """Region tree of an ``H x W x 3`` uint8 RGB image. See the module docstring."""
+    from scipy import sparse
+
+    params = params or TreeParams()
+    small, scale = resize_long_side(image, params.internal_long_side)
+    lab = to_lab(small)
+    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
+    height_px, width_px = small.shape[:2]
+    n_segments = max(1, min(params.n_superpixels, height_px * width_px // 16))
+    labels = superpixels(
+        small, n_segments, params.slic_compactness, max_side=max(small.shape[:2]), iterations=10
+    )
+    _, labels = np.unique(labels, return_inverse=True)
+    labels = labels.reshape(small.shape[:2])
+    n = int(labels.max()) + 1
+
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=n).astype(np.float64)
+    lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
+    codes = lbp_codes(small).ravel()
+    texture = np.bincount(flat * LBP_BINS + codes, minlength=n * LBP_BINS).reshape(n, LBP_BINS).astype(float)
+    edge_a, edge_b, edge_len, edge_sum = leaf_adjacency(labels, strength, n)
+    parent, children, height, node_area = _greedy_merge(
+        area, lab_sum, texture, (edge_a, edge_b, edge_len, edge_sum), params, float(height_px * width_px)
+    )
+    rank, lo, hi = _depth_first_ranks(parent, children, n)
+    leaf_node = np.empty(n, np.int64)
+    leaf_node[rank] = np.arange(n)
+    bins, centres = colour_bins(lab)
+    used, bin_index = np.unique(bins.ravel(), return_inverse=True)
+    leaf_colours = sparse.csr_matrix(
+        (np.ones(flat.size, np.float32), (rank[flat], bin_index.ravel())), shape=(n, used.size)
+    )
+    leaf_colours.sum_duplicates()
+    ranked_a, ranked_b = rank[edge_a], rank[edge_b]
+    return RegionTree(
+        leaf_map=rank[labels].astype(np.int32),
+        parent=parent,
+        children=children,
+        height=height,
+        area=node_area,
+        lo=lo,
+        hi=hi,
+        leaf_node=leaf_node,
+        edge_a=np.minimum(ranked_a, ranked_b),
+        edge_b=np.maximum(ranked_a, ranked_b),
+        edge_len=edge_len,
+        edge_strength=edge_sum,
+        leaf_lab=(lab_sum / area[:, None])[leaf_node],
+        leaf_colours=leaf_colours,
+        colour_centres=centres[used],
+        scale=scale,
+    )
