@@ -23,10 +23,12 @@ from granseg.train.unsamv2_data import (
 from granseg.train.unsamv2_losses import (
     LossWeights,
     actual_iou,
+    best_of_outputs,
     dice_loss,
     object_score_loss,
     sigmoid_focal_loss,
     unsamv2_loss,
+    unsamv2_loss_per_mask,
 )
 from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
 
@@ -60,6 +62,23 @@ def test_weighted_total_by_hand_and_absent_targets_only_score_the_object():
     total, terms = unsamv2_loss(LOGITS, empty, torch.tensor([0.4]), torch.tensor([0.0]), LossWeights())
     assert terms["focal"].item() == 0.0 and terms["dice"].item() == 0.0
     assert total.item() == pytest.approx(LN2)  # BCE(0, target 0)
+
+
+def test_per_mask_shares_sum_to_the_total_and_the_best_output_is_picked_per_prompt():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 4, generator=generator)
+    targets = (torch.rand(3, 4, 4, generator=generator) > 0.5).float()
+    targets[2] = 0  # an absent target only scores the object term
+    iou, objects = torch.rand(3, generator=generator), torch.randn(3, generator=generator)
+    shares = unsamv2_loss_per_mask(logits, targets, iou, objects, LossWeights())
+    total, _ = unsamv2_loss(logits, targets, iou, objects, LossWeights())
+    assert shares.shape == (3,) and shares.sum().item() == pytest.approx(total.item(), rel=1e-6)
+    # two outputs, prompt 0 best with output 1, prompt 1 with output 0: SAM's rule picks per prompt, so the loss
+    # is below what either output alone scores (one output for the whole image was the earlier, wrong rule)
+    per_mask = torch.tensor([[5.0, 1.0], [2.0, 4.0]])
+    best, loss = best_of_outputs(per_mask)
+    assert best.tolist() == [1, 0] and loss.item() == pytest.approx(3.0)
+    assert loss.item() < per_mask.sum(1).min().item()
 
 
 def test_clicks_first_inside_then_on_errors_with_the_right_label():

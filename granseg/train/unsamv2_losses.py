@@ -67,6 +67,35 @@ def object_score_loss(object_logits: torch.Tensor, present: torch.Tensor) -> tor
     return F.binary_cross_entropy_with_logits(object_logits, present.float(), reduction="none")
 
 
+def unsamv2_loss_per_mask(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    predicted_iou: torch.Tensor,
+    object_logits: torch.Tensor,
+    weights: LossWeights,
+) -> torch.Tensor:
+    """Each mask's share of :func:`unsamv2_loss`'s weighted total: ``(P,)``, summing to that total. Used to pick
+    the best of several outputs per prompt (SAM's multimask rule) rather than one output for the whole image."""
+    logits, targets = logits.float(), targets.float()
+    present = targets.flatten(1).amax(1) > 0
+    keep = present.float()
+    count = keep.sum().clamp(min=1)
+    mask_terms = (
+        weights.focal * sigmoid_focal_loss(logits, targets, weights.focal_alpha, weights.focal_gamma)
+        + weights.dice * dice_loss(logits, targets)
+        + weights.iou * iou_prediction_loss(predicted_iou.float(), logits, targets)
+    )
+    object_term = weights.object_score * object_score_loss(object_logits.float(), present)
+    return mask_terms * keep / count + object_term / len(keep)
+
+
+def best_of_outputs(per_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM's multimask rule per prompt: ``per_mask`` ``(M, P)`` losses of M outputs for P prompts ->
+    (index of the lowest-loss output per prompt ``(P,)`` long, the loss summed over prompts of those outputs)."""
+    best = per_mask.detach().argmin(0)
+    return best, per_mask.gather(0, best[None])[0].sum()
+
+
 def unsamv2_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,

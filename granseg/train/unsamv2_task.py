@@ -7,7 +7,7 @@ rounds (:mod:`granseg.train.unsamv2_prompts`), every round adds a click and feed
 (detached) as the mask prompt, and the loss (:mod:`granseg.train.unsamv2_losses`) is averaged over rounds.
 
 A model without granularity input (``model.granularity = false``, the ablation baseline) is trained like SAM:
-three outputs per prompt, the loss of the best one (lowest loss) counts.
+three outputs per prompt, the loss of each prompt's best output (lowest loss) counts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from granseg.errors import InputError
 from granseg.models.unsamv2 import UnSAMv2Model, UnSAMv2Output
 from granseg.train.unsamv2_config import UnSAMv2TrainConfig
 from granseg.train.unsamv2_data import BadSample, MixedMaskDataset
-from granseg.train.unsamv2_losses import unsamv2_loss
+from granseg.train.unsamv2_losses import best_of_outputs, unsamv2_loss, unsamv2_loss_per_mask
 from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
 
 MAX_REPLACEMENTS = 10  # a bad sample is replaced by another index at most this many times
@@ -214,31 +214,41 @@ class UnSAMv2Task:
         mask_input = None
         total = torch.zeros((), device=device)
         loss_targets = None
+        weights = self.config.loss
         for round_index in range(1 + self.config.correction_clicks):
             out = module(features, points, labels, mask_input, granularity)
             low_res_logits = out.mask_logits[0]  # (P, M, 4h, 4w)
             logits = self._logits_for_loss(low_res_logits, size)
             if loss_targets is None:
                 loss_targets = self._targets_for_loss(targets, logits.shape[-1])
-            losses = [
-                unsamv2_loss(
-                    logits[:, m],
+            if logits.shape[1] == 1:
+                best = torch.zeros(logits.shape[0], dtype=torch.long, device=device)
+                round_loss = unsamv2_loss(
+                    logits[:, 0],
                     loss_targets,
-                    out.iou_scores[0, :, m],
+                    out.iou_scores[0, :, 0],
                     out.object_score_logits[0, :, 0],
-                    self.config.loss,
+                    weights,
                 )[0]
-                for m in range(logits.shape[1])
-            ]
-            if len(losses) == 1:
-                best, round_loss = 0, losses[0]
-            else:  # plain SAM-2: the best of its outputs counts
-                best = int(torch.stack([x.detach() for x in losses]).argmin())
-                round_loss = losses[best]
+            else:  # plain SAM-2: per prompt, the best of its outputs counts
+                per_mask = torch.stack(
+                    [
+                        unsamv2_loss_per_mask(
+                            logits[:, m],
+                            loss_targets,
+                            out.iou_scores[0, :, m],
+                            out.object_score_logits[0, :, 0],
+                            weights,
+                        )
+                        for m in range(logits.shape[1])
+                    ]
+                )
+                best, round_loss = best_of_outputs(per_mask)
             total = total + round_loss
             if round_index == self.config.correction_clicks:
                 break
-            chosen = low_res_logits[:, best : best + 1].detach()  # (P, 1, 4h, 4w)
+            rows = torch.arange(len(best), device=device)
+            chosen = low_res_logits[rows, best][:, None].detach()  # (P, 1, 4h, 4w)
             full = F.interpolate(chosen.float(), size=(size, size), mode="bilinear", align_corners=False)
             prediction = (full[:, 0] > 0).cpu().numpy()
             new_points, new_labels = correction_clicks(prediction, item.targets, item.rng)
