@@ -31,7 +31,7 @@ low); several clicks score the boundary contrast of the mask's outline
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -68,16 +68,8 @@ class HierarchyConfig(Config):
     gmm_components: int = 5
 
     def tree_params(self) -> TreeParams:
-        return TreeParams(
-            internal_long_side=self.internal_long_side,
-            n_superpixels=self.n_superpixels,
-            slic_compactness=self.slic_compactness,
-            boundary_weight=self.boundary_weight,
-            colour_weight=self.colour_weight,
-            texture_weight=self.texture_weight,
-            small_region_fraction=self.small_region_fraction,
-            boundary_texture_weight=self.boundary_texture_weight,
-        )
+        """The :class:`TreeParams` fields of this config (same names, same values)."""
+        return TreeParams(**{f.name: getattr(self, f.name) for f in fields(TreeParams)})
 
 
 class HierarchyModel:

@@ -209,6 +209,25 @@ class UnSAMv2Predictor(BasePredictor):
             )
         return torch.from_numpy(array).to(self.model.device)
 
+    def _granularity_tensor(self, granularity: np.ndarray) -> torch.Tensor | None:
+        """``(K,)`` g values -> ``(1, K)`` float32 on the model's device; None for a model without g input."""
+        if not self.model.config.granularity:
+            return None
+        return torch.as_tensor(granularity, dtype=torch.float32, device=self.model.device)[None]
+
+    def _decode(self, embeddings, sparse: torch.Tensor, dense: torch.Tensor, fast_state):
+        """The model's decoder on the current image, all mask outputs, with the image's positional encoding."""
+        use_granularity = self.model.config.granularity
+        return self.model.decode(
+            embeddings,
+            sparse,
+            dense,
+            use_granularity,
+            True,
+            image_positional_embeddings=self._positional,
+            fast_state=fast_state,
+        )
+
     @torch.inference_mode()
     def decode_logits(
         self,
@@ -239,24 +258,12 @@ class UnSAMv2Predictor(BasePredictor):
         masks = self._mask_prompt(mask_input, count)
         if not use_granularity and masks is not None and masks.shape[0] > 1:
             masks = masks[:1]
-        g = (
-            torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
-            if use_granularity
-            else None
-        )
+        g = self._granularity_tensor(granularity)
         sparse, dense = self.model.encode_prompts(point_tensor, label_tensor, box_tensor, masks, g)
         state = None
         if self._fast is not None:
             state = self._decoder_state if masks is None else self._fast_state(dense)
-        out = self.model.decode(
-            embeddings,
-            sparse,
-            dense,
-            use_granularity,
-            True,
-            image_positional_embeddings=self._positional,
-            fast_state=state,
-        )
+        out = self._decode(embeddings, sparse, dense, state)
         if use_granularity:
             return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0]
         index = torch.as_tensor(sam2_mask_index_for_granularity(granularity), device=device)
@@ -313,21 +320,9 @@ class UnSAMv2Predictor(BasePredictor):
             inverse = inverse.reshape(-1)
         scaled = torch.as_tensor(unique * self._scale_xy(), dtype=torch.float32, device=device)
         labels = torch.ones(1, len(unique), 1, dtype=torch.long, device=device)
-        g = (
-            torch.as_tensor(granularity, dtype=torch.float32, device=device)[None]
-            if use_granularity
-            else None
-        )
+        g = self._granularity_tensor(granularity)
         sparse, dense = self.model.encode_prompts(scaled[None, :, None], labels, None, None, g)
-        out = self.model.decode(
-            embeddings,
-            sparse,
-            dense,
-            use_granularity,
-            True,
-            image_positional_embeddings=self._positional,
-            fast_state=self._decoder_state if self._fast is not None else None,
-        )
+        out = self._decode(embeddings, sparse, dense, self._decoder_state if self._fast is not None else None)
         if use_granularity:
             return out.mask_logits[0, :, 0], out.iou_scores[0, :, 0]
         rows = torch.as_tensor(inverse, device=device)

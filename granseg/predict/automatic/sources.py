@@ -40,14 +40,12 @@ class Decoded:
     low_res: bool
 
 
-class PointSource:
-    """One ``predictor.predict`` call per point (all of the point's levels in one call)."""
+class _PredictorSource:
+    """What every source shares: the wrapped predictor holds the image."""
 
-    low_res = False
-
-    def __init__(self, predictor: BasePredictor) -> None:
+    def __init__(self, predictor: BasePredictor, mask_threshold: float) -> None:
         self.predictor = predictor
-        self.mask_threshold = 0.0
+        self.mask_threshold = mask_threshold
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -55,6 +53,15 @@ class PointSource:
 
     def set_image(self, image: np.ndarray) -> None:
         self.predictor.set_image(image)
+
+
+class PointSource(_PredictorSource):
+    """One ``predictor.predict`` call per point (all of the point's levels in one call)."""
+
+    low_res = False
+
+    def __init__(self, predictor: BasePredictor) -> None:
+        super().__init__(predictor, 0.0)
 
     def max_pairs(self, levels: int) -> int:
         """Pairs per :meth:`decode` call that keep the full-resolution masks under the memory budget."""
@@ -85,21 +92,13 @@ class PointSource:
         return Decoded(score_array, None, np.concatenate(masks)[inverse], False)
 
 
-class BatchedSamSource:
+class BatchedSamSource(_PredictorSource):
     """All (point, g) pairs of a batch as prompts of one decoder call (UnSAMv2 / plain SAM-2 predictors)."""
 
     low_res = True
 
     def __init__(self, predictor) -> None:
-        self.predictor = predictor
-        self.mask_threshold = float(predictor.model.config.mask_threshold)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.predictor.image_size
-
-    def set_image(self, image: np.ndarray) -> None:
-        self.predictor.set_image(image)
+        super().__init__(predictor, float(predictor.model.config.mask_threshold))
 
     def max_pairs(self, levels: int) -> int:
         """Prompts per decoder call: the fast decoder keeps every prompt's image tokens (``h w x C`` floats, 4 MB
