@@ -66,6 +66,8 @@ class HierarchyConfig(Config):
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     refine_iterations: int = 3
     gmm_components: int = 5
+    object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
+    object_prior_iterations: int = 5
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -151,6 +153,8 @@ class HierarchyPredictor(BasePredictor):
             if key not in answered:
                 answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
             selections[k], scores[k] = answered[key]
+        if nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0:
+            selections[-1] |= self._object_prior_cut(points[0], leaves)
         if nested:
             selections = np.logical_or.accumulate(selections, axis=0)
             rows = [levels.index(float(g)) for g in granularity]
@@ -214,6 +218,25 @@ class HierarchyPredictor(BasePredictor):
         )
         return selected, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
             tree, selected
+        )
+
+    def _object_prior_cut(self, point: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+        """``(n_leaves,)`` bool: GrabCut over the leaves from the leaves mostly inside a disk of radius
+        ``object_prior_radius`` x the long side around the ``(2,)`` (x, y) click (original pixels), as
+        cv2.grabCut is seeded from one click; the whole object's colour model when the chain top is only a part."""
+        from granseg.regions.graphcut import grabcut_leaves
+
+        tree, cfg = self.tree, self.config
+        reference = ch.disk_selection(tree, point, self._original_size, cfg.object_prior_radius)
+        return grabcut_leaves(
+            tree,
+            reference,
+            leaves[:1],
+            leaves[:0],
+            cfg.refine_smoothness,
+            cfg.refine_prior,
+            cfg.object_prior_iterations,
+            components=cfg.gmm_components,
         )
 
     def _to_mask(self, selected: np.ndarray, box) -> np.ndarray:

@@ -40,6 +40,22 @@ def leaf_box_counts(tree: RegionTree, box: np.ndarray, original_size: tuple[int,
     return np.concatenate([[0.0], np.cumsum(inside)])
 
 
+def disk_selection(
+    tree: RegionTree, point: np.ndarray, original_size: tuple[int, int], radius: float
+) -> np.ndarray:
+    """``(n_leaves,)`` bool: leaves more than half inside the disk of ``radius`` x the long side around the
+    ``(2,)`` (x, y) point (original pixels)."""
+    height, width = tree.leaf_map.shape
+    cx, cy = point[0] * width / original_size[1], point[1] * height / original_size[0]
+    r = radius * max(height, width)
+    y0, y1 = max(int(cy - r), 0), min(int(np.ceil(cy + r)) + 1, height)
+    x0, x1 = max(int(cx - r), 0), min(int(np.ceil(cx + r)) + 1, width)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    inside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+    counts = np.bincount(tree.leaf_map[y0:y1, x0:x1][inside], minlength=tree.n_leaves)
+    return counts > 0.5 * tree.leaf_area
+
+
 def persistence(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
     """``height(parent) - height(node)`` per node (roots: twice the largest height plus one, minus their own)."""
     parents = tree.parent[nodes]
