@@ -197,3 +197,15 @@ def test_texture_boundary_option_builds_a_valid_hierarchy():
     masks = pred.predict([[100, 115]], [1], granularity="all").masks
     assert all(not (a & ~b).any() for a, b in zip(masks[:-1], masks[1:]))
     assert iou(masks[-1], box_mask(BODY)) > 0.8
+
+
+def test_single_click_object_level_and_pixel_outline_options():
+    """The g = 1.0 disk-prior cut (object_prior_radius) and the pixel outline (pixel_band) keep the body at
+    g = 1.0 on the toy image, keep the ten answers nested, and can be switched off."""
+    image = toy_image()
+    for overrides in ({}, {"object_prior_radius": 0.0}, {"pixel_band": 0}):
+        pred = build_hierarchy(device="cpu", **overrides).create_predictor()
+        pred.set_image(image)
+        masks = pred.predict([[100, 115]], [1], granularity="all").masks
+        assert all(not (a & ~b).any() for a, b in zip(masks[:-1], masks[1:])), overrides
+        assert iou(masks[-1], box_mask(BODY)) > 0.9, overrides

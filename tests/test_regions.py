@@ -116,3 +116,44 @@ def test_clicks_never_make_the_mask_much_worse():
             ious.append(iou(prediction, target))
         assert all(b >= a - 0.02 for a, b in zip(ious, ious[1:])), (g, ious)
         assert ious[-1] > 0.85, (g, ious)
+
+
+def test_disk_selection_holds_the_leaves_around_the_point(tree):
+    sel = ch.disk_selection(tree, np.array([75.0, 80.0]), (160, 200), 0.1)  # radius 20 px around (75, 80)
+    mask = ch.upsample_selection(tree, sel, (160, 200))
+    yy, xx = np.mgrid[:160, :200]
+    disk = (xx - 75) ** 2 + (yy - 80) ** 2 <= 20**2
+    assert iou(mask, disk) > 0.6
+    assert not ch.disk_selection(tree, np.array([75.0, 80.0]), (160, 200), 0.0).any()
+
+
+def test_st_min_cut_on_a_chain():
+    from granseg.regions.graphcut import st_min_cut
+
+    # 0 - 1 - 2 - 3: node 0 wants the source, node 3 the sink; the cheap edge (1, 2) is cut
+    cut = st_min_cut(
+        np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([5.0, 0.5, 5.0]), [9, 0, 0, 0], [0, 0, 0, 9]
+    )
+    assert cut.tolist() == [True, True, False, False]
+
+
+def test_refine_outline_moves_a_shifted_outline_onto_the_colour_edge():
+    """A red square on grey; the leaf-level mask is the square shifted by 3 px: the band cut puts the outline
+    back on the colour edge (IoU 0.84 -> > 0.95) and keeps the clicked pixels' labels."""
+    from granseg.regions.cues import colour_bins, to_lab
+    from granseg.regions.pixelcut import pixel_image, refine_outline
+
+    image = np.full((80, 80, 3), 128, np.uint8)
+    image[20:60, 20:60] = (200, 30, 30)
+    square = np.zeros((80, 80), bool)
+    square[20:60, 20:60] = True
+    shifted = np.roll(square, 3, axis=1)
+    lab = to_lab(image)
+    bins, _ = colour_bins(lab)
+    used, index = np.unique(bins.ravel(), return_inverse=True)
+    ratio = np.where(np.isin(used, bins[square]), 5.0, -5.0)
+    fixed = np.zeros((80, 80), np.int8)
+    fixed[40, 61] = 1  # a positive click just outside the square stays object
+    out = refine_outline(pixel_image(lab, index.reshape(bins.shape)), shifted, ratio, fixed, 4, 2.0)
+    assert iou(shifted, square) < 0.9 and iou(out, square) > 0.95
+    assert out[40, 61]

@@ -64,10 +64,15 @@ class HierarchyConfig(Config):
     refine_prior: float = 0.1
     refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
+    correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
     object_prior_iterations: int = 5
+    object_mode: bool = False
+    object_prior_contrast: float = 1.0  # ... kept where its outline contrast is >= this x the chain answer's
+    pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
+    pixel_smoothness: float = 50.0
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -107,6 +112,9 @@ class HierarchyPredictor(BasePredictor):
     def _set_image(self, image: np.ndarray) -> None:
         self.tree = build_region_tree(image, self.config.tree_params())
         self._original_size = image.shape[:2]
+        self._pixels = None
+        if self.config.pixel_band > 0:
+            self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
 
     def _chain(self, leaf: int, box_counts) -> tuple[np.ndarray, np.ndarray]:
         """The chain regions of a click's leaf up to its top, and their granularity levels."""
@@ -151,16 +159,28 @@ class HierarchyPredictor(BasePredictor):
                 None if prior is None else prior.tobytes(),
             )
             if key not in answered:
-                answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
+                if cfg.object_mode and g >= 1.0 - 1e-9 and len(points) > 1 and refine:
+                    first = points[np.flatnonzero(labels == 1)[0]]
+                    answered[key] = (self._object_prior_cut(first, leaves, labels), 0.0)
+                else:
+                    answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
             selections[k], scores[k] = answered[key]
         if nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0:
-            selections[-1] |= self._object_prior_cut(points[0], leaves)
+            union = selections[-1] | self._object_prior_cut(points[0], leaves, labels)
+            # the larger answer only where its outline is the stronger boundary (not a cut through background)
+            if ch.selection_contrast(tree, union) >= cfg.object_prior_contrast * ch.selection_contrast(
+                tree, np.logical_or.reduce(selections, axis=0)
+            ):
+                selections[-1] = union
         if nested:
             selections = np.logical_or.accumulate(selections, axis=0)
+        small = self._outlines(selections, points, labels)
+        if nested:
+            small = np.logical_or.accumulate(small, axis=0)
             rows = [levels.index(float(g)) for g in granularity]
-            selections, scores = selections[rows], scores[rows]
-        masks = np.stack([self._to_mask(selection, box) for selection in selections])
-        logits = np.where(selections[:, tree.leaf_map], LOGIT, -LOGIT).astype(np.float32)
+            small, scores = small[rows], scores[rows]
+        masks = np.stack([self._to_mask(m, box) for m in small])
+        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
         return Prediction(
             masks=masks,
             scores=scores,
@@ -194,7 +214,10 @@ class HierarchyPredictor(BasePredictor):
             nodes = np.concatenate([np.asarray(below, dtype=nodes.dtype), nodes])  # from the leaf up
             levels = np.concatenate([np.zeros(len(below)), levels])
             other = negatives if labels[-1] == 1 else positives
-            budget = cfg.correction_size * float(tree.leaf_area[previous].sum())
+            budget = max(
+                cfg.correction_size * float(tree.leaf_area[previous].sum()),
+                cfg.correction_min_fraction * float(tree.leaf_map.size),
+            )
             node = ch.node_for_click(tree, nodes, levels, g, other, budget)
             if node is not None:
                 reference[tree.lo[node] : tree.hi[node]] = bool(labels[-1] == 1)
@@ -220,7 +243,7 @@ class HierarchyPredictor(BasePredictor):
             tree, selected
         )
 
-    def _object_prior_cut(self, point: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+    def _object_prior_cut(self, point: np.ndarray, leaves: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``(n_leaves,)`` bool: GrabCut over the leaves from the leaves mostly inside a disk of radius
         ``object_prior_radius`` x the long side around the ``(2,)`` (x, y) click (original pixels), as
         cv2.grabCut is seeded from one click; the whole object's colour model when the chain top is only a part."""
@@ -231,16 +254,46 @@ class HierarchyPredictor(BasePredictor):
         return grabcut_leaves(
             tree,
             reference,
-            leaves[:1],
-            leaves[:0],
+            leaves[labels == 1],
+            leaves[labels == 0],
             cfg.refine_smoothness,
             cfg.refine_prior,
             cfg.object_prior_iterations,
             components=cfg.gmm_components,
         )
 
-    def _to_mask(self, selected: np.ndarray, box) -> np.ndarray:
-        mask = ch.upsample_selection(self.tree, selected, self._original_size)
+    def _outlines(self, selections: np.ndarray, points, labels) -> np.ndarray:
+        """``(K, h, w)`` bool internal masks of ``(K, n_leaves)`` selections, with pixel-accurate outlines
+        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0."""
+        from granseg.regions.colour import bin_log_likelihood_ratio
+        from granseg.regions.pixelcut import refine_outline
+
+        tree, cfg = self.tree, self.config
+        small = selections[:, tree.leaf_map]
+        if self._pixels is None:
+            return small
+        height, width = tree.leaf_map.shape
+        fixed = np.zeros((height, width), np.int8)
+        cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
+        rows = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        for x, y, label in zip(cols, rows, labels):
+            fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
+        done: dict[bytes, np.ndarray] = {}
+        out = np.empty_like(small)
+        for k, selection in enumerate(selections):
+            key = selection.tobytes()
+            if key not in done and (selection.all() or not selection.any()):
+                done[key] = small[k]
+            if key not in done:
+                ratio = bin_log_likelihood_ratio(tree, selection, cfg.gmm_components)
+                done[key] = refine_outline(
+                    self._pixels, small[k], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+                )
+            out[k] = done[key]
+        return out
+
+    def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
+        mask = _upsample(small, self._original_size)
         if box is not None:
             x0, y0 = np.floor(box[:2]).astype(int).tolist()
             x1, y1 = np.ceil(box[2:]).astype(int).tolist()
@@ -248,3 +301,29 @@ class HierarchyPredictor(BasePredictor):
             clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
             mask = clipped
         return mask
+
+
+def _upsample(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """``h x w`` bool internal mask -> ``H x W`` bool (bilinear, threshold 0.5)."""
+    import cv2
+
+    if small.shape == tuple(original_size):
+        return small.copy()
+    big = cv2.resize(
+        small.astype(np.float32), (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR
+    )
+    return big > 0.5
+
+
+def _pixel_image(image: np.ndarray, long_side: int, tree: RegionTree):
+    """:class:`granseg.regions.pixelcut.PixelImage` of the internal image behind ``tree``."""
+    from granseg.regions.cues import colour_bins, to_lab
+    from granseg.regions.pixelcut import pixel_image
+    from granseg.regions.superpixels import resize_long_side
+
+    small, _ = resize_long_side(image, long_side)
+    lab = to_lab(small)
+    bins, centres = colour_bins(lab)
+    used, index = np.unique(bins.ravel(), return_inverse=True)
+    assert len(used) == len(tree.colour_centres), "colour bins differ from the tree's"
+    return pixel_image(lab, index.reshape(bins.shape))

@@ -74,14 +74,20 @@ def log_density(points: np.ndarray, model) -> np.ndarray:
     return top + np.log(np.exp(comp - top[:, None]).sum(1))
 
 
-def leaf_log_likelihood_ratio(tree: RegionTree, foreground: np.ndarray, components: int = 5) -> np.ndarray:
-    """``(n_leaves,)`` mean per-pixel ``log p_fg - log p_bg`` of every leaf, with the two mixtures fitted to the
+def bin_log_likelihood_ratio(tree: RegionTree, foreground: np.ndarray, components: int = 5) -> np.ndarray:
+    """``(B,)`` ``log p_fg - log p_bg`` at every used colour bin of ``tree``, with the two mixtures fitted to the
     pixels of the ``foreground`` ``(n_leaves,)`` bool leaves and of the others."""
     counts = tree.leaf_colours
     fg_weights = np.asarray(counts.T @ foreground.astype(np.float32)).ravel()
     bg_weights = np.asarray(counts.sum(0)).ravel() - fg_weights
     centres = tree.colour_centres
-    ratio = log_density(centres, fit_gmm(centres, fg_weights, components)) - log_density(
+    return log_density(centres, fit_gmm(centres, fg_weights, components)) - log_density(
         centres, fit_gmm(centres, np.maximum(bg_weights, 0), components)
     )
-    return np.asarray(counts @ ratio).ravel() / np.maximum(tree.leaf_area, 1.0)
+
+
+def leaf_log_likelihood_ratio(tree: RegionTree, foreground: np.ndarray, components: int = 5) -> np.ndarray:
+    """``(n_leaves,)`` mean per-pixel ``log p_fg - log p_bg`` of every leaf (see
+    :func:`bin_log_likelihood_ratio`)."""
+    ratio = bin_log_likelihood_ratio(tree, foreground, components)
+    return np.asarray(tree.leaf_colours @ ratio).ravel() / np.maximum(tree.leaf_area, 1.0)

@@ -29,19 +29,26 @@ HARD = 10**8
 def min_cut(tree: RegionTree, cost_object, cost_background, pair, positives, negatives) -> np.ndarray:
     """``(n_leaves,)`` bool object side of the minimum cut; ``cost_*`` ``(n_leaves,)`` unaries, ``pair`` ``(E,)``
     pairwise weights of ``tree``'s leaf edges, ``positives`` / ``negatives`` leaf ranks with hard labels."""
-    n = tree.n_leaves
-    source, sink = n, n + 1
     src_cap = np.asarray(cost_background, dtype=np.float64).copy()  # paid when the leaf is background
     snk_cap = np.asarray(cost_object, dtype=np.float64).copy()
-    shift = np.minimum(src_cap, snk_cap)  # only the difference matters
-    src_cap -= shift
-    snk_cap -= shift
     src_cap[positives], snk_cap[positives] = HARD, 0
     snk_cap[negatives], src_cap[negatives] = HARD, 0
-    leaves = np.arange(n)
-    rows = np.concatenate([tree.edge_a, tree.edge_b, np.full(n, source), leaves])
-    cols = np.concatenate([tree.edge_b, tree.edge_a, leaves, np.full(n, sink)])
-    caps = np.concatenate([pair, pair, src_cap, snk_cap])
+    return st_min_cut(tree.edge_a, tree.edge_b, pair, src_cap, snk_cap)
+
+
+def st_min_cut(edge_a, edge_b, pair, src_cap, snk_cap) -> np.ndarray:
+    """Source side ``(n,)`` bool of the minimum s-t cut of a graph over ``n = len(src_cap)`` nodes: undirected
+    edges ``(edge_a[e], edge_b[e])`` of weight ``pair[e]``, ``src_cap`` / ``snk_cap`` ``(n,)`` terminal weights
+    (the cost of putting a node on the sink / source side). Float weights are scaled to integers."""
+    n = len(src_cap)
+    source, sink = n, n + 1
+    src_cap = np.asarray(src_cap, dtype=np.float64)
+    snk_cap = np.asarray(snk_cap, dtype=np.float64)
+    shift = np.minimum(src_cap, snk_cap)  # only the difference matters
+    nodes = np.arange(n)
+    rows = np.concatenate([edge_a, edge_b, np.full(n, source), nodes])
+    cols = np.concatenate([edge_b, edge_a, nodes, np.full(n, sink)])
+    caps = np.concatenate([pair, pair, src_cap - shift, snk_cap - shift])
     caps = np.minimum(np.round(caps * CAPACITY_SCALE), HARD).astype(np.int32)
     graph = coo_matrix((caps, (rows, cols)), shape=(n + 2, n + 2)).tocsr()
     graph.sum_duplicates()

@@ -1,0 +1,87 @@
+"""Pixel-accurate outline for a leaf selection: a graph cut over the pixels of a narrow band around it.
+
+Superpixels bound how close a selection of leaves can follow an object's outline (on the GrabCut set the best
+leaf selection averages IoU 0.95 and a few objects stay below 0.9). :func:`refine_outline` relabels only the
+pixels within ``band`` pixels of the selection's outline, at the tree's internal resolution, with GrabCut's
+energy per pixel:
+
+* unary: the pixel's colour ``log p_fg - log p_bg`` under the two leaf-level mixtures (clipped to +-10);
+* pairwise (4-neighbours): ``smoothness * exp(-||Lab_p - Lab_q||^2 / (2 mean ||dLab||^2))`` (GrabCut's
+  contrast-sensitive term);
+* pixels outside the band keep their label and act as terminals for their band neighbours; the clicked pixels
+  keep their click's label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from granseg.regions.graphcut import HARD, st_min_cut
+
+
+@dataclass
+class PixelImage:
+    """Per-pixel data of the internal image for :func:`refine_outline`: ``bins`` ``h x w`` int index into the
+    tree's used colour bins; ``right`` / ``down`` ``h x w-1`` / ``h-1 x w`` float contrast weights in (0, 1]."""
+
+    bins: np.ndarray
+    right: np.ndarray
+    down: np.ndarray
+
+
+def pixel_image(lab: np.ndarray, bins: np.ndarray) -> PixelImage:
+    """:class:`PixelImage` of an ``h x w x 3`` CIELAB image and its ``h x w`` used-bin indices."""
+    right = ((lab[:, 1:] - lab[:, :-1]) ** 2).sum(-1)
+    down = ((lab[1:] - lab[:-1]) ** 2).sum(-1)
+    beta = 1.0 / (2.0 * max(float(np.concatenate([right.ravel(), down.ravel()]).mean()), 1e-6))
+    return PixelImage(bins=bins, right=np.exp(-beta * right), down=np.exp(-beta * down))
+
+
+def refine_outline(
+    image: PixelImage,
+    mask: np.ndarray,
+    bin_ratio: np.ndarray,
+    fixed: np.ndarray,
+    band: int = 4,
+    smoothness: float = 2.0,
+) -> np.ndarray:
+    """``h x w`` bool refined ``mask`` (``h x w`` bool at the internal resolution). ``bin_ratio`` ``(B,)``
+    colour log-likelihood ratio per used bin; ``fixed`` ``h x w`` int8: 1 / -1 where pixels must stay object /
+    background (clicks), 0 elsewhere."""
+    m8 = mask.astype(np.uint8)
+    if band <= 0 or m8.all() or not m8.any():
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))
+    in_band = (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0) & (fixed == 0)
+    index = np.full(mask.shape, -1, np.int64)
+    count = int(in_band.sum())
+    if count == 0:
+        return mask
+    index[in_band] = np.arange(count)
+    ratio = np.clip(bin_ratio[image.bins[in_band]], -10, 10)
+    src = np.maximum(ratio, 0)  # paid when the pixel is background
+    snk = np.maximum(-ratio, 0)
+    inside = mask | (fixed > 0)
+    inside &= fixed >= 0
+    pairs_a, pairs_b, weights = [], [], []
+    for ia, ib, w, ma, mb in (
+        (index[:, :-1], index[:, 1:], image.right, inside[:, :-1], inside[:, 1:]),
+        (index[:-1], index[1:], image.down, inside[:-1], inside[1:]),
+    ):
+        w = smoothness * w
+        both = (ia >= 0) & (ib >= 0)
+        pairs_a.append(ia[both])
+        pairs_b.append(ib[both])
+        weights.append(w[both])
+        for node, other, other_inside in ((ia, ib, mb), (ib, ia, ma)):  # band pixel next to a fixed one
+            edge = (node >= 0) & (other < 0)
+            np.add.at(src, node[edge & other_inside], w[edge & other_inside])
+            np.add.at(snk, node[edge & ~other_inside], w[edge & ~other_inside])
+    src = np.minimum(src, HARD)
+    labels = st_min_cut(np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk)
+    out = inside.copy()
+    out[in_band] = labels
+    return out
