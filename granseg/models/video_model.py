@@ -246,6 +246,7 @@ def build_video_model(
     with torch.no_grad():
         for key, value in image.items():
             own[key].copy_(value)
-    if meta_video:
+    if meta_video:  # Meta's no_mem_embed is an image tensor too: the image converter has it
+        meta_video.setdefault("no_mem_embed", image["no_memory_embedding"])
         load_meta_video_weights(video, meta_video)
     return video.to(model.device).eval()
