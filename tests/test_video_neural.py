@@ -253,3 +253,36 @@ def test_plain_sam2_video_runs_without_granularity(frames):
     session.add_prompt(0, [(30, 30)], [1], granularity=0.2)
     out = list(session.propagate("forward"))
     assert [f for f, _ in out] == list(range(8)) and all(m[1].shape == (H, W) for _, m in out)
+
+
+def test_cli_video_runs_the_neural_session(tmp_path, frames, capsys):
+    import cv2
+
+    from granseg.cli import main
+    from granseg.io.images import load_image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames[:5]):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    argv = [
+        "video",
+        str(folder),
+        "--model",
+        "unsamv2-tiny-random",
+        "--point",
+        "30,30",
+        "--granularity",
+        "0.4",
+    ]
+    code = main([*argv, "--obj", "70,50;g=1.0;f=2", "--direction", "both", "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.png" for i in range(5)]
+    session = VideoSession(build_unsamv2(tiny_config()), str(folder))  # what the CLI's model is
+    session.add_prompt(0, [(30, 30)], [1], granularity=0.4, obj_id=1)
+    first = dict(session.propagate("forward"))
+    label = load_image(out / "f004.png")[..., 0]
+    assert label.shape == (H, W)
+    assert np.array_equal(label == 1, first[4][1] & (label != 2))
