@@ -45,6 +45,7 @@ def model():
             if "lora_B" in name:
                 p.copy_(torch.randn_like(p) * 0.05)
         m.sam.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(10.0)
+        m.sam.no_memory_embedding.normal_(0.0, 0.5)  # zero at init: make "no memory" visible
     return m
 
 
