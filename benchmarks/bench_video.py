@@ -76,8 +76,11 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
     }
 
 
-def run_neural(method: str, data_root: Path, sequences: list[str] | None, architecture: str) -> dict:
-    """The neural session (first click on frame 0's ground truth, g = 1.0, forward) with random weights."""
+def run_neural(
+    method: str, data_root: Path, sequences: list[str] | None, architecture: str, max_frames: int | None
+) -> dict:
+    """The neural session (first click on frame 0's ground truth, g = 1.0, forward) with random weights
+    (``max_frames``: only the first frames of each sequence, for timing the large architectures)."""
     import dataclasses
 
     import numpy as np
@@ -99,9 +102,10 @@ def run_neural(method: str, data_root: Path, sequences: list[str] | None, archit
     for name, (frame_paths, mask_paths) in davis_sequences(data_root).items():
         if sequences and name not in sequences:
             continue
+        frame_paths, mask_paths = frame_paths[:max_frames], mask_paths[:max_frames]
         gts = [read_binary_mask(m) for m in mask_paths]
         click = next_click(gts[0], np.zeros_like(gts[0], dtype=bool))
-        session = VideoSession(video, open_frames(frame_paths[0].parent))
+        session = VideoSession(video, open_frames(frame_paths))
         session.add_prompt(0, [(click.x, click.y)], [1], granularity=1.0, obj_id=1)
         start = time.perf_counter()
         preds = [masks[1] for _, masks in session.propagate("forward")]
@@ -112,7 +116,7 @@ def run_neural(method: str, data_root: Path, sequences: list[str] | None, archit
     return {
         "method": method,
         "first": "click",
-        "config": {"model": config.to_dict(), "memory": memory.to_dict()},
+        "config": {"model": config.to_dict(), "memory": memory.to_dict(), "max_frames": max_frames},
         "all": summarize_sequences(per_sequence),
         "tune": None,
         "held_out": summarize_sequences(held) if held else None,
@@ -175,6 +179,9 @@ def main() -> None:
     parser.add_argument(
         "--architecture", default="tiny", help="neural: tiny or a SAM-2 size (random weights)"
     )
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="neural: first N frames of each sequence"
+    )
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/davis2016_val_subset"))
     parser.add_argument("--sequences", default=None, help="comma-separated (default: all)")
     parser.add_argument("--set", default="{}", help="FlowTrackerConfig overrides as JSON")
@@ -192,7 +199,7 @@ def main() -> None:
         return
     sequences = args.sequences.split(",") if args.sequences else None
     if args.method.startswith("neural"):
-        result = run_neural(args.method, args.data_root, sequences, args.architecture)
+        result = run_neural(args.method, args.data_root, sequences, args.architecture, args.max_frames)
     else:
         result = run(args.method, args.data_root, sequences, json.loads(args.set), args.first)
     line = {k: round(v["J&F"], 3) for k, v in result["all"]["per_sequence"].items()}
