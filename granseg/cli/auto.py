@@ -89,6 +89,7 @@ def _config(args: argparse.Namespace, levels):
 def run(args: argparse.Namespace) -> int:
     from granseg.cli import info
     from granseg.cli.segment import OVERLAY_LONG_SIDE, image_limits
+    from granseg.errors import InputError
     from granseg.io.files import clean_stale_temporaries, json_text
     from granseg.io.images import load_image
     from granseg.io.masks import records_to_coco
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if model_name == "auto":
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
+    if config.source == "tree" and model_name != "hierarchy":
+        raise InputError("--source tree needs the hierarchy model (a region tree); use grid or auto")
     predictor = create_predictor(load_model(model_name, device=args.device))
     segmenter = AutomaticSegmenter(predictor, config)
     records = segmenter.generate(image, quiet=args.quiet)
