@@ -16,6 +16,10 @@ Then greedy box NMS per g (:func:`~granseg.predict.automatic.filters.box_nms`), 
 optional cross-level de-duplication and the part-whole tree (:mod:`granseg.predict.automatic.mask_tree`).
 ``point_pruning`` / ``coarse_to_fine`` change which pairs are decoded (see :class:`AutomaticConfig`).
 
+The ``hierarchy`` model (``source="auto"`` or ``"tree"``) skips the grid: every region of the tree its ``set_image``
+builds is a candidate once (:mod:`granseg.predict.automatic.region_tree`), then the same tail (de-duplication, the
+part-whole tree).
+
 Output records: ``segmentation`` (COCO RLE), ``area``, ``bbox`` ``[x, y, w, h]``, ``score``, ``granularity``,
 ``point_coords``; with several levels also ``id`` and ``parent_id`` (and ``granularity_range`` /
 ``granularity_levels`` with de-duplication). :attr:`AutomaticSegmenter.stats` counts the work done.
