@@ -2,7 +2,7 @@
 recall cost of the ``fast`` preset, and the ``hierarchy`` model's region-tree readout against its point grid
 (numbers go to benchmarks/results/auto.md).
 
-    nice -n 5 .venv/bin/python benchmarks/bench_auto.py [--only speed,recall,tree] [--threads 2] [--json out.json]
+    nice -n 5 .venv/bin/python benchmarks/bench_auto.py [--only speed,recall,tree,ablation] [--threads 2] [--json F]
 
 1. speed: UnSAMv2 hiera-small config, random init, a 1024 px image (granseg/assets/coffee.jpg resized so that its
    long side is 1024), ``--threads`` torch threads, all in one process (ratios within the run are what count on a
@@ -28,6 +28,8 @@ recall cost of the ``fast`` preset, and the ``hierarchy`` model's region-tree re
    ``hierarchy`` (one GrabCut-refined click per (point, g)): the 64 x 64 grid runs on COCO only, the ``fast`` grid
    on COCO and the first ``--grid-images`` report images (the tree on the same images, side by side). Speed: a 1024 px image (coffee.jpg), ``--threads`` torch threads,
    ``set_image`` (the region tree) and the readout timed separately, median of 3 after a warm-up.
+4. ablation: the tree readout with one score term at a time, without the nested NMS, and without a score (tree
+   order), on the report sets of part 3 (AR only).
 """
 
 from __future__ import annotations
@@ -234,6 +236,54 @@ def tree_vs_grid(rows: dict, grid_images: int = 8) -> None:
     tree_speed(rows, predictor)
 
 
+def tree_ablation(rows: dict) -> None:
+    """What each part of the tree readout buys (``--only ablation``): the score's terms and the nested NMS, on the
+    report sets of part 3 (COCO sample, BSDS val report half); one tree per image, read out once per variant."""
+    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
+    from granseg.io.images import load_image
+    from granseg.predict.automatic import region_tree as rt
+    from granseg.predict.base import GRANULARITY_LEVELS
+    from granseg.predict.hierarchy import build_hierarchy
+
+    weights = rt.SCORE_WEIGHTS
+    variants = {
+        "shipped (nms 0.9)": (weights, 0.9),
+        "no NMS": (weights, 1.0),
+        "persistence only": ({"persistence": 1.0}, 0.9),
+        "area only": ({"log_area": 1.0}, 0.9),
+        "compactness only": ({"compactness": 1.0}, 0.9),
+        "contrast only": ({"contrast": 1.0}, 0.9),
+        "no score (tree order)": ({}, 0.9),
+    }
+    predictor = build_hierarchy(device="cpu").create_predictor()
+    folder = ROOT.parent / "shared" / "data" / "bsds500" / "images" / "val"
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    coco = load_ground_truth(COCO / "annotations" / "instances_val2017.json")
+    coco_paths = {i["file_name"]: COCO / "val2017" / i["file_name"] for i in coco["images"]}
+    for set_name, (gt, paths) in {
+        "COCO sample (report)": (coco, coco_paths),
+        "BSDS val report half": bsds_ground_truth(ids[len(ids) // 2 :]),
+    }.items():
+        gt = load_ground_truth(gt)
+        predictions: dict[str, dict] = {name: {} for name in variants}
+        for info in gt["images"]:
+            image = load_image(paths[info["file_name"]])
+            predictor.set_image(image)
+            cfg = predictor.config
+            for name, (w, nms) in variants.items():
+                readout = rt.TreeReadout(
+                    cfg.min_object_fraction, cfg.max_object_fraction, cfg.part_min_fraction, nms_iou=nms
+                )
+                records, _ = rt.tree_records(
+                    predictor.tree, image.shape[:2], GRANULARITY_LEVELS, readout, w or {"bias": 0.0}
+                )
+                predictions[name][info["file_name"]] = records
+        for name in variants:
+            metrics = evaluate_ar(gt, predictions[name])
+            rows[f"{set_name} | {name}"] = {f"AR@{k}": metrics[f"AR@{k}"] for k in (10, 100, 1000)}
+            print(set_name, "|", name, rows[f"{set_name} | {name}"], flush=True)
+
+
 def tree_speed(rows: dict, predictor) -> None:
     from granseg.predict.automatic import AutomaticSegmenter, preset_config
 
@@ -284,6 +334,8 @@ def main() -> None:
         result[part] = {}
         if part == "recall":
             recall(result[part], with_naive=not args.no_naive_recall)
+        elif part == "ablation":
+            tree_ablation(result[part])
         elif part == "tree":
             tree_vs_grid(result[part], grid_images=args.grid_images)
         else:
