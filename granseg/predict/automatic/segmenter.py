@@ -95,7 +95,7 @@ class AutomaticSegmenter:
         ``points`` (``(N, 2)`` x, y pixels) replaces the grid (e.g. a measured fraction of it, for timing)."""
         cfg = self.config
         levels = [float(g) for g in cfg.granularities]
-        if points is None and self._reads_tree():
+        if points is None and self.reads_tree():
             return self._generate_from_tree(image, levels)
         source = grid_source(self.predictor, cfg.batched)
         source.set_image(image)
@@ -126,7 +126,7 @@ class AutomaticSegmenter:
         return self._finish(store, levels)
 
     # ------------------------------------------------------------------------------------------- region tree
-    def _reads_tree(self) -> bool:
+    def reads_tree(self) -> bool:
         """Whether candidates come from the predictor's region tree (``source``; see :class:`AutomaticConfig`)."""
         from granseg.predict.hierarchy import HierarchyPredictor
 
