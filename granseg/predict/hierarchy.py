@@ -20,6 +20,12 @@ point / box / granularity prompts.
   ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
   click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
+* One click at g = 1.0: also GrabCut over the leaves seeded by a disk of ``object_prior_radius`` x the long side
+  around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
+  answer where its outline contrast is at least ``object_prior_contrast`` x the chain answers'.
+* Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
+  cut with GrabCut's per-pixel energy (:func:`granseg.regions.pixelcut.refine_outline`); ``low_res_logits``
+  are the refined internal masks.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
