@@ -22,7 +22,8 @@ point / box / granularity prompts.
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
 * One click at g = 1.0: also GrabCut over the leaves seeded by a disk of ``object_prior_radius`` x the long side
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
-  answer where its outline contrast is at least ``object_prior_contrast`` x the chain answers'.
+  answer where its outline contrast is at least ``object_prior_contrast`` x the chain answers' and it covers at
+  most ``max_object_fraction`` of the image.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
   cut with GrabCut's per-pixel energy (:func:`granseg.regions.pixelcut.refine_outline`); ``low_res_logits``
   are the refined internal masks.
@@ -174,7 +175,11 @@ class HierarchyPredictor(BasePredictor):
         if nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0:
             union = selections[-1] | self._object_prior_cut(points[0], leaves, labels)
             # the larger answer only where its outline is the stronger boundary (not a cut through background)
-            if ch.selection_contrast(tree, union) >= cfg.object_prior_contrast * ch.selection_contrast(
+            # and never above max_object_fraction of the image (the chain top's own cap)
+            small_enough = tree.leaf_area[union].sum() <= cfg.max_object_fraction * tree.leaf_map.size
+            if small_enough and ch.selection_contrast(
+                tree, union
+            ) >= cfg.object_prior_contrast * ch.selection_contrast(
                 tree, np.logical_or.reduce(selections, axis=0)
             ):
                 selections[-1] = union
