@@ -65,16 +65,28 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     if wanted != default_edge_map(model):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
-        from granseg.eval.edges import ultrametric_contour_map
-
         predictor = create_predictor(model)
 
         def hierarchy_edges(image: np.ndarray) -> np.ndarray:
             predictor.set_image(image)
-            return ultrametric_contour_map(predictor.tree, image.shape[:2])
+            return tree_contour_map(predictor.tree, image.shape[:2])
 
         return hierarchy_edges
     return lambda image: sobel_nms(model.feature_image(image))
+
+
+def tree_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
+    """``H x W`` float32 ultrametric contour map of a region tree (:func:`granseg.eval.edges.ultrametric_contour_map`).
+
+    A tree of the learned criterion has heights ``1 - p(same)`` that mean the same in every image, so its map
+    keeps them (one threshold over a dataset, the ODS, then means one probability); other trees' maps are
+    divided by their image's largest height."""
+    from granseg.eval.edges import ultrametric_contour_map
+
+    ucm = ultrametric_contour_map(tree, original_size)
+    if getattr(tree, "criterion", "handcrafted") == "learned":
+        ucm *= np.float32(min(1.0, float(np.max(tree.height))))
+    return ucm
 
 
 def automatic_mask_edges(predictor, points_per_side: int = MASK_EDGE_POINTS_PER_SIDE) -> Callable:
