@@ -10,7 +10,7 @@ Each round runs the greedy merging of every fit image with the current model and
 regions it scores (the pairs the criterion must rank, not only leaf pairs: DAgger-style); the target of a pair
 (a, b) is the chance that a random pixel of a and one of b share a human segment, averaged over the annotators.
 The model is a logistic regression (Newton's method, L2 penalty ``--l2`` on standardised features) fit on the
-pairs of all rounds so far, each weighted by the square root of its border length.
+pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ DATA = ROOT.parent / "shared" / "data" / "bsds500"
 def initial_model():
     from granseg.regions.learned import FEATURES, MergeModel
 
-    weights = np.array([-1.0] * 12 + [-2.0] * 4 + [-3.0, -0.5, 0.0, 1.0])
+    weights = np.zeros(len(FEATURES))
+    weights[:20] = [-1.0] * 12 + [-2.0] * 4 + [-3.0, -0.5, 0.0, 1.0]
     return MergeModel(weights, 0.0, np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
 
 
@@ -64,7 +65,7 @@ def prepare(image_id: str, leaves: str):
     return stats, edges, np.concatenate(counts, 1), len(segmentations)
 
 
-def samples(prepared, model):
+def samples(prepared, model, weighting: str = "sqrt"):
     """Features, soft targets and weights of every pair the merging with ``model`` scores on one image."""
     from granseg.regions.learned import learned_merge
 
@@ -82,7 +83,8 @@ def samples(prepared, model):
     features = np.concatenate([entry[2] for entry in log])
     length = np.concatenate([entry[3] for entry in log])
     target = (counts[a] * counts[b]).sum(1) / (area[a] * area[b] * annotators)
-    return features, np.clip(target, 0.0, 1.0), np.sqrt(length)
+    weight = {"sqrt": np.sqrt(length), "length": length, "one": np.ones_like(length)}[weighting]
+    return features, np.clip(target, 0.0, 1.0), weight
 
 
 def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25):
@@ -117,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fit", type=int, default=50, help="fit on the first N sorted val images")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--weighting", default="sqrt", choices=["sqrt", "length", "one"], help="pair weights")
     parser.add_argument("--leaves", default="watershed", choices=["watershed", "slic"])
     parser.add_argument("--out", type=Path, default=ROOT / "granseg" / "regions" / "merge_weights.json")
     args = parser.parse_args(argv)
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
     print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
     model, pool = initial_model(), []
     for round_index in range(args.rounds):
-        batch = [samples(p, model) for p in prepared]
+        batch = [samples(p, model, args.weighting) for p in prepared]
         pool.extend(batch)
         features, target, weight = (np.concatenate([s[k] for s in pool]) for k in range(3))
         before = log_loss(model, *(np.concatenate([s[k] for s in batch]) for k in range(3)))
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
         "rounds": args.rounds,
         "l2": args.l2,
         "leaves": args.leaves,
+        "weighting": args.weighting,
         "pairs": int(sum(len(s[0]) for s in pool)),
         "command": "benchmarks/fit_merge.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }

@@ -10,6 +10,8 @@ For two adjacent regions ``a`` and ``b`` (leaves or merged nodes) the features a
 * ``lab``: the distance of their mean CIELAB colours / 100;
 * ``log_min_area``, ``log_max_area``: log of the smaller / larger area as a fraction of the image;
 * ``border_share``: shared border length / the smaller region's perimeter (to other regions);
+* three interactions: the square of the mean of the ``border`` features, and that mean and ``lab`` times
+  ``log_min_area`` (a weak boundary between two large regions means more than one around a speck);
 * a bias.
 
 The model gives ``p(same | a, b)``: the probability that the two regions lie in the same segment of a human
@@ -42,6 +44,9 @@ FEATURES = (
     "log_min_area",
     "log_max_area",
     "border_share",
+    "border_mean^2",
+    "border_mean*log_min_area",
+    "lab*log_min_area",
 )
 
 
@@ -114,14 +119,20 @@ class NodeStats:
         lab = np.linalg.norm(self.lab[a] / area_a[:, None] - self.lab[b] / area_b[:, None], axis=1) / 100.0
         small, large = np.minimum(area_a, area_b), np.maximum(area_a, area_b)
         small_perimeter = np.where(area_a <= area_b, self.perimeter[a], self.perimeter[b])
+        border = borders[:, 1:] / length[:, None]
+        border_mean = border.mean(1)
+        log_min_area = np.log(small / self.image_area)
         return np.column_stack(
             [
-                borders[:, 1:] / length[:, None],
+                border,
                 *chi2,
                 lab,
-                np.log(small / self.image_area),
+                log_min_area,
                 np.log(large / self.image_area),
                 np.minimum(borders[:, 0] / np.maximum(small_perimeter, 1.0), 1.0),
+                border_mean**2,
+                border_mean * log_min_area,
+                lab * log_min_area,
             ]
         )
 
