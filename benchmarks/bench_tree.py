@@ -15,8 +15,8 @@ on the other 50 (``--skip 50``).
   variant in the same run (the machine is shared: compare the ratios).
 
 Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundary + colour + LBP distance),
-``learned-slic`` (oriented gradients and the learned criterion over SLIC leaves), ``learned`` (the default:
-oriented gradients, watershed leaves, learned criterion).
+``learned`` (the default: oriented gradients and the learned criterion over the same SLIC leaves),
+``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 VARIANTS = {
     "handcrafted": {"merge": "handcrafted"},
-    "learned-slic": {"merge": "learned", "leaves": "slic"},
-    "learned": {"merge": "learned", "leaves": "watershed"},
+    "learned": {"merge": "learned", "leaves": "slic"},
+    "learned-watershed": {"merge": "learned", "leaves": "watershed"},
 }
 
 

@@ -1,6 +1,6 @@
 """Fit the learned merge criterion of the region tree (granseg/regions/learned.py) on human segmentations.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_merge.py [--fit 50] [--rounds 3] [--leaves watershed]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_merge.py [--fit 50] [--rounds 3] [--leaves slic|watershed]
         [--out granseg/regions/merge_weights.json]
 
 Data: BSDS500 val (../shared/data/bsds500), sorted ids; the first ``--fit`` images are fit on, the rest are
@@ -120,9 +120,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--weighting", default="sqrt", choices=["sqrt", "length", "one"], help="pair weights")
-    parser.add_argument("--leaves", default="watershed", choices=["watershed", "slic"])
-    parser.add_argument("--out", type=Path, default=ROOT / "granseg" / "regions" / "merge_weights.json")
+    parser.add_argument("--leaves", default="slic", choices=["slic", "watershed"])
+    parser.add_argument("--out", type=Path, default=None, help="default: the shipped file for --leaves")
     args = parser.parse_args(argv)
+    if args.out is None:
+        from granseg.regions.learned import WEIGHTS_FILES
+
+        args.out = WEIGHTS_FILES[args.leaves]
     ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
     start = time.perf_counter()
     prepared = [prepare(i, args.leaves) for i in ids]

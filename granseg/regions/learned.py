@@ -1,5 +1,6 @@
 """The learned merge criterion of the region tree: logistic regression on per-pair features, fit on human
-segmentations (BSDS500; ``benchmarks/fit_merge.py``), coefficients shipped in ``merge_weights.json``.
+segmentations (BSDS500; ``benchmarks/fit_merge.py``), coefficients shipped in ``merge_weights.json`` (over SLIC
+leaves, the default) and ``merge_weights_watershed.json`` (over watershed leaves).
 
 For two adjacent regions ``a`` and ``b`` (leaves or merged nodes) the features are (:data:`FEATURES`):
 
@@ -35,7 +36,10 @@ import numpy as np
 
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, SCALES
 
-WEIGHTS_FILE = Path(__file__).with_name("merge_weights.json")
+WEIGHTS_FILES = {  # one fit per kind of leaves
+    "slic": Path(__file__).with_name("merge_weights.json"),
+    "watershed": Path(__file__).with_name("merge_weights_watershed.json"),
+}
 BORDER_FEATURES = tuple(f"border:{c}@{s:g}" for c in CHANNELS for s in SCALES)
 FEATURES = (
     *BORDER_FEATURES,
@@ -80,10 +84,10 @@ class MergeModel:
         return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2])
 
 
-@lru_cache(maxsize=1)
-def default_model() -> MergeModel:
-    """The shipped coefficients (``merge_weights.json`` next to this module)."""
-    return MergeModel.from_dict(json.loads(WEIGHTS_FILE.read_text()))
+@lru_cache(maxsize=2)
+def default_model(leaves: str = "slic") -> MergeModel:
+    """The shipped coefficients fit over ``leaves`` (:data:`WEIGHTS_FILES`, next to this module)."""
+    return MergeModel.from_dict(json.loads(WEIGHTS_FILES[leaves].read_text()))
 
 
 class NodeStats:

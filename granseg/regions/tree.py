@@ -229,6 +229,8 @@ def _depth_first_ranks(parent: np.ndarray, children: np.ndarray, n: int):
 
 
 MERGE_CRITERIA = ("learned", "handcrafted")
+LEAVES = ("slic", "watershed")
+WATERSHED_COMPACTNESS = 0.0  # of the learned leaves (skimage compact watershed; 0: plain watershed)
 
 
 def border_sums(labels: np.ndarray, maps: np.ndarray, n: int):
@@ -276,7 +278,7 @@ def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, params: TreeParams):
     return labels, merged
 
 
-def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leaves: str = "watershed"):
+def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leaves: str = "slic"):
     """Leaves and cues of the learned criterion: ``(labels, cues)`` with ``labels`` ``h x w`` int64 leaf ids
     (a watershed of the oriented-gradient map, or SLIC with ``leaves="slic"``) and the
     :class:`~granseg.regions.gradients.GradientCues` of ``lab``, the CIELAB of the ``h x w x 3`` RGB ``small``."""
@@ -289,7 +291,7 @@ def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leave
         )
         _, labels = np.unique(labels, return_inverse=True)
         return labels.reshape(lab.shape[:2]), cues
-    return watershed_superpixels(cues.combined(), n_segments), cues
+    return watershed_superpixels(cues.combined(), n_segments, WATERSHED_COMPACTNESS), cues
 
 
 def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues):
@@ -315,15 +317,18 @@ def build_region_tree(
     params: TreeParams | None = None,
     merge: str = "learned",
     model: MergeModel | None = None,
-    leaves: str = "watershed",
+    leaves: str = "slic",
 ) -> RegionTree:
     """Region tree of an ``H x W x 3`` uint8 RGB image (module docstring).
 
-    ``merge``: ``"learned"`` (default: Pb-like oriented gradients, watershed leaves, the logistic merge
-    criterion ``model``, the shipped one when None) or ``"handcrafted"`` (the previous tree: SLIC leaves and the
-    hand-weighted distance of :class:`TreeParams`). ``leaves``: ``"watershed"`` or ``"slic"`` (learned only)."""
+    ``merge``: ``"learned"`` (default: Pb-like oriented gradients and the logistic merge criterion ``model``,
+    the one shipped for ``leaves`` when None) or ``"handcrafted"`` (the previous tree: SLIC leaves and the
+    hand-weighted distance of :class:`TreeParams`). ``leaves`` (learned only): ``"slic"`` (default) or
+    ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges)."""
     if merge not in MERGE_CRITERIA:
         raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
+    if leaves not in LEAVES:
+        raise ValueError(f"leaves must be one of {LEAVES}, got {leaves!r}")
     params = params or TreeParams()
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
@@ -332,7 +337,7 @@ def build_region_tree(
     else:
         labels, cues = learned_leaves(small, lab, params, leaves)
         stats, edges = learned_statistics(labels, lab, cues)
-        parent, children, height, node_area = learned_merge(stats, edges, model or default_model())
+        parent, children, height, node_area = learned_merge(stats, edges, model or default_model(leaves))
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
