@@ -3,20 +3,25 @@
 Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
 
 1. SLIC superpixels (:func:`granseg.regions.superpixels.superpixels`, the same leaves as the pseudo-label
-   engine's merging) are the leaves.
-2. Cues (:mod:`granseg.regions.cues`): a boundary map (oriented colour + texture gradients), mean CIELAB colour
-   and a uniform-LBP texture histogram per region, and a quantised colour histogram per leaf (for the colour
-   models of the click refinement).
-3. Greedy agglomerative merging on the region adjacency graph: at each step the adjacent pair with the smallest
-   dissimilarity merges, where
+   engine's merging) are the leaves (or, with ``leaves="watershed"``, a watershed of the gradient map).
+2. Cues: Pb-like oriented histogram gradients of L, a, b and textons (:mod:`granseg.regions.gradients`), region
+   histograms and mean CIELAB; a Di Zenzo boundary map (:mod:`granseg.regions.cues`) for the leaf borders'
+   ``edge_strength`` (GrabCut smoothness) and a quantised colour histogram per leaf (click colour models).
+3. Greedy agglomerative merging on the region adjacency graph, by one of two criteria (``merge``):
+
+   * ``"learned"`` (default, :mod:`granseg.regions.learned`): the pair with the largest ``p(same)`` of a
+     logistic regression fit on human segmentations merges first; heights ``1 - p(same)``, in [0, 1];
+   * ``"handcrafted"`` (the previous tree): the pair with the smallest
 
        d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
                                      + w_colour * ||mean Lab(a) - mean Lab(b)|| / 100
                                      + w_texture * chi2(LBP hist(a), LBP hist(b)))
 
-   ``size_factor`` = min(1, sqrt(min(|a|, |b|) / small_region_area)) makes tiny regions merge first (as in
-   Felzenszwalb-Huttenlocher and selective search). The merge height of a node is the running maximum of ``d``
-   over its merges, so heights increase towards the root and the tree defines an ultrametric (UCM).
+     with ``size_factor`` = min(1, sqrt(min(|a|, |b|) / small_region_area)) (tiny regions merge first, as in
+     Felzenszwalb-Huttenlocher and selective search).
+
+   The merge height of a node is the running maximum of the criterion over its merges, so heights increase
+   towards the root and the tree defines an ultrametric (UCM).
 
 scikit-image's ``graph.merge_hierarchical`` does the same greedy loop but returns only a flat labelling at one
 threshold, not the tree; the loop here is a plain heap with lazy invalidation.
@@ -256,7 +261,7 @@ def border_sums(labels: np.ndarray, maps: np.ndarray, n: int):
     return (uniq // n).astype(np.int64), (uniq % n).astype(np.int64), length, sums
 
 
-def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, params: TreeParams):
+def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, strength: np.ndarray, params: TreeParams):
     """The previous criterion: SLIC leaves, hand-weighted boundary + colour + LBP distance (module docstring).
     Returns ``labels`` and ``parent, children, height, node_area``."""
     height_px, width_px = small.shape[:2]
@@ -272,7 +277,6 @@ def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, params: TreeParams):
     lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
     codes = lbp_codes(small).ravel()
     texture = np.bincount(flat * LBP_BINS + codes, minlength=n * LBP_BINS).reshape(n, LBP_BINS).astype(float)
-    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     edges = leaf_adjacency(labels, strength, n)
     merged = _greedy_merge(area, lab_sum, texture, edges, params, float(height_px * width_px))
     return labels, merged
@@ -332,13 +336,13 @@ def build_region_tree(
     params = params or TreeParams()
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
+    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     if merge == "handcrafted":
-        labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, params)
+        labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, strength, params)
     else:
         labels, cues = learned_leaves(small, lab, params, leaves)
         stats, edges = learned_statistics(labels, lab, cues)
         parent, children, height, node_area = learned_merge(stats, edges, model or default_model(leaves))
-    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
     return tree
