@@ -15,7 +15,7 @@ on the other 50 (``--skip 50``).
   variant in the same run (the machine is shared: compare the ratios).
 
 Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundary + colour + LBP distance),
-``learned`` (the default: oriented gradients and the learned criterion over the same SLIC leaves),
+``learned`` (oriented gradients and the learned criterion over the same SLIC leaves: the ``ucm`` edge map's tree),
 ``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights).
 """
 

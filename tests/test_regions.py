@@ -214,3 +214,14 @@ def test_both_criteria_build_valid_trees(merge):
     assert ucm[30:130, 28:32].max() > np.median(ucm[140:, :][ucm[140:, :] > 0])
     with pytest.raises(ValueError):
         build_region_tree(toy_image(), merge="nope")
+
+
+def test_ucm_edge_map_uses_the_learned_tree():
+    from granseg.eval.edge_maps import edge_map_function, tree_contour_map
+    from granseg.predict.hierarchy import HierarchyConfig
+
+    image = toy_image()
+    edges = edge_map_function("hierarchy", kind="ucm")(image)
+    tree = build_region_tree(image, HierarchyConfig().tree_params(), merge="learned")
+    assert np.allclose(edges, tree_contour_map(tree, image.shape[:2]))
+    assert build_region_tree(image).criterion == "handcrafted"  # the predictor's default tree

@@ -4,7 +4,8 @@ An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary stre
 (:data:`EDGE_MAPS`) are chosen explicitly, or by the model with ``"auto"``:
 
 * ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
-* ``ucm``: the ultrametric contour map of the weight-free ``hierarchy`` model's region tree;
+* ``ucm``: the ultrametric contour map of the region tree with the learned merge criterion
+  (:func:`granseg.regions.tree.build_region_tree` ``merge="learned"``, the ``hierarchy`` model's tree parameters);
 * ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol);
 * ``masks``: Sobel + NMS on the model's automatic whole-image masks (any model: the "Sobel on automatic masks"
   baseline of the SAM and Gen2Seg papers; :func:`granseg.eval.edges.boundary_map_from_masks`). The masks come from
@@ -65,11 +66,12 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     if wanted != default_edge_map(model):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
-        predictor = create_predictor(model)
+        from granseg.regions.tree import build_region_tree
+
+        params = model.config.tree_params()
 
         def hierarchy_edges(image: np.ndarray) -> np.ndarray:
-            predictor.set_image(image)
-            return tree_contour_map(predictor.tree, image.shape[:2])
+            return tree_contour_map(build_region_tree(image, params, merge="learned"), image.shape[:2])
 
         return hierarchy_edges
     return lambda image: sobel_nms(model.feature_image(image))
