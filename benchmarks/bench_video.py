@@ -3,9 +3,9 @@
     PYTHONPATH=$PWD nice -n 5 python benchmarks/bench_video.py --method track --out /tmp/track.json
     PYTHONPATH=$PWD nice -n 5 python benchmarks/bench_video.py --method reclick --out /tmp/reclick.json
 
-Methods: ``track`` (VideoSession: flow + appearance + hierarchy snap), ``track-nosnap`` (the same without the
-hierarchy), ``reclick`` (the older baseline: re-click each frame at the previous mask's deepest point),
-``flow-only`` (the first mask moved by optical flow alone, no appearance or snap: a floor).
+Methods: ``track`` (VideoSession: first mask by motion + hierarchy, then flow + GrabCut), ``track-nomotion``
+(the same, first mask = the hierarchy's answer at the click), ``reclick`` (the older baseline: re-click each
+frame at the previous mask's deepest point), ``flow-only`` (the first mask moved by optical flow alone: a floor).
 First click: the RITM first click on frame 0's ground truth (its deepest interior point); g = 1.0.
 fps counts decoding + tracking (not scoring); peak memory is the process's max RSS (``ru_maxrss``).
 ``--synthetic 100-104``: synthetic moving scenes instead (per-frame IoU of a part at g = 0.2 and of an object at
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from granseg.eval.video import (
     davis_sequences,
+    jaccard,
     propagate_with_clicks,
     propagate_with_session,
     read_binary_mask,
@@ -38,11 +39,11 @@ TUNE = ("blackswan", "bmx-trees")  # the alphabetically first two; the other thr
 def run(method: str, data_root: Path, sequences: list[str] | None, overrides: dict, first: str) -> dict:
     predictor = load_predictor("hierarchy")
     config = FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **overrides})
-    if method == "track-nosnap":
-        config.snap = False
+    if method == "track-nomotion":
+        config.motion_init = False
     if method == "flow-only":
-        config.snap, config.colour_weight = False, 0.0
-    per_sequence, seconds, frames_done = {}, 0.0, 0
+        config.refine = "none"
+    per_sequence, first_j, seconds, frames_done = {}, {}, 0.0, 0
     for name, (frame_paths, mask_paths) in davis_sequences(data_root).items():
         if sequences and name not in sequences:
             continue
@@ -56,6 +57,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         seconds += time.perf_counter() - start
         frames_done += len(preds)
         per_sequence[name] = score_sequence(gts, preds)
+        first_j[name] = jaccard(gts[0], preds[0])
     summary = summarize_sequences(per_sequence)
     held = {k: v for k, v in per_sequence.items() if k not in TUNE}
     tune = {k: v for k, v in per_sequence.items() if k in TUNE}
@@ -66,6 +68,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         "all": summary,
         "tune": summarize_sequences(tune) if tune else None,
         "held_out": summarize_sequences(held) if held else None,
+        "first_frame_J": first_j,
         "fps": frames_done / seconds,
         "frames": frames_done,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -118,7 +121,7 @@ def run_synthetic(seeds: list[int], n_frames: int, size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--method", default="track", choices=["track", "track-nosnap", "reclick", "flow-only"]
+        "--method", default="track", choices=["track", "track-nomotion", "reclick", "flow-only"]
     )
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/davis2016_val_subset"))
     parser.add_argument("--sequences", default=None, help="comma-separated (default: all)")
@@ -140,7 +143,8 @@ def main() -> None:
     line = {k: round(v["J&F"], 3) for k, v in result["all"]["per_sequence"].items()}
     print(
         f"{args.method}/{args.first} J&F {result['all']['J&F']:.3f} (J {result['all']['J']:.3f} F {result['all']['F']:.3f}) "
-        f"fps {result['fps']:.2f} peak {result['peak_rss_mb']:.0f} MB {line}"
+        f"fps {result['fps']:.2f} peak {result['peak_rss_mb']:.0f} MB {line} "
+        f"frame-0 J { ({k: round(v, 2) for k, v in result['first_frame_J'].items()}) }"
     )
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
