@@ -7,7 +7,8 @@ Methods: ``track`` (VideoSession: first mask by motion + hierarchy, then flow + 
 (the same, first mask = the hierarchy's answer at the click), ``reclick`` (the older baseline: re-click each
 frame at the previous mask's deepest point), ``flow-only`` (the first mask moved by optical flow alone: a floor).
 First click: the RITM first click on frame 0's ground truth (its deepest interior point); g = 1.0.
-fps counts decoding + tracking (not scoring); peak memory is the process's max RSS (``ru_maxrss``).
+fps counts decoding + tracking (not scoring), by wall clock and by the process's CPU time (``cpu_fps``:
+frames per CPU-second, what one dedicated core would give; OMP_NUM_THREADS=1); peak memory is the process's max RSS (``ru_maxrss``).
 ``--synthetic 100-104``: synthetic moving scenes instead (per-frame IoU of a part at g = 0.2 and of an object at
 g = 1.0 over 60 frames, tracker and re-click baseline).
 """
@@ -43,18 +44,19 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         config.motion_init = False
     if method == "flow-only":
         config.refine = "none"
-    per_sequence, first_j, seconds, frames_done = {}, {}, 0.0, 0
+    per_sequence, first_j, seconds, cpu_seconds, frames_done = {}, {}, 0.0, 0.0, 0
     for name, (frame_paths, mask_paths) in davis_sequences(data_root).items():
         if sequences and name not in sequences:
             continue
         gts = [read_binary_mask(m) for m in mask_paths]
         frames = open_frames(frame_paths[0].parent)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         if method == "reclick":
             preds = propagate_with_clicks(predictor, list(frames), gts[0], 1.0)
         else:
             preds = propagate_with_session(predictor, frames, gts[0], 1.0, tracker_config=config, first=first)
         seconds += time.perf_counter() - start
+        cpu_seconds += time.process_time() - cpu_start
         frames_done += len(preds)
         per_sequence[name] = score_sequence(gts, preds)
         first_j[name] = jaccard(gts[0], preds[0])
@@ -70,6 +72,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         "held_out": summarize_sequences(held) if held else None,
         "first_frame_J": first_j,
         "fps": frames_done / seconds,
+        "cpu_fps": frames_done / cpu_seconds,
         "frames": frames_done,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -135,6 +138,13 @@ def main() -> None:
         result = run_synthetic(list(range(int(lo), int(hi or lo) + 1)), 60, 160)
         for row in result["rows"]:
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ious"})
+        for node in ("part", "object"):
+            means = {
+                method: sum(r["mean"] for r in rows) / len(rows)
+                for method in ("track", "reclick")
+                if (rows := [r for r in result["rows"] if r["node"] == node and r["method"] == method])
+            }
+            print(f"mean over clips, {node}: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
         if args.out:
             args.out.write_text(json.dumps(result, indent=1))
         return
@@ -143,7 +153,7 @@ def main() -> None:
     line = {k: round(v["J&F"], 3) for k, v in result["all"]["per_sequence"].items()}
     print(
         f"{args.method}/{args.first} J&F {result['all']['J&F']:.3f} (J {result['all']['J']:.3f} F {result['all']['F']:.3f}) "
-        f"fps {result['fps']:.2f} peak {result['peak_rss_mb']:.0f} MB {line} "
+        f"fps {result['fps']:.2f} (cpu {result['cpu_fps']:.2f}) peak {result['peak_rss_mb']:.0f} MB {line} "
         f"frame-0 J { ({k: round(v, 2) for k, v in result['first_frame_J'].items()}) }"
     )
     if args.out:

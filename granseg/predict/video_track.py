@@ -47,7 +47,8 @@ class FlowTrackerConfig(Config):
     refine: str = "grabcut"  # "grabcut" or "none" (the first mask moved by optical flow alone: a floor)
     band: float = 0.12  # trimap band width, fraction of sqrt(moved mask area)
     roi_margin: float = 0.5  # fraction of the object's box added around it for the GrabCut crop
-    grabcut_iterations: int = 2
+    grabcut_iterations: int = 1
+    grabcut_long_side: int = 0  # > 0: GrabCut on the crop shrunk to this long side (px), the result upsampled
     max_area_change: float = 2.0
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
@@ -233,9 +234,15 @@ class FlowTracker:
         trimap[sure] = cv2.GC_FGD
         if cfg.motion_vote:
             self._vote_motion(trimap, flow, box, local, near)
+        crop = small[y0:y1, x0:x1]
+        shrink = min(1.0, cfg.grabcut_long_side / max(local.shape)) if cfg.grabcut_long_side else 1.0
+        if shrink < 1.0:  # GrabCut's cost grows with the pixels: a large object is cut at a lower resolution
+            size = (max(1, round(local.shape[1] * shrink)), max(1, round(local.shape[0] * shrink)))
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+            trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
         try:
             cv2.grabCut(
-                cv2.cvtColor(small[y0:y1, x0:x1], cv2.COLOR_RGB2BGR),
+                cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
                 trimap,
                 None,
                 np.zeros((1, 65)),
@@ -245,7 +252,8 @@ class FlowTracker:
             )
         except cv2.error:  # e.g. no probable-background pixel in a crop that fills the frame
             return moved
-        refined = (trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)
+        refined = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32)
+        refined = resize_to(refined, local.shape) > 0.5
         new_area = float(refined.sum())
         if not new_area or not area / cfg.max_area_change <= new_area <= area * cfg.max_area_change:
             return moved
