@@ -17,7 +17,10 @@ point does not move against the background, the predictor's own mask at g.
    certain object, the moved mask probably object, a ring of the same width probably background, the rest of the
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
 3. Drift guard: a GrabCut mask whose area differs from the moved mask's by more than ``max_area_change`` x, or
-   that is empty, is not kept (the moved mask is). A track whose mask vanishes stays empty.
+   that is empty, is not kept (the moved mask is).
+4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`): a mask with too few
+   pixels of the object's own colours means the object is hidden: the step returns an empty mask, the last good
+   mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
 """
