@@ -187,7 +187,9 @@ def test_eval_video_track_and_reclick(tmp_path, capsys):
         )
         assert code == 0, err
         scores[mode] = json.loads((out / "metrics.json").read_text())["metrics"]["J"]
-    assert scores["track"] > 0.9 and 0.0 <= scores["reclick"] <= 1.0, scores
+    # The session tracker (motion first mask + flow + GrabCut, GrabCut seeded) scores J 0.868 on this clip; the
+    # earlier snapping tracker scored above 0.9 here but 0.151 J&F on DAVIS (now 0.369): a known trade.
+    assert scores["track"] > 0.85 and 0.0 <= scores["reclick"] <= 1.0, scores
 
 
 def _mkdir(path):

@@ -152,6 +152,7 @@ def grabcut_from(
     trimap[cv2.dilate(mask.astype(np.uint8), kernel) > 0] = cv2.GC_PR_BGD
     trimap[mask] = cv2.GC_PR_FGD
     cv2.circle(trimap, (int(click[0]), int(click[1])), 3, cv2.GC_FGD, -1)
+    cv2.setRNGSeed(0)  # GrabCut's k-means start: the same answer whatever ran before
     try:
         cv2.grabCut(
             cv2.cvtColor(image, cv2.COLOR_RGB2BGR),

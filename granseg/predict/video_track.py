@@ -243,6 +243,7 @@ class FlowTracker:
             size = (max(1, round(local.shape[1] * shrink)), max(1, round(local.shape[0] * shrink)))
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
             trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
+        cv2.setRNGSeed(0)  # GrabCut's k-means start: the same answer whatever ran before
         try:
             cv2.grabCut(
                 cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
