@@ -114,9 +114,10 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--propagation",
         choices=["reclick", "track"],
-        default="reclick",
-        help="reclick (default): click each frame at the previous mask's deepest point; track: VideoSession "
-        "(flow + appearance + snapping; lower J&F than reclick from a hierarchy first click, see docs/video.md)",
+        default="track",
+        help="track (default): follow the first mask with a VideoSession (neural memory for UnSAMv2/SAM-2; "
+        "motion + optical flow + GrabCut for hierarchy, see docs/video.md); reclick: the older baseline, a click "
+        "on each frame at the previous mask's deepest point",
     )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)

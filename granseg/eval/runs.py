@@ -187,7 +187,7 @@ def _sequence_masks(
     frames: list[Path],
     gts,
     granularity,
-    propagation="reclick",
+    propagation="track",
 ):
     from granseg.eval.video import propagate_with_clicks, propagate_with_session, read_binary_mask
     from granseg.io.images import load_image
@@ -215,7 +215,7 @@ def evaluate_video(
     sequences: list[str] | None = None,
     max_frames: int | None = None,
     quiet: bool = False,
-    propagation: str = "reclick",
+    propagation: str = "track",
 ) -> dict:
     """J&F on DAVIS of precomputed ``predictions`` (``<seq>/<frame>.png``) or of ``predictor_factory()``'s
     propagation at ``granularity`` from a first click (``propagation``: "reclick" = a click per frame at the

@@ -19,7 +19,7 @@ Propagation (:meth:`VideoSession.propagate`):
   forward step the objects started at or before the frame, on a backward step those started after it.
 
 The weight-free path (any ``BasePredictor``, e.g. ``hierarchy``) runs one :class:`FlowTracker` per object
-(optical flow, appearance model, snapping to the predictor's regions; :mod:`granseg.predict.video_track`).
+(the first mask picked by motion, then optical flow + GrabCut; :mod:`granseg.predict.video_track`).
 An UnSAMv2 / SAM-2 model (or its predictor) runs the neural path instead: SAM-2's memory attention, memory encoder
 and object pointers (transformers' ``Sam2VideoModel``) with the granularity token on every frame
 (:mod:`granseg.predict.video_neural`; ``memory`` sets the memory bank, e.g. ``VideoMemoryConfig(num_maskmem=0)``
@@ -52,11 +52,12 @@ class VideoPrompt:
     granularity: float
     mask: np.ndarray | None = None
 
-    def start(self, tracker: FlowTracker, frame: np.ndarray) -> np.ndarray:
-        """Start ``tracker`` on ``frame`` from this prompt; returns the frame's ``H x W`` bool mask."""
+    def start(self, tracker: FlowTracker, frame: np.ndarray, later: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """Start ``tracker`` on ``frame`` from this prompt (``later``: frames after it in the direction of travel,
+        for the motion cue); returns the frame's ``H x W`` bool mask."""
         if self.mask is not None:
             return tracker.start_mask(frame, self.mask, self.granularity)
-        return tracker.start(frame, self.points, self.labels, self.granularity)
+        return tracker.start(frame, self.points, self.labels, self.granularity, later)
 
 
 def _neural_backend(predictor_or_model, memory):
@@ -199,8 +200,14 @@ class VideoSession:
                         seed = self.prompts[obj][frame_idx - step]
                         seed.start(trackers[obj], self.frames[seed.frame_idx])
                 if prompt is not None:
-                    out[obj] = prompt.start(trackers[obj], frame)
+                    out[obj] = prompt.start(trackers[obj], frame, self._later(frame_idx, step))
                 else:
                     out[obj] = trackers[obj].step(frame)
             if out:
                 yield frame_idx, out
+
+    def _later(self, frame_idx: int, step: int) -> list[np.ndarray]:
+        """The frames ``motion_offsets`` after ``frame_idx`` in the direction ``step`` (+1 / -1) that exist."""
+        offsets = self.tracker_config.motion_offsets if self.tracker_config.motion_init else ()
+        indices = [frame_idx + step * k for k in offsets]
+        return [self.frames[i] for i in indices if 0 <= i < len(self.frames)]
