@@ -67,6 +67,7 @@ class BenchSettings:
     pretrain_steps: int = 0
     pretrain_focal: float = 1.0  # stage 1's focal weight (stands in for pre-training; not the UnSAMv2 recipe)
     pretrain_lr: float = 3e-4
+    focal: float = 20.0  # the runs' focal weight (the recipe: 20)
 
 
 def _python() -> list[str]:
@@ -124,6 +125,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "data": {"sources": [source], "max_masks": settings.max_masks},
         "extra_trainable": [] if pretrained else ["sam.mask_decoder.", "sam.prompt_encoder."],
         "correction_clicks": settings.correction_clicks,
+        "loss": {"focal": settings.focal},
         "loss_resolution": settings.loss_resolution,
         "steps": settings.steps,
         "batch_size": settings.batch_size,
