@@ -1,7 +1,8 @@
-"""Whole-image mask generation (``granseg auto``): speed of the batched pipeline against the per-point loop, and the
-recall cost of the ``fast`` preset (numbers go to benchmarks/results/auto.md).
+"""Whole-image mask generation (``granseg auto``): speed of the batched pipeline against the per-point loop, the
+recall cost of the ``fast`` preset, and the ``hierarchy`` model's region-tree readout against its point grid
+(numbers go to benchmarks/results/auto.md).
 
-    nice -n 5 .venv/bin/python benchmarks/bench_auto.py [--only speed,recall] [--threads 2] [--json out.json]
+    nice -n 5 .venv/bin/python benchmarks/bench_auto.py [--only speed,recall,tree,ablation] [--threads 2] [--json F]
 
 1. speed: UnSAMv2 hiera-small config, random init, a 1024 px image (granseg/assets/coffee.jpg resized so that its
    long side is 1024), ``--threads`` torch threads, all in one process (ratios within the run are what count on a
@@ -18,6 +19,17 @@ recall cost of the ``fast`` preset (numbers go to benchmarks/results/auto.md).
    sample (../shared/data/coco_val2017_sample, one 640 x 427 image, 19 instances): the official preset, the
    per-point loop (same masks, its time), and ``fast`` variants; AR@10/100/1000 against the COCO ground truth and
    against the official preset's own output (treated as ground truth), time per image and pairs decoded.
+3. tree: the ``hierarchy`` model's whole-image masks read from its region tree (``source="tree"``, the default for
+   it) against the same model driven through the point grid (``source="grid"``: the official 64 x 64 preset and
+   ``fast``), side by side: AR@10/100/1000 (COCOeval, class-agnostic) and seconds per image on the COCO sample
+   (reported: nothing was tuned on it) and on BSDS500 val (objects: every segment of every human segmentation
+   covering 0.1 % to 70 % of the image; the tree scores were fitted on every other image of the first half of the
+   sorted ids, so the second half is reported, the first half shown for reference). The grid is slow with
+   ``hierarchy`` (one GrabCut-refined click per (point, g)): the 64 x 64 grid runs on COCO only, the ``fast`` grid
+   on COCO and the first ``--grid-images`` report images (the tree on the same images, side by side). Speed: a 1024 px image (coffee.jpg), ``--threads`` torch threads,
+   ``set_image`` (the region tree) and the readout timed separately, median of 3 after a warm-up.
+4. ablation: the tree readout with one score term at a time, without the nested NMS, and without a score (tree
+   order), on the report sets of part 3 (AR only).
 """
 
 from __future__ import annotations
@@ -159,6 +171,142 @@ def recall(rows: dict, with_naive: bool = True) -> None:
     print("naive", rows["per-point loop (official)"], flush=True)
 
 
+def bsds_ground_truth(ids: list[str]) -> tuple[dict, dict]:
+    """COCO-style GT of BSDS500 val ``ids`` (module docstring) and ``{file name: image path}``."""
+    from granseg.eval.datasets.bsds import read_bsds_ground_truth
+    from granseg.io.masks import encode_rle
+
+    root = ROOT.parent / "shared" / "data" / "bsds500"
+    images, annotations, paths = [], [], {}
+    for image_id, stem in enumerate(ids, start=1):
+        _, segmentations = read_bsds_ground_truth(root / "groundTruth" / "val" / f"{stem}.mat")
+        height, width = segmentations[0].shape
+        images.append({"id": image_id, "file_name": f"{stem}.jpg", "height": height, "width": width})
+        paths[f"{stem}.jpg"] = root / "images" / "val" / f"{stem}.jpg"
+        for segmentation in segmentations:
+            for label in np.unique(segmentation).tolist():
+                mask = segmentation == label
+                if 0.001 <= mask.mean() <= 0.7:
+                    annotations.append({"image_id": image_id, "segmentation": encode_rle(mask)})
+    return {"images": images, "annotations": annotations}, paths
+
+
+def tree_vs_grid(rows: dict, grid_images: int = 8) -> None:
+    """Part 3 of the module docstring."""
+    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
+    from granseg.io.images import load_image
+    from granseg.predict.automatic import AutomaticSegmenter, preset_config
+    from granseg.predict.hierarchy import build_hierarchy
+
+    predictor = build_hierarchy(device="cpu").create_predictor()
+    variants = {
+        "tree (default for hierarchy)": preset_config("official", source="tree"),
+        "grid, fast preset (16 x 16)": preset_config("fast", source="grid"),
+        "grid, official preset (64 x 64)": preset_config("official", source="grid"),
+    }
+    folder = ROOT.parent / "shared" / "data" / "bsds500" / "images" / "val"
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    report, tune = ids[len(ids) // 2 :], ids[: len(ids) // 2]
+    coco = load_ground_truth(COCO / "annotations" / "instances_val2017.json")
+    coco_paths = {i["file_name"]: COCO / "val2017" / i["file_name"] for i in coco["images"]}
+    names = list(variants)
+    sets = [  # (name, (gt, paths), variants run on it)
+        ("COCO sample (report)", (coco, coco_paths), names),
+        (f"BSDS val report half, first {grid_images}", bsds_ground_truth(report[:grid_images]), names[:2]),
+        ("BSDS val report half", bsds_ground_truth(report), names[:1]),
+        ("BSDS val tune half", bsds_ground_truth(tune), names[:1]),
+    ]
+    for set_name, (gt, paths), run_names in sets:
+        gt = load_ground_truth(gt)
+        for name in run_names:
+            config = variants[name]
+            segmenter = AutomaticSegmenter(predictor, config)
+            predictions, seconds = {}, []
+            for info in gt["images"]:
+                image = load_image(paths[info["file_name"]])
+                records, wall, _ = timed(lambda segmenter=segmenter, image=image: segmenter.generate(image))
+                predictions[info["file_name"]] = records
+                seconds.append(wall)
+            metrics = evaluate_ar(gt, predictions)
+            row = {f"AR@{k}": metrics[f"AR@{k}"] for k in (10, 100, 1000)}
+            row.update(images=len(seconds), s_per_image=float(np.mean(seconds)))
+            row["masks_per_image"] = float(np.mean([len(r) for r in predictions.values()]))
+            rows[f"{set_name} | {name}"] = row
+            print(set_name, "|", name, json.dumps(row), flush=True)
+    tree_speed(rows, predictor)
+
+
+def tree_ablation(rows: dict) -> None:
+    """What each part of the tree readout buys (``--only ablation``): the score's terms and the nested NMS, on the
+    report sets of part 3 (COCO sample, BSDS val report half); one tree per image, read out once per variant."""
+    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
+    from granseg.io.images import load_image
+    from granseg.predict.automatic import region_tree as rt
+    from granseg.predict.base import GRANULARITY_LEVELS
+    from granseg.predict.hierarchy import build_hierarchy
+
+    weights = rt.SCORE_WEIGHTS
+    variants = {
+        "shipped (nms 0.9)": (weights, 0.9),
+        "no NMS": (weights, 1.0),
+        "persistence only": ({"persistence": 1.0}, 0.9),
+        "area only": ({"log_area": 1.0}, 0.9),
+        "compactness only": ({"compactness": 1.0}, 0.9),
+        "contrast only": ({"contrast": 1.0}, 0.9),
+        "no score (tree order)": ({}, 0.9),
+    }
+    predictor = build_hierarchy(device="cpu").create_predictor()
+    folder = ROOT.parent / "shared" / "data" / "bsds500" / "images" / "val"
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    coco = load_ground_truth(COCO / "annotations" / "instances_val2017.json")
+    coco_paths = {i["file_name"]: COCO / "val2017" / i["file_name"] for i in coco["images"]}
+    for set_name, (gt, paths) in {
+        "COCO sample (report)": (coco, coco_paths),
+        "BSDS val report half": bsds_ground_truth(ids[len(ids) // 2 :]),
+    }.items():
+        gt = load_ground_truth(gt)
+        predictions: dict[str, dict] = {name: {} for name in variants}
+        for info in gt["images"]:
+            image = load_image(paths[info["file_name"]])
+            predictor.set_image(image)
+            cfg = predictor.config
+            for name, (w, nms) in variants.items():
+                readout = rt.TreeReadout(
+                    cfg.min_object_fraction, cfg.max_object_fraction, cfg.part_min_fraction, nms_iou=nms
+                )
+                records, _ = rt.tree_records(
+                    predictor.tree, image.shape[:2], GRANULARITY_LEVELS, readout, w or {"bias": 0.0}
+                )
+                predictions[name][info["file_name"]] = records
+        for name in variants:
+            metrics = evaluate_ar(gt, predictions[name])
+            rows[f"{set_name} | {name}"] = {f"AR@{k}": metrics[f"AR@{k}"] for k in (10, 100, 1000)}
+            print(set_name, "|", name, rows[f"{set_name} | {name}"], flush=True)
+
+
+def tree_speed(rows: dict, predictor) -> None:
+    from granseg.predict.automatic import AutomaticSegmenter, preset_config
+
+    image = load_1024()
+    segmenter = AutomaticSegmenter(predictor, preset_config("official"))
+    segmenter.generate(image[::-1].copy())  # warm-up (imports, first calls)
+    totals, builds = [], []
+    for repeat in range(3):
+        variant = image.copy()
+        variant[0, 0, 0] ^= repeat + 1
+        _, wall, _ = timed(lambda variant=variant: predictor.set_image(variant))
+        builds.append(wall)
+        _, wall, _ = timed(lambda variant=variant: segmenter.generate(variant))
+        totals.append(wall)
+    rows["speed 1024 px"] = {
+        "image": f"{image.shape[1]}x{image.shape[0]}",
+        "set_image_s": float(np.median(builds)),
+        "generate_s (set_image + readout + tree + RLE)": float(np.median(totals)),
+        "masks": len(segmenter.generate(image)),
+    }
+    print("speed", rows["speed 1024 px"], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,6 +316,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--no-naive-recall", action="store_true", help="recall: skip the per-point loop's run"
+    )
+    parser.add_argument(
+        "--grid-images", type=int, default=8, help="tree: BSDS report images also run through the fast grid"
     )
     args = parser.parse_args()
     import torch
@@ -183,6 +334,10 @@ def main() -> None:
         result[part] = {}
         if part == "recall":
             recall(result[part], with_naive=not args.no_naive_recall)
+        elif part == "ablation":
+            tree_ablation(result[part])
+        elif part == "tree":
+            tree_vs_grid(result[part], grid_images=args.grid_images)
         else:
             speed(result[part])
     text = json.dumps(result, indent=1, default=str)

@@ -27,6 +27,7 @@ _LAZY = {
     "BasePredictor": "granseg.predict.base",
     "Prediction": "granseg.predict.base",
     "GRANULARITY_LEVELS": "granseg.predict.base",
+    "AutomaticConfig": "granseg.predict.automatic",
     "AutomaticSegmenter": "granseg.predict.automatic",
     "UnSAMv2Predictor": "granseg.predict.unsamv2",
     "Gen2SegPredictor": "granseg.predict.gen2seg",

@@ -283,17 +283,34 @@ def test_reopen_an_export_and_keep_editing(tmp_path, sample_image_path, server, 
         assert bad[0] == 400
 
 
-def test_whole_image_job_with_progress_and_commit(server, coffee_id):
+def _finished(server, job):
     import time
 
-    status, job, _ = call(
-        server.url, "POST", f"/api/images/{coffee_id}/auto", {"granularity": 0.5, "points_per_side": 4}
-    )
-    assert status == 200 and job["total"] == 16
     deadline = time.monotonic() + 60
     while job["state"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.05)
         job = call(server.url, "GET", f"/api/jobs/{job['id']}")[1]
+    return job
+
+
+def test_whole_image_job_reads_the_hierarchy_tree(server, coffee_id):
+    status, job, _ = call(server.url, "POST", f"/api/images/{coffee_id}/auto", {"granularity": 0.5})
+    assert status == 200
+    job = _finished(server, job)
+    assert job["state"] == "done" and job["total"] == job["done"] == 1 and job["count"] > 0 and job["overlay"]
+    bad = call(server.url, "POST", f"/api/images/{coffee_id}/auto", {"granularity": 0.5, "source": "nope"})
+    assert bad[0] == 400
+
+
+def test_whole_image_job_with_progress_and_commit(server, coffee_id):
+    status, job, _ = call(
+        server.url,
+        "POST",
+        f"/api/images/{coffee_id}/auto",
+        {"granularity": 0.5, "points_per_side": 4, "source": "grid"},
+    )
+    assert status == 200 and job["total"] == 16
+    job = _finished(server, job)
     assert job["state"] == "done" and job["done"] == 16 and job["count"] > 0 and job["overlay"]
     before = len(call(server.url, "GET", f"/api/images/{coffee_id}/objects")[1])
     assert call(server.url, "POST", f"/api/jobs/{job['id']}/commit")[1]["added"] == job["count"]

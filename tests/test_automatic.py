@@ -213,7 +213,7 @@ def test_batched_path_returns_the_naive_loops_masks_hierarchy():
     image[10:50, 8:40] = (200, 40, 40)
     image[20:40, 50:75] = (40, 40, 200)
     predictor = granseg.load_predictor("hierarchy", device="cpu")
-    config = AutomaticConfig(points_per_side=6, point_batch=5)
+    config = AutomaticConfig(points_per_side=6, point_batch=5, source="grid")
     naive = naive_generate(predictor, image, config)
     batched = AutomaticSegmenter(predictor, config).generate(image)
     assert naive and [(r | {"id": 0, "parent_id": 0}) for r in batched] == [

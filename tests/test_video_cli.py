@@ -187,9 +187,71 @@ def test_eval_video_track_and_reclick(tmp_path, capsys):
         )
         assert code == 0, err
         scores[mode] = json.loads((out / "metrics.json").read_text())["metrics"]["J"]
-    assert scores["track"] > 0.9 and 0.0 <= scores["reclick"] <= 1.0, scores
+    # The session tracker (motion first mask + flow + GrabCut, GrabCut seeded) scores J 0.868 on this clip; the
+    # earlier snapping tracker scored above 0.9 here but 0.151 J&F on DAVIS (now 0.369): a known trade.
+    assert scores["track"] > 0.85 and 0.0 <= scores["reclick"] <= 1.0, scores
 
 
 def _mkdir(path):
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.mark.parametrize("case", ["out_is_input", "overlay_is_video"])
+def test_never_overwrites_an_input(tmp_path, capsys, clip, case):
+    folder = _folder(tmp_path, clip.frames)
+    source, out, overlay = folder, tmp_path / "out", []
+    if case == "out_is_input":
+        out = folder
+    else:
+        source = tmp_path / "clip.mp4"
+        writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 96))
+        for frame in clip.frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+        overlay = ["--overlay", str(tmp_path / "." / "clip.mp4")]
+    before = {p: p.read_bytes() for p in [*folder.iterdir(), source] if p.is_file()}
+    code, _, err = run_cli(
+        capsys, "video", str(source), "--model", "hierarchy", "--point", "40,40", "--out", str(out), *overlay
+    )
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    assert ("not an empty folder" if case == "out_is_input" else "refusing to overwrite") in err
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(folder.iterdir()) == sorted(p for p in before if p.parent == folder)
+    if case != "out_is_input":
+        assert not out.exists()
+
+
+def test_a_failed_write_leaves_complete_frames_and_no_temporaries(tmp_path, capsys, clip, monkeypatch):
+    """The fourth frame's write fails (disk full): exit 2, frames 0-2 complete, nothing else in the folder."""
+    import errno
+
+    import granseg.io.outputs as outputs_module
+
+    real_write_temp, calls = outputs_module.write_temp, []
+
+    def failing_write_temp(directory, data, tag=""):
+        calls.append(directory)
+        if len(calls) == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_temp(directory, data, tag)
+
+    monkeypatch.setattr(outputs_module, "write_temp", failing_write_temp)
+    folder = _folder(tmp_path, clip.frames)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        capsys,
+        "video",
+        str(folder),
+        "--model",
+        "hierarchy",
+        "--point",
+        _point(clip, clip.objects[1].node_id),
+        "--out",
+        str(out),
+    )
+    assert code == 2 and err.startswith("error: cannot write") and "No space left" in err, err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["f000.png", "f001.png", "f002.png"], written
+    for name in written:
+        assert cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED).shape == (96, 96)

@@ -1,7 +1,8 @@
 """Whole-image ("automatic") segmentation jobs with progress, on their own worker thread.
 
-A job runs :class:`granseg.AutomaticSegmenter` (a grid of ``points_per_side**2`` positive clicks at one g)
-with a dedicated predictor, counting the prompts it has answered so the browser can show progress. At most
+A job runs :class:`granseg.AutomaticSegmenter` at one g with a dedicated predictor. For a grid of
+``points_per_side**2`` positive clicks it counts the prompts answered so the browser can show progress; a model
+with a region tree (``hierarchy``, ``source="auto"``) reads its masks from the tree in one step (``total`` 1). At most
 ``max_jobs`` jobs run or wait at once (more raise :class:`TooManyJobs`, HTTP 429); the last few finished jobs are
 kept for their results.
 """
@@ -58,7 +59,9 @@ class AutoJobs:
         self._lock = threading.Lock()
         self._predictor = None
 
-    def start(self, image_id: str, granularity: float, points_per_side: int) -> dict[str, Any]:
+    def start(
+        self, image_id: str, granularity: float, points_per_side: int, source: str = "auto"
+    ) -> dict[str, Any]:
         with self._lock:
             active = [j for j in self._jobs.values() if j["state"] in ("queued", "running")]
             if len(active) >= self.max_jobs:
@@ -68,6 +71,7 @@ class AutoJobs:
                 "image_id": image_id,
                 "granularity": float(granularity),
                 "points_per_side": int(points_per_side),
+                "source": source,
                 "state": "queued",
                 "done": 0,
                 "total": int(points_per_side) ** 2,
@@ -89,10 +93,20 @@ class AutoJobs:
         try:
             if self._predictor is None:
                 self._predictor = granseg.create_predictor(self.model)
-            segmenter = granseg.AutomaticSegmenter(_CountingPredictor(self._predictor, job))
-            segmenter.config.points_per_side = job["points_per_side"]
-            segmenter.config.granularities = (job["granularity"],)
+            config = granseg.AutomaticConfig(
+                points_per_side=job["points_per_side"],
+                granularities=(job["granularity"],),
+                source=job["source"],
+            )
+            reads_tree = granseg.AutomaticSegmenter(self._predictor, config).reads_tree()
+            if reads_tree:  # one readout of the region tree, nothing to count per prompt
+                job["total"] = 1
+                segmenter = granseg.AutomaticSegmenter(self._predictor, config)
+            else:
+                segmenter = granseg.AutomaticSegmenter(_CountingPredictor(self._predictor, job), config)
             job["records"] = segmenter.generate(self.images.pixels(job["image_id"]), quiet=True)
+            if reads_tree:
+                job["done"] = 1
             job["state"] = "done"
         except Cancelled:
             job["state"] = "cancelled"

@@ -10,7 +10,7 @@ JSON API (image ids are 16 hex digits; coordinates in pixels of the original ima
   overlay; with ``thumbnails`` also the ten g = 0.1 .. 1.0 thumbnails.
 * ``/api/images/{id}/objects`` (GET list, POST commit), ``/objects/{oid}`` (PATCH, DELETE), ``/objects/overlay``.
 * ``GET /api/images/{id}/export?format=coco|png|polygons``, ``POST /api/images/{id}/import`` (a COCO export).
-* ``POST /api/images/{id}/auto {"granularity", "points_per_side"}``, ``GET /api/jobs/{jid}``,
+* ``POST /api/images/{id}/auto {"granularity", "points_per_side", "source"}``, ``GET /api/jobs/{jid}``,
   ``POST /api/jobs/{jid}/commit``, ``POST /api/jobs/{jid}/cancel``.
 
 Errors are JSON ``{"detail": message}``: 400 bad input, 403 outside the folder, 404 unknown, 413 too large,
@@ -395,7 +395,10 @@ def _register_jobs(api: FastAPI, state: App) -> None:
         per_side = body.get("points_per_side", 16)
         if not isinstance(per_side, int) or not 2 <= per_side <= 64:
             raise InputError("points_per_side is an integer in [2, 64]")
-        return public(state.jobs.start(image_id, prompts["granularity"], per_side))
+        source = body.get("source", "auto")
+        if source not in ("auto", "grid", "tree"):
+            raise InputError("source is one of auto, grid, tree")
+        return public(state.jobs.start(image_id, prompts["granularity"], per_side, source))
 
     @api.get("/api/jobs/{job_id}")
     async def job_status(job_id: str) -> dict[str, Any]:

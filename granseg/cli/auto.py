@@ -18,10 +18,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "auto",
         parents=[common],
-        help="segment the whole image at a granularity (grid of point prompts)",
+        help="segment the whole image at a granularity (grid of point prompts, or the hierarchy's region tree)",
         description=(
             "Prompt the model with a regular grid of points and keep the confident, stable, non-overlapping "
-            "masks (docs/auto.md). --granularity all = union of the masks at g = 0.1 .. 1.0, with the "
+            "masks; the hierarchy model reads every region of its region tree instead (--source, docs/auto.md). --granularity all = union of the masks at g = 0.1 .. 1.0, with the "
             "part-whole tree (each mask's parent_id at the next coarser level). An empty result is an empty list."
         ),
     )
@@ -37,6 +37,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--points-per-side", type=int, default=None, help="grid size in [1, 256] (overrides the preset)"
+    )
+    parser.add_argument(
+        "--source",
+        choices=["auto", "grid", "tree"],
+        default="auto",
+        help="candidates: the point grid (any model), every region of the hierarchy model's region tree (no grid), "
+        "or auto (default: the tree for hierarchy, the grid otherwise)",
     )
     parser.add_argument(
         "--dedup",
@@ -75,12 +82,14 @@ def _config(args: argparse.Namespace, levels):
         granularities=tuple(float(g) for g in levels),
         points_per_side=args.points_per_side,
         dedup_iou=args.dedup,
+        source=args.source,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from granseg.cli import info
     from granseg.cli.segment import OVERLAY_LONG_SIDE, image_limits
+    from granseg.errors import InputError
     from granseg.io.files import clean_stale_temporaries, json_text
     from granseg.io.images import load_image
     from granseg.io.masks import records_to_coco
@@ -101,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if model_name == "auto":
         model_name, reason = resolve_auto()
         info(args, f"model: {reason}")
+    if config.source == "tree" and model_name != "hierarchy":
+        raise InputError("--source tree needs the hierarchy model (a region tree); use grid or auto")
     predictor = create_predictor(load_model(model_name, device=args.device))
     segmenter = AutomaticSegmenter(predictor, config)
     records = segmenter.generate(image, quiet=args.quiet)
@@ -112,10 +123,15 @@ def run(args: argparse.Namespace) -> int:
     if not is_stdout(args.out):
         clean_stale_temporaries(Path(args.out).parent)
     written = outputs.commit()
+    stats = segmenter.stats
+    work = (
+        f"{stats['nodes']} regions of the region tree"
+        if stats["source"] == "tree"
+        else f"{stats['decoded']} (point, g) pairs decoded"
+    )
     info(
         args,
-        f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)} "
-        f"({args.preset} preset, {segmenter.stats['decoded']} (point, g) pairs decoded)",
+        f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)} ({args.preset} preset, {work})",
     )
     for path in written[::-1] if not is_stdout(args.out) else []:
         print(path)

@@ -74,6 +74,9 @@ def _add_auto(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--preset", choices=["official", "fast"], default="official", help="see granseg auto -h")
     p.add_argument("--points-per-side", type=int, default=None, help="grid size (overrides the preset)")
+    p.add_argument(
+        "--source", choices=["auto", "grid", "tree"], default="auto", help="candidates (see granseg auto -h)"
+    )
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--all-images", action="store_true", help="score every GT image, not only predicted ones")
     p.set_defaults(func=run_auto)
@@ -111,9 +114,10 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--propagation",
         choices=["reclick", "track"],
-        default="reclick",
-        help="reclick (default): click each frame at the previous mask's deepest point; track: VideoSession "
-        "(flow + appearance + snapping; lower J&F than reclick from a hierarchy first click, see docs/video.md)",
+        default="track",
+        help="track (default): follow the first mask with a VideoSession (neural memory for UnSAMv2/SAM-2; "
+        "motion + optical flow + GrabCut for hierarchy, see docs/video.md); reclick: the older baseline, a click "
+        "on each frame at the previous mask's deepest point",
     )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run_video)
@@ -233,6 +237,7 @@ def run_auto(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         all_images=args.all_images,
         preset=args.preset,
+        source=args.source,
         quiet=args.quiet,
     )
     info(

@@ -6,8 +6,11 @@ One object from ``--point/--negative/--granularity/--frame``; more with repeated
 Object ids are 1, 2, ... in the order given (``--point`` first).
 
 Output ``DIR/<frame name>.png`` for every frame reached: with one object 0/255 (DAVIS-2016 style), with several
-the object id per pixel (0 = background; where objects overlap the later one wins). Each PNG is written
-atomically as soon as its frame is done, so after an error the frames already written are complete files.
+the object id per pixel (0 = background; where objects overlap the later one wins). ``DIR`` must be new or
+empty, so no file the command did not create is replaced. Every PNG goes through
+:class:`granseg.io.outputs.OutputSet` as soon as its frame is done (one set per frame: a complete file or none),
+so after an error the frames already written are complete files; the overlay clip is one more set at the end.
+Every output is checked before any work: none may be an input (a frame file or the video file).
 """
 
 from __future__ import annotations
@@ -95,7 +98,6 @@ def _objects(args: argparse.Namespace) -> list[ObjectSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from granseg.cli import info
     from granseg.errors import InputError
     from granseg.io.frames import open_frames
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise InputError(f"{args.out} exists and is not an empty folder")
     frames = open_frames(args.source)
+    outputs = _reserve_outputs(args, frames)  # before any work: nothing is written when one is refused
     model_name = args.model
     if model_name == "auto":
         model_name, reason = resolve_auto()
@@ -116,22 +119,54 @@ def run(args: argparse.Namespace) -> int:
     for obj_id, spec in enumerate(objects, start=1):
         labels = [1] * len(spec.points) + [0] * len(spec.negatives)
         session.add_prompt(spec.frame, spec.points + spec.negatives, labels, spec.granularity, obj_id)
-    written = _write_masks(args, session, len(objects))
+    written = _write_masks(args, session, len(objects), outputs)
     info(args, f"{len(written)} of {len(frames)} frames, {len(objects)} object(s) -> {args.out}")
     if args.overlay is not None:
-        _write_overlay(args, frames, sorted(written))
+        _write_overlay(args, frames, sorted(written), outputs)
         print(args.overlay)
     print(args.out)
     return 0
 
 
-def _write_masks(args: argparse.Namespace, session, n_objects: int) -> set[int]:
-    """Propagate and write one PNG per frame (a frame the two passes of "both" share is read back and merged);
-    returns the frames written."""
+def _inputs(frames) -> list[Path]:
+    """The files ``frames`` reads (the frame images, or the video file)."""
+    paths = getattr(frames, "paths", None)
+    if paths is not None:
+        return list(paths)
+    path = getattr(frames, "path", None)
+    return [Path(path)] if path is not None else []
+
+
+def _reserve_outputs(args: argparse.Namespace, frames):
+    """Check every output path (one PNG per frame, the overlay) against the inputs and each other; returns a
+    ``reserve(path) -> OutputSet`` factory for the per-frame sets. Raises :class:`OutputError`."""
+    from granseg.io.files import clean_stale_temporaries
+    from granseg.io.outputs import OutputSet
+
+    inputs = _inputs(frames)
+    check = OutputSet(inputs=inputs)
+    for index in range(len(frames)):
+        check.reserve(args.out / f"{frames.name(index)}.png")
+    if args.overlay is not None:
+        check.reserve(args.overlay)
+        if args.overlay.parent.is_dir():
+            clean_stale_temporaries(args.overlay.parent)  # of killed runs (only ours)
+
+    def new_set(path: Path) -> OutputSet:
+        outputs = OutputSet(inputs=inputs)
+        outputs.reserve(path)
+        return outputs
+
+    return new_set
+
+
+def _write_masks(args: argparse.Namespace, session, n_objects: int, new_set) -> set[int]:
+    """Propagate and commit one PNG per frame, each as its own output set (a frame the two passes of "both"
+    share is read back and merged: a file this run created); returns the frames written."""
     import numpy as np
 
     from granseg.io.images import load_image
-    from granseg.io.masks import save_mask_png
+    from granseg.io.masks import encode_mask_png
     from granseg.utils.progress import progress
 
     written: set[int] = set()
@@ -140,20 +175,25 @@ def _write_masks(args: argparse.Namespace, session, n_objects: int) -> set[int]:
     for frame_idx, masks in steps:
         path = args.out / f"{session.frames.name(frame_idx)}.png"
         if n_objects == 1:
-            save_mask_png(path, masks[1])
+            picture = masks[1]
         else:
-            label = np.zeros(session.frames.size, dtype=np.uint8)
+            picture = np.zeros(session.frames.size, dtype=np.uint8)
             if frame_idx in written:
-                label = load_image(path)[..., 0].copy()
+                picture = load_image(path)[..., 0].copy()
             for obj_id in sorted(masks):
-                label[masks[obj_id]] = obj_id
-            save_mask_png(path, label)
+                picture[masks[obj_id]] = obj_id
+        outputs = new_set(path)
+        outputs.put(path, encode_mask_png(picture))
+        outputs.commit()
         written.add(frame_idx)
     return written
 
 
-def _write_overlay(args: argparse.Namespace, frames, indices: list[int]) -> None:
-    """The written masks over their frames, as an MP4 or GIF (written atomically)."""
+def _write_overlay(args: argparse.Namespace, frames, indices: list[int], new_set) -> None:
+    """The written masks over their frames, as an MP4 or GIF: encoded in a private temporary folder, then
+    committed as an output set."""
+    import tempfile
+
     import numpy as np
 
     from granseg.io.frames import write_clip
@@ -170,4 +210,8 @@ def _write_overlay(args: argparse.Namespace, frames, indices: list[int]) -> None
                 overlay_masks(frames[index], masks, colors[[v % 256 for v in ids]]) if ids else frames[index]
             )
 
-    write_clip(args.overlay, pictures(), args.fps)
+    outputs = new_set(args.overlay)
+    with tempfile.TemporaryDirectory(prefix="granseg-video-") as folder:
+        clip = write_clip(Path(folder) / f"overlay{args.overlay.suffix.lower()}", pictures(), args.fps)
+        outputs.put(args.overlay, clip.read_bytes())
+    outputs.commit()

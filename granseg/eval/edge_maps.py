@@ -83,7 +83,9 @@ def automatic_mask_edges(predictor, points_per_side: int = MASK_EDGE_POINTS_PER_
     from granseg.io.masks import decode_rle
     from granseg.predict.automatic import AutomaticSegmenter, preset_config
 
-    segmenter = AutomaticSegmenter(predictor, preset_config("official", points_per_side=points_per_side))
+    # the SAM protocol's grid for every model (hierarchy's region-tree readout would add every leaf's outline)
+    config = preset_config("official", points_per_side=points_per_side, source="grid")
+    segmenter = AutomaticSegmenter(predictor, config)
 
     def mask_edges(image: np.ndarray) -> np.ndarray:
         records = segmenter.generate(image)

@@ -19,7 +19,11 @@ Propagation (:meth:`VideoSession.propagate`):
   forward step the objects started at or before the frame, on a backward step those started after it.
 
 The weight-free path (any ``BasePredictor``, e.g. ``hierarchy``) runs one :class:`FlowTracker` per object
-(optical flow, appearance model, snapping to the predictor's regions; :mod:`granseg.predict.video_track`).
+(the first mask picked by motion, then optical flow + GrabCut; :mod:`granseg.predict.video_track`).
+An UnSAMv2 / SAM-2 model (or its predictor) runs the neural path instead: SAM-2's memory attention, memory encoder
+and object pointers (transformers' ``Sam2VideoModel``) with the granularity token on every frame
+(:mod:`granseg.predict.video_neural`; ``memory`` sets the memory bank, e.g. ``VideoMemoryConfig(num_maskmem=0)``
+disables it). Each pass of :meth:`VideoSession.propagate` starts a fresh memory bank.
 """
 
 from __future__ import annotations
@@ -48,11 +52,23 @@ class VideoPrompt:
     granularity: float
     mask: np.ndarray | None = None
 
-    def start(self, tracker: FlowTracker, frame: np.ndarray) -> np.ndarray:
-        """Start ``tracker`` on ``frame`` from this prompt; returns the frame's ``H x W`` bool mask."""
+    def start(self, tracker: FlowTracker, frame: np.ndarray, later: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """Start ``tracker`` on ``frame`` from this prompt (``later``: frames after it in the direction of travel,
+        for the motion cue); returns the frame's ``H x W`` bool mask."""
         if self.mask is not None:
             return tracker.start_mask(frame, self.mask, self.granularity)
-        return tracker.start(frame, self.points, self.labels, self.granularity)
+        return tracker.start(frame, self.points, self.labels, self.granularity, later)
+
+
+def _neural_backend(predictor_or_model, memory):
+    """A :class:`~granseg.predict.video_neural.NeuralVideoTracker` for an UnSAMv2 / SAM-2 model, its video model
+    or its predictor; None for anything else (the weight-free path)."""
+    inner = getattr(predictor_or_model, "model", predictor_or_model)
+    if type(inner).__module__ not in ("granseg.models.unsamv2", "granseg.models.video_model"):
+        return None
+    from granseg.predict.video_neural import NeuralVideoTracker
+
+    return NeuralVideoTracker(inner, memory)
 
 
 def _as_predictor(predictor_or_model) -> BasePredictor:
@@ -72,8 +88,12 @@ class VideoSession:
         predictor_or_model,
         frames: str | Sequence[np.ndarray] | Frames,
         tracker_config: FlowTrackerConfig | None = None,
+        memory=None,
     ) -> None:
-        self.predictor = _as_predictor(predictor_or_model)
+        """``memory``: a :class:`~granseg.models.video_config.VideoMemoryConfig` for the neural path (None: the
+        checkpoint's, else SAM-2.1's defaults); ignored by the weight-free path."""
+        self.neural = _neural_backend(predictor_or_model, memory)
+        self.predictor = None if self.neural is not None else _as_predictor(predictor_or_model)
         self.frames = open_frames(frames)
         self.tracker_config = tracker_config or FlowTrackerConfig()
         self.prompts: dict[int, dict[int, VideoPrompt]] = {}  # obj_id -> frame_idx -> prompt
@@ -128,20 +148,39 @@ class VideoSession:
 
     def propagate(self, direction: str = "forward") -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """Yield ``(frame_idx, {obj_id: H x W bool})``; see the module docstring for the order."""
+        for order, joins in self._passes(direction):
+            if self.neural is None:
+                yield from self._run(order, joins)
+                continue
+            threshold = self.neural.mask_threshold
+            for frame_idx, logits in self.neural.run(self.frames, self.prompts, order, joins):
+                yield frame_idx, {obj: value > threshold for obj, value in logits.items()}
+
+    def propagate_logits(self, direction: str = "forward") -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """Neural path only: as :meth:`propagate` with ``H x W`` float32 mask logits instead of masks."""
+        if self.neural is None:
+            raise InputError("mask logits need a neural model (UnSAMv2 / SAM-2)")
+        for order, joins in self._passes(direction):
+            yield from self.neural.run(self.frames, self.prompts, order, joins)
+
+    def _passes(self, direction: str) -> list[tuple[range, dict[int, int]]]:
+        """The passes of ``direction``: ``(frames in order, {obj_id: frame the object joins on})``."""
         if direction not in DIRECTIONS:
             raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
         if not self.prompts:
             raise InputError("add a prompt before propagating")
         n = len(self.frames)
         starts = {obj: min(p) for obj, p in self.prompts.items()}
+        passes = []
         if direction in ("forward", "both"):
-            yield from self._run(range(min(starts.values()), n), starts)
+            passes.append((range(min(starts.values()), n), starts))
         if direction == "backward":
             last = {obj: max(p) for obj, p in self.prompts.items()}
-            yield from self._run(range(max(last.values()), -1, -1), last)
+            passes.append((range(max(last.values()), -1, -1), last))
         elif direction == "both":
             before = {obj: s - 1 for obj, s in starts.items()}  # seeded from the prompt one frame later
-            yield from self._run(range(max(before.values()), -1, -1), before)
+            passes.append((range(max(before.values()), -1, -1), before))
+        return passes
 
     def _run(self, order: range, joins: dict[int, int]) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """One pass over ``order``; each object joins on frame ``joins[obj]``, from its prompt there or (backward
@@ -161,8 +200,14 @@ class VideoSession:
                         seed = self.prompts[obj][frame_idx - step]
                         seed.start(trackers[obj], self.frames[seed.frame_idx])
                 if prompt is not None:
-                    out[obj] = prompt.start(trackers[obj], frame)
+                    out[obj] = prompt.start(trackers[obj], frame, self._later(frame_idx, step))
                 else:
                     out[obj] = trackers[obj].step(frame)
             if out:
                 yield frame_idx, out
+
+    def _later(self, frame_idx: int, step: int) -> list[np.ndarray]:
+        """The frames ``motion_offsets`` after ``frame_idx`` in the direction ``step`` (+1 / -1) that exist."""
+        offsets = self.tracker_config.motion_offsets if self.tracker_config.motion_init else ()
+        indices = [frame_idx + step * k for k in offsets]
+        return [self.frames[i] for i in indices if 0 <= i < len(self.frames)]

@@ -1,30 +1,43 @@
-"""Weight-free mask tracking: optical flow + an appearance model + snapping to a predictor's image regions.
+"""Weight-free mask tracking: the object's extent from its motion, then optical flow + GrabCut frame by frame.
 
-One :class:`FlowTracker` follows one object (or part) from the frame it was prompted on. Per step, at a working
-scale (long side ``work_long_side``):
+One :class:`FlowTracker` follows one object (or part) from the frame it was prompted on.
 
-1. **Flow** (OpenCV DIS) from the new frame back to the previous one moves the previous mask (a soft
-   ``H x W`` float map, bilinear) and the user's clicks (``(x, y)`` pixels) into the new frame.
-2. **Shape prior**: a sigmoid of the signed distance to the warped mask's outline, its width a fraction of the
-   object's size, so the outline may move a little but the shape stays.
-3. **Appearance**: CIELAB colour histograms of the object and of a ring of background around it, updated by an
-   exponential moving average; ``p(object | colour)`` per pixel.
-4. **Snap**: the predictor (any ``BasePredictor``, e.g. the weight-free ``hierarchy``) is set on a crop around
-   the candidate and clicked at the moved clicks (and interior points of the candidate) at the object's g; its
-   mask is a third vote, so the result follows image regions.
+**Start** (:meth:`FlowTracker.start`, a click): the predictor (any ``BasePredictor``, e.g. the weight-free
+``hierarchy``) answers the click at the ten standard granularities. At an object-level g (``>=
+object_granularity``) and when later frames are given, :func:`granseg.predict.video_motion.motion_object` finds
+the pixels that move with the click; the predictor's mask closest to that motion mask is kept when they agree
+(IoU >= ``agreement``: its outline follows image regions), else the motion mask. Below that g, or when the clicked
+point does not move against the background, the predictor's own mask at g.
 
-The three votes add in log-odds; the mask is the part above 0 that touches the warped mask. Masks and maps are
-``H x W`` at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
+**Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
+
+1. Dense flow (OpenCV DIS) from the new frame back to the previous one moves the previous mask (bilinear,
+   ``> 0.5``) and the clicks into the new frame.
+2. GrabCut (OpenCV) on a crop around the moved mask, from a trimap: the mask eroded by ``band`` x sqrt(area)
+   certain object, the moved mask probably object, a ring of the same width probably background, the rest of the
+   crop background. Its colour models are refit on every frame, so appearance changes are followed.
+3. Drift guard: a GrabCut mask whose area differs from the moved mask's by more than ``max_area_change`` x, or
+   that is empty, is not kept (the moved mask is).
+4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`): a mask with too few
+   pixels of the object's own colours means the object is hidden: the step returns an empty mask, the last good
+   mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
+
+Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from granseg.config import Config
+from granseg.predict.video_appearance import TrackMemory
+from granseg.predict.video_motion import MotionConfig, motion_object, moves_like, residual_of
+
+LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
 
 @dataclass
@@ -32,31 +45,28 @@ class FlowTrackerConfig(Config):
     """Parameters of :class:`FlowTracker` (tuned on DAVIS blackswan and bmx-trees only)."""
 
     work_long_side: int = 480
-    hist_bins: int = 16
-    appearance_rate: float = 0.2
-    prior_width: float = 0.06  # sigmoid width of the shape prior, fraction of sqrt(object area)
-    prior_min_width: float = 2.0  # px at working scale
-    prior_weight: float = 1.0
-    prior_clip: float = 12.0  # log-odds bound of the shape prior (far from the mask it always wins)
-    colour_eps: float = 0.05  # colour probabilities clipped to [eps, 1 - eps]: log-odds within +-2.9
-    colour_weight: float = 1.0
-    snap_weight: float = 1.5
-    open_radius: int = 0  # px at working scale; morphological opening of each frame's mask
-    band: float = 0.1  # the mask stays within this fraction of sqrt(area) outside the warped mask
-    snap: bool = True
-    snap_every: int = 4  # snap on every n-th step (the hierarchy costs most of the time)
-    roi_margin: float = 0.35  # fraction of the object's box added around it for the snap crop
-    snap_long_side: int = 320
-    snap_min_iou: float = 0.6  # the snapped mask votes only when it overlaps the candidate this much
-    extra_clicks: int = 2  # interior points of the candidate added to the moved clicks
-    min_area_fraction: float = 0.0001  # below this the track is lost (the mask is empty, the state kept)
-    lost_ratio: float = 0.3  # masks under this fraction of the remembered area (or over 1/it) are not kept
+    flow_preset: str = "medium"  # OpenCV DIS preset: "ultrafast", "fast" or "medium"
+    consistency: float = 0.0  # > 0: forward-backward flow check (px); pixels failing it are not moved
+    refine: str = "grabcut"  # "grabcut" or "none" (the first mask moved by optical flow alone: a floor)
+    band: float = 0.12  # trimap band width, fraction of sqrt(moved mask area)
+    roi_margin: float = 0.5  # fraction of the object's box added around it for the GrabCut crop
+    grabcut_iterations: int = 1
+    grabcut_long_side: int = 0  # > 0: GrabCut on the crop shrunk to this long side (px), the result upsampled
+    max_area_change: float = 2.0
+    motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
+    motion_exclude: float = (
+        0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
+    )
+    # the object's, and not with the camera: another moving thing) are certain background
+    min_area_fraction: float = 0.0001  # a moved mask under this fraction of the frame: the track is lost
+    occlusion: bool = True  # hidden-object handling and re-detection (video_appearance.TrackMemory)
+    lost_ratio: float = 0.3  # a mask under this fraction of the remembered area: the object is hidden
     search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
-
-
-def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
-    p = np.clip(p, eps, 1 - eps)
-    return np.log(p / (1 - p))
+    motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
+    object_granularity: float = 0.9
+    agreement: float = 0.8
+    motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,48 +80,6 @@ def resize_to(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> 
         return array
     interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     return cv2.resize(array, (hw[1], hw[0]), interpolation=interp)
-
-
-class Appearance:
-    """Object / background colour histograms in CIELAB (``bins^3`` cells each), smoothed and EMA-updated."""
-
-    def __init__(self, bins: int, rate: float) -> None:
-        self.bins, self.rate = bins, rate
-        self.fg: np.ndarray | None = None
-        self.bg: np.ndarray | None = None
-
-    def _codes(self, lab: np.ndarray) -> np.ndarray:
-        q = (lab.astype(np.int32) * self.bins) // 256
-        return (q[..., 0] * self.bins + q[..., 1]) * self.bins + q[..., 2]
-
-    def _hist(self, codes: np.ndarray) -> np.ndarray:
-        hist = np.bincount(codes, minlength=self.bins**3).astype(np.float64) + 0.5
-        return hist / hist.sum()
-
-    def update(self, lab: np.ndarray, mask: np.ndarray, ring: np.ndarray, first: bool = False) -> None:
-        """``lab``: ``h x w x 3`` uint8; ``mask``/``ring``: ``h x w`` bool (object / nearby background)."""
-        if not mask.any() or not ring.any():
-            return
-        codes = self._codes(lab)
-        fg, bg = self._hist(codes[mask]), self._hist(codes[ring])
-        rate = 1.0 if first or self.fg is None else self.rate
-        self.fg = fg if self.fg is None else (1 - rate) * self.fg + rate * fg
-        self.bg = bg if self.bg is None else (1 - rate) * self.bg + rate * bg
-
-    def probability(self, lab: np.ndarray) -> np.ndarray:
-        """``p(object | colour)`` per pixel, ``h x w`` float32 in (0, 1)."""
-        assert self.fg is not None and self.bg is not None
-        codes = self._codes(lab)
-        ratio = (self.fg / (self.fg + self.bg)).astype(np.float32)
-        return ratio[codes]
-
-
-def signed_distance(mask: np.ndarray) -> np.ndarray:
-    """Distance to the outline, positive inside and negative outside (``h x w`` float32 px)."""
-    m = mask.astype(np.uint8)
-    inside = cv2.distanceTransform(m, cv2.DIST_L2, 3)
-    outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 3)
-    return inside - outside
 
 
 def interior_points(mask: np.ndarray, count: int, min_depth: float = 2.0) -> list[tuple[float, float]]:
@@ -130,57 +98,62 @@ def interior_points(mask: np.ndarray, count: int, min_depth: float = 2.0) -> lis
     return points
 
 
-def _box(mask: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+def _box(mask: np.ndarray, margin: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of ``mask`` grown by ``margin`` x its longer side + 8 px, clipped to the array."""
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     pad = margin * max(x1 - x0, y1 - y0) + 8
-    return (
-        int(max(0, x0 - pad)),
-        int(max(0, y0 - pad)),
-        int(min(hw[1], x1 + pad)),
-        int(min(hw[0], y1 + pad)),
-    )
+    h, w = mask.shape
+    return int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad))
 
 
 class FlowTracker:
-    """Tracks one object; see the module docstring. ``predictor`` is a ``BasePredictor`` or None (no snap)."""
+    """Tracks one object; see the module docstring. ``predictor`` is a ``BasePredictor`` (used by
+    :meth:`start` only)."""
 
     def __init__(self, predictor, config: FlowTrackerConfig | None = None) -> None:
         self.predictor = predictor
         self.config = config or FlowTrackerConfig()
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self.appearance = Appearance(self.config.hist_bins, self.config.appearance_rate)
+        preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{self.config.flow_preset.upper()}")
+        self._flow = cv2.DISOpticalFlow_create(preset)
         self.granularity = 1.0
         self.mask: np.ndarray | None = None  # working-scale bool
         self.gray: np.ndarray | None = None
         self.clicks = np.zeros((0, 2))  # working-scale (x, y)
         self.labels = np.zeros(0, dtype=np.int64)
         self.full_size: tuple[int, int] = (0, 0)
-        self._steps = 0
-        self.ref_area = 0.0  # working-scale px of the object when fully visible (EMA)
-        self.centre: np.ndarray | None = None  # (x, y) working px
-        self.velocity = np.zeros(2)  # (dx, dy) working px per frame
-        self.lost = False
         self.scale = 1.0
-
-    def _work(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Working-scale ``(Lab uint8, gray uint8)`` of an ``H x W x 3`` RGB frame."""
-        small = resize_to(frame, self._work_hw)
-        return cv2.cvtColor(small, cv2.COLOR_RGB2LAB), cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        self.start_source = ""  # "motion", "predictor+motion" or "predictor": how the first mask was chosen
 
     def _set_scale(self, hw: tuple[int, int]) -> None:
         self.full_size = hw
         self.scale = min(1.0, self.config.work_long_side / max(hw))
         self._work_hw = (max(1, round(hw[0] * self.scale)), max(1, round(hw[1] * self.scale)))
 
-    def start(self, frame: np.ndarray, points, labels, granularity: float) -> np.ndarray:
-        """Prompt on ``frame`` (``H x W x 3``): clicks ``(N, 2)`` (x, y) pixels, labels ``(N,)``. Returns the
-        ``H x W`` bool mask of this frame."""
+    def start(
+        self, frame: np.ndarray, points, labels, granularity: float, later: Sequence[np.ndarray] = ()
+    ) -> np.ndarray:
+        """Prompt on ``frame`` (``H x W x 3``): clicks ``(N, 2)`` (x, y) pixels, labels ``(N,)``; ``later``: the
+        frames ``motion_offsets`` after it in the direction of travel (optional; for the motion cue). Returns the
+        frame's ``H x W`` bool mask."""
         self._set_scale(frame.shape[:2])
-        self.granularity = float(granularity)
         self.predictor.set_image(frame)
-        full = self.predictor.predict(points, labels, granularity=granularity).masks[0]
-        return self.start_mask(frame, full, granularity, points, labels)
+        g = float(granularity)
+        masks = self.predictor.predict(points, labels, granularity=list(LEVELS)).masks
+        own = self.predictor.predict(points, labels, granularity=g).masks[0]
+        full, self.start_source = own, "predictor"
+        positives = np.asarray(points, dtype=float).reshape(-1, 2)[np.asarray(labels).reshape(-1) == 1]
+        cfg = self.config
+        if cfg.motion_init and later and g >= cfg.object_granularity and len(positives):
+            moving = motion_object(frame, list(later), tuple(positives[0]), cfg.motion)
+            if moving is not None:
+                ious = [_iou(m, moving) for m in masks]
+                best = int(np.argmax(ious))
+                if ious[best] >= cfg.agreement:
+                    full, self.start_source = masks[best], "predictor+motion"
+                else:
+                    full, self.start_source = moving, "motion"
+        return self.start_mask(frame, full, g, points, labels)
 
     def start_mask(self, frame: np.ndarray, mask: np.ndarray, granularity: float, points=None, labels=None):
         """Start from a given ``H x W`` bool ``mask`` on ``frame`` (clicks default to its deepest point)."""
@@ -192,94 +165,124 @@ class FlowTracker:
             labels = [1] * len(points)
         self.clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) * self.scale
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        lab, self.gray = self._work(frame)
-        self.mask = resize_to(full.astype(np.uint8), self._work_hw, nearest=True) > 0
-        self.ref_area = float(self.mask.sum())
-        self.centre = (
-            np.array(np.nonzero(self.mask)[::-1], dtype=np.float64).mean(1) if self.ref_area else None
-        )
-        self.velocity, self.lost = np.zeros(2), False
-        self._update_appearance(lab, first=True)
+        self.gray = self._gray(frame)
+        self.mask = self._last_good = resize_to(full.astype(np.float32), self._work_hw) > 0.5
+        small = cv2.resize(frame, self._work_hw[::-1], interpolation=cv2.INTER_AREA)
+        self.memory = TrackMemory(self.config.lost_ratio, self.config.search_radius)
+        self.memory.start(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), self.mask)
         return full
 
-    def _ring(self, mask: np.ndarray) -> np.ndarray:
-        size = max(3, int(0.25 * np.sqrt(mask.sum())))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
-        return (cv2.dilate(mask.astype(np.uint8), kernel) > 0) & ~mask
-
-    def _update_appearance(self, lab: np.ndarray, first: bool = False) -> None:
-        assert self.mask is not None
-        self.appearance.update(lab, self.mask, self._ring(self.mask), first=first)
+    def _gray(self, frame: np.ndarray) -> np.ndarray:
+        small = cv2.resize(frame, self._work_hw[::-1], interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """Move the track to ``frame`` (the next one in the direction of travel); returns ``H x W`` bool."""
         assert self.mask is not None and self.gray is not None, "call start() first"
-        lab, gray = self._work(frame)
+        small = cv2.resize(frame, self._work_hw[::-1], interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         flow = self._flow.calc(gray, self.gray, None)  # new -> previous: new(x) ~ previous(x + flow(x))
         h, w = gray.shape
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        warped = cv2.remap(
-            self.mask.astype(np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR
-        )
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        moved = cv2.remap(self.mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
+        if self.config.consistency > 0:  # forward-backward check: occluded / unreliable pixels move nothing
+            forward = self._flow.calc(self.gray, gray, None)
+            back_again = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
+            error = np.linalg.norm(back_again + flow, axis=-1)
+            moved[error > self.config.consistency + 0.05 * np.linalg.norm(flow, axis=-1)] = 0.0
         self._move_clicks(flow)
         self.gray = gray
-        core = warped > 0.5
-        mask = np.zeros_like(core)
-        logits = np.full(core.shape, -1.0, dtype=np.float32)
-        if core.sum() >= self.config.min_area_fraction * h * w and not self.lost:
-            logits = self._votes(frame, lab, core)
-            mask = self._clean(logits > 0, core)
-        if mask.sum() < self.config.lost_ratio * self.ref_area:  # occluded, left the frame, or lost
-            found = self._redetect(lab)
-            if found is not None:
-                mask, logits = found, np.where(found, 1.0, -1.0).astype(np.float32)
-        self._remember(mask, lab)
-        full = resize_to(logits, self.full_size) > 0
-        return full & (resize_to(mask.astype(np.uint8), self.full_size, nearest=True) > 0)
-
-    def _remember(self, mask: np.ndarray, lab: np.ndarray) -> None:
-        """Keep a healthy mask (area near the reference) as the state; else move the last one by the velocity."""
-        area = float(mask.sum())
-        healthy = self.config.lost_ratio * self.ref_area <= area <= self.ref_area / self.config.lost_ratio
-        if area > 0:
-            centre = np.array(np.nonzero(mask)[::-1], dtype=np.float64).mean(1)
-            if healthy and self.centre is not None:
-                self.velocity = 0.7 * self.velocity + 0.3 * (centre - self.centre)
-            if healthy:
-                self.centre = centre
-        if healthy:
-            self.lost = False
-            self.mask = mask
-            self.ref_area = 0.9 * self.ref_area + 0.1 * area
-            self._update_appearance(lab)
-            return
-        self.lost = area == 0
-        if area > 0:
-            self.mask = mask  # partly hidden: follow what is visible, keep the appearance and the size
+        mask = moved > 0.5
+        if mask.sum() < self.config.min_area_fraction * h * w:
+            mask = np.zeros_like(mask)
+        elif self.config.refine == "grabcut":
+            mask = self._refine(small, mask, flow)
+        if self.config.occlusion:
+            mask = self._occlusion(small, mask)
         else:
-            shift = np.float32([[1, 0, self.velocity[0]], [0, 1, self.velocity[1]]])
-            self.mask = cv2.warpAffine(self.mask.astype(np.uint8), shift, self.mask.shape[::-1]) > 0
-            if self.centre is not None:
-                self.centre = self.centre + self.velocity
+            self.mask = mask
+        return resize_to(mask.astype(np.float32), self.full_size) > 0.5
 
-    def _redetect(self, lab: np.ndarray) -> np.ndarray | None:
-        """The object-coloured blob of about the remembered size nearest to where the object should be (within
-        ``search_radius`` object sizes), or None."""
-        if self.appearance.fg is None or self.centre is None:
-            return None
-        prob = self.appearance.probability(lab)
-        count, labels, stats, centroids = cv2.connectedComponentsWithStats((prob > 0.5).astype(np.uint8), 8)
-        expected = self.centre + self.velocity
-        size = np.sqrt(self.ref_area)
-        best, best_dist = None, self.config.search_radius * size
-        for k in range(1, count):
-            area = stats[k, cv2.CC_STAT_AREA]
-            if not self.config.lost_ratio * self.ref_area <= area <= self.ref_area / self.config.lost_ratio:
-                continue
-            dist = float(np.hypot(*(centroids[k] - expected)))
-            if dist < best_dist:
-                best, best_dist = k, dist
-        return None if best is None else labels == best
+    def _occlusion(self, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
+        look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`)."""
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        memory = self.memory
+        if memory.hidden or not memory.visible(lab, mask):
+            found = memory.redetect(lab)
+            if found is None or not memory.hidden and found.sum() <= mask.sum():
+                self.mask = memory.coast(self.mask if memory.hidden else self._last_good)
+                return np.zeros_like(mask)
+            mask = found
+        memory.remember(lab, mask)
+        self.mask = self._last_good = mask
+        return mask
+
+    def _refine(self, small: np.ndarray, moved: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """GrabCut on a crop around ``moved`` (working-scale bool) from a trimap (with the motion vote), with the
+        drift guard."""
+        cfg = self.config
+        box = _box(moved, cfg.roi_margin)
+        x0, y0, x1, y1 = box
+        local = moved[y0:y1, x0:x1]
+        area = float(local.sum())
+        radius = max(2, int(cfg.band * np.sqrt(area)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        sure = cv2.erode(local.astype(np.uint8), kernel) > 0
+        near = cv2.dilate(local.astype(np.uint8), kernel) > 0
+        trimap = np.full(local.shape, cv2.GC_BGD, np.uint8)
+        trimap[near] = cv2.GC_PR_BGD
+        trimap[local] = cv2.GC_PR_FGD
+        trimap[sure] = cv2.GC_FGD
+        if cfg.motion_vote:
+            self._vote_motion(trimap, flow, box, local, near)
+        crop = small[y0:y1, x0:x1]
+        shrink = min(1.0, cfg.grabcut_long_side / max(local.shape)) if cfg.grabcut_long_side else 1.0
+        if shrink < 1.0:  # GrabCut's cost grows with the pixels: a large object is cut at a lower resolution
+            size = (max(1, round(local.shape[1] * shrink)), max(1, round(local.shape[0] * shrink)))
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+            trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
+        cv2.setRNGSeed(0)  # GrabCut's k-means start: the same answer whatever ran before
+        try:
+            cv2.grabCut(
+                cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                trimap,
+                None,
+                np.zeros((1, 65)),
+                np.zeros((1, 65)),
+                cfg.grabcut_iterations,
+                cv2.GC_INIT_WITH_MASK,
+            )
+        except cv2.error:  # e.g. no probable-background pixel in a crop that fills the frame
+            return moved
+        refined = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32)
+        refined = resize_to(refined, local.shape) > 0.5
+        new_area = float(refined.sum())
+        if not new_area or not area / cfg.max_area_change <= new_area <= area * cfg.max_area_change:
+            return moved
+        out = np.zeros_like(moved)
+        out[y0:y1, x0:x1] = refined
+        return out
+
+    def _vote_motion(self, trimap, flow, box, local, near) -> None:
+        """Motion vote on the ``trimap`` of the crop ``box``: band pixels that move like the object (its median
+        residual motion against the camera's, at least ``motion.min_motion`` px) become probably object, moved-mask
+        pixels that move with the background probably background."""
+        cfg = self.config
+        residual = residual_of(-flow, box)  # previous -> new direction, at the new frame's pixels
+        if residual is None or not local.any():
+            return
+        target = np.median(residual[local], axis=0)
+        if float(np.linalg.norm(target)) < cfg.motion.min_motion:
+            return
+        like, still = moves_like(residual, target, cfg.motion.similarity, cfg.motion.min_fraction)
+        trimap[near & ~local & like] = cv2.GC_PR_FGD
+        if cfg.motion_exclude > 0:
+            tolerance = cfg.motion.similarity * float(np.linalg.norm(target)) + 0.5
+            other = np.linalg.norm(residual - target, axis=-1) > cfg.motion_exclude * tolerance
+            trimap[near & ~local & other & ~still] = cv2.GC_BGD
+        trimap[(trimap == cv2.GC_PR_FGD) & local & still] = cv2.GC_PR_BGD
 
     def _move_clicks(self, flow: np.ndarray) -> None:
         """Forward-move the clicks by the (backward) flow at their position: ``p' = p - flow(p)``."""
@@ -292,75 +295,3 @@ class FlowTracker:
         moved[:, 0] = np.clip(moved[:, 0], 0, w - 1)
         moved[:, 1] = np.clip(moved[:, 1], 0, h - 1)
         self.clicks = moved
-
-    def _votes(self, frame: np.ndarray, lab: np.ndarray, core: np.ndarray) -> np.ndarray:
-        """Log-odds of the object at working scale (``h x w`` float32)."""
-        cfg = self.config
-        sdf = signed_distance(core)
-        width = max(cfg.prior_min_width, cfg.prior_width * float(np.sqrt(core.sum())))
-        prior = np.clip(sdf / width, -cfg.prior_clip, cfg.prior_clip)  # log-odds of a sigmoid of the distance
-        colour = _logit(self.appearance.probability(lab), cfg.colour_eps)
-        logits = cfg.prior_weight * prior + cfg.colour_weight * colour
-        self._steps += 1
-        if cfg.snap and self.predictor is not None and self._steps % max(1, cfg.snap_every) == 0:
-            snapped = self._snap(frame, logits > 0, core)
-            if snapped is not None and _iou(snapped, logits > 0) >= cfg.snap_min_iou:
-                logits = logits + cfg.snap_weight * np.where(snapped, 2.0, -2.0).astype(np.float32)
-        return logits.astype(np.float32)
-
-    def _snap(self, frame: np.ndarray, candidate: np.ndarray, core: np.ndarray) -> np.ndarray | None:
-        """The predictor's mask (working scale, bool) on a crop around the candidate, or None."""
-        cfg = self.config
-        region = candidate & (cv2.dilate(core.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)
-        if not region.any():
-            return None
-        x0, y0, x1, y1 = _box(region | core, cfg.roi_margin, region.shape)
-        inv = 1.0 / self.scale
-        crop = frame[int(y0 * inv) : int(np.ceil(y1 * inv)), int(x0 * inv) : int(np.ceil(x1 * inv))]
-        crop_scale = min(1.0, cfg.snap_long_side / max(crop.shape[:2]))
-        crop = resize_to(
-            crop, (max(1, round(crop.shape[0] * crop_scale)), max(1, round(crop.shape[1] * crop_scale)))
-        )
-        to_crop = crop_scale * inv  # working px -> crop px
-        local = region[y0:y1, x0:x1]
-        points, labels = [], []
-        for (x, y), label in zip(self.clicks, self.labels):
-            xi, yi = int(round(x)), int(round(y))
-            inside = y0 <= yi < y1 and x0 <= xi < x1
-            if inside and (local[yi - y0, xi - x0] == bool(label)):
-                points.append(((x - x0) * to_crop, (y - y0) * to_crop))
-                labels.append(int(label))
-        extra = interior_points(local, cfg.extra_clicks + (0 if any(labels) else 1))
-        points += [(x * to_crop, y * to_crop) for x, y in extra]
-        labels += [1] * len(extra)
-        if not any(labels):
-            return None
-        ch, cw = crop.shape[:2]
-        points = [(min(max(x, 0.0), cw - 1.0), min(max(y, 0.0), ch - 1.0)) for x, y in points]
-        self.predictor.set_image(crop)
-        crop_mask = self.predictor.predict(points, labels, granularity=self.granularity).masks[0]
-        out = np.zeros_like(candidate)
-        out[y0:y1, x0:x1] = resize_to(crop_mask.astype(np.uint8), (y1 - y0, x1 - x0), nearest=True) > 0
-        return out
-
-    def _clean(self, mask: np.ndarray, core: np.ndarray) -> np.ndarray:
-        """Open away thin tendrils (radius ``open_radius``), stay within a band around the warped mask, keep the
-        components that touch it."""
-        cfg = self.config
-        if cfg.open_radius > 0:
-            r = cfg.open_radius
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-            mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
-        if cfg.band > 0:
-            mask &= signed_distance(core) > -(cfg.band * float(np.sqrt(core.sum())) + 2.0)
-        return self._keep_touching(mask, core)
-
-    @staticmethod
-    def _keep_touching(mask: np.ndarray, core: np.ndarray) -> np.ndarray:
-        """The connected components of ``mask`` that overlap ``core``."""
-        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        if count <= 1:
-            return mask
-        keep = np.unique(labels[core & mask])
-        keep = keep[keep > 0]
-        return np.isin(labels, keep)

@@ -21,6 +21,7 @@ from granseg.errors import InputError
 from granseg.predict.base import GRANULARITY_LEVELS
 
 MAX_POINTS_PER_SIDE = 256
+SOURCES = ("auto", "grid", "tree")
 
 
 @dataclass
@@ -43,6 +44,10 @@ class AutomaticConfig(Config):
     dedup_iou: when > 0, masks of different g with IoU >= dedup_iou are merged into one record (smallest g kept,
     ``granularity_range`` records the levels that produced it).
     parent_containment: a mask's parent is a mask of the next coarser level covering >= this fraction of it.
+    source: where candidates come from: ``"grid"`` (the point grid above, any model), ``"tree"`` (every region of
+    the ``hierarchy`` model's region tree, :mod:`granseg.predict.automatic.region_tree`; no grid, no score or
+    stability filter, nested-region NMS at ``tree_nms_iou``, the best ``max_masks`` kept) or ``"auto"`` (the tree
+    for ``hierarchy``, the grid for every other model).
     """
 
     points_per_side: int = 64
@@ -60,6 +65,9 @@ class AutomaticConfig(Config):
     coarse_to_fine: bool = False
     dedup_iou: float = 0.0
     parent_containment: float = 0.8
+    source: Literal["auto", "grid", "tree"] = "auto"
+    tree_nms_iou: float = 0.9
+    max_masks: int = 1000
 
     def validate(self) -> None:
         if not 1 <= self.points_per_side <= MAX_POINTS_PER_SIDE:
@@ -68,7 +76,11 @@ class AutomaticConfig(Config):
             raise InputError("granularities must not be empty")
         if self.point_batch < 1:
             raise InputError("point_batch must be >= 1")
-        for name in ("box_nms_thresh", "dedup_iou", "parent_containment", "stability_thresh"):
+        if self.source not in SOURCES:
+            raise InputError(f"source must be one of {', '.join(SOURCES)}")
+        if self.max_masks < 1:
+            raise InputError("max_masks must be >= 1")
+        for name in ("box_nms_thresh", "dedup_iou", "parent_containment", "stability_thresh", "tree_nms_iou"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must lie in [0, 1]")
 

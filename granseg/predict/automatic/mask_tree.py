@@ -63,8 +63,9 @@ def merge_across_levels(records: list[dict], dedup_iou: float) -> list[dict]:
             for index, record in enumerate(current):
                 if iou[index, best[index]] >= dedup_iou:
                     target = kept[best[index]]
-                    target["granularity_levels"] = [*_levels(target), g]
-                    target["granularity_range"] = [target["granularity_range"][0], g]
+                    merged = sorted({*_levels(target), *_levels(record)})
+                    target["granularity_levels"] = merged
+                    target["granularity_range"] = [merged[0], merged[-1]]
                     continue
                 kept.append(_fresh(record))
         else:
@@ -74,8 +75,11 @@ def merge_across_levels(records: list[dict], dedup_iou: float) -> list[dict]:
 
 def _fresh(record: dict) -> dict:
     out = dict(record)
-    out["granularity_levels"] = [float(record["granularity"])]
-    out["granularity_range"] = [float(record["granularity"]), float(record["granularity"])]
+    levels = sorted(
+        float(g) for g in _levels(record)
+    )  # the tree path's records already stand for several levels
+    out["granularity_levels"] = levels
+    out["granularity_range"] = [levels[0], levels[-1]]
     return out
 
 

@@ -16,6 +16,10 @@ Then greedy box NMS per g (:func:`~granseg.predict.automatic.filters.box_nms`), 
 optional cross-level de-duplication and the part-whole tree (:mod:`granseg.predict.automatic.mask_tree`).
 ``point_pruning`` / ``coarse_to_fine`` change which pairs are decoded (see :class:`AutomaticConfig`).
 
+The ``hierarchy`` model (``source="auto"`` or ``"tree"``) skips the grid: every region of the tree its ``set_image``
+builds is a candidate once (:mod:`granseg.predict.automatic.region_tree`), then the same tail (de-duplication, the
+part-whole tree).
+
 Output records: ``segmentation`` (COCO RLE), ``area``, ``bbox`` ``[x, y, w, h]``, ``score``, ``granularity``,
 ``point_coords``; with several levels also ``id`` and ``parent_id`` (and ``granularity_range`` /
 ``granularity_levels`` with de-duplication). :attr:`AutomaticSegmenter.stats` counts the work done.
@@ -28,11 +32,13 @@ import hashlib
 import numpy as np
 import torch
 
+from granseg.errors import InputError
 from granseg.io.masks import encode_rle, mask_bbox
 from granseg.predict.automatic.config import AutomaticConfig
 from granseg.predict.automatic.filters import box_nms, point_grid, stability_scores
 from granseg.predict.automatic.gen2seg import ColourClusterSource
 from granseg.predict.automatic.mask_tree import link_parents, merge_across_levels
+from granseg.predict.automatic.region_tree import TreeReadout, tree_records
 from granseg.predict.automatic.sources import Decoded, grid_source
 from granseg.predict.base import BasePredictor
 
@@ -88,13 +94,22 @@ class AutomaticSegmenter:
         """Records for ``image`` (``H x W x 3`` uint8); an empty list when nothing passes the filters.
         ``points`` (``(N, 2)`` x, y pixels) replaces the grid (e.g. a measured fraction of it, for timing)."""
         cfg = self.config
+        levels = [float(g) for g in cfg.granularities]
+        if points is None and self.reads_tree():
+            return self._generate_from_tree(image, levels)
         source = grid_source(self.predictor, cfg.batched)
         source.set_image(image)
         height, width = source.image_size
-        levels = [float(g) for g in cfg.granularities]
         track = cfg.point_pruning or cfg.coarse_to_fine
         store = {g: _Level(g, (height, width), track) for g in levels}
-        self.stats = {"decoded": 0, "passed_score": 0, "passed_stability": 0, "upsampled": 0, "accepted": 0}
+        self.stats = {
+            "source": "grid",
+            "decoded": 0,
+            "passed_score": 0,
+            "passed_stability": 0,
+            "upsampled": 0,
+            "accepted": 0,
+        }
         if isinstance(source, ColourClusterSource):
             for g in levels:
                 self._run_regions(source, g, store)
@@ -109,6 +124,42 @@ class AutomaticSegmenter:
         else:
             self._run(source, grid, levels, store, quiet)
         return self._finish(store, levels)
+
+    # ------------------------------------------------------------------------------------------- region tree
+    def reads_tree(self) -> bool:
+        """Whether candidates come from the predictor's region tree (``source``; see :class:`AutomaticConfig`)."""
+        from granseg.predict.hierarchy import HierarchyPredictor
+
+        has_tree = isinstance(self.predictor, HierarchyPredictor)
+        if self.config.source == "tree" and not has_tree:
+            raise InputError(
+                "source 'tree' needs a model with a region tree (hierarchy); use 'grid' or 'auto'"
+            )
+        return has_tree and self.config.source != "grid"
+
+    def _generate_from_tree(self, image: np.ndarray, levels: list[float]) -> list[dict]:
+        """Every region of the tree built by ``set_image`` as a candidate (:mod:`.region_tree`), then the same
+        tail as the grid (de-duplication across levels, the part-whole tree)."""
+        cfg, predictor = self.config, self.predictor
+        predictor.set_image(image)
+        pc = predictor.config
+        readout = TreeReadout(
+            min_object_fraction=pc.min_object_fraction,
+            max_object_fraction=pc.max_object_fraction,
+            part_min_fraction=pc.part_min_fraction,
+            min_area=cfg.min_area,
+            nms_iou=cfg.tree_nms_iou,
+            max_masks=cfg.max_masks,
+        )
+        records, counts = tree_records(predictor.tree, predictor.image_size, tuple(levels), readout)
+        self.stats = {"source": "tree", "decoded": 0, **counts}
+        if len(levels) > 1:
+            if cfg.dedup_iou > 0:
+                records = merge_across_levels(records, cfg.dedup_iou)
+                records.sort(key=lambda r: -r["score"])
+            link_parents(records, cfg.parent_containment)
+        self.stats["kept"] = len(records)
+        return records
 
     # ------------------------------------------------------------------------------------------- decoding
     def _run(self, source, points: np.ndarray, levels: list[float], store, quiet: bool) -> None:
