@@ -34,6 +34,7 @@ PROOF = dict(
 
 
 @pytest.mark.slow  # ~15 min on the shared 2-core machine (one 1,000-step training run + evaluation)
+@pytest.mark.timeout(3600)  # beyond the suite's 600 s default
 def test_trained_model_orders_mask_area_by_g_on_fresh_scenes(tmp_path, monkeypatch):
     """What run (a) achieves (issue 16, after the init fix): on FRESH scenes the predicted area grows with the
     requested g (Spearman, pooled and per click) and the object at g = 1 beats the untrained model."""
@@ -49,6 +50,7 @@ def test_trained_model_orders_mask_area_by_g_on_fresh_scenes(tmp_path, monkeypat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.xfail(
     reason="not achieved at a CPU budget: after the init fix the model obeys g for the mask's SIZE, but one click "
     "at g = 0.1-0.3 does not give the GT part (part IoU ~0.01, results/unsamv2_train.md)",
