@@ -17,7 +17,7 @@ def tree():
     return build_region_tree(toy_image(), TreeParams())
 
 
-def test_tree_invariants(tree):
+def test_tree_invariants(tree):  # the default (learned) tree
     n = tree.n_leaves
     assert tree.n_nodes == 2 * n - 1
     merged = np.arange(n, tree.n_nodes)
@@ -116,3 +116,112 @@ def test_clicks_never_make_the_mask_much_worse():
             ious.append(iou(prediction, target))
         assert all(b >= a - 0.02 for a, b in zip(ious, ious[1:])), (g, ious)
         assert ious[-1] > 0.85, (g, ious)
+
+
+# ------------------------------------------------------------------ learned tree: cues, leaves, merge criterion
+def test_oriented_gradients_peak_on_colour_and_texture_borders():
+    from granseg.regions.cues import to_lab
+    from granseg.regions.gradients import gradient_cues
+
+    rng = np.random.default_rng(0)
+    image = np.full((96, 128, 3), 128, np.uint8)
+    image[:, 64:] = (40, 90, 200)  # colour step at column 64
+    cues = gradient_cues(to_lab(image))
+    assert cues.gradients.shape == (12, 96, 128) and cues.codes.shape == (4, 96, 128)
+    colour = cues.gradients[3:9].mean(0)  # a and b at every scale
+    assert colour[:, 62:66].mean() > 10 * colour[:, 10:40].mean() + 0.05
+    # two textures with the same mean grey: stripes on the left, noise on the right
+    texture = np.full((96, 128), 128.0)
+    texture[:, :64] += np.where((np.arange(64) // 2) % 2 == 0, 60.0, -60.0)[None, :]
+    texture[:, 64:] += rng.normal(0, 25, (96, 64))
+    grey = np.repeat(np.clip(texture, 0, 255).astype(np.uint8)[..., None], 3, 2)
+    texton = gradient_cues(to_lab(grey)).gradients[9:12].mean(0)  # texton, all scales
+    assert texton[:, 60:68].mean() > 1.5 * max(texton[:, 16:40].mean(), texton[:, 88:112].mean())
+
+
+def test_watershed_leaves_follow_the_boundary_ridge():
+    from granseg.regions.superpixels import watershed_superpixels
+
+    strength = np.zeros((60, 80), np.float32)
+    strength[:, 37] = 1.0  # a boundary ridge at column 37
+    labels = watershed_superpixels(strength, 40)
+    assert 20 <= labels.max() + 1 <= 60
+    assert not (np.isin(labels[:, :37], labels[:, 38:])).any()  # no leaf crosses the ridge
+
+
+def test_pair_features_of_merged_nodes_equal_features_computed_from_scratch():
+    from granseg.regions.cues import to_lab
+    from granseg.regions.superpixels import resize_long_side
+    from granseg.regions.tree import TreeParams, learned_leaves, learned_statistics
+
+    small, _ = resize_long_side(toy_image(), 448)
+    lab = to_lab(small)
+    labels, cues = learned_leaves(small, lab, TreeParams(n_superpixels=60), "slic")
+    stats, (ea, eb, borders) = learned_statistics(labels, lab, cues)
+    a, b = int(ea[0]), int(eb[0])  # merge the first adjacent pair into node c
+    n = int(labels.max()) + 1
+    stats.merge(a, b, n, float(borders[0, 0]))
+    merged_labels = np.where(labels == b, a, labels)
+    _, merged_labels = np.unique(merged_labels, return_inverse=True)
+    merged_labels = merged_labels.reshape(labels.shape)
+    fresh, (fa, fb, fborders) = learned_statistics(merged_labels, lab, cues)
+    new_id = int(merged_labels[labels == a][0])
+    for row in np.flatnonzero((fa == new_id) | (fb == new_id)).tolist():
+        other = int(fb[row] if fa[row] == new_id else fa[row])
+        old_other = int(labels[merged_labels == other][0])
+        # borders of c with the other node: sums of a's and b's borders with it
+        want = np.zeros(borders.shape[1])
+        for leaf in (a, b):
+            hit = ((ea == min(leaf, old_other)) & (eb == max(leaf, old_other))).nonzero()[0]
+            if hit.size:
+                want += borders[hit[0]]
+        assert np.allclose(fborders[row], want)
+        incremental = stats.pair_features(np.array([n]), np.array([old_other]), want[None])
+        scratch = fresh.pair_features(np.array([new_id]), np.array([other]), fborders[row][None])
+        assert np.allclose(incremental, scratch)
+
+
+def test_merge_model_file_round_trip_and_feature_check():
+    from granseg.regions.learned import FEATURES, MergeModel, default_model
+
+    model = default_model()
+    assert model.weights.shape == (len(FEATURES),)
+    again = MergeModel.from_dict(model.to_dict())
+    x = np.random.default_rng(0).normal(size=(5, len(FEATURES)))
+    assert np.allclose(again.logit(x), model.logit(x))
+    bad = model.to_dict()
+    bad["features"] = bad["features"][::-1]
+    with pytest.raises(ValueError):
+        MergeModel.from_dict(bad)
+
+
+@pytest.mark.parametrize("merge", ["learned", "handcrafted"])
+def test_both_criteria_build_valid_trees(merge):
+    from granseg.eval.edge_maps import tree_contour_map
+
+    tree = build_region_tree(toy_image(), TreeParams(), merge=merge)
+    n = tree.n_leaves
+    assert tree.n_nodes == 2 * n - 1 and tree.criterion == merge
+    heights = tree.height[n:]
+    for node in range(n, tree.n_nodes):
+        assert tree.height[node] >= tree.height[tree.children[node]].max()
+    ucm = tree_contour_map(tree, (160, 200))
+    if merge == "learned":  # calibrated heights 1 - p(same): kept as they are
+        assert 0 < heights.max() <= 1 and ucm.max() == pytest.approx(heights.max(), abs=1e-4)
+    else:
+        assert ucm.max() == pytest.approx(1.0)
+    # the body/background border is stronger than borders inside the background
+    assert ucm[30:130, 28:32].max() > np.median(ucm[140:, :][ucm[140:, :] > 0])
+    with pytest.raises(ValueError):
+        build_region_tree(toy_image(), merge="nope")
+
+
+def test_ucm_edge_map_uses_the_learned_tree():
+    from granseg.eval.edge_maps import edge_map_function, tree_contour_map
+    from granseg.predict.hierarchy import HierarchyConfig
+
+    image = toy_image()
+    edges = edge_map_function("hierarchy", kind="ucm")(image)
+    tree = build_region_tree(image, HierarchyConfig().tree_params(), merge="learned")
+    assert np.allclose(edges, tree_contour_map(tree, image.shape[:2]))
+    assert build_region_tree(image).criterion == "handcrafted"  # the predictor's default tree

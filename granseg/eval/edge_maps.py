@@ -4,7 +4,8 @@ An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary stre
 (:data:`EDGE_MAPS`) are chosen explicitly, or by the model with ``"auto"``:
 
 * ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
-* ``ucm``: the ultrametric contour map of the weight-free ``hierarchy`` model's region tree;
+* ``ucm``: the ultrametric contour map of the region tree with the learned merge criterion
+  (:func:`granseg.regions.tree.build_region_tree` ``merge="learned"``, the ``hierarchy`` model's tree parameters);
 * ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol);
 * ``masks``: Sobel + NMS on the model's automatic whole-image masks (any model: the "Sobel on automatic masks"
   baseline of the SAM and Gen2Seg papers; :func:`granseg.eval.edges.boundary_map_from_masks`). The masks come from
@@ -65,16 +66,29 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     if wanted != default_edge_map(model):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
-        from granseg.eval.edges import ultrametric_contour_map
+        from granseg.regions.tree import build_region_tree
 
-        predictor = create_predictor(model)
+        params = model.config.tree_params()
 
         def hierarchy_edges(image: np.ndarray) -> np.ndarray:
-            predictor.set_image(image)
-            return ultrametric_contour_map(predictor.tree, image.shape[:2])
+            return tree_contour_map(build_region_tree(image, params, merge="learned"), image.shape[:2])
 
         return hierarchy_edges
     return lambda image: sobel_nms(model.feature_image(image))
+
+
+def tree_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
+    """``H x W`` float32 ultrametric contour map of a region tree (:func:`granseg.eval.edges.ultrametric_contour_map`).
+
+    A tree of the learned criterion has heights ``1 - p(same)`` that mean the same in every image, so its map
+    keeps them (one threshold over a dataset, the ODS, then means one probability); other trees' maps are
+    divided by their image's largest height."""
+    from granseg.eval.edges import ultrametric_contour_map
+
+    ucm = ultrametric_contour_map(tree, original_size)
+    if getattr(tree, "criterion", "handcrafted") == "learned":
+        ucm *= np.float32(min(1.0, float(np.max(tree.height))))
+    return ucm
 
 
 def automatic_mask_edges(predictor, points_per_side: int = MASK_EDGE_POINTS_PER_SIDE) -> Callable:

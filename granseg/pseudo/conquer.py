@@ -115,20 +115,38 @@ def conquer(
     if extracted.is_featureless(featureless_spread):
         return []
     grid = extracted.features
-    gh, gw = grid.shape[:2]
-    box_h, box_w = y1 - y0, x1 - x0
-    rows, cols = patch_rows_cols(box_h, box_w, gh, gw)
     inst_crop = instance_mask[y0:y1, x0:x1]
-    if superpixel_labels is None:
+    sp_crop = None if superpixel_labels is None else superpixel_labels[y0:y1, x0:x1]
+    stack, scores = _level_masks(grid, inst_crop, sp_crop, thetas, min_patches)
+    if stack is None:
+        return []
+    protected_crops = np.stack([inst_crop] + [np.asarray(m)[y0:y1, x0:x1] for m in protected])
+    stack, scores = _keep_inside(stack, scores, inst_crop, protected_crops, inside, nms_iou, clip_to_instance)
+    results = []
+    for index in range(len(stack)):
+        full = np.zeros(instance_mask.shape, dtype=bool)
+        full[y0:y1, x0:x1] = stack[index]
+        results.append(ConquerMask(full, float(scores[index])))
+    return results
+
+
+def _level_masks(grid, inst_crop, sp_crop, thetas, min_patches):
+    """Masks ``(K, h, w)`` bool over the instance's box (``inst_crop`` ``h x w``) of the clusters every merge
+    level emits, and their ``(K,)`` scores (the level's theta); ``(None, None)`` when nothing is emitted.
+    ``grid``: ``(gh, gw, C)`` patch features of the box; ``sp_crop``: ``h x w`` superpixels or None."""
+    gh, gw = grid.shape[:2]
+    box_h, box_w = inst_crop.shape
+    rows, cols = patch_rows_cols(box_h, box_w, gh, gw)
+    if sp_crop is None:
         levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_patches)
         unit_map = None
     else:
         patch_of_pixel = rows[:, None] * gw + cols[None, :]
         unit_map, sums, sizes, edges = superpixel_graph(
-            superpixel_labels[y0:y1, x0:x1], inst_crop, patch_of_pixel, grid.reshape(gh * gw, -1)
+            sp_crop, inst_crop, patch_of_pixel, grid.reshape(gh * gw, -1)
         )
         if len(sizes) < 2:
-            return []
+            return None, None
         pixels_per_patch = box_h * box_w / (gh * gw)
         levels = merge_graph(sums, edges, sizes, thetas=thetas, min_size=min_patches * pixels_per_patch)
     crop_masks, scores = [], []
@@ -139,30 +157,29 @@ def conquer(
             pixel_labels = level.labels[rows[:, None], cols[None, :]]  # (box_h, box_w)
         else:
             pixel_labels = np.where(unit_map >= 0, level.labels[np.maximum(unit_map, 0)], -1)
-        stack = pixel_labels[None] == np.asarray(level.emitted)[:, None, None]
-        crop_masks.append(stack)
+        crop_masks.append(pixel_labels[None] == np.asarray(level.emitted)[:, None, None])
         scores.extend([level.theta] * len(level.emitted))
     if not crop_masks:
-        return []
-    stack = np.concatenate(crop_masks)
+        return None, None
+    return np.concatenate(crop_masks), np.asarray(scores)
+
+
+def _keep_inside(stack, scores, inst_crop, protected_crops, inside, nms_iou, clip_to_instance):
+    """The masks of ``stack`` (``(K, h, w)`` bool) more than ``inside`` of which lies in ``inst_crop``, clipped
+    to it when ``clip_to_instance``, non-empty, after NMS at ``nms_iou`` against each other and the
+    ``protected_crops``; returns the kept masks and scores in priority order."""
     flat = stack.reshape(len(stack), -1)
     areas = flat.sum(axis=1)
     inside_frac = (flat & inst_crop.reshape(1, -1)).sum(axis=1) / np.maximum(areas, 1)
     keep = inside_frac > inside
-    stack, scores = stack[keep], np.asarray(scores)[keep]
+    stack, scores = stack[keep], scores[keep]
     if clip_to_instance:
         stack = stack & inst_crop[None]
     nonempty = stack.reshape(len(stack), -1).any(axis=1)
     stack, scores = stack[nonempty], scores[nonempty]
-    protected_crops = np.stack([inst_crop] + [np.asarray(m)[y0:y1, x0:x1] for m in protected])
-    stride = max(1, int(np.ceil(max(box_h, box_w) / 256)))
+    stride = max(1, int(np.ceil(max(inst_crop.shape) / 256)))
     kept = nms_with_protected(stack, protected_crops, iou_threshold=nms_iou, stride=stride)
-    results = []
-    for index in kept.tolist():
-        full = np.zeros(instance_mask.shape, dtype=bool)
-        full[y0:y1, x0:x1] = stack[index]
-        results.append(ConquerMask(full, float(scores[index])))
-    return results
+    return stack[kept], scores[kept]
 
 
 def patch_rows_cols(height: int, width: int, grid_h: int, grid_w: int) -> tuple[np.ndarray, np.ndarray]:

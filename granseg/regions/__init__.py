@@ -2,6 +2,9 @@
 
 * :mod:`~granseg.regions.superpixels`: SLIC superpixels (the leaves of every hierarchy) and snapping masks to them.
 * :mod:`~granseg.regions.cues`: CIELAB colour, oriented colour / texture boundary strength, texture codes.
+* :mod:`~granseg.regions.gradients`: Pb-like oriented histogram gradients (L, a, b, textons; 3 scales, 8
+  orientations).
+* :mod:`~granseg.regions.learned`: the merge criterion learned on human segmentations and its merge loop.
 * :mod:`~granseg.regions.tree`: the merge tree (ultrametric contour map) over superpixels from those cues.
 * :mod:`~granseg.regions.merge`: greedy feature-cosine merging of a region graph (the engine's conquer stage,
   region proposals and stuff pass, from superpixels).

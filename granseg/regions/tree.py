@@ -3,20 +3,25 @@
 Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
 
 1. SLIC superpixels (:func:`granseg.regions.superpixels.superpixels`, the same leaves as the pseudo-label
-   engine's merging) are the leaves.
-2. Cues (:mod:`granseg.regions.cues`): a boundary map (oriented colour + texture gradients), mean CIELAB colour
-   and a uniform-LBP texture histogram per region, and a quantised colour histogram per leaf (for the colour
-   models of the click refinement).
-3. Greedy agglomerative merging on the region adjacency graph: at each step the adjacent pair with the smallest
-   dissimilarity merges, where
+   engine's merging) are the leaves (or, with ``leaves="watershed"``, a watershed of the gradient map).
+2. Cues: Pb-like oriented histogram gradients of L, a, b and textons (:mod:`granseg.regions.gradients`), region
+   histograms and mean CIELAB; a Di Zenzo boundary map (:mod:`granseg.regions.cues`) for the leaf borders'
+   ``edge_strength`` (GrabCut smoothness) and a quantised colour histogram per leaf (click colour models).
+3. Greedy agglomerative merging on the region adjacency graph, by one of two criteria (``merge``):
+
+   * ``"learned"`` (:mod:`granseg.regions.learned`; the ``ucm`` edge map's tree): the pair with the largest ``p(same)`` of a
+     logistic regression fit on human segmentations merges first; heights ``1 - p(same)``, in [0, 1];
+   * ``"handcrafted"`` (default; the ``hierarchy`` predictor's tree): the pair with the smallest
 
        d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
                                      + w_colour * ||mean Lab(a) - mean Lab(b)|| / 100
                                      + w_texture * chi2(LBP hist(a), LBP hist(b)))
 
-   ``size_factor`` = min(1, sqrt(min(|a|, |b|) / small_region_area)) makes tiny regions merge first (as in
-   Felzenszwalb-Huttenlocher and selective search). The merge height of a node is the running maximum of ``d``
-   over its merges, so heights increase towards the root and the tree defines an ultrametric (UCM).
+     with ``size_factor`` = min(1, sqrt(min(|a|, |b|) / small_region_area)) (tiny regions merge first, as in
+     Felzenszwalb-Huttenlocher and selective search).
+
+   The merge height of a node is the running maximum of the criterion over its merges, so heights increase
+   towards the root and the tree defines an ultrametric (UCM).
 
 scikit-image's ``graph.merge_hierarchical`` does the same greedy loop but returns only a flat labelling at one
 threshold, not the tree; the loop here is a plain heap with lazy invalidation.
@@ -33,7 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
-from granseg.regions.superpixels import resize_long_side, superpixels
+from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, gradient_cues
+from granseg.regions.learned import MergeModel, NodeStats, default_model, learned_merge
+from granseg.regions.superpixels import resize_long_side, superpixels, watershed_superpixels
 
 
 @dataclass
@@ -67,6 +74,8 @@ class RegionTree:
     leaf_colours: ``(n_leaves, B)`` scipy CSR pixel counts of each leaf over the used colour bins;
     colour_centres: ``(B, 3)`` Lab centre of each used bin.
     scale:     internal size / original size.
+    criterion: the merge criterion that built it (``"learned"``: heights are ``1 - p(same)``, in [0, 1] and
+               comparable across images; ``"handcrafted"``: heights on an image-dependent scale).
     """
 
     leaf_map: np.ndarray
@@ -85,6 +94,7 @@ class RegionTree:
     leaf_colours: object
     colour_centres: np.ndarray
     scale: float
+    criterion: str = "handcrafted"
 
     @property
     def n_leaves(self) -> int:
@@ -223,14 +233,37 @@ def _depth_first_ranks(parent: np.ndarray, children: np.ndarray, n: int):
     return rank, lo, hi
 
 
-def build_region_tree(image: np.ndarray, params: TreeParams | None = None) -> RegionTree:
-    """Region tree of an ``H x W x 3`` uint8 RGB image. See the module docstring."""
-    from scipy import sparse
+MERGE_CRITERIA = ("learned", "handcrafted")
+LEAVES = ("slic", "watershed")
+WATERSHED_COMPACTNESS = 0.0  # of the learned leaves (skimage compact watershed; 0: plain watershed)
 
-    params = params or TreeParams()
-    small, scale = resize_long_side(image, params.internal_long_side)
-    lab = to_lab(small)
-    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
+
+def border_sums(labels: np.ndarray, maps: np.ndarray, n: int):
+    """Pairs of 4-adjacent labels of an ``h x w`` int map: ``(a, b, border_length, sums)``, a < b, with
+    ``sums`` ``(E, G)`` the summed values of each of the ``(G, h, w)`` ``maps`` along the border (a pixel pair
+    counts the larger of its two pixels' values)."""
+    a_parts, b_parts, v_parts = [], [], []
+    for la, lb, ma, mb in (
+        (labels[:, :-1], labels[:, 1:], maps[:, :, :-1], maps[:, :, 1:]),
+        (labels[:-1, :], labels[1:, :], maps[:, :-1, :], maps[:, 1:, :]),
+    ):
+        diff = la != lb
+        a_parts.append(la[diff])
+        b_parts.append(lb[diff])
+        v_parts.append(np.maximum(ma[:, diff], mb[:, diff]))
+    a = np.concatenate(a_parts).astype(np.int64)
+    b = np.concatenate(b_parts).astype(np.int64)
+    values = np.concatenate(v_parts, axis=1).astype(np.float64)
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    length = np.bincount(inverse, minlength=uniq.size).astype(np.float64)
+    sums = np.stack([np.bincount(inverse, weights=v, minlength=uniq.size) for v in values], axis=1)
+    return (uniq // n).astype(np.int64), (uniq % n).astype(np.int64), length, sums
+
+
+def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, strength: np.ndarray, params: TreeParams):
+    """The previous criterion: SLIC leaves, hand-weighted boundary + colour + LBP distance (module docstring).
+    Returns ``labels`` and ``parent, children, height, node_area``."""
     height_px, width_px = small.shape[:2]
     n_segments = max(1, min(params.n_superpixels, height_px * width_px // 16))
     labels = superpixels(
@@ -239,16 +272,93 @@ def build_region_tree(image: np.ndarray, params: TreeParams | None = None) -> Re
     _, labels = np.unique(labels, return_inverse=True)
     labels = labels.reshape(small.shape[:2])
     n = int(labels.max()) + 1
-
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
     lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
     codes = lbp_codes(small).ravel()
     texture = np.bincount(flat * LBP_BINS + codes, minlength=n * LBP_BINS).reshape(n, LBP_BINS).astype(float)
-    edge_a, edge_b, edge_len, edge_sum = leaf_adjacency(labels, strength, n)
-    parent, children, height, node_area = _greedy_merge(
-        area, lab_sum, texture, (edge_a, edge_b, edge_len, edge_sum), params, float(height_px * width_px)
+    edges = leaf_adjacency(labels, strength, n)
+    merged = _greedy_merge(area, lab_sum, texture, edges, params, float(height_px * width_px))
+    return labels, merged
+
+
+def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leaves: str = "slic"):
+    """Leaves and cues of the learned criterion: ``(labels, cues)`` with ``labels`` ``h x w`` int64 leaf ids
+    (a watershed of the oriented-gradient map, or SLIC with ``leaves="slic"``) and the
+    :class:`~granseg.regions.gradients.GradientCues` of ``lab``, the CIELAB of the ``h x w x 3`` RGB ``small``."""
+    cues = gradient_cues(lab)
+    height_px, width_px = lab.shape[:2]
+    n_segments = max(1, min(params.n_superpixels, height_px * width_px // 16))
+    if leaves == "slic":
+        labels = superpixels(
+            small, n_segments, params.slic_compactness, max_side=max(small.shape[:2]), iterations=10
+        )
+        _, labels = np.unique(labels, return_inverse=True)
+        return labels.reshape(lab.shape[:2]), cues
+    return watershed_superpixels(cues.combined(), n_segments, WATERSHED_COMPACTNESS), cues
+
+
+def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues):
+    """``(NodeStats, edges)`` for :func:`granseg.regions.learned.learned_merge` over the ``h x w`` leaves."""
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=n).astype(np.float64)
+    lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
+    histograms = []
+    for channel, codes in zip(CHANNELS, cues.codes):
+        bins = CHANNEL_BINS[channel]
+        histograms.append(np.bincount(flat * bins + codes.ravel(), minlength=n * bins).reshape(n, bins))
+    edge_a, edge_b, length, sums = border_sums(labels, cues.gradients, n)
+    perimeter = np.bincount(edge_a, weights=length, minlength=n) + np.bincount(
+        edge_b, weights=length, minlength=n
     )
+    stats = NodeStats(area, perimeter, lab_sum, np.concatenate(histograms, 1).astype(np.float64), flat.size)
+    return stats, (edge_a, edge_b, np.column_stack([length, sums]))
+
+
+def build_region_tree(
+    image: np.ndarray,
+    params: TreeParams | None = None,
+    merge: str = "handcrafted",
+    model: MergeModel | None = None,
+    leaves: str = "slic",
+) -> RegionTree:
+    """Region tree of an ``H x W x 3`` uint8 RGB image (module docstring).
+
+    ``merge``: ``"handcrafted"`` (default, the ``hierarchy`` predictor's tree: SLIC leaves and the hand-weighted
+    distance of :class:`TreeParams`) or ``"learned"`` (Pb-like oriented gradients and the logistic merge
+    criterion ``model``, the one shipped for ``leaves`` when None; the tree of the ``ucm`` edge map). ``leaves`` (learned only): ``"slic"`` (default) or
+    ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges)."""
+    if merge not in MERGE_CRITERIA:
+        raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
+    if leaves not in LEAVES:
+        raise ValueError(f"leaves must be one of {LEAVES}, got {leaves!r}")
+    params = params or TreeParams()
+    small, scale = resize_long_side(image, params.internal_long_side)
+    lab = to_lab(small)
+    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
+    if merge == "handcrafted":
+        labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, strength, params)
+    else:
+        labels, cues = learned_leaves(small, lab, params, leaves)
+        stats, edges = learned_statistics(labels, lab, cues)
+        parent, children, height, node_area = learned_merge(stats, edges, model or default_model(leaves))
+    tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
+    tree.criterion = merge
+    return tree
+
+
+def _assemble(labels: np.ndarray, lab: np.ndarray, strength: np.ndarray, merged, scale: float) -> RegionTree:
+    """The :class:`RegionTree` of ``h x w`` leaf ``labels`` and their merge tree ``merged``: depth-first leaf
+    ranks, leaf adjacency with the summed ``strength`` map, mean colours and colour histograms."""
+    from scipy import sparse
+
+    parent, children, height, node_area = merged
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=n).astype(np.float64)
+    lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
+    edge_a, edge_b, edge_len, edge_sum = leaf_adjacency(labels, strength, n)
     rank, lo, hi = _depth_first_ranks(parent, children, n)
     leaf_node = np.empty(n, np.int64)
     leaf_node[rank] = np.arange(n)

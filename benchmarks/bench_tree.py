@@ -1,0 +1,185 @@
+"""Side-by-side benchmark of the region tree's variants on held-out BSDS500 val images (results/tree.md).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tree.py [--skip 50] [--images 50]
+        [--variants handcrafted,learned-slic,learned] [--only edges,covering,timing] [--write results/tree.md]
+
+Split: benchmarks/fit_merge.py fits the merge criterion on the first 50 sorted val ids; the default here reports
+on the other 50 (``--skip 50``).
+
+* edges: BSDS boundary P/R (``granseg.eval.edges``, 99 thresholds, thinning, the BSDS matching) of each
+  variant's ultrametric contour map (:func:`granseg.eval.edge_maps.tree_contour_map`), next to Sobel + NMS on the
+  same images; ``learned-peak`` (listed in ``--variants``): ``learned``'s UCM divided by each image's peak.
+* covering: the ``hierarchy`` predictor's partition at each g over each variant's tree (benchmarks/bench_hierarchy.py
+  ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count.
+* timing: ``build_region_tree`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled), median of 3, each
+  variant in the same run (the machine is shared: compare the ratios).
+
+Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundary + colour + LBP distance),
+``learned`` (oriented gradients and the learned criterion over the same SLIC leaves: the ``ucm`` edge map's tree),
+``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+VARIANTS = {
+    "handcrafted": {"merge": "handcrafted"},
+    "learned": {"merge": "learned", "leaves": "slic"},
+    "learned-watershed": {"merge": "learned", "leaves": "watershed"},
+}
+
+
+def bsds_ids(skip: int, images: int) -> list[str]:
+    return sorted(p.stem for p in (DATA / "bsds500" / "images" / "val").glob("*.jpg"))[skip:][:images]
+
+
+def load(image_id: str):
+    from granseg.eval.datasets.bsds import read_bsds_ground_truth
+    from granseg.io.images import load_image
+
+    root = DATA / "bsds500"
+    image = load_image(root / "images" / "val" / f"{image_id}.jpg")
+    boundaries, segmentations = read_bsds_ground_truth(root / "groundTruth" / "val" / f"{image_id}.mat")
+    return image, boundaries, segmentations
+
+
+def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
+    """Per-image edge counts and best-g covering of every variant (and of Sobel and SLIC)."""
+    from bench_hierarchy import covering, hierarchy_partitions
+    from skimage.segmentation import slic
+
+    from granseg.eval.edge_maps import tree_contour_map
+    from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
+    from granseg.predict.hierarchy import HierarchyPredictor
+    from granseg.regions.tree import build_region_tree
+
+    thresholds = bsds_thresholds(99)
+    peak_too = "learned-peak" in variants
+    variants = [v for v in variants if v != "learned-peak"]
+    counts: dict[str, list] = {name: [] for name in [*variants, "learned-peak", "sobel"]}
+    cover: dict[str, list] = {name: [] for name in [*variants, "slic"]}
+    predictor = HierarchyPredictor()
+    for index, image_id in enumerate(ids):
+        image, boundaries, segmentations = load(image_id)
+        size = (image.shape[1], image.shape[0])
+        if "edges" in sections:
+            counts["sobel"].append(
+                evaluate_boundary_image(sobel_nms(image), boundaries, thresholds, image_id)
+            )
+        for name in variants:
+            tree = build_region_tree(image, **VARIANTS[name])
+            if "edges" in sections:
+                ucm = tree_contour_map(tree, image.shape[:2])
+                counts[name].append(evaluate_boundary_image(ucm, boundaries, thresholds, image_id))
+                if name == "learned" and peak_too:
+                    peak = ucm / max(float(ucm.max()), 1e-9)
+                    counts["learned-peak"].append(
+                        evaluate_boundary_image(peak, boundaries, thresholds, image_id)
+                    )
+            if "covering" in sections:
+                predictor.tree, predictor._original_size = tree, image.shape[:2]
+
+                def score(labels, size=size, segmentations=segmentations):
+                    big = cv2.resize(labels.astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
+                    return float(np.mean([covering(gt, big) for gt in segmentations]))
+
+                per_g = [(score(p), len(np.unique(p))) for p in hierarchy_partitions(predictor)]
+                best, regions = max(per_g)
+                cover[name].append(best)
+                if name == variants[-1]:
+                    small = cv2.resize(image, tree.leaf_map.shape[::-1], interpolation=cv2.INTER_AREA)
+                    cover["slic"].append(
+                        score(slic(small, n_segments=max(regions, 2), compactness=10, start_label=0))
+                    )
+        print(f"  {index + 1}/{len(ids)} {image_id}", flush=True)
+    return {
+        "counts": {k: v for k, v in counts.items() if v},
+        "covering": {k: v for k, v in cover.items() if v},
+    }
+
+
+def timing(variants: list[str], repeats: int = 3) -> dict:
+    from granseg.io.images import load_image
+    from granseg.regions.tree import build_region_tree
+
+    image = load_image(DATA / "grabcut" / "data_GT" / "flower.jpg")
+    scale = 1024 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    out = {}
+    for name in variants:
+        build_region_tree(image, **VARIANTS[name])  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            build_region_tree(image, **VARIANTS[name])
+            times.append(time.perf_counter() - start)
+        out[name] = float(np.median(times))
+    return out
+
+
+def main(argv=None) -> int:
+    from granseg.eval.edges import bsds_thresholds, summarize_edges
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--skip", type=int, default=50)
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument(
+        "--variants", default="handcrafted,learned", help=f"of {', '.join(VARIANTS)}, learned-peak"
+    )
+    parser.add_argument("--only", default="edges,covering,timing")
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args(argv)
+    variants, sections = args.variants.split(","), set(args.only.split(","))
+    ids = bsds_ids(args.skip, args.images)
+    lines = [
+        "# Region tree variants, BSDS500 val held out",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), {platform.platform()}",
+        f"- command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} .venv/bin/python "
+        f"benchmarks/bench_tree.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- images: sorted val ids {args.skip + 1}..{args.skip + len(ids)} (the merge criterion was fit on 1..50)",
+        "",
+    ]
+    if sections & {"edges", "covering"}:
+        results = run_images(ids, variants, sections)
+        if results["counts"]:
+            lines += ["| edge map | ODS F | OIS F | AP |", "|---|---|---|---|"]
+            for name, per_image in results["counts"].items():
+                m = summarize_edges(per_image, bsds_thresholds(99))
+                lines.append(f"| {name} | {m['ODS_F']:.3f} | {m['OIS_F']:.3f} | {m['AP']:.3f} |")
+            lines.append("")
+        if results["covering"]:
+            lines += ["| partition | covering at best g (mean) |", "|---|---|"]
+            lines += [f"| {k} | {np.mean(v):.4f} |" for k, v in results["covering"].items()]
+            lines.append("")
+    if "timing" in sections:
+        lines += ["| variant | build_region_tree at 1024 px, median of 3 (s) |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in timing([v for v in variants if v in VARIANTS]).items()]
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

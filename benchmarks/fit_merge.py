@@ -1,0 +1,162 @@
+"""Fit the learned merge criterion of the region tree (granseg/regions/learned.py) on human segmentations.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_merge.py [--fit 50] [--rounds 3] [--leaves slic|watershed]
+        [--out granseg/regions/merge_weights.json]
+
+Data: BSDS500 val (../shared/data/bsds500), sorted ids; the first ``--fit`` images are fit on, the rest are
+held out for the reports (benchmarks/bench_tree.py uses the same split).
+
+Each round runs the greedy merging of every fit image with the current model and logs every pair of adjacent
+regions it scores (the pairs the criterion must rank, not only leaf pairs: DAgger-style); the target of a pair
+(a, b) is the chance that a random pixel of a and one of b share a human segment, averaged over the annotators.
+The model is a logistic regression (Newton's method, L2 penalty ``--l2`` on standardised features) fit on the
+pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "bsds500"
+
+
+def initial_model():
+    from granseg.regions.learned import FEATURES, MergeModel
+
+    weights = np.zeros(len(FEATURES))
+    weights[:20] = [-1.0] * 12 + [-2.0] * 4 + [-3.0, -0.5, 0.0, 1.0]
+    return MergeModel(weights, 0.0, np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
+
+
+def prepare(image_id: str, leaves: str):
+    """Leaves, statistics and the per-leaf human-segment counts ``(n, S)`` of one image (annotators stacked)."""
+    from granseg.eval.datasets.bsds import read_bsds_ground_truth
+    from granseg.io.images import load_image
+    from granseg.regions.cues import to_lab
+    from granseg.regions.superpixels import resize_long_side
+    from granseg.regions.tree import TreeParams, learned_leaves, learned_statistics
+
+    image = load_image(DATA / "images" / "val" / f"{image_id}.jpg")
+    _, segmentations = read_bsds_ground_truth(DATA / "groundTruth" / "val" / f"{image_id}.mat")
+    params = TreeParams()
+    small, _ = resize_long_side(image, params.internal_long_side)
+    lab = to_lab(small)
+    labels, cues = learned_leaves(small, lab, params, leaves)
+    stats, edges = learned_statistics(labels, lab, cues)
+    n = int(labels.max()) + 1
+    counts, offset = [], 0
+    for seg in segmentations:
+        seg = cv2.resize(seg.astype(np.int32), labels.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        _, seg = np.unique(seg, return_inverse=True)
+        k = int(seg.max()) + 1
+        counts.append(
+            np.bincount(labels.ravel() * k + seg.ravel(), minlength=n * k).reshape(n, k).astype(np.float64)
+        )
+        offset += k
+    return stats, edges, np.concatenate(counts, 1), len(segmentations)
+
+
+def samples(prepared, model, weighting: str = "sqrt"):
+    """Features, soft targets and weights of every pair the merging with ``model`` scores on one image."""
+    from granseg.regions.learned import learned_merge
+
+    stats, edges, leaf_counts, annotators = prepared
+    stats = copy.deepcopy(stats)
+    log: list = []
+    _, children, _, area = learned_merge(stats, edges, model, log=log)
+    n = leaf_counts.shape[0]
+    counts = np.zeros((len(children), leaf_counts.shape[1]))
+    counts[:n] = leaf_counts
+    for c in range(n, len(children)):
+        counts[c] = counts[children[c, 0]] + counts[children[c, 1]]
+    a = np.concatenate([entry[0] for entry in log])
+    b = np.concatenate([entry[1] for entry in log])
+    features = np.concatenate([entry[2] for entry in log])
+    length = np.concatenate([entry[3] for entry in log])
+    target = (counts[a] * counts[b]).sum(1) / (area[a] * area[b] * annotators)
+    weight = {"sqrt": np.sqrt(length), "length": length, "one": np.ones_like(length)}[weighting]
+    return features, np.clip(target, 0.0, 1.0), weight
+
+
+def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25):
+    """Weighted logistic regression with soft targets by Newton's method on standardised features."""
+    from granseg.regions.learned import MergeModel
+
+    mean = np.average(features, axis=0, weights=weight)
+    scale = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weight)) + 1e-9
+    x = np.column_stack([np.ones(len(features)), (features - mean) / scale])
+    beta = np.zeros(x.shape[1])
+    penalty = l2 * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+        gradient = x.T @ (weight * (p - target)) + penalty @ beta
+        hessian = (x * (weight * p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return MergeModel(beta[1:], float(beta[0]), mean, scale)
+
+
+def log_loss(model, features, target, weight) -> float:
+    p = np.clip(1.0 / (1.0 + np.exp(-model.logit(features))), 1e-9, 1 - 1e-9)
+    loss = -(target * np.log(p) + (1 - target) * np.log(1 - p))
+    return float(np.average(loss, weights=weight))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit", type=int, default=50, help="fit on the first N sorted val images")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--weighting", default="sqrt", choices=["sqrt", "length", "one"], help="pair weights")
+    parser.add_argument("--leaves", default="slic", choices=["slic", "watershed"])
+    parser.add_argument("--out", type=Path, default=None, help="default: the shipped file for --leaves")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        from granseg.regions.learned import WEIGHTS_FILES
+
+        args.out = WEIGHTS_FILES[args.leaves]
+    ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
+    start = time.perf_counter()
+    prepared = [prepare(i, args.leaves) for i in ids]
+    print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
+    model, pool = initial_model(), []
+    for round_index in range(args.rounds):
+        batch = [samples(p, model, args.weighting) for p in prepared]
+        pool.extend(batch)
+        features, target, weight = (np.concatenate([s[k] for s in pool]) for k in range(3))
+        before = log_loss(model, *(np.concatenate([s[k] for s in batch]) for k in range(3)))
+        model = fit_logistic(features, target, weight, args.l2)
+        print(
+            f"round {round_index}: {len(features)} pairs, loss of the model that made them {before:.4f}, "
+            f"refit loss {log_loss(model, features, target, weight):.4f}",
+            flush=True,
+        )
+    data = model.to_dict()
+    data["fit"] = {
+        "data": f"BSDS500 val, sorted ids 1..{len(ids)} ({ids[0]}..{ids[-1]})",
+        "rounds": args.rounds,
+        "l2": args.l2,
+        "leaves": args.leaves,
+        "weighting": args.weighting,
+        "pairs": int(sum(len(s[0]) for s in pool)),
+        "command": "benchmarks/fit_merge.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print("weights:", dict(zip(data["features"], np.round(model.weights, 3).tolist())), "bias", model.bias)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The learned merge criterion of the region tree: logistic regression on per-pair features, fit on human
+segmentations (BSDS500; ``benchmarks/fit_merge.py``), coefficients shipped in ``merge_weights.json`` (over SLIC
+leaves, the default) and ``merge_weights_watershed.json`` (over watershed leaves).
+
+For two adjacent regions ``a`` and ``b`` (leaves or merged nodes) the features are (:data:`FEATURES`):
+
+* ``border:<cue>``: the mean, along their shared border, of each oriented gradient of
+  :mod:`granseg.regions.gradients` (L, a, b, texton at three scales; a pixel pair on the border counts the larger
+  of its two pixels' values);
+* ``chi2:<channel>``: the chi-squared distance of the two regions' histograms of L, a, b and textons;
+* ``lab``: the distance of their mean CIELAB colours / 100;
+* ``log_min_area``, ``log_max_area``: log of the smaller / larger area as a fraction of the image;
+* ``border_share``: shared border length / the smaller region's perimeter (to other regions);
+* three interactions: the square of the mean of the ``border`` features, and that mean and ``lab`` times
+  ``log_min_area`` (a weak boundary between two large regions means more than one around a speck);
+* a bias.
+
+The model gives ``p(same | a, b)``: the probability that the two regions lie in the same segment of a human
+segmentation (target of the fit: for a random pixel of each region, the chance that they share a human segment,
+averaged over annotators). Greedy merging joins the most probable pair first; the merge height of a node is the
+running maximum of ``1 - p`` over its merges, so heights rise towards the root, lie in [0, 1] and are comparable
+across images (which one dataset-wide UCM threshold, the ODS, needs).
+
+All border statistics and histograms are additive over merges, so a pair's features are exact for any node.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, SCALES
+
+WEIGHTS_FILES = {  # one fit per kind of leaves
+    "slic": Path(__file__).with_name("merge_weights.json"),
+    "watershed": Path(__file__).with_name("merge_weights_watershed.json"),
+}
+BORDER_FEATURES = tuple(f"border:{c}@{s:g}" for c in CHANNELS for s in SCALES)
+FEATURES = (
+    *BORDER_FEATURES,
+    *(f"chi2:{c}" for c in CHANNELS),
+    "lab",
+    "log_min_area",
+    "log_max_area",
+    "border_share",
+    "border_mean^2",
+    "border_mean*log_min_area",
+    "lab*log_min_area",
+)
+
+
+@dataclass
+class MergeModel:
+    """Logistic regression over :data:`FEATURES`: ``p = sigmoid(bias + weights . ((x - mean) / scale))``."""
+
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        """``(m,)`` logit of ``p(same)`` for ``(m, F)`` features."""
+        return self.bias + ((features - self.mean) / self.scale) @ self.weights
+
+    def to_dict(self) -> dict:
+        return {
+            "features": list(FEATURES),
+            "weights": self.weights.tolist(),
+            "bias": float(self.bias),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MergeModel:
+        if list(data["features"]) != list(FEATURES):
+            raise ValueError("merge weights were fit on other features than granseg.regions.learned.FEATURES")
+        arrays = [np.asarray(data[k], np.float64) for k in ("weights", "mean", "scale")]
+        return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2])
+
+
+@lru_cache(maxsize=2)
+def default_model(leaves: str = "slic") -> MergeModel:
+    """The shipped coefficients fit over ``leaves`` (:data:`WEIGHTS_FILES`, next to this module)."""
+    return MergeModel.from_dict(json.loads(WEIGHTS_FILES[leaves].read_text()))
+
+
+class NodeStats:
+    """Additive statistics of up to ``2n - 1`` nodes over ``n`` leaves: area, perimeter (border length to other
+    regions), summed CIELAB, and the concatenated histograms of :data:`~granseg.regions.gradients.CHANNELS`."""
+
+    def __init__(self, area, perimeter, lab_sum, histograms, image_area: float) -> None:
+        n = len(area)
+        total = 2 * n - 1
+        self.image_area = float(image_area)
+        self.area = np.zeros(total)
+        self.perimeter = np.zeros(total)
+        self.lab = np.zeros((total, 3))
+        self.hist = np.zeros((total, histograms.shape[1]))
+        self.area[:n], self.perimeter[:n], self.lab[:n], self.hist[:n] = area, perimeter, lab_sum, histograms
+        self.splits = np.cumsum([0, *(CHANNEL_BINS[c] for c in CHANNELS)])
+
+    def merge(self, a: int, b: int, c: int, shared_length: float) -> None:
+        self.area[c] = self.area[a] + self.area[b]
+        self.perimeter[c] = self.perimeter[a] + self.perimeter[b] - 2.0 * shared_length
+        self.lab[c] = self.lab[a] + self.lab[b]
+        self.hist[c] = self.hist[a] + self.hist[b]
+
+    def pair_features(self, a: np.ndarray, b: np.ndarray, borders: np.ndarray) -> np.ndarray:
+        """``(m, F)`` :data:`FEATURES` of node pairs ``a``, ``b`` (``(m,)`` ints) with ``(m, 1 + G)`` borders:
+        shared length, then the summed gradients along it."""
+        length = np.maximum(borders[:, 0], 1e-9)
+        area_a, area_b = self.area[a], self.area[b]
+        pa = self.hist[a] / area_a[:, None]
+        pb = self.hist[b] / area_b[:, None]
+        terms = (pa - pb) ** 2 / (pa + pb + 1e-9)
+        chi2 = [0.5 * terms[:, lo:hi].sum(1) for lo, hi in zip(self.splits[:-1], self.splits[1:])]
+        lab = np.linalg.norm(self.lab[a] / area_a[:, None] - self.lab[b] / area_b[:, None], axis=1) / 100.0
+        small, large = np.minimum(area_a, area_b), np.maximum(area_a, area_b)
+        small_perimeter = np.where(area_a <= area_b, self.perimeter[a], self.perimeter[b])
+        border = borders[:, 1:] / length[:, None]
+        border_mean = border.mean(1)
+        log_min_area = np.log(small / self.image_area)
+        return np.column_stack(
+            [
+                border,
+                *chi2,
+                lab,
+                log_min_area,
+                np.log(large / self.image_area),
+                np.minimum(borders[:, 0] / np.maximum(small_perimeter, 1.0), 1.0),
+                border_mean**2,
+                border_mean * log_min_area,
+                lab * log_min_area,
+            ]
+        )
+
+
+def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None = None):
+    """Greedy merging by ``p(same)`` of a region adjacency graph of ``n`` leaves (module docstring).
+
+    ``edges``: ``(a, b, borders)`` with ``(E,)`` leaf pairs and ``(E, 1 + G)`` borders (length, summed
+    gradients). ``log``: when a list, every evaluated pair is appended as ``(a, b, features, border_length)``
+    arrays (for fitting). Returns ``parent``, ``children``, ``height`` and ``area`` over the ``2n - 1`` nodes at most."""
+    n = (len(stats.area) + 1) // 2
+    total = 2 * n - 1
+    parent = np.full(total, -1, np.int64)
+    children = np.full((total, 2), -1, np.int64)
+    height = np.zeros(total)
+    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(total)]
+    edge_a, edge_b, borders = edges
+    for a, b, border in zip(edge_a.tolist(), edge_b.tolist(), borders):
+        neighbours[a][b] = neighbours[b][a] = border
+
+    def scored(a: np.ndarray, b: np.ndarray, border: np.ndarray) -> list:
+        features = stats.pair_features(a, b, border)
+        if log is not None:
+            log.append((a.copy(), b.copy(), features, border[:, 0].copy()))
+        distance = 1.0 / (1.0 + np.exp(model.logit(features)))  # 1 - p(same)
+        return list(zip(distance.tolist(), a.tolist(), b.tolist()))
+
+    heap = scored(np.asarray(edge_a), np.asarray(edge_b), np.asarray(borders)) if len(edge_a) else []
+    heapq.heapify(heap)
+    alive = np.zeros(total, bool)
+    alive[:n] = True
+    next_id = n
+    while heap:
+        d, a, b = heapq.heappop(heap)
+        if not (alive[a] and alive[b]):
+            continue
+        c = next_id
+        next_id += 1
+        alive[a] = alive[b] = False
+        alive[c] = True
+        parent[a] = parent[b] = c
+        children[c] = (a, b)
+        height[c] = max(d, height[a], height[b])
+        stats.merge(a, b, c, float(neighbours[a][b][0]))
+        merged: dict[int, np.ndarray] = {}
+        for src in (a, b):
+            for nb, border in neighbours[src].items():
+                if nb not in (a, b):
+                    merged[nb] = merged[nb] + border if nb in merged else border
+                    del neighbours[nb][src]
+            neighbours[src] = {}
+        neighbours[c] = merged
+        if merged:
+            others = np.fromiter(merged, np.int64, len(merged))
+            stacked = np.stack([merged[o] for o in others.tolist()])
+            for o, border in zip(others.tolist(), stacked):
+                neighbours[o][c] = border
+            for entry in scored(np.full(len(others), c), others, stacked):
+                heapq.heappush(heap, entry)
+    return parent[:next_id], children[:next_id], height[:next_id], stats.area[:next_id].copy()
