@@ -1,7 +1,7 @@
-"""Slow end-to-end proof (CPU, ~25 min on a shared 2-core machine): a tiny random SAM-2 trained by
-``granseg train`` (task ``unsamv2``) on synthetic exact hierarchies obeys g on FRESH scenes: small g gives the part
-under the click, g = 1 the object, far better than the untrained model and than the same architecture trained
-without g (its best fixed output); the predicted area grows with g. Run with ``-m slow``."""
+"""Slow end-to-end proofs (CPU, one 1,000-step training run each, ~15-30 min on the shared 2-core machine): a tiny
+random SAM-2 trained by ``granseg train`` (task ``unsamv2``) on synthetic exact hierarchies, evaluated on FRESH
+scenes. Achieved (passes): the predicted area grows with g and g = 1 beats the untrained model on the object. Not
+achieved (xfail): small g gives the GT part under the click. Run with ``-m slow``."""
 
 from __future__ import annotations
 
@@ -26,20 +26,41 @@ def _small_g(row: dict) -> float:
     return (row["part IoU g=0.1"] + row["part IoU g=0.2"] + row["part IoU g=0.3"]) / 3
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="not achieved yet: with a frozen random encoder and a 10-min CPU budget the tiny model predicts empty "
-    "masks (benchmarks/results/unsamv2_train.md); a whole-model stage 1 (--pretrain-steps) did not fix it at a "
-    "CPU budget (results/unsamv2_train_probe.md)",
-    strict=False,
-)
-def test_trained_model_obeys_g_on_fresh_scenes(tmp_path, monkeypatch):
+# the benchmark's run (a) exactly (results/unsamv2_train.md); NoC is not checked here, so fewer NoC instances
+PROOF = dict(
+    steps=1000, max_masks=8, train_scenes=40, eval_scenes=20, tune_scenes=8, correction_clicks=1,
+    loss_resolution="low_res", noc_instances=5, max_clicks=3, throughput_steps=2, small_steps=0,
+)  # fmt: skip
+
+
+@pytest.mark.slow  # ~15 min on the shared 2-core machine (one 1,000-step training run + evaluation)
+@pytest.mark.timeout(3600)  # beyond the suite's 600 s default
+def test_trained_model_orders_mask_area_by_g_on_fresh_scenes(tmp_path, monkeypatch):
+    """What run (a) achieves (issue 16, after the init fix): on FRESH scenes the predicted area grows with the
+    requested g (Spearman, pooled and per click) and the object at g = 1 beats the untrained model."""
     bench = _bench()
     monkeypatch.setattr(bench, "RESULTS", tmp_path)  # never overwrite the committed plot
-    settings = bench.BenchSettings(
-        steps=200, max_masks=8, train_scenes=40, eval_scenes=12, tune_scenes=6, noc_instances=10,
-        max_clicks=5, throughput_steps=2, small_steps=0, runs="synth,nog", work_dir=str(tmp_path),
-    )  # fmt: skip
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training subprocess runs exactly as the benchmark's did
+    rows = bench.run(bench.BenchSettings(**PROOF, runs="synth", work_dir=str(tmp_path)))["single_click"]
+    ours, untrained = rows["(a) trained on synth GT"], rows["(d) untrained"]
+    assert ours["Spearman pooled"] > 0.5 and ours["Spearman per click"] > 0.7, rows
+    assert untrained["Spearman pooled"] < 0.2, rows
+    assert ours["object IoU g=1.0"] > untrained["object IoU g=1.0"] + 0.03, rows
+    assert (tmp_path / "unsamv2_train_miou_vs_g.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.xfail(
+    reason="not achieved at a CPU budget: after the init fix the model obeys g for the mask's SIZE, but one click "
+    "at g = 0.1-0.3 does not give the GT part (part IoU ~0.01, results/unsamv2_train.md)",
+    strict=False,
+)
+def test_trained_model_segments_parts_and_objects_by_g_on_fresh_scenes(tmp_path, monkeypatch):
+    bench = _bench()
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    settings = bench.BenchSettings(**PROOF, runs="synth,nog", work_dir=str(tmp_path))
     rows = bench.run(settings)["single_click"]
     ours = rows["(a) trained on synth GT"]
     untrained = rows["(d) untrained"]
@@ -48,7 +69,6 @@ def test_trained_model_obeys_g_on_fresh_scenes(tmp_path, monkeypatch):
     assert ours["object IoU g=1.0"] > untrained["object IoU g=1.0"] + 0.2, rows
     assert _small_g(ours) > _small_g(no_g), rows
     assert ours["Spearman pooled"] > 0.5, rows
-    assert (tmp_path / "unsamv2_train_miou_vs_g.png").is_file()
 
 
 def test_pretrain_stage_configs_parse_and_chain(tmp_path):

@@ -235,3 +235,24 @@ def test_train_image_encoder_trains_every_parameter_through_the_pixels(tmp_path)
     assert any(".conv_s0." in k for k in changed)
     assert any(k.startswith("sam.prompt_encoder.") for k in changed)
     assert not (tmp_path / "run" / "embedding_cache").exists()
+
+
+def test_random_init_model_passes_the_click_to_the_mask(tmp_path):
+    """Regression (issue 16): a model trained from scratch took transformers' N(0, 0.02) init of every layer, under
+    which the tiny SAM-2's logits were ~1e-5 everywhere and blind to the click (training collapsed to empty masks).
+    build_training_model re-initialises the SAM-2 layers like PyTorch / Meta do; LoRA stays a no-op at start."""
+    from granseg.train.unsamv2_task import build_training_model
+
+    config = _config(tmp_path)
+    torch.manual_seed(0)
+    model = build_training_model(config).eval()
+    pixels = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 3, 128, 128)).astype(np.float32))
+    points = torch.tensor([[[[20.0, 20.0]], [[100.0, 100.0]]]])
+    with torch.no_grad():
+        low_res = model(pixel_values=pixels, input_points=points, granularity=torch.full((1, 2), 0.5))
+        low_res = low_res.mask_logits[0, :, 0]
+    assert low_res.std(dim=(1, 2)).min() > 1e-2  # the logits vary over the image (old init: ~4e-5)
+    assert (low_res[0] - low_res[1]).abs().mean() > 1e-2  # and with the click (old init: ~4e-5)
+    assert low_res.std() < 1e2  # no exploding signal either
+    lora_b = [p for n, p in model.named_parameters() if ".lora_B." in n]
+    assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from granseg.errors import InputError
 from granseg.models.unsamv2 import UnSAMv2Model, UnSAMv2Output
@@ -80,6 +81,24 @@ def _transfer_weights(source: UnSAMv2Model, target: UnSAMv2Model) -> int:
     return copied
 
 
+def reset_random_init(model: UnSAMv2Model) -> int:
+    """Re-initialise the SAM-2 part of a model that trains from scratch with PyTorch's default layer init
+    (Kaiming-uniform Linear / Conv, N(0, 1) Embedding, as Meta's SAM-2 modules are built); returns the count.
+
+    transformers' ``Sam2PreTrainedModel._init_weights`` draws every Linear / Conv weight from N(0, 0.02): right for
+    weights that are about to be overwritten by a checkpoint, but at the tiny widths (C = 32) the signal vanishes
+    through the network: the decoder's logits come out ~1e-5 everywhere, independent of the click, and training
+    collapses to empty masks. LoRA adapters (``lora_B`` = 0 by design) and the granularity modules (already PyTorch
+    defaults) are left alone."""
+    layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)
+    count = 0
+    for name, module in model.sam.named_modules():
+        if isinstance(module, layers) and ".lora_" not in f".{name}":
+            module.reset_parameters()
+            count += 1
+    return count
+
+
 def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
     """The model to train: ``config.model`` at random init, or ``init_from``'s weights in the architecture of
     ``config.model`` (default: ``init_from``'s own, with granularity modules and LoRA added)."""
@@ -87,6 +106,7 @@ def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
 
     if config.init_from is None:
         model = UnSAMv2Model(config.model)
+        reset_random_init(model)
     else:
         from granseg.models.registry import load_model
 
