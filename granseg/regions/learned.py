@@ -26,7 +26,6 @@ All border statistics and histograms are additive over merges, so a pair's featu
 
 from __future__ import annotations
 
-import heapq
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from granseg.regions.agglomerate import agglomerate
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, SCALES
 
 WEIGHTS_FILES = {  # one fit per kind of leaves
@@ -148,11 +148,7 @@ def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None =
     gradients). ``log``: when a list, every evaluated pair is appended as ``(a, b, features, border_length)``
     arrays (for fitting). Returns ``parent``, ``children``, ``height`` and ``area`` over the ``2n - 1`` nodes at most."""
     n = (len(stats.area) + 1) // 2
-    total = 2 * n - 1
-    parent = np.full(total, -1, np.int64)
-    children = np.full((total, 2), -1, np.int64)
-    height = np.zeros(total)
-    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(total)]
+    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(2 * n - 1)]
     edge_a, edge_b, borders = edges
     for a, b, border in zip(edge_a.tolist(), edge_b.tolist(), borders):
         neighbours[a][b] = neighbours[b][a] = border
@@ -164,36 +160,12 @@ def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None =
         distance = 1.0 / (1.0 + np.exp(model.logit(features)))  # 1 - p(same)
         return list(zip(distance.tolist(), a.tolist(), b.tolist()))
 
-    heap = scored(np.asarray(edge_a), np.asarray(edge_b), np.asarray(borders)) if len(edge_a) else []
-    heapq.heapify(heap)
-    alive = np.zeros(total, bool)
-    alive[:n] = True
-    next_id = n
-    while heap:
-        d, a, b = heapq.heappop(heap)
-        if not (alive[a] and alive[b]):
-            continue
-        c = next_id
-        next_id += 1
-        alive[a] = alive[b] = False
-        alive[c] = True
-        parent[a] = parent[b] = c
-        children[c] = (a, b)
-        height[c] = max(d, height[a], height[b])
+    def merge(a: int, b: int, c: int) -> None:
         stats.merge(a, b, c, float(neighbours[a][b][0]))
-        merged: dict[int, np.ndarray] = {}
-        for src in (a, b):
-            for nb, border in neighbours[src].items():
-                if nb not in (a, b):
-                    merged[nb] = merged[nb] + border if nb in merged else border
-                    del neighbours[nb][src]
-            neighbours[src] = {}
-        neighbours[c] = merged
-        if merged:
-            others = np.fromiter(merged, np.int64, len(merged))
-            stacked = np.stack([merged[o] for o in others.tolist()])
-            for o, border in zip(others.tolist(), stacked):
-                neighbours[o][c] = border
-            for entry in scored(np.full(len(others), c), others, stacked):
-                heapq.heappush(heap, entry)
-    return parent[:next_id], children[:next_id], height[:next_id], stats.area[:next_id].copy()
+
+    def score_new(c: int, others: list[int], borders: list[np.ndarray]) -> list:
+        return scored(np.full(len(others), c), np.asarray(others, np.int64), np.stack(borders))
+
+    heap = scored(np.asarray(edge_a), np.asarray(edge_b), np.asarray(borders)) if len(edge_a) else []
+    parent, children, height, made = agglomerate(n, neighbours, heap, merge, score_new)
+    return parent, children, height, stats.area[:made].copy()

@@ -32,11 +32,11 @@ Leaves are renumbered in depth-first order, so every node is a contiguous interv
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
+from granseg.regions.agglomerate import agglomerate
 from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, gradient_cues
 from granseg.regions.learned import MergeModel, NodeStats, default_model, learned_merge
@@ -153,16 +153,12 @@ def _greedy_merge(area, lab_sum, texture, edges, params: TreeParams, image_area:
     node_lab[:n] = lab_sum
     node_tex = np.zeros((total, LBP_BINS))
     node_tex[:n] = texture
-    parent = np.full(total, -1, np.int64)
-    children = np.full((total, 2), -1, np.int64)
-    height = np.zeros(total)
     small_area = params.small_region_fraction * image_area
-    neighbours: list[dict[int, list[float]]] = [dict() for _ in range(total)]
+    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(total)]
     for a, b, length, summed in zip(*(e.tolist() for e in edges)):
-        neighbours[a][b] = [length, summed]
-        neighbours[b][a] = [length, summed]
+        neighbours[a][b] = neighbours[b][a] = np.array([length, summed])
 
-    def dissimilarity(a: int, b: int, border: list[float]) -> float:
+    def dissimilarity(a: int, b: int, border: np.ndarray) -> float:
         colour = float(np.linalg.norm(node_lab[a] / node_area[a] - node_lab[b] / node_area[b])) / 100.0
         tex = _chi2(node_tex[a] / node_area[a], node_tex[b] / node_area[b])
         size_factor = min(1.0, np.sqrt(min(node_area[a], node_area[b]) / small_area))
@@ -173,39 +169,17 @@ def _greedy_merge(area, lab_sum, texture, edges, params: TreeParams, image_area:
         )
 
     heap = [(dissimilarity(a, b, neighbours[a][b]), a, b) for a in range(n) for b in neighbours[a] if a < b]
-    heapq.heapify(heap)
-    alive = np.zeros(total, bool)
-    alive[:n] = True
-    next_id = n
-    while heap:
-        d, a, b = heapq.heappop(heap)
-        if not (alive[a] and alive[b]):
-            continue
-        c = next_id
-        next_id += 1
-        alive[a] = alive[b] = False
-        alive[c] = True
-        parent[a] = parent[b] = c
-        children[c] = (a, b)
-        height[c] = max(d, height[a], height[b])
+
+    def merge(a: int, b: int, c: int) -> None:
         node_area[c] = node_area[a] + node_area[b]
         node_lab[c] = node_lab[a] + node_lab[b]
         node_tex[c] = node_tex[a] + node_tex[b]
-        merged: dict[int, list[float]] = {}
-        for src in (a, b):
-            for nb, border in neighbours[src].items():
-                if nb in (a, b):
-                    continue
-                entry = merged.setdefault(nb, [0.0, 0.0])
-                entry[0] += border[0]
-                entry[1] += border[1]
-                del neighbours[nb][src]
-            neighbours[src] = {}
-        neighbours[c] = merged
-        for nb, border in merged.items():
-            neighbours[nb][c] = border
-            heapq.heappush(heap, (dissimilarity(c, nb, border), c, nb))
-    return parent[:next_id], children[:next_id], height[:next_id], node_area[:next_id]
+
+    def score_new(c: int, others: list[int], borders: list[np.ndarray]) -> list:
+        return [(dissimilarity(c, nb, border), c, nb) for nb, border in zip(others, borders)]
+
+    parent, children, height, made = agglomerate(n, neighbours, heap, merge, score_new)
+    return parent, children, height, node_area[:made]
 
 
 def _depth_first_ranks(parent: np.ndarray, children: np.ndarray, n: int):

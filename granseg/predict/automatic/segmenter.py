@@ -153,6 +153,11 @@ class AutomaticSegmenter:
         )
         records, counts = tree_records(predictor.tree, predictor.image_size, tuple(levels), readout)
         self.stats = {"source": "tree", "decoded": 0, **counts}
+        return self._across_levels(records, levels)
+
+    def _across_levels(self, records: list[dict], levels: list[float]) -> list[dict]:
+        """With several g levels: de-duplicate across them (``dedup_iou``) and link each mask to its parent."""
+        cfg = self.config
         if len(levels) > 1:
             if cfg.dedup_iou > 0:
                 records = merge_across_levels(records, cfg.dedup_iou)
@@ -262,10 +267,4 @@ class AutomaticSegmenter:
             keep = box_nms(boxes, np.asarray([r["score"] for r in found]), cfg.box_nms_thresh)
             records.extend(found[i] for i in keep)
         records.sort(key=lambda r: -r["score"])
-        if len(levels) > 1:
-            if cfg.dedup_iou > 0:
-                records = merge_across_levels(records, cfg.dedup_iou)
-                records.sort(key=lambda r: -r["score"])
-            link_parents(records, cfg.parent_containment)
-        self.stats["kept"] = len(records)
-        return records
+        return self._across_levels(records, levels)
