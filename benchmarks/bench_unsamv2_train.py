@@ -71,6 +71,10 @@ class BenchSettings:
     # 1: every run trains the WHOLE model from random init, image encoder included (no embedding cache); 0: the
     # encoder stays frozen at its random init (embeddings cached) and the decoder side trains
     train_encoder: int = 0
+    # 0 keeps the tiny config's value: the decoder width (decoder MLP 2x, IoU head 1x follow it) and the model's
+    # input size (the 128 px scenes are resized to it: 256 px gives a 16 x 16 token grid instead of 8 x 8)
+    hidden_size: int = 0
+    model_image_size: int = 0
 
 
 def _python() -> list[str]:
@@ -107,10 +111,25 @@ def run_pseudo_label(images: Path, out: Path) -> float:
     return time.time() - started
 
 
-def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
+def bench_model(settings: BenchSettings, name: str):
+    """The tiny UnSAMv2 config, widened / enlarged by ``--hidden-size`` / ``--model-image-size`` when set."""
+    from dataclasses import replace
+
     from granseg.models.unsamv2 import tiny_config
 
-    model = tiny_config(name=f"bench-{name}")
+    model = tiny_config(name=name)
+    if settings.hidden_size:
+        width = settings.hidden_size
+        model.sam2 = replace(
+            model.sam2, hidden_size=width, decoder_mlp_dim=2 * width, iou_head_hidden_dim=width
+        )
+    if settings.model_image_size:
+        model.sam2 = replace(model.sam2, image_size=settings.model_image_size)
+    return model
+
+
+def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
+    model = bench_model(settings, f"bench-{name}")
     if name in ("nog", "pretrain"):
         model.granularity = False
     if name == "pretrain":
@@ -333,9 +352,9 @@ def noc(model_path: str, coco: Path, out: Path, settings: BenchSettings) -> dict
 # ------------------------------------------------------------------------------------------------ throughput
 def throughput(settings: BenchSettings, work: Path, architecture: str, steps: int) -> dict:
     """masks/s of training steps: a cold embedding cache (every image through the encoder) vs a warm one."""
-    from granseg.models.unsamv2 import SAM2_ARCHITECTURES, tiny_config
+    from granseg.models.unsamv2 import SAM2_ARCHITECTURES
 
-    model = tiny_config(name="bench-throughput")
+    model = bench_model(settings, "bench-throughput")
     if architecture != "tiny":
         model.sam2 = SAM2_ARCHITECTURES[architecture]
     base = train_config(settings, "synth", work)

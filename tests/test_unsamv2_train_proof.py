@@ -85,3 +85,24 @@ def test_pretrain_stage_configs_parse_and_chain(tmp_path):
         assert stage2["init_from"] == str(tmp_path / "run_pretrain" / "model")
         assert stage2["extra_trainable"] == [] and "train_image_encoder" not in stage2
     assert bench.train_config(bench.BenchSettings(), "synth", tmp_path)["init_from"] is None
+
+
+def test_wide_decoder_and_input_size_flags_reach_the_model_config(tmp_path):
+    """--hidden-size / --model-image-size widen the decoder and enlarge the input; 0 keeps the tiny config."""
+    from granseg.models.unsamv2 import tiny_config
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    settings = bench.BenchSettings(hidden_size=64, model_image_size=256, work_dir=str(tmp_path))
+    for name in ("synth", "nog"):
+        sam2 = load_train_config(json.dumps(bench.train_config(settings, name, tmp_path))).model.sam2
+        assert (sam2.hidden_size, sam2.decoder_mlp_dim, sam2.iou_head_hidden_dim, sam2.image_size) == (
+            64,
+            128,
+            64,
+            256,
+        )
+    default = load_train_config(
+        json.dumps(bench.train_config(bench.BenchSettings(), "synth", tmp_path))
+    ).model
+    assert default.sam2 == tiny_config().sam2
