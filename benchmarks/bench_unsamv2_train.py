@@ -20,6 +20,9 @@
    3; config ``train_image_encoder``), standing in for a pre-trained SAM-2; every run then starts from it
    (``init_from``) and trains only the granularity modules + LoRA (the recipe's set and losses).
 
+6. ``--hidden-size`` / ``--model-image-size`` (optional): a wider decoder / a larger model input (128 px scenes
+   resized to it); the header text below still says 128 px (results/unsamv2_train.md, last section: 64 / 256).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """
