@@ -34,19 +34,11 @@ import re
 import torch
 
 from granseg.errors import CheckpointError
+from granseg.models.checkpoints.keymap import META_VIDEO_PREFIXES as IMAGE_SIDE_VIDEO_PREFIXES
 
-META_VIDEO_PREFIXES = (
-    "memory_attention.",
-    "memory_encoder.",
-    "maskmem_tpos_enc",
-    "no_mem_embed",
-    "no_mem_pos_enc",
-    "no_obj_ptr",
-    "obj_ptr_proj.",
-    "obj_ptr_tpos_proj.",
-    "mask_downsample.",
-    "no_obj_embed_spatial",
-)
+# The image converter's video-only prefixes, plus ``no_mem_embed``: the image model uses it too, so the converter
+# keeps it among the image tensors, while the video model renames it (``no_memory_embedding``).
+META_VIDEO_PREFIXES = (*IMAGE_SIDE_VIDEO_PREFIXES, "no_mem_embed")
 HF_VIDEO_PREFIXES = (
     "memory_attention.",
     "memory_encoder.",
