@@ -65,6 +65,7 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
+    top_size_power: float = 0.0  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
     refine_smoothness: float = 2.0
@@ -131,7 +132,9 @@ class HierarchyPredictor(BasePredictor):
         if box_counts is not None:
             nodes = np.asarray(chain)
             allowed = box_counts[tree.hi[nodes]] - box_counts[tree.lo[nodes]] >= 0.8 * tree.area[nodes]
-        top = ch.chain_top(tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed)
+        top = ch.chain_top(
+            tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
+        )
         return ch.chain_levels(tree, chain, top, cfg.part_min_fraction)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:

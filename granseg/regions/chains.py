@@ -70,10 +70,13 @@ def chain_top(
     min_fraction: float,
     max_fraction: float,
     allowed: np.ndarray | None = None,
+    size_power: float = 0.0,
 ) -> int:
     """Index in ``chain`` of the object region: among chain regions covering ``[min_fraction, max_fraction]`` of
-    the image (and ``allowed``, e.g. inside a box), the most persistent one (the region just before the strongest
-    merge). Falls back to the largest allowed region under the cap (the leaf at least)."""
+    the image (and ``allowed``, e.g. inside a box), the one with the largest persistence x (area fraction) **
+    ``size_power`` (0: the most persistent one, the region just before the strongest merge; > 0 favours larger
+    regions among similarly persistent ones). Falls back to the largest allowed region under the cap (the leaf at
+    least)."""
     nodes = np.asarray(chain)
     area = tree.area[nodes] / float(tree.leaf_map.size)
     ok = area <= max_fraction
@@ -83,7 +86,8 @@ def chain_top(
     big_enough = ok & (area >= min_fraction)
     if not big_enough.any():
         return int(np.nonzero(ok)[0].max())
-    return int(np.argmax(np.where(big_enough, persistence(tree, nodes), -np.inf)))
+    score = persistence(tree, nodes) * area**size_power
+    return int(np.argmax(np.where(big_enough, score, -np.inf)))
 
 
 def chain_levels(
