@@ -1,0 +1,65 @@
+"""The fast `hierarchy` predict path (batched GrabCut over the leaves, per-image colour tables, cached colour
+models, cropped pixel-band cuts) answers what the reference code answered.
+
+``tests/data/hierarchy_expected.npz`` holds the masks and scores of the code before the speed work (main at
+ef03f5b) on two synthetic scenes: one click with all ten g, three clicks fed back through ``mask_input`` as a
+user session does, and a box with a click. Regenerate it only with the reference code on the path::
+
+    PYTHONPATH=OLD_CHECKOUT python tests/test_hierarchy_fast.py --write tests/data/hierarchy_expected.npz
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXPECTED = Path(__file__).resolve().parent / "data" / "hierarchy_expected.npz"
+SEEDS = (3, 7)
+
+
+def session_outputs() -> dict[str, np.ndarray]:
+    """Masks (packed bits) and scores of the cases above, keyed ``{seed}_{case}_{masks|scores}``."""
+    from granseg.predict.hierarchy import build_hierarchy
+    from granseg.synth import SynthConfig, generate_scene
+
+    predictor = build_hierarchy().create_predictor()
+    out: dict[str, np.ndarray] = {}
+    for seed in SEEDS:
+        scene = generate_scene(seed=seed, config=SynthConfig(size=256))
+        predictor.set_image(scene.image)
+        h, w = scene.image.shape[:2]
+        rng = np.random.default_rng(seed)
+        points = rng.uniform([0, 0], [w - 1, h - 1], size=(3, 2))
+        answers = {"one": predictor.predict(points[:1], [1], granularity="all")}
+        previous = answers["one"]
+        for n in (2, 3):
+            labels = [1, 0, 1][:n]
+            previous = predictor.predict(
+                points[:n], labels, granularity="all", mask_input=previous.low_res_logits
+            )
+            answers[f"seq{n}"] = previous
+        box = np.array([w * 0.2, h * 0.2, w * 0.8, h * 0.8])
+        answers["box"] = predictor.predict(points[:1], [1], box=box, granularity=[0.3, 1.0])
+        for case, pred in answers.items():
+            out[f"{seed}_{case}_masks"] = np.packbits(pred.masks)
+            out[f"{seed}_{case}_scores"] = np.asarray(pred.scores, np.float64)
+    return out
+
+
+def test_fast_path_matches_the_reference_outputs():
+    expected = np.load(EXPECTED)
+    got = session_outputs()
+    assert sorted(got) == sorted(expected.files)
+    for key in expected.files:
+        if key.endswith("_masks"):
+            assert np.array_equal(got[key], expected[key]), key
+        else:
+            np.testing.assert_allclose(got[key], expected[key], atol=1e-9, err_msg=key)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "--write":
+        sys.exit("usage: test_hierarchy_fast.py --write OUT.npz")
+    np.savez_compressed(sys.argv[2], **session_outputs())
