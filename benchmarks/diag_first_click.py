@@ -103,7 +103,9 @@ def main() -> int:
         drop = set(args.skip_ids.read_text().split())
         ids = [i for i in ids if i not in drop]
     ids = ids[: args.limit]
-    overrides = {k: type(getattr(build_hierarchy().config, k))(v) for k, v in (s.split("=") for s in args.set)}
+    overrides = {
+        k: type(getattr(build_hierarchy().config, k))(v) for k, v in (s.split("=") for s in args.set)
+    }
     predictor = build_hierarchy(**overrides).create_predictor()
     HierarchyDefaults.radius = predictor.config.object_prior_radius
     rows = []

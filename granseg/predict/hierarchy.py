@@ -67,7 +67,7 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
-    top_size_power: float = 0.0  # chain top: the largest persistence x area fraction ** this (regions.chains)
+    top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
     refine_smoothness: float = 2.0
@@ -75,12 +75,17 @@ class HierarchyConfig(Config):
     refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
+    correction_max_change: float = (
+        0.0  # a correction's cut may change at most max(previous area, this x image)
+    )
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
     object_prior_iterations: int = 5
     object_mode: bool = False
-    object_prior_contrast: float = 1.0  # ... kept where its outline contrast is >= this x the chain answer's
+    object_prior_contrast: float = (
+        0.0  # ... kept only where its outline contrast is >= this x the chain answer's
+    )
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
 
@@ -162,7 +167,7 @@ class HierarchyPredictor(BasePredictor):
             else list(map(float, granularity))
         )
         # levels that pick the same regions share one cut; all cuts of this call run side by side
-        keys, jobs, answered, iterations = [], [], {}, cfg.refine_iterations
+        keys, jobs, answered, iterations, priors = [], [], {}, cfg.refine_iterations, {}
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             key = (
@@ -185,11 +190,18 @@ class HierarchyPredictor(BasePredictor):
                 )
                 continue
             answered[key] = (len(jobs), score)
+            if prior is not None:
+                priors[len(jobs)] = prior
             jobs.append(CutJob(reference, leaves[labels == 1], leaves[labels == 0], prior_weight, iterations))
         object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
         cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
+        if cfg.correction_max_change > 0:
+            for index, prior in priors.items():
+                cuts[index] = ch.bounded_change(
+                    tree, prior, jobs[index].reference, cuts[index], cfg.correction_max_change
+                )
         selections = np.zeros((len(levels), tree.n_leaves), bool)
         scores = np.zeros(len(levels))
         for k, key in enumerate(keys):

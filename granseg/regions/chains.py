@@ -179,3 +179,15 @@ def selection_from_mask(tree: RegionTree, mask: np.ndarray) -> np.ndarray:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
     inside = np.bincount(tree.leaf_map.ravel(), weights=mask.ravel(), minlength=tree.n_leaves)
     return inside > 0.5 * tree.leaf_area
+
+
+def bounded_change(
+    tree: RegionTree, previous: np.ndarray, reference: np.ndarray, cut: np.ndarray, min_fraction: float
+) -> np.ndarray:
+    """A correction's answer: the ``cut`` (``(n_leaves,)`` bool) unless it changes more of the image than the
+    ``previous`` answer's area or ``min_fraction`` of the image, whichever is larger; then the ``reference`` it
+    started from (the previous answer corrected by the click's own region), so that one click cannot flood the
+    background or wipe out the object."""
+    changed = float(tree.leaf_area[cut != previous].sum())
+    limit = max(float(tree.leaf_area[previous].sum()), min_fraction * float(tree.leaf_map.size))
+    return cut if changed <= limit else reference.copy()
