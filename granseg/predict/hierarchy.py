@@ -75,17 +75,13 @@ class HierarchyConfig(Config):
     refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
-    correction_max_change: float = (
-        0.0  # a correction's cut may change at most max(previous area, this x image)
-    )
+    correction_max_change: float = 0.0  # a correction's cut changes <= max(previous area, this x image)
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
     object_prior_iterations: int = 5
     object_mode: bool = False
-    object_prior_contrast: float = (
-        0.0  # ... kept only where its outline contrast is >= this x the chain answer's
-    )
+    object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
 
