@@ -4,9 +4,10 @@ point / box / granularity prompts.
 ``set_image`` builds the merge tree of superpixels (:func:`granseg.regions.tree.build_region_tree`).
 ``predict``:
 
-* Each positive click has a chain of nested regions, its leaf superpixel up to the *top*: the most persistent
-  chain region covering ``[min_object_fraction, max_object_fraction]`` of the image (the largest region before
-  a strong-boundary merge, never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
+* Each positive click has a chain of nested regions, its leaf superpixel up to the *top*: among the chain
+  regions covering ``[min_object_fraction, max_object_fraction]`` of the image, the one with the largest
+  persistence x (area fraction) ** ``top_size_power`` (a region before a strong-boundary merge, larger ones
+  preferred among similarly persistent ones; never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
   the leaf-level part to the whole object. Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
@@ -22,8 +23,11 @@ point / box / granularity prompts.
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
 * One click at g = 1.0: also GrabCut over the leaves seeded by a disk of ``object_prior_radius`` x the long side
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
-  answer where its outline contrast is at least ``object_prior_contrast`` x the chain answers' and it covers at
-  most ``max_object_fraction`` of the image.
+  answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
+  where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
+  dropped whole objects whose parts have the stronger outline).
+* ``correction_max_change`` > 0 (off by default): a correction click's cut that changes more than the previous
+  answer's area or that fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
   cut with GrabCut's per-pixel energy (:func:`granseg.regions.pixelcut.refine_outline`); ``low_res_logits``
   are the refined internal masks.
