@@ -63,3 +63,24 @@ if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "--write":
         sys.exit("usage: test_hierarchy_fast.py --write OUT.npz")
     np.savez_compressed(sys.argv[2], **session_outputs())
+
+
+def test_answers_are_cached_per_request():
+    from granseg.predict.hierarchy import build_hierarchy
+    from tests.test_hierarchy import toy_image
+
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(toy_image())
+    computed = []
+    compute = predictor._selections
+    predictor._selections = lambda *args: computed.append(1) or compute(*args)
+    first = predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    again = predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 1 and np.array_equal(first.masks, again.masks)
+    predictor.predict([[66.0, 70.0]], [1], granularity="all")  # another click
+    predictor.config.pixel_band = 0  # another config is another request
+    predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 3
+    predictor.set_image(toy_image(seed=1))
+    predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 4

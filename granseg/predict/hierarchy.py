@@ -50,6 +50,7 @@ from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
+ANSWER_CACHE = 16  # answers kept per image (HierarchyPredictor._answers)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class HierarchyPredictor(BasePredictor):
         self.tree = build_region_tree(image, self.config.tree_params())
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
@@ -143,9 +145,6 @@ class HierarchyPredictor(BasePredictor):
         if len(points) == 0 or not (labels == 1).any():
             centre = np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]])
             points, labels = np.concatenate([points, centre]), np.concatenate([labels, [1]])
-        leaves = ch.points_to_leaves(tree, points, self._original_size)
-        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
-        chains = [self._chain(leaf, box_counts) for leaf in leaves]
         refine = cfg.refine and (len(points) > 1 or cfg.refine_single_click)
         previous = None
         if refine and mask_input is not None and len(points) > 1:
@@ -158,6 +157,51 @@ class HierarchyPredictor(BasePredictor):
             if nested
             else list(map(float, granularity))
         )
+        small, scores = self._answers(points, labels, box, levels, previous, refine, nested)
+        rows = [levels.index(float(g)) for g in granularity]
+        small, scores = small[rows], scores[rows]
+        masks = np.stack([self._to_mask(m, box) for m in small])
+        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
+        return Prediction(
+            masks=masks,
+            scores=scores,
+            granularity=np.asarray(granularity, dtype=np.float64),
+            low_res_logits=logits,
+        )
+
+    def _answers(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, h, w)`` bool internal masks and ``(K,)`` scores at the K ``levels``. Kept for the last
+        ``ANSWER_CACHE`` requests of this image (same clicks, box, previous answer, levels and config), so asking
+        again (another g of the same levels, a repeated request) costs nothing."""
+        key = (
+            points.tobytes(),
+            labels.tobytes(),
+            None if box is None else np.asarray(box, np.float64).tobytes(),
+            None if previous is None else b"".join(p.tobytes() for p in previous),
+            tuple(levels),
+            repr(self.config),  # a config changed between calls is a different request
+        )
+        if key not in self._cache:
+            selections, scores = self._selections(points, labels, box, levels, previous, refine, nested)
+            small = self._outlines(selections, points, labels)
+            if nested:
+                _running_union(small)
+            self._cache[key] = (small, scores)
+            while len(self._cache) > ANSWER_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+        small, scores = self._cache[key]
+        return small.copy(), scores.copy()
+
+    def _selections(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, n_leaves)`` bool leaf selections and ``(K,)`` scores at the K ``levels`` (module docstring)."""
+        tree, cfg = self.tree, self.config
+        leaves = ch.points_to_leaves(tree, points, self._original_size)
+        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
+        chains = [self._chain(leaf, box_counts) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations = [], [], {}, cfg.refine_iterations
         for k, g in enumerate(levels):
@@ -206,19 +250,7 @@ class HierarchyPredictor(BasePredictor):
                 selections[-1] = union
         if nested:
             _running_union(selections)
-        small = self._outlines(selections, points, labels)
-        if nested:
-            _running_union(small)
-            rows = [levels.index(float(g)) for g in granularity]
-            small, scores = small[rows], scores[rows]
-        masks = np.stack([self._to_mask(m, box) for m in small])
-        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
-        return Prediction(
-            masks=masks,
-            scores=scores,
-            granularity=np.asarray(granularity, dtype=np.float64),
-            low_res_logits=logits,
-        )
+        return selections, scores
 
     def _reference(
         self, leaves, labels, chains, g: float, previous
