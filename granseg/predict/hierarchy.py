@@ -160,7 +160,11 @@ class HierarchyPredictor(BasePredictor):
         small, scores = self._answers(points, labels, box, levels, previous, refine, nested)
         rows = [levels.index(float(g)) for g in granularity]
         small, scores = small[rows], scores[rows]
-        masks = np.stack([self._to_mask(m, box) for m in small])
+        upsampled: dict[bytes, int] = {}  # nested answers repeat: each distinct mask is upsampled once
+        masks = np.empty((len(small), *self._original_size), bool)
+        for k, m in enumerate(small):
+            first = upsampled.setdefault(m.tobytes(), k)
+            masks[k] = masks[first] if first < k else self._to_mask(m, box)
         logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
         return Prediction(
             masks=masks,
