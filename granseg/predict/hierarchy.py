@@ -165,7 +165,7 @@ class HierarchyPredictor(BasePredictor):
         for k, m in enumerate(small):
             first = upsampled.setdefault(m.tobytes(), k)
             masks[k] = masks[first] if first < k else self._to_mask(m, box)
-        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
+        logits = np.where(small, np.float32(LOGIT), np.float32(-LOGIT))
         return Prediction(
             masks=masks,
             scores=scores,
@@ -307,31 +307,33 @@ class HierarchyPredictor(BasePredictor):
 
     def _outlines(self, selections: np.ndarray, points, labels) -> np.ndarray:
         """``(K, h, w)`` bool internal masks of ``(K, n_leaves)`` selections, with pixel-accurate outlines
-        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0."""
+        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0; each distinct selection is
+        drawn and refined once."""
         from granseg.regions.pixelcut import refine_outline
 
         tree, cfg = self.tree, self.config
-        small = selections[:, tree.leaf_map]
-        if self._pixels is None:
-            return small
+        distinct: dict[bytes, list[int]] = {}
+        for k, selection in enumerate(selections):
+            distinct.setdefault(selection.tobytes(), []).append(k)
+        out = np.empty((len(selections), *tree.leaf_map.shape), bool)
+        refine = []
+        for rows in distinct.values():
+            out[rows] = selections[rows[0]][tree.leaf_map]
+            if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all():
+                refine.append(rows)
+        if not refine:
+            return out
         height, width = tree.leaf_map.shape
         fixed = np.zeros((height, width), np.int8)
         cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
-        rows = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
-        for x, y, label in zip(cols, rows, labels):
+        ys = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
-        out = small.copy()
-        distinct: dict[bytes, list[int]] = {}
-        for k, selection in enumerate(selections):
-            if selection.any() and not selection.all():
-                distinct.setdefault(selection.tobytes(), []).append(k)
-        if distinct:
-            firsts = [rows[0] for rows in distinct.values()]
-            ratios, _ = self._colours.ratios(selections[firsts])
-            for rows, ratio in zip(distinct.values(), ratios):
-                out[rows] = refine_outline(
-                    self._pixels, small[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
-                )
+        ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])
+        for rows, ratio in zip(refine, ratios):
+            out[rows] = refine_outline(
+                self._pixels, out[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+            )
         return out
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
