@@ -6,9 +6,9 @@
 Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side). Each case runs ``--repeats`` times on fresh random
 clicks (seeded); the script prints the median wall time and the median CPU time (``time.process_time``: on a
 shared machine, the wall time also counts the waits for a core) and the ratio to one cv2.grabCut ``predict``
-(the `grabcut-baseline`, one click) measured in the same process the same way. ``--tree learned`` builds the
-learned region tree (Pb-like gradients + logistic merge) instead of the predictor's default handcrafted one.
-``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
+(the `grabcut-baseline`, one click) measured in the same process the same way. ``--tree`` picks the region tree (the
+predictor's ``tree_merge`` where the config has it, else ``build_region_tree(merge=...)``; default: the
+predictor's own). ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
 """
 
 import argparse
@@ -23,7 +23,7 @@ import numpy as np
 from granseg.eval.baselines import build_grabcut_baseline
 from granseg.io.images import load_image
 from granseg.predict import hierarchy as hierarchy_module
-from granseg.predict.hierarchy import build_hierarchy
+from granseg.predict.hierarchy import HierarchyConfig, build_hierarchy
 
 
 def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
@@ -39,23 +39,37 @@ def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
     return float(np.median(walls)), float(np.median(cpus))
 
 
+def _value(text: str):
+    """A ``FIELD=VALUE`` value: bool, number or string."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tree", choices=["handcrafted", "learned"], default="handcrafted")
+    parser.add_argument("--tree", choices=["handcrafted", "learned"])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("overrides", nargs="*", help="HierarchyConfig FIELD=VALUE")
     args = parser.parse_args()
     over = dict(kv.split("=") for kv in args.overrides)
-    over = {k: (v == "true") if v in ("true", "false") else float(v) for k, v in over.items()}
-    if args.tree == "learned":
+    over = {k: _value(v) for k, v in over.items()}
+    if args.tree and hasattr(HierarchyConfig, "tree_merge"):
+        over["tree_merge"] = args.tree
+    elif args.tree:  # a predictor without the switch: its tree builder with that criterion
         hierarchy_module.build_region_tree = functools.partial(
-            hierarchy_module.build_region_tree, merge="learned"
+            hierarchy_module.build_region_tree, merge=args.tree
         )
 
     img = load_image(Path(__file__).resolve().parents[2] / "shared/data/grabcut/data_GT/flower.jpg")
     s = 1024 / max(img.shape[:2])
     img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-    print(f"image {img.shape[1]} x {img.shape[0]}, tree {args.tree}, load {os.getloadavg()[0]:.1f}")
+    p = build_hierarchy(**over).create_predictor()
+    tree = getattr(p.config, "tree_merge", args.tree or "handcrafted")
+    print(f"image {img.shape[1]} x {img.shape[0]}, tree {tree}, load {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(0)
 
     baseline = build_grabcut_baseline().create_predictor()
@@ -64,7 +78,6 @@ def main() -> None:
         lambda q: baseline.predict(q[:1], [1], granularity=1.0), max(3, args.repeats // 6), rng, img.shape[:2]
     )
 
-    p = build_hierarchy(**over).create_predictor()
     set_wall, set_cpu = timed(lambda q: p.set_image(img), 3, rng, img.shape[:2])
     rows = [("set_image", set_wall, set_cpu)]
     for name, fn in [
