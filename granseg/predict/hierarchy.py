@@ -30,6 +30,10 @@ point / box / granularity prompts.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
+Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
+cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), and
+the last ``ANSWER_CACHE`` answers are kept per request.
+
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
 low); several clicks score the boundary contrast of the mask's outline

@@ -11,6 +11,10 @@ Energy over leaves l with label x_l in {object, background}:
 
 ``iterations`` > 1 re-fits the colour models to the cut and cuts again (GrabCut's loop). Solved exactly with
 ``scipy.sparse.csgraph.maximum_flow`` (integer capacities) on at most a few thousand nodes.
+
+:func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
+fit and one max flow over the disjoint union of their graphs per round, the same answers as one
+:func:`grabcut_leaves` per cut.
 """
 
 from __future__ import annotations
