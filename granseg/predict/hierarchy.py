@@ -34,6 +34,10 @@ point / box / granularity prompts.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
+Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
+cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), and
+the last ``ANSWER_CACHE`` answers are kept per request.
+
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
 low); several clicks score the boundary contrast of the mask's outline
@@ -54,6 +58,7 @@ from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
+ANSWER_CACHE = 16  # answers kept per image (HierarchyPredictor._answers)
 
 
 @dataclass
@@ -128,6 +133,7 @@ class HierarchyPredictor(BasePredictor):
         self.tree = build_region_tree(image, self.config.tree_params())
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
@@ -151,9 +157,6 @@ class HierarchyPredictor(BasePredictor):
         if len(points) == 0 or not (labels == 1).any():
             centre = np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]])
             points, labels = np.concatenate([points, centre]), np.concatenate([labels, [1]])
-        leaves = ch.points_to_leaves(tree, points, self._original_size)
-        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
-        chains = [self._chain(leaf, box_counts) for leaf in leaves]
         refine = cfg.refine and (len(points) > 1 or cfg.refine_single_click)
         previous = None
         if refine and mask_input is not None and len(points) > 1:
@@ -166,6 +169,55 @@ class HierarchyPredictor(BasePredictor):
             if nested
             else list(map(float, granularity))
         )
+        small, scores = self._answers(points, labels, box, levels, previous, refine, nested)
+        rows = [levels.index(float(g)) for g in granularity]
+        small, scores = small[rows], scores[rows]
+        upsampled: dict[bytes, int] = {}  # nested answers repeat: each distinct mask is upsampled once
+        masks = np.empty((len(small), *self._original_size), bool)
+        for k, m in enumerate(small):
+            first = upsampled.setdefault(m.tobytes(), k)
+            masks[k] = masks[first] if first < k else self._to_mask(m, box)
+        logits = np.where(small, np.float32(LOGIT), np.float32(-LOGIT))
+        return Prediction(
+            masks=masks,
+            scores=scores,
+            granularity=np.asarray(granularity, dtype=np.float64),
+            low_res_logits=logits,
+        )
+
+    def _answers(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, h, w)`` bool internal masks and ``(K,)`` scores at the K ``levels``. Kept for the last
+        ``ANSWER_CACHE`` requests of this image (same clicks, box, previous answer, levels and config), so asking
+        again (another g of the same levels, a repeated request) costs nothing."""
+        key = (
+            points.tobytes(),
+            labels.tobytes(),
+            None if box is None else np.asarray(box, np.float64).tobytes(),
+            None if previous is None else b"".join(p.tobytes() for p in previous),
+            tuple(levels),
+            repr(self.config),  # a config changed between calls is a different request
+        )
+        if key not in self._cache:
+            selections, scores = self._selections(points, labels, box, levels, previous, refine, nested)
+            small = self._outlines(selections, points, labels)
+            if nested:
+                _running_union(small)
+            self._cache[key] = (small, scores)
+            while len(self._cache) > ANSWER_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+        small, scores = self._cache[key]
+        return small.copy(), scores.copy()
+
+    def _selections(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, n_leaves)`` bool leaf selections and ``(K,)`` scores at the K ``levels`` (module docstring)."""
+        tree, cfg = self.tree, self.config
+        leaves = ch.points_to_leaves(tree, points, self._original_size)
+        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
+        chains = [self._chain(leaf, box_counts) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations, priors = [], [], {}, cfg.refine_iterations, {}
         for k, g in enumerate(levels):
@@ -210,30 +262,19 @@ class HierarchyPredictor(BasePredictor):
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
         if object_prior:
             union = selections[-1] | cuts[-1]
-            # the larger answer only where its outline is the stronger boundary (not a cut through background)
-            # and never above max_object_fraction of the image (the chain top's own cap)
+            # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
+            # object_prior_contrast > 0, only where its outline is the stronger boundary
             small_enough = tree.leaf_area[union].sum() <= cfg.max_object_fraction * tree.leaf_map.size
-            if small_enough and ch.selection_contrast(
-                tree, union
-            ) >= cfg.object_prior_contrast * ch.selection_contrast(
-                tree, np.logical_or.reduce(selections, axis=0)
+            if small_enough and (
+                cfg.object_prior_contrast <= 0
+                or ch.selection_contrast(tree, union)
+                >= cfg.object_prior_contrast
+                * ch.selection_contrast(tree, np.logical_or.reduce(selections, axis=0))
             ):
                 selections[-1] = union
         if nested:
             _running_union(selections)
-        small = self._outlines(selections, points, labels)
-        if nested:
-            _running_union(small)
-            rows = [levels.index(float(g)) for g in granularity]
-            small, scores = small[rows], scores[rows]
-        masks = np.stack([self._to_mask(m, box) for m in small])
-        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
-        return Prediction(
-            masks=masks,
-            scores=scores,
-            granularity=np.asarray(granularity, dtype=np.float64),
-            low_res_logits=logits,
-        )
+        return selections, scores
 
     def _reference(
         self, leaves, labels, chains, g: float, previous
@@ -286,31 +327,33 @@ class HierarchyPredictor(BasePredictor):
 
     def _outlines(self, selections: np.ndarray, points, labels) -> np.ndarray:
         """``(K, h, w)`` bool internal masks of ``(K, n_leaves)`` selections, with pixel-accurate outlines
-        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0."""
+        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0; each distinct selection is
+        drawn and refined once."""
         from granseg.regions.pixelcut import refine_outline
 
         tree, cfg = self.tree, self.config
-        small = selections[:, tree.leaf_map]
-        if self._pixels is None:
-            return small
+        distinct: dict[bytes, list[int]] = {}
+        for k, selection in enumerate(selections):
+            distinct.setdefault(selection.tobytes(), []).append(k)
+        out = np.empty((len(selections), *tree.leaf_map.shape), bool)
+        refine = []
+        for rows in distinct.values():
+            out[rows] = selections[rows[0]][tree.leaf_map]
+            if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all():
+                refine.append(rows)
+        if not refine:
+            return out
         height, width = tree.leaf_map.shape
         fixed = np.zeros((height, width), np.int8)
         cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
-        rows = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
-        for x, y, label in zip(cols, rows, labels):
+        ys = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
-        out = small.copy()
-        distinct: dict[bytes, list[int]] = {}
-        for k, selection in enumerate(selections):
-            if selection.any() and not selection.all():
-                distinct.setdefault(selection.tobytes(), []).append(k)
-        if distinct:
-            firsts = [rows[0] for rows in distinct.values()]
-            ratios, _ = self._colours.ratios(selections[firsts])
-            for rows, ratio in zip(distinct.values(), ratios):
-                out[rows] = refine_outline(
-                    self._pixels, small[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
-                )
+        ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])
+        for rows, ratio in zip(refine, ratios):
+            out[rows] = refine_outline(
+                self._pixels, out[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+            )
         return out
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:

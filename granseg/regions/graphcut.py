@@ -11,6 +11,10 @@ Energy over leaves l with label x_l in {object, background}:
 
 ``iterations`` > 1 re-fits the colour models to the cut and cuts again (GrabCut's loop). Solved exactly with
 ``scipy.sparse.csgraph.maximum_flow`` (integer capacities) on at most a few thousand nodes.
+
+:func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
+fit and one max flow over the disjoint union of their graphs per round, the same answers as one
+:func:`grabcut_leaves` per cut.
 """
 
 from __future__ import annotations
@@ -39,69 +43,18 @@ def st_min_cut(edge_a, edge_b, pair, src_cap, snk_cap) -> np.ndarray:
     """Source side ``(n,)`` bool of the minimum s-t cut of a graph over ``n = len(src_cap)`` nodes: undirected
     edges ``(edge_a[e], edge_b[e])`` of weight ``pair[e]``, ``src_cap`` / ``snk_cap`` ``(n,)`` terminal weights
     (the cost of putting a node on the sink / source side). Float weights are scaled to integers. Of several
-    minimum cuts, the one with the smallest source side.
-
-    Nodes whose terminal weight difference exceeds the weight of their remaining edges are settled first
-    (:func:`_settle`: they are on that side in every minimum cut); ``scipy.sparse.csgraph.maximum_flow`` solves
-    the rest."""
+    minimum cuts, the one with the smallest source side (the nodes reachable from the source in the residual
+    graph of ``scipy.sparse.csgraph.maximum_flow``)."""
+    n = len(src_cap)
+    source, sink = n, n + 1
     src_cap = np.asarray(src_cap, dtype=np.float64)
     snk_cap = np.asarray(snk_cap, dtype=np.float64)
     shift = np.minimum(src_cap, snk_cap)  # only the difference matters
-    src = _to_int(src_cap - shift)
-    snk = _to_int(snk_cap - shift)
-    weight = _to_int(np.asarray(pair, dtype=np.float64))
-    keep = weight > 0  # a zero-weight edge never carries flow
-    side, (edge_a, edge_b, weight), src, snk = _settle(
-        np.asarray(edge_a)[keep], np.asarray(edge_b)[keep], weight[keep], src, snk
-    )
-    open_ = np.flatnonzero(side == 0)
-    out = side > 0
-    if len(open_):
-        out[open_] = _max_flow_source_side(edge_a, edge_b, weight, src[open_], snk[open_])
-    return out
-
-
-def _to_int(values: np.ndarray) -> np.ndarray:
-    return np.minimum(np.round(values * CAPACITY_SCALE), HARD).astype(np.int64)
-
-
-def _settle(edge_a, edge_b, weight, src, snk):
-    """Settle the nodes of an integer-weighted cut problem whose side is the same in every minimum cut: a node
-    with ``src - snk`` above the summed weight of its edges to unsettled nodes is on the source side (moving it
-    would cost more than it saves), below minus that sum on the sink side; a settled node's edges become terminal
-    weights of its unsettled neighbours. Repeats while nodes settle. Returns ``side`` ``(n,)`` int8 (1 source,
-    -1 sink, 0 open), the open subgraph's edges renumbered to open-node ranks, and the terminal weights."""
-    n = len(src)
-    side = np.zeros(n, np.int8)
-    src, snk = src.copy(), snk.copy()
-    while True:
-        degree = np.bincount(edge_a, weight, n) + np.bincount(edge_b, weight, n)
-        diff = src - snk
-        to_src, to_snk = (side == 0) & (diff > degree), (side == 0) & (-diff > degree)
-        if not (to_src.any() or to_snk.any()):
-            break
-        side[to_src], side[to_snk] = 1, -1
-        for node, other in ((edge_a, edge_b), (edge_b, edge_a)):  # open node next to a newly settled one
-            settled = side[other]
-            gets = (side[node] == 0) & (settled != 0)
-            src += np.bincount(node[gets & (settled > 0)], weight[gets & (settled > 0)], n).astype(np.int64)
-            snk += np.bincount(node[gets & (settled < 0)], weight[gets & (settled < 0)], n).astype(np.int64)
-        both_open = (side[edge_a] == 0) & (side[edge_b] == 0)
-        edge_a, edge_b, weight = edge_a[both_open], edge_b[both_open], weight[both_open]
-    rank = np.cumsum(side == 0) - 1
-    return side, (rank[edge_a], rank[edge_b], weight), src, snk
-
-
-def _max_flow_source_side(edge_a, edge_b, weight, src, snk) -> np.ndarray:
-    """Smallest source side ``(n,)`` bool of the minimum cut of an integer-weighted graph (max flow, then the
-    nodes reachable from the source in the residual graph)."""
-    n = len(src)
-    source, sink = n, n + 1
-    shift = np.minimum(src, snk)
     nodes = np.arange(n)
     rows = np.concatenate([edge_a, edge_b, np.full(n, source), nodes])
     cols = np.concatenate([edge_b, edge_a, nodes, np.full(n, sink)])
-    caps = np.minimum(np.concatenate([weight, weight, src - shift, snk - shift]), HARD).astype(np.int32)
+    caps = np.concatenate([pair, pair, src_cap - shift, snk_cap - shift])
+    caps = np.minimum(np.round(caps * CAPACITY_SCALE), HARD).astype(np.int32)
     graph = coo_matrix((caps, (rows, cols)), shape=(n + 2, n + 2)).tocsr()
     graph.sum_duplicates()
     flow = maximum_flow(graph, source, sink).flow
