@@ -32,7 +32,7 @@ def session_outputs() -> dict[str, np.ndarray]:
     from granseg.predict.hierarchy import HierarchyConfig, build_hierarchy
     from granseg.synth import SynthConfig, generate_scene
 
-    known = {f.name for f in fields(HierarchyConfig)}  # the reference code has none of the PINNED fields
+    known = {f.name for f in fields(HierarchyConfig)}  # the reference code lacks the newer ones
     predictor = build_hierarchy(**{k: v for k, v in PINNED.items() if k in known}).create_predictor()
     out: dict[str, np.ndarray] = {}
     for seed in SEEDS:
