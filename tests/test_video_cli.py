@@ -83,7 +83,9 @@ def test_one_object_writes_a_png_per_frame(tmp_path, capsys, clip):
 
 def test_several_objects_get_their_ids(tmp_path, capsys, clip):
     folder = _folder(tmp_path, clip.frames)
-    a, b = clip.objects[1].part_ids  # hierarchy's g=1 here: the part
+    a, b = clip.objects[
+        1
+    ].part_ids  # g = 0.5: the part (g = 1 answers the whole object since issue 18's click work)
     out = tmp_path / "out"
     code, _, err = run_cli(
         capsys,
@@ -92,9 +94,9 @@ def test_several_objects_get_their_ids(tmp_path, capsys, clip):
         "--model",
         "hierarchy",
         "--obj",
-        f"{_point(clip, a)};g=1",
+        f"{_point(clip, a)};g=0.5",
         "--obj",
-        f"{_point(clip, b, 4)};g=1;f=4",
+        f"{_point(clip, b, 4)};g=0.5;f=4",
         "--out",
         str(out),
         "--quiet",
