@@ -169,7 +169,29 @@ def measure(work: Path, seeds: range, size: int, min_area: int = 16) -> dict:
             acc[f"click_{level}_{g_target}"].append(iou_value)
         for level, g_target, iou_value in click_targets(scene, gt, np.asarray(acc["gt_g"][-len(gt) :])):
             acc[f"gt_click_{level}_{g_target}"].append(iou_value)  # the same with the exact GT as labels
-    return summarise(acc, dataset.counts)
+    out = summarise(acc, dataset.counts)
+    out[
+        "training subsets of 8 (10 draws per image): share with g >= 0.9 / holding one, uniform vs balanced"
+    ] = [subset_share(source, min_area, balance) for balance in (False, True)]
+    return out
+
+
+def subset_share(source, min_area: int, balance: bool, max_masks: int = 8) -> list[float]:
+    """What the trainer draws: mean share of g >= 0.9 masks in a ``max_masks`` subset, and the share of
+    subsets that hold at least one (10 seeded draws per image, no flip)."""
+    from granseg.train.unsamv2_data import MixedMaskDataset, UnSAMv2DataConfig
+
+    config = UnSAMv2DataConfig(
+        sources=[source], max_masks=max_masks, min_area=min_area, flip=False, balance_granularity=balance
+    )
+    dataset = MixedMaskDataset(config, seed=0)
+    shares, holds = [], []
+    for index in range(len(dataset)):
+        for draw in range(10):
+            values = dataset.load(index, np.random.default_rng([index, draw])).granularity
+            shares.append(float(np.mean(values >= 0.9)))
+            holds.append(bool((values >= 0.9).any()))
+    return [round(float(np.mean(shares)), 3), round(float(np.mean(holds)), 3)]
 
 
 def summarise(acc: dict, counts: Counter) -> dict:

@@ -32,6 +32,18 @@ def test_balanced_subset_takes_every_bin_in_turn():
     assert len(balanced_subset(indices[:3], granularity[:3], 6, np.random.default_rng(0))) == 3
 
 
+def test_balanced_subset_reaches_every_bin_when_fewer_picks_than_bins():
+    """8 picks, 9 non-empty bins: each bin (also 0.9-1.0, the last) is in most subsets (a fixed bin order never
+    picked the last one)."""
+    granularity = np.repeat(
+        np.round(np.arange(0.1, 1.0, 0.1) + 0.05, 2), 10
+    )  # 10 masks in each of the 9 bins
+    indices = np.arange(len(granularity))
+    top = [(granularity[balanced_subset(indices, granularity, 8, np.random.default_rng(s))] >= 0.9).any()
+           for s in range(60)]  # fmt: skip
+    assert 0.75 < np.mean(top) < 0.97  # 8 / 9 expected
+
+
 def _pseudo_like_folder(tmp_path: Path) -> tuple[Path, Path]:
     """One 64 x 64 image labelled like the engine labels a small textured scene: one instance (g = 1) and 40
     tiny 4 x 4 parts (g = 0.1)."""

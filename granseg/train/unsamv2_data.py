@@ -118,15 +118,17 @@ def balanced_subset(
     indices: np.ndarray, granularity: np.ndarray, count: int, rng: np.random.Generator
 ) -> np.ndarray:
     """``count`` of ``indices`` (``(N,)`` int, ``granularity`` ``(N,)`` in [0.1, 1]) drawn evenly over g: the nine
-    bins 0.1-0.2, ..., 0.9-1.0 (1.0 in the last) take turns, each giving a random one of its members until it is
-    empty. Returns the chosen indices sorted."""
+    bins 0.1-0.2, ..., 0.9-1.0 (1.0 in the last) take turns in a random order each round (a fixed order would
+    never reach the last bins when ``count`` < 9), each giving a random one of its members until it is empty.
+    Returns the chosen indices sorted."""
     bins = np.clip(np.floor((np.asarray(granularity, np.float64) - 0.1) / 0.1 + 1e-6), 0, 8).astype(np.int64)
     queues = [list(rng.permutation(np.flatnonzero(bins == b))) for b in range(9)]
     picked: list[int] = []
-    while len(picked) < min(count, len(indices)):
-        for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(int(queue.pop()))
+    target = min(count, len(indices))
+    while len(picked) < target:
+        for b in rng.permutation(9):
+            if queues[b] and len(picked) < target:
+                picked.append(int(queues[b].pop()))
     return np.sort(np.asarray(indices)[picked])
 
 
