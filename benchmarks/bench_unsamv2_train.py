@@ -23,6 +23,10 @@
 6. ``--hidden-size`` / ``--model-image-size`` (optional): a wider decoder / a larger model input (128 px scenes
    resized to it); the header text below still says 128 px (results/unsamv2_train.md, last section: 64 / 256).
 
+7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (run (b) only): engine overrides for the
+   pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
+   ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """
