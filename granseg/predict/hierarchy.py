@@ -80,6 +80,7 @@ class HierarchyConfig(Config):
     object_prior_contrast: float = 1.0  # ... kept where its outline contrast is >= this x the chain answer's
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
+    tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -117,7 +118,7 @@ class HierarchyPredictor(BasePredictor):
         self.tree: RegionTree | None = None
 
     def _set_image(self, image: np.ndarray) -> None:
-        self.tree = build_region_tree(image, self.config.tree_params())
+        self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
         self._original_size = image.shape[:2]
         self._pixels = None
         if self.config.pixel_band > 0:

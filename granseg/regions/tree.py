@@ -9,9 +9,10 @@ Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
    ``edge_strength`` (GrabCut smoothness) and a quantised colour histogram per leaf (click colour models).
 3. Greedy agglomerative merging on the region adjacency graph, by one of two criteria (``merge``):
 
-   * ``"learned"`` (:mod:`granseg.regions.learned`; the ``ucm`` edge map's tree): the pair with the largest ``p(same)`` of a
-     logistic regression fit on human segmentations merges first; heights ``1 - p(same)``, in [0, 1];
-   * ``"handcrafted"`` (default; the ``hierarchy`` predictor's tree): the pair with the smallest
+   * ``"learned"`` (default, :mod:`granseg.regions.learned`; the package's one tree: the ``hierarchy`` predictor's,
+     the ``ucm`` edge map's): the pair with the largest ``p(same)`` of a logistic regression fit on human
+     segmentations merges first; heights ``1 - p(same)``, in [0, 1];
+   * ``"handcrafted"`` (the previous tree, kept as an option: ``HierarchyConfig.tree_merge``): the pair with the smallest
 
        d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
                                      + w_colour * ||mean Lab(a) - mean Lab(b)|| / 100
@@ -293,15 +294,15 @@ def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues):
 def build_region_tree(
     image: np.ndarray,
     params: TreeParams | None = None,
-    merge: str = "handcrafted",
+    merge: str = "learned",
     model: MergeModel | None = None,
     leaves: str = "slic",
 ) -> RegionTree:
     """Region tree of an ``H x W x 3`` uint8 RGB image (module docstring).
 
-    ``merge``: ``"handcrafted"`` (default, the ``hierarchy`` predictor's tree: SLIC leaves and the hand-weighted
-    distance of :class:`TreeParams`) or ``"learned"`` (Pb-like oriented gradients and the logistic merge
-    criterion ``model``, the one shipped for ``leaves`` when None; the tree of the ``ucm`` edge map). ``leaves`` (learned only): ``"slic"`` (default) or
+    ``merge``: ``"learned"`` (default; the ``hierarchy`` predictor's and the ``ucm`` edge map's tree: Pb-like
+    oriented gradients and the logistic merge criterion ``model``, the one shipped for ``leaves`` when None) or
+    ``"handcrafted"`` (the previous tree: SLIC leaves and the hand-weighted distance of :class:`TreeParams`). ``leaves`` (learned only): ``"slic"`` (default) or
     ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges)."""
     if merge not in MERGE_CRITERIA:
         raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
