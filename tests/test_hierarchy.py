@@ -238,6 +238,10 @@ def test_predictor_uses_the_shared_learned_tree_and_keeps_the_handcrafted_one_re
     old = load_predictor("hierarchy", device="cpu", tree_merge="handcrafted")
     old.set_image(toy_image())
     assert old.tree.criterion == "handcrafted"
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError, match="tree_merge"):
+        HierarchyConfig(tree_merge="nope")
 
 
 def test_levels_stay_distinct_on_the_coffee_photo(sample_image_path):

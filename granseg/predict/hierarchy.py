@@ -82,6 +82,13 @@ class HierarchyConfig(Config):
     pixel_smoothness: float = 50.0
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
+    def validate(self) -> None:
+        from granseg.errors import InputError
+        from granseg.regions.tree import MERGE_CRITERIA
+
+        if self.tree_merge not in MERGE_CRITERIA:
+            raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
+
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
         return TreeParams(**{f.name: getattr(self, f.name) for f in fields(TreeParams)})
