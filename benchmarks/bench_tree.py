@@ -43,6 +43,17 @@ VARIANTS = {
     "learned": {"merge": "learned", "leaves": "slic"},
     "learned-watershed": {"merge": "learned", "leaves": "watershed"},
 }
+for _power in (2, 3, 4):  # heights (1 - p) ** power: the same tree and UCM order, other persistences
+    VARIANTS[f"learned-pow{_power}"] = {"merge": "learned", "power": _power}
+
+
+def tree_for(image, name: str):
+    """The region tree of variant ``name`` (the ``hierarchy`` predictor's tree parameters otherwise)."""
+    from granseg.regions.tree import TreeParams, build_region_tree
+
+    kwargs = dict(VARIANTS[name])
+    params = TreeParams(height_power=float(kwargs.pop("power", 1.0)))
+    return build_region_tree(image, params, **kwargs)
 
 
 def bsds_ids(skip: int, images: int) -> list[str]:
@@ -67,7 +78,6 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
     from granseg.eval.edge_maps import tree_contour_map
     from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
     from granseg.predict.hierarchy import HierarchyPredictor
-    from granseg.regions.tree import build_region_tree
 
     thresholds = bsds_thresholds(99)
     peak_too = "learned-peak" in variants
@@ -83,7 +93,7 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
                 evaluate_boundary_image(sobel_nms(image), boundaries, thresholds, image_id)
             )
         for name in variants:
-            tree = build_region_tree(image, **VARIANTS[name])
+            tree = tree_for(image, name)
             if "edges" in sections:
                 ucm = tree_contour_map(tree, image.shape[:2])
                 counts[name].append(evaluate_boundary_image(ucm, boundaries, thresholds, image_id))
@@ -116,18 +126,17 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
 
 def timing(variants: list[str], repeats: int = 3) -> dict:
     from granseg.io.images import load_image
-    from granseg.regions.tree import build_region_tree
 
     image = load_image(DATA / "grabcut" / "data_GT" / "flower.jpg")
     scale = 1024 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     out = {}
     for name in variants:
-        build_region_tree(image, **VARIANTS[name])  # warm-up
+        tree_for(image, name)  # warm-up
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            build_region_tree(image, **VARIANTS[name])
+            tree_for(image, name)
             times.append(time.perf_counter() - start)
         out[name] = float(np.median(times))
     return out
@@ -152,8 +161,8 @@ def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
     }
     out = {}
     for name in variants:
-        merge = VARIANTS[name]["merge"]
-        predictor = build_hierarchy(device="cpu", tree_merge=merge).create_predictor()
+        merge, power = VARIANTS[name]["merge"], float(VARIANTS[name].get("power", 1.0))
+        predictor = build_hierarchy(device="cpu", tree_merge=merge, height_power=power).create_predictor()
         segmenter = AutomaticSegmenter(predictor, preset_config("official", source="tree"))
         for set_name, (gt, paths) in sets.items():
             gt = load_ground_truth(gt)

@@ -56,6 +56,9 @@ class TreeParams:
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004  # regions below this fraction of the image merge preferentially
     boundary_texture_weight: float = 0.0  # weight of the texture gradient in the boundary map
+    height_power: float = (
+        1.0  # learned tree: heights (1 - p(same)) ** this (monotone: same tree, same UCM order)
+    )
 
 
 @dataclass
@@ -318,6 +321,7 @@ def build_region_tree(
         labels, cues = learned_leaves(small, lab, params, leaves)
         stats, edges = learned_statistics(labels, lab, cues)
         parent, children, height, node_area = learned_merge(stats, edges, model or default_model(leaves))
+        height = height**params.height_power
     tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
     return tree
