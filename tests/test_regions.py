@@ -349,3 +349,10 @@ def test_ucm_edge_map_uses_the_learned_tree():
     tree = build_region_tree(image, HierarchyConfig().tree_params(), merge="learned")
     assert np.allclose(edges, tree_contour_map(tree, image.shape[:2]))
     assert build_region_tree(image).criterion == "learned"  # one tree for the package (issue 18)
+
+
+def test_height_power_keeps_the_learned_tree_and_its_order():
+    plain = build_region_tree(toy_image(), TreeParams(height_power=1.0))
+    powered = build_region_tree(toy_image(), TreeParams(height_power=3.0))
+    assert np.array_equal(plain.parent, powered.parent) and np.array_equal(plain.leaf_map, powered.leaf_map)
+    assert np.allclose(powered.height, plain.height**3)

@@ -80,7 +80,7 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
 def tree_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
     """``H x W`` float32 ultrametric contour map of a region tree (:func:`granseg.eval.edges.ultrametric_contour_map`).
 
-    A tree of the learned criterion has heights ``1 - p(same)`` that mean the same in every image, so its map
+    A tree of the learned criterion has heights ``(1 - p(same)) ** height_power`` that mean the same in every image, so its map
     keeps them (one threshold over a dataset, the ODS, then means one probability); other trees' maps are
     divided by their image's largest height."""
     from granseg.eval.edges import ultrametric_contour_map

@@ -11,7 +11,7 @@ Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
 
    * ``"learned"`` (default, :mod:`granseg.regions.learned`; the package's one tree: the ``hierarchy`` predictor's,
      the ``ucm`` edge map's): the pair with the largest ``p(same)`` of a logistic regression fit on human
-     segmentations merges first; heights ``1 - p(same)``, in [0, 1];
+     segmentations merges first; heights ``(1 - p(same)) ** height_power`` (1 by default), in [0, 1];
    * ``"handcrafted"`` (the previous tree, kept as an option: ``HierarchyConfig.tree_merge``): the pair with the smallest
 
        d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
@@ -56,9 +56,12 @@ class TreeParams:
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004  # regions below this fraction of the image merge preferentially
     boundary_texture_weight: float = 0.0  # weight of the texture gradient in the boundary map
-    height_power: float = (
-        1.0  # learned tree: heights (1 - p(same)) ** this (monotone: same tree, same UCM order)
-    )
+    # learned tree: heights are (1 - p(same)) ** height_power. A monotone map (the same tree, the same UCM order)
+    # that spreads the last merges of a photo (1 - p bunches near 0.85-0.88 there), so the persistence the
+    # predictor's chain top reads ranks the top regions differently (covering at best g, BSDS val 26-50: power
+    # 1 / 2 / 3: 0.554 / 0.571 / 0.576; but with 3 one click on the coffee cup's rim answers the rim ring at
+    # g = 1.0, not the cup: benchmarks/results/tree.md). Default 1.
+    height_power: float = 1.0
 
 
 @dataclass
@@ -78,7 +81,7 @@ class RegionTree:
     leaf_colours: ``(n_leaves, B)`` scipy CSR pixel counts of each leaf over the used colour bins;
     colour_centres: ``(B, 3)`` Lab centre of each used bin.
     scale:     internal size / original size.
-    criterion: the merge criterion that built it (``"learned"``: heights are ``1 - p(same)``, in [0, 1] and
+    criterion: the merge criterion that built it (``"learned"``: heights are ``(1 - p(same)) ** height_power``, in [0, 1] and
                comparable across images; ``"handcrafted"``: heights on an image-dependent scale).
     """
 
