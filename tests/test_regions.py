@@ -330,8 +330,9 @@ def test_both_criteria_build_valid_trees(merge):
     for node in range(n, tree.n_nodes):
         assert tree.height[node] >= tree.height[tree.children[node]].max()
     ucm = tree_contour_map(tree, (160, 200))
-    if merge == "learned":  # calibrated heights 1 - p(same): kept as they are
-        assert 0 < heights.max() <= 1 and ucm.max() == pytest.approx(heights.max(), abs=1e-4)
+    if merge == "learned":  # calibrated heights (1 - p(same)) ** power: the map is 1 - p(same)
+        top = heights.max() ** (1 / tree.height_power)
+        assert 0 < heights.max() <= 1 and ucm.max() == pytest.approx(top, abs=1e-4)
     else:
         assert ucm.max() == pytest.approx(1.0)
     # the body/background border is stronger than borders inside the background
@@ -351,8 +352,13 @@ def test_ucm_edge_map_uses_the_learned_tree():
     assert build_region_tree(image).criterion == "learned"  # one tree for the package (issue 18)
 
 
-def test_height_power_keeps_the_learned_tree_and_its_order():
+def test_height_power_keeps_the_learned_tree_its_order_and_its_edge_map():
+    from granseg.eval.edge_maps import tree_contour_map
+
+    assert TreeParams().height_power == 3.0
     plain = build_region_tree(toy_image(), TreeParams(height_power=1.0))
     powered = build_region_tree(toy_image(), TreeParams(height_power=3.0))
     assert np.array_equal(plain.parent, powered.parent) and np.array_equal(plain.leaf_map, powered.leaf_map)
     assert np.allclose(powered.height, plain.height**3)
+    # the ucm edge map is 1 - p(same) whatever the power
+    assert np.allclose(tree_contour_map(powered, (160, 200)), tree_contour_map(plain, (160, 200)), atol=1e-4)

@@ -11,7 +11,7 @@ Pipeline (at a reduced internal resolution, see :class:`TreeParams`):
 
    * ``"learned"`` (default, :mod:`granseg.regions.learned`; the package's one tree: the ``hierarchy`` predictor's,
      the ``ucm`` edge map's): the pair with the largest ``p(same)`` of a logistic regression fit on human
-     segmentations merges first; heights ``(1 - p(same)) ** height_power`` (1 by default), in [0, 1];
+     segmentations merges first; heights ``(1 - p(same)) ** height_power`` (3 by default), in [0, 1];
    * ``"handcrafted"`` (the previous tree, kept as an option: ``HierarchyConfig.tree_merge``): the pair with the smallest
 
        d(a, b) = size_factor(a, b) * (w_boundary * mean boundary strength along the shared border
@@ -60,8 +60,9 @@ class TreeParams:
     # that spreads the last merges of a photo (1 - p bunches near 0.85-0.88 there), so the persistence the
     # predictor's chain top reads ranks the top regions differently (covering at best g, BSDS val 26-50: power
     # 1 / 2 / 3: 0.554 / 0.571 / 0.576; but with 3 one click on the coffee cup's rim answers the rim ring at
-    # g = 1.0, not the cup: benchmarks/results/tree.md). Default 1.
-    height_power: float = 1.0
+    # g = 1.0, not the cup: benchmarks/results/tree.md). The ``ucm`` edge map undoes it
+    # (granseg.eval.edge_maps.tree_contour_map), so its scores are those of 1 - p.
+    height_power: float = 3.0
 
 
 @dataclass
@@ -102,6 +103,7 @@ class RegionTree:
     colour_centres: np.ndarray
     scale: float
     criterion: str = "handcrafted"
+    height_power: float = 1.0  # learned trees: heights are (1 - p(same)) ** this
 
     @property
     def n_leaves(self) -> int:
@@ -327,6 +329,7 @@ def build_region_tree(
         height = height**params.height_power
     tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
+    tree.height_power = params.height_power if merge == "learned" else 1.0
     return tree
 
 
