@@ -59,8 +59,8 @@ class TreeParams:
     # learned tree: heights are (1 - p(same)) ** height_power. A monotone map (the same tree, the same UCM order)
     # that spreads the last merges of a photo (1 - p bunches near 0.85-0.88 there), so the persistence the
     # predictor's chain top reads ranks the top regions differently (covering at best g, BSDS val 26-50: power
-    # 1 / 2 / 3: 0.554 / 0.571 / 0.576; but with 3 one click on the coffee cup's rim answers the rim ring at
-    # g = 1.0, not the cup: benchmarks/results/tree.md). The ``ucm`` edge map undoes it
+    # 1 / 2 / 3: 0.554 / 0.571 / 0.576; held out 0.573 -> 0.580; the coffee click's ten g give five masks
+    # instead of three, g = 1.0 the rim ring: benchmarks/results/tree.md). The ``ucm`` edge map undoes it
     # (granseg.eval.edge_maps.tree_contour_map), so its scores are those of 1 - p.
     height_power: float = 3.0
 
