@@ -26,7 +26,12 @@ from granseg.models.unsamv2 import UnSAMv2Model, UnSAMv2Output
 from granseg.train.unsamv2_config import UnSAMv2TrainConfig
 from granseg.train.unsamv2_data import BadSample, MixedMaskDataset
 from granseg.train.unsamv2_losses import best_of_outputs, unsamv2_loss, unsamv2_loss_per_mask
-from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
+from granseg.train.unsamv2_prompts import (
+    correction_clicks,
+    first_clicks,
+    masks_to_input_frame,
+    nearest_level_granularity,
+)
 
 MAX_REPLACEMENTS = 10  # a bad sample is replaced by another index at most this many times
 MODEL_FILE = "unsamv2.safetensors"
@@ -228,8 +233,12 @@ class UnSAMv2Task:
             features = type(sam).get_image_embeddings.__wrapped__(sam, item.features[0].to(device))
         targets = torch.from_numpy(item.targets).float().to(device)
         with_g = self._model.config.granularity
-        granularity = torch.from_numpy(item.granularity).float().to(device) if with_g else None
-        points = torch.from_numpy(first_clicks(item.targets, item.rng))[:, None].to(device)  # (P, 1, 2)
+        clicks = first_clicks(item.targets, item.rng)  # (P, 2)
+        values = item.granularity
+        if with_g and self.config.granularity_sampling == "nearest_level":
+            values = nearest_level_granularity(item.targets, item.granularity, clicks, item.rng)
+        granularity = torch.from_numpy(values).float().to(device) if with_g else None
+        points = torch.from_numpy(clicks)[:, None].to(device)  # (P, 1, 2)
         labels = torch.ones(points.shape[:2], dtype=torch.long, device=device)
         mask_input = None
         total = torch.zeros((), device=device)
