@@ -169,6 +169,8 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "save_every": settings.steps,
         "seed": 0,
     }
+    if not pretrained:  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)
+        config["cache_dir"] = str(work / "embedding_cache")
     if settings.train_encoder and name != "pretrain" and not pretrained:
         config.update(train_image_encoder=True, cache_embeddings=False, extra_trainable=[])
     if name == "pretrain":
