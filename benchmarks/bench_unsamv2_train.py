@@ -86,6 +86,7 @@ class BenchSettings:
     # "label" (the recipe: each mask asked at its own g) or "nearest_level" (g uniform over the range where the
     # mask is the nearest level at the click; UnSAMv2TrainConfig.granularity_sampling)
     granularity_sampling: str = "label"
+    max_prompts: int = 0  # prompts trained per image (of its <= max_masks masks; the rest give levels); 0: all
 
 
 def _python() -> list[str]:
@@ -161,6 +162,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "loss": {"focal": settings.focal},
         "loss_resolution": settings.loss_resolution,
         "granularity_sampling": settings.granularity_sampling,
+        "max_prompts": settings.max_prompts,
         "steps": settings.steps,
         "batch_size": settings.batch_size,
         "lr": settings.lr,
@@ -169,7 +171,9 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "save_every": settings.steps,
         "seed": 0,
     }
-    if not pretrained:  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)
+    if (
+        not pretrained
+    ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)
         config["cache_dir"] = str(work / "embedding_cache")
     if settings.train_encoder and name != "pretrain" and not pretrained:
         config.update(train_image_encoder=True, cache_embeddings=False, extra_trainable=[])

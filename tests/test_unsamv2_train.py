@@ -118,12 +118,14 @@ def test_nearest_level_g_covers_exactly_the_range_where_the_target_is_the_neares
     rng = np.random.default_rng(0)
     draws = {name: [] for name in ("object", "part at sub-part", "part elsewhere", "sub-part")}
     for _ in range(300):
-        in_sub = nearest_level_granularity(targets, labels, np.asarray([[15, 15], [2, 2], [2, 2]]), rng)
-        elsewhere = nearest_level_granularity(targets, labels, np.asarray([[15, 15], [8, 8], [2, 2]]), rng)
+        in_sub = nearest_level_granularity(
+            targets, labels, np.asarray([[15, 15], [2, 2], [2, 2]]), labels, rng
+        )
+        elsewhere = nearest_level_granularity(targets[:2], labels[:2], np.asarray([[8, 8]]), labels[1:2], rng)
         draws["object"].append(in_sub[0])
         draws["part at sub-part"].append(in_sub[1])
         draws["sub-part"].append(in_sub[2])
-        draws["part elsewhere"].append(elsewhere[1])
+        draws["part elsewhere"].append(elsewhere[0])
     bounds = {"object": (0.1, 1.0), "part at sub-part": (0.35, 0.75), "part elsewhere": (0.1, 0.75),
               "sub-part": (0.1, 0.35)}  # fmt: skip
     for name, (low, high) in bounds.items():

@@ -231,12 +231,16 @@ class UnSAMv2Task:
         if self.config.train_image_encoder:  # transformers' get_image_embeddings without its no_grad
             sam = self._model.sam
             features = type(sam).get_image_embeddings.__wrapped__(sam, item.features[0].to(device))
-        targets = torch.from_numpy(item.targets).float().to(device)
+        chosen = np.arange(len(item.targets))
+        if self.config.max_prompts and len(chosen) > self.config.max_prompts:  # the rest only give levels
+            chosen = np.sort(item.rng.choice(chosen, self.config.max_prompts, replace=False))
+        masks = item.targets[chosen]  # (P, S, S) bool
+        targets = torch.from_numpy(masks).float().to(device)
         with_g = self._model.config.granularity
-        clicks = first_clicks(item.targets, item.rng)  # (P, 2)
-        values = item.granularity
+        clicks = first_clicks(masks, item.rng)  # (P, 2)
+        values = item.granularity[chosen]
         if with_g and self.config.granularity_sampling == "nearest_level":
-            values = nearest_level_granularity(item.targets, item.granularity, clicks, item.rng)
+            values = nearest_level_granularity(item.targets, item.granularity, clicks, values, item.rng)
         granularity = torch.from_numpy(values).float().to(device) if with_g else None
         points = torch.from_numpy(clicks)[:, None].to(device)  # (P, 1, 2)
         labels = torch.ones(points.shape[:2], dtype=torch.long, device=device)
@@ -280,7 +284,7 @@ class UnSAMv2Task:
             chosen = low_res_logits[rows, best][:, None].detach()  # (P, 1, 4h, 4w)
             full = F.interpolate(chosen.float(), size=(size, size), mode="bilinear", align_corners=False)
             prediction = (full[:, 0] > 0).cpu().numpy()
-            new_points, new_labels = correction_clicks(prediction, item.targets, item.rng)
+            new_points, new_labels = correction_clicks(prediction, masks, item.rng)
             points = torch.cat([points, torch.from_numpy(new_points)[:, None].to(device)], dim=1)
             labels = torch.cat([labels, torch.from_numpy(new_labels)[:, None].to(device)], dim=1)
             mask_input = chosen.to(low_res_logits.dtype)
@@ -293,7 +297,9 @@ class UnSAMv2Task:
         return sum(self.image_loss(module, item) for item in batch) / len(batch)
 
     def masks_per_batch(self, batch: list[PreparedImage]) -> int:
-        return sum(len(item.targets) for item in batch)
+        """Trained masks (prompts) of a batch."""
+        limit = self.config.max_prompts or None
+        return sum(min(len(item.targets), limit or len(item.targets)) for item in batch)
 
     # ---------------------------------------------------------------------------------------------- export
     def export(self, module: torch.nn.Module, folder: Path) -> None:
