@@ -86,7 +86,7 @@ class BenchSettings:
     # "label" (the recipe: each mask asked at its own g) or "nearest_level" (g uniform over the range where the
     # mask is the nearest level at the click; UnSAMv2TrainConfig.granularity_sampling)
     granularity_sampling: str = "label"
-    max_prompts: int = 0  # prompts trained per image (of its <= max_masks masks; the rest give levels); 0: all
+    max_prompts: int = 0  # prompts per image (of its <= max_masks masks; the rest give levels); 0: all
 
 
 def _python() -> list[str]:

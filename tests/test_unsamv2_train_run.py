@@ -258,7 +258,9 @@ def test_random_init_model_passes_the_click_to_the_mask(tmp_path):
     assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)
 
 
-def test_max_prompts_trains_a_subset_and_nearest_level_asks_g_within_the_levels_at_the_click(tmp_path, monkeypatch):
+def test_max_prompts_trains_a_subset_and_nearest_level_asks_g_within_the_levels_at_the_click(
+    tmp_path, monkeypatch
+):
     """max_prompts 2 of 4 masks: the decoder sees 2 prompts per round; with granularity_sampling nearest_level the
     requested g differs from the labels but stays in [0.1, 1]."""
     config = _config(tmp_path, max_prompts=2, granularity_sampling="nearest_level", correction_clicks=1)
