@@ -26,11 +26,21 @@ def _small_g(row: dict) -> float:
     return (row["part IoU g=0.1"] + row["part IoU g=0.2"] + row["part IoU g=0.3"]) / 3
 
 
-# the benchmark's run (a) exactly (results/unsamv2_train.md); NoC is not checked here, so fewer NoC instances
-PROOF = dict(
-    steps=1000, max_masks=8, train_scenes=40, eval_scenes=20, tune_scenes=8, correction_clicks=1,
-    loss_resolution="low_res", noc_instances=5, max_clicks=3, throughput_steps=2, small_steps=0,
+# the benchmark's run (a) exactly (results/unsamv2_train.md, configs/tiny_synth.json); NoC is not checked here, so
+# fewer NoC instances
+TRAINING = dict(
+    steps=1000, max_masks=30, max_prompts=8, train_scenes=40, correction_clicks=1, loss_resolution="low_res",
+    hidden_size=64, model_image_size=256, granularity_sampling="nearest_level",
 )  # fmt: skip
+PROOF = dict(
+    **TRAINING,
+    eval_scenes=20,
+    tune_scenes=8,
+    noc_instances=5,
+    max_clicks=3,
+    throughput_steps=2,
+    small_steps=0,
+)
 
 
 @pytest.mark.slow  # ~15 min on the shared 2-core machine (one 1,000-step training run + evaluation)
@@ -106,3 +116,20 @@ def test_wide_decoder_and_input_size_flags_reach_the_model_config(tmp_path):
         json.dumps(bench.train_config(bench.BenchSettings(), "synth", tmp_path))
     ).model
     assert default.sam2 == tiny_config().sam2
+
+
+def test_tiny_synth_config_is_the_proofs_run_a(tmp_path):
+    """configs/tiny_synth.json trains exactly what the slow proof (and the benchmark's run (a)) trains."""
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    proof = load_train_config(
+        json.dumps(bench.train_config(bench.BenchSettings(**TRAINING), "synth", tmp_path))
+    )
+    shipped = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_synth.json")
+    assert shipped.model.sam2 == proof.model.sam2
+    assert (shipped.model.granularity, shipped.model.lora) == (proof.model.granularity, proof.model.lora)
+    keys = ("data", "correction_clicks", "loss", "loss_resolution", "granularity_sampling", "max_prompts",
+            "steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "seed", "extra_trainable", "init_from",
+            "train_image_encoder", "cache_embeddings")  # fmt: skip
+    assert {k: getattr(shipped, k) for k in keys} == {k: getattr(proof, k) for k in keys}
