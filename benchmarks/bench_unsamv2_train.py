@@ -477,6 +477,8 @@ def _table(rows: dict[str, dict], columns: list[str]) -> list[str]:
 
 def _setup(s: dict) -> str:
     text = _setup_base(s)
+    if s.get("model_image_size"):
+        text = text.replace("128 px input, ", "")
     if s.get("hidden_size") or s.get("model_image_size"):
         text += (
             f"decoder width {s.get('hidden_size') or 'tiny'}, model input "
@@ -609,7 +611,9 @@ def run(settings: BenchSettings) -> dict:
     for name in names:
         report["noc"][labels[name]] = noc(runs[name]["output"], coco, work / f"noc_{name}", settings)
     report["throughput"] = {
-        "tiny (128 px)": throughput(settings, work, "tiny", settings.throughput_steps),
+        f"tiny ({settings.model_image_size or IMAGE_SIZE} px)": throughput(
+            settings, work, "tiny", settings.throughput_steps
+        ),
     }
     if settings.small_steps:
         report["throughput"]["hiera-small (1024 px, random init, batch 4)"] = throughput(
