@@ -73,6 +73,7 @@ class HierarchyConfig(Config):
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004
     boundary_texture_weight: float = 0.0
+    height_power: float = 3.0  # learned tree: heights (1 - p(same)) ** this (TreeParams)
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
@@ -93,6 +94,14 @@ class HierarchyConfig(Config):
     object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
+    tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
+
+    def validate(self) -> None:
+        from granseg.errors import InputError
+        from granseg.regions.tree import MERGE_CRITERIA
+
+        if self.tree_merge not in MERGE_CRITERIA:
+            raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -130,7 +139,7 @@ class HierarchyPredictor(BasePredictor):
         self.tree: RegionTree | None = None
 
     def _set_image(self, image: np.ndarray) -> None:
-        self.tree = build_region_tree(image, self.config.tree_params())
+        self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
