@@ -48,7 +48,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         config.motion_init = False
     if method == "flow-only":
         config.refine = "none"
-    per_sequence, first_j, seconds, cpu_seconds, frames_done = {}, {}, 0.0, 0.0, 0
+    per_sequence, first_j, per_frame_j, seconds, cpu_seconds, frames_done = {}, {}, {}, 0.0, 0.0, 0
     for name, (frame_paths, mask_paths) in davis_sequences(data_root).items():
         if sequences and name not in sequences:
             continue
@@ -64,6 +64,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         frames_done += len(preds)
         per_sequence[name] = score_sequence(gts, preds)
         first_j[name] = jaccard(gts[0], preds[0])
+        per_frame_j[name] = [round(jaccard(g, p), 3) for g, p in zip(gts, preds, strict=True)]
     summary = summarize_sequences(per_sequence)
     held = {k: v for k, v in per_sequence.items() if k not in TUNE}
     tune = {k: v for k, v in per_sequence.items() if k in TUNE}
@@ -75,6 +76,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         "tune": summarize_sequences(tune) if tune else None,
         "held_out": summarize_sequences(held) if held else None,
         "first_frame_J": first_j,
+        "per_frame_J": per_frame_j,
         "fps": frames_done / seconds,
         "cpu_fps": frames_done / cpu_seconds,
         "frames": frames_done,
