@@ -66,14 +66,13 @@ class FlowTrackerConfig(Config):
     motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
     object_granularity: float = 0.9
     agreement: float = 0.8
-    inside_precision: float = 0.85  # a predictor mask this much inside the motion mask ...
-    inside_recall: float = (
-        0.5  # ... the largest covering this much of it is kept over the motion mask (1: never)
-    )
-    inside_min_recall: float = 0.25  # smaller ones inside it (covering this much) are candidates for growing
-    grow_similarity: float = (
-        0.7  # a larger inside mask only if what it adds looks like what it has (0: largest)
-    )
+    # first mask from a predictor mask inside the motion mask (pick_by_motion): this much of it moves, the largest
+    # covers inside_recall of the motion mask (1: never), smaller ones covering inside_min_recall may grow while
+    # what they add has their colours (Bhattacharyya >= grow_similarity; 0: the largest)
+    inside_precision: float = 0.85
+    inside_recall: float = 0.55
+    inside_min_recall: float = 0.25
+    grow_similarity: float = 0.7
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
