@@ -13,6 +13,7 @@ decoding from the first click, the reference it should beat once trained).
 First click: the RITM first click on frame 0's ground truth (its deepest interior point); g = 1.0.
 fps counts decoding + tracking (not scoring), by wall clock and by the process's CPU time (``cpu_fps``:
 frames per CPU-second, what one dedicated core would give; OMP_NUM_THREADS=1); peak memory is the process's max RSS (``ru_maxrss``).
+The JSON also holds ``first_frame_J`` and ``per_frame_J`` (J of every frame, per sequence: where a track drifts).
 ``--synthetic 100-104``: synthetic moving scenes instead (per-frame IoU of a part at g = 0.2 and of an object at
 g = 1.0 over 60 frames, tracker and re-click baseline).
 """

@@ -116,8 +116,8 @@ class TrackMemory:
         return (self.appearance.probability(lab) > 0.5) & self.appearance.seen(lab)
 
     def remember(self, lab: np.ndarray, mask: np.ndarray) -> None:
-        """Learn from a visible ``mask``: centroid velocity; colours and area only while it is near the
-        remembered area (``>= 0.7`` x: not partly hidden)."""
+        """Learn from a visible ``mask``: centroid velocity; colours, area and own-colour fraction (relative
+        memory: always; else only while the mask is near the remembered area, ``>= 0.7`` x: not partly hidden)."""
         centre = centroid(mask)
         if self.centre is not None and not self.hidden:
             self.velocity = 0.7 * self.velocity + 0.3 * (centre - self.centre)

@@ -5,9 +5,10 @@ One :class:`FlowTracker` follows one object (or part) from the frame it was prom
 **Start** (:meth:`FlowTracker.start`, a click): the predictor (any ``BasePredictor``, e.g. the weight-free
 ``hierarchy``) answers the click at the ten standard granularities. At an object-level g (``>=
 object_granularity``) and when later frames are given, :func:`granseg.predict.video_motion.motion_object` finds
-the pixels that move with the click; the predictor's mask closest to that motion mask is kept when they agree
-(IoU >= ``agreement``: its outline follows image regions), else the motion mask. Below that g, or when the clicked
-point does not move against the background, the predictor's own mask at g.
+the pixels that move with the click, and :func:`pick_by_motion` chooses between it and the predictor's masks
+(the closest when they agree; else one lying inside it, grown while the colours match: what moves along with the
+object, like water with a swan, is left out; else the motion mask). Below that g, or when the clicked point does
+not move against the background, the predictor's own mask at g.
 
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
 
@@ -18,8 +19,9 @@ point does not move against the background, the predictor's own mask at g.
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
 3. Drift guard: a GrabCut mask whose area differs from the moved mask's by more than ``max_area_change`` x, or
    that is empty, is not kept (the moved mask is).
-4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`): a mask with too few
-   pixels of the object's own colours means the object is hidden: the step returns an empty mask, the last good
+4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`, whose size and colour
+   memory follow gradual change with ``occlusion_relative``): a mask with too few pixels of the object's own colours
+   means the object is hidden: the step returns an empty mask, the last good
    mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
