@@ -11,6 +11,8 @@ on the other 50 (``--skip 50``).
   same images; ``learned-peak`` (listed in ``--variants``): ``learned``'s UCM divided by each image's peak.
 * covering: the ``hierarchy`` predictor's partition at each g over each variant's tree (benchmarks/bench_hierarchy.py
   ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count.
+* auto (``--only auto``): whole-image AR of the tree readout of ``granseg auto --model hierarchy`` over each
+  variant's tree (COCO sample, BSDS val 51-75; the readout's score weights were fit on BSDS val tune-half images).
 * timing: ``build_region_tree`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled), median of 3, each
   variant in the same run (the machine is shared: compare the ratios).
 
@@ -41,6 +43,17 @@ VARIANTS = {
     "learned": {"merge": "learned", "leaves": "slic"},
     "learned-watershed": {"merge": "learned", "leaves": "watershed"},
 }
+for _power in (2, 3, 4):  # heights (1 - p) ** power: the same tree and UCM order, other persistences
+    VARIANTS[f"learned-pow{_power}"] = {"merge": "learned", "power": _power}
+
+
+def tree_for(image, name: str):
+    """The region tree of variant ``name`` (the ``hierarchy`` predictor's tree parameters otherwise)."""
+    from granseg.regions.tree import TreeParams, build_region_tree
+
+    kwargs = dict(VARIANTS[name])
+    params = TreeParams(height_power=float(kwargs.pop("power", 1.0)))
+    return build_region_tree(image, params, **kwargs)
 
 
 def bsds_ids(skip: int, images: int) -> list[str]:
@@ -65,7 +78,6 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
     from granseg.eval.edge_maps import tree_contour_map
     from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
     from granseg.predict.hierarchy import HierarchyPredictor
-    from granseg.regions.tree import build_region_tree
 
     thresholds = bsds_thresholds(99)
     peak_too = "learned-peak" in variants
@@ -81,7 +93,7 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
                 evaluate_boundary_image(sobel_nms(image), boundaries, thresholds, image_id)
             )
         for name in variants:
-            tree = build_region_tree(image, **VARIANTS[name])
+            tree = tree_for(image, name)
             if "edges" in sections:
                 ucm = tree_contour_map(tree, image.shape[:2])
                 counts[name].append(evaluate_boundary_image(ucm, boundaries, thresholds, image_id))
@@ -114,20 +126,52 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
 
 def timing(variants: list[str], repeats: int = 3) -> dict:
     from granseg.io.images import load_image
-    from granseg.regions.tree import build_region_tree
 
     image = load_image(DATA / "grabcut" / "data_GT" / "flower.jpg")
     scale = 1024 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     out = {}
     for name in variants:
-        build_region_tree(image, **VARIANTS[name])  # warm-up
+        tree_for(image, name)  # warm-up
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            build_region_tree(image, **VARIANTS[name])
+            tree_for(image, name)
             times.append(time.perf_counter() - start)
         out[name] = float(np.median(times))
+    return out
+
+
+def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
+    """Whole-image AR@10/100/1000 of ``granseg auto --model hierarchy`` (the tree readout) over each variant's
+    tree: the COCO sample and the first ``bsds_images`` of BSDS val's report half (benchmarks/bench_auto.py)."""
+    from bench_auto import COCO, bsds_ground_truth
+
+    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
+    from granseg.io.images import load_image
+    from granseg.predict.automatic import AutomaticSegmenter, preset_config
+    from granseg.predict.hierarchy import build_hierarchy
+
+    coco = load_ground_truth(COCO / "annotations" / "instances_val2017.json")
+    coco_paths = {i["file_name"]: COCO / "val2017" / i["file_name"] for i in coco["images"]}
+    ids = sorted(p.stem for p in (DATA / "bsds500" / "images" / "val").glob("*.jpg"))
+    sets = {
+        "COCO sample": (coco, coco_paths),
+        f"BSDS val {51}-{50 + bsds_images}": bsds_ground_truth(ids[50:][:bsds_images]),
+    }
+    out = {}
+    for name in variants:
+        merge, power = VARIANTS[name]["merge"], float(VARIANTS[name].get("power", 1.0))
+        predictor = build_hierarchy(device="cpu", tree_merge=merge, height_power=power).create_predictor()
+        segmenter = AutomaticSegmenter(predictor, preset_config("official", source="tree"))
+        for set_name, (gt, paths) in sets.items():
+            gt = load_ground_truth(gt)
+            predictions = {
+                i["file_name"]: segmenter.generate(load_image(paths[i["file_name"]])) for i in gt["images"]
+            }
+            metrics = evaluate_ar(gt, predictions)
+            out[(set_name, name)] = [metrics[f"AR@{k}"] for k in (10, 100, 1000)]
+            print(set_name, name, out[(set_name, name)], flush=True)
     return out
 
 
@@ -172,6 +216,14 @@ def main(argv=None) -> int:
     if "timing" in sections:
         lines += ["| variant | build_region_tree at 1024 px, median of 3 (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in timing([v for v in variants if v in VARIANTS]).items()]
+        lines.append("")
+    if "auto" in sections:
+        lines += [
+            "| whole image (`auto`, tree readout) | tree | AR@10 | AR@100 | AR@1000 |",
+            "|---|---|---|---|---|",
+        ]
+        for (set_name, name), values in auto_recall([v for v in variants if v in VARIANTS]).items():
+            lines.append(f"| {set_name} | {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
         lines.append("")
     text = "\n".join(lines)
     print(text)

@@ -10,7 +10,9 @@ Each round runs the greedy merging of every fit image with the current model and
 regions it scores (the pairs the criterion must rank, not only leaf pairs: DAgger-style); the target of a pair
 (a, b) is the chance that a random pixel of a and one of b share a human segment, averaged over the annotators.
 The model is a logistic regression (Newton's method, L2 penalty ``--l2`` on standardised features) fit on the
-pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``).
+pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``), with the
+signs of ``granseg.regions.learned.FEATURE_SIGNS`` imposed (active set): p(same) never rises with a stronger
+border or a larger colour / texture difference, so the merge order cannot invert at the strongest outlines.
 """
 
 from __future__ import annotations
@@ -87,13 +89,29 @@ def samples(prepared, model, weighting: str = "sqrt"):
     return features, np.clip(target, 0.0, 1.0), weight
 
 
-def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25):
-    """Weighted logistic regression with soft targets by Newton's method on standardised features."""
+def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25, signs=None):
+    """Weighted logistic regression with soft targets by Newton's method on standardised features.
+
+    ``signs`` ``(F,)`` in {-1, 0, +1}: a weight whose fitted sign disagrees with a non-zero entry is fixed at 0 and
+    the rest refit, until none disagrees (an active-set fit: the model stays monotone in every signed feature)."""
     from granseg.regions.learned import MergeModel
 
     mean = np.average(features, axis=0, weights=weight)
     scale = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weight)) + 1e-9
     x = np.column_stack([np.ones(len(features)), (features - mean) / scale])
+    signs = np.zeros(features.shape[1]) if signs is None else np.asarray(signs, np.float64)
+    free = np.ones(x.shape[1], bool)
+    while True:
+        beta = np.zeros(x.shape[1])
+        beta[free] = _newton(x[:, free], target, weight, l2, iterations)
+        wrong = free[1:] & (beta[1:] * signs < 0)
+        if not wrong.any():
+            return MergeModel(beta[1:], float(beta[0]), mean, scale)
+        free[1:][wrong] = False
+
+
+def _newton(x, target, weight, l2: float, iterations: int) -> np.ndarray:
+    """Coefficients (intercept first, unpenalised) of the weighted soft-target logistic regression on ``x``."""
     beta = np.zeros(x.shape[1])
     penalty = l2 * np.eye(x.shape[1])
     penalty[0, 0] = 0.0
@@ -105,7 +123,7 @@ def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25
         beta -= step
         if np.abs(step).max() < 1e-6:
             break
-    return MergeModel(beta[1:], float(beta[0]), mean, scale)
+    return beta
 
 
 def log_loss(model, features, target, weight) -> float:
@@ -121,8 +139,15 @@ def main(argv=None) -> int:
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--weighting", default="sqrt", choices=["sqrt", "length", "one"], help="pair weights")
     parser.add_argument("--leaves", default="slic", choices=["slic", "watershed"])
+    parser.add_argument(
+        "--free-signs",
+        action="store_true",
+        help="no sign constraints (the criterion may then not be monotone)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: the shipped file for --leaves")
     args = parser.parse_args(argv)
+    from granseg.regions.learned import FEATURE_SIGNS
+
     if args.out is None:
         from granseg.regions.learned import WEIGHTS_FILES
 
@@ -137,7 +162,8 @@ def main(argv=None) -> int:
         pool.extend(batch)
         features, target, weight = (np.concatenate([s[k] for s in pool]) for k in range(3))
         before = log_loss(model, *(np.concatenate([s[k] for s in batch]) for k in range(3)))
-        model = fit_logistic(features, target, weight, args.l2)
+        signs = None if args.free_signs else FEATURE_SIGNS
+        model = fit_logistic(features, target, weight, args.l2, signs=signs)
         print(
             f"round {round_index}: {len(features)} pairs, loss of the model that made them {before:.4f}, "
             f"refit loss {log_loss(model, features, target, weight):.4f}",
@@ -150,6 +176,7 @@ def main(argv=None) -> int:
         "l2": args.l2,
         "leaves": args.leaves,
         "weighting": args.weighting,
+        "signs": "free" if args.free_signs else "monotone (granseg.regions.learned.FEATURE_SIGNS)",
         "pairs": int(sum(len(s[0]) for s in pool)),
         "command": "benchmarks/fit_merge.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }

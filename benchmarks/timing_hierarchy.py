@@ -1,9 +1,19 @@
-"""Speed of the `hierarchy` predictor at 1024 px next to one cv2.grabCut `predict` in the same process.
+"""Speed of the `hierarchy` predictor at 1024 px next to cv2.grabCut `predict` in the same process.
 
-OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/timing_hierarchy.py [FIELD=VALUE ...]
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/timing_hierarchy.py [--tree handcrafted|learned]
+        [--repeats 30] [FIELD=VALUE ...]
+
+Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side). Each case runs ``--repeats`` times on fresh random
+clicks (seeded); the script prints the median wall time and the median CPU time (``time.process_time``: on a
+shared machine, the wall time also counts the waits for a core) and the ratio to one cv2.grabCut ``predict``
+(the `grabcut-baseline`, one click) measured in the same process the same way. ``--tree`` picks the region tree (the
+predictor's ``tree_merge`` where the config has it, else ``build_region_tree(merge=...)``; default: the
+predictor's own). ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
 """
 
-import sys
+import argparse
+import functools
+import os
 import time
 from pathlib import Path
 
@@ -12,42 +22,77 @@ import numpy as np
 
 from granseg.eval.baselines import build_grabcut_baseline
 from granseg.io.images import load_image
-from granseg.predict.hierarchy import build_hierarchy
+from granseg.predict import hierarchy as hierarchy_module
+from granseg.predict.hierarchy import HierarchyConfig, build_hierarchy
 
-img = load_image(Path(__file__).resolve().parents[2] / "shared/data/grabcut/data_GT/flower.jpg")
-s = 1024 / max(img.shape[:2])
-img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
 
-over = dict(kv.split("=") for kv in sys.argv[1:])
-over = {k: (v == "true") if v in ("true", "false") else float(v) for k, v in over.items()}
-p = build_hierarchy(**over).create_predictor()
-t = []
-for _ in range(3):
-    a = time.perf_counter()
-    p.set_image(img)
-    t.append(time.perf_counter() - a)
-print("set_image", np.median(t))
-h, w = img.shape[:2]
-rng = np.random.default_rng(0)
-for name, fn in [
-    ("1click g1", lambda q: p.predict(q[:1], [1], granularity=1.0)),
-    ("1click all", lambda q: p.predict(q[:1], [1], granularity="all")),
-    ("3click g1", lambda q: p.predict(q[:3], [1, 0, 1], granularity=1.0)),
-    ("3click all", lambda q: p.predict(q[:3], [1, 0, 1], granularity="all")),
-]:
-    ts = []
-    for _ in range(30):
+def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``fn(clicks)`` over ``repeats`` fresh ``(3, 2)`` random clicks."""
+    walls, cpus = [], []
+    h, w = size
+    for _ in range(repeats):
         q = rng.uniform([0, 0], [w - 1, h - 1], size=(3, 2))
-        a = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn(q)
-        ts.append(time.perf_counter() - a)
-    print(name, "ms", 1000 * np.median(ts))
-b = build_grabcut_baseline().create_predictor()
-b.set_image(img)
-ts = []
-for _ in range(5):
-    q = rng.uniform([0, 0], [w - 1, h - 1], size=(3, 2))
-    a = time.perf_counter()
-    b.predict(q[:1], [1], granularity=1.0)
-    ts.append(time.perf_counter() - a)
-print("grabcut-baseline predict ms (reference)", 1000 * np.median(ts))
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def _value(text: str):
+    """A ``FIELD=VALUE`` value: bool, number or string."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tree", choices=["handcrafted", "learned"])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("overrides", nargs="*", help="HierarchyConfig FIELD=VALUE")
+    args = parser.parse_args()
+    over = dict(kv.split("=") for kv in args.overrides)
+    over = {k: _value(v) for k, v in over.items()}
+    if args.tree and hasattr(HierarchyConfig, "tree_merge"):
+        over["tree_merge"] = args.tree
+    elif args.tree:  # a predictor without the switch: its tree builder with that criterion
+        hierarchy_module.build_region_tree = functools.partial(
+            hierarchy_module.build_region_tree, merge=args.tree
+        )
+
+    img = load_image(Path(__file__).resolve().parents[2] / "shared/data/grabcut/data_GT/flower.jpg")
+    s = 1024 / max(img.shape[:2])
+    img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+    p = build_hierarchy(**over).create_predictor()
+    tree = getattr(p.config, "tree_merge", args.tree or "handcrafted")
+    print(f"image {img.shape[1]} x {img.shape[0]}, tree {tree}, load {os.getloadavg()[0]:.1f}")
+    rng = np.random.default_rng(0)
+
+    baseline = build_grabcut_baseline().create_predictor()
+    baseline.set_image(img)
+    ref_wall, ref_cpu = timed(
+        lambda q: baseline.predict(q[:1], [1], granularity=1.0), max(3, args.repeats // 6), rng, img.shape[:2]
+    )
+
+    set_wall, set_cpu = timed(lambda q: p.set_image(img), 3, rng, img.shape[:2])
+    rows = [("set_image", set_wall, set_cpu)]
+    for name, fn in [
+        ("1 click, g = 1.0", lambda q: p.predict(q[:1], [1], granularity=1.0)),
+        ("1 click, all 10 g", lambda q: p.predict(q[:1], [1], granularity="all")),
+        ("3 clicks, g = 1.0", lambda q: p.predict(q[:3], [1, 0, 1], granularity=1.0)),
+        ("3 clicks, all 10 g", lambda q: p.predict(q[:3], [1, 0, 1], granularity="all")),
+    ]:
+        rows.append((name, *timed(fn, args.repeats, rng, img.shape[:2])))
+    rows.append(("cv2.grabCut predict (reference)", ref_wall, ref_cpu))
+    print(f"{'case':34s} {'wall ms':>9s} {'CPU ms':>9s} {'CPU / grabCut CPU':>18s}")
+    for name, wall, cpu in rows:
+        print(f"{name:34s} {1000 * wall:9.1f} {1000 * cpu:9.1f} {cpu / ref_cpu:18.4f}")
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

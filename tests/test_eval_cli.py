@@ -247,7 +247,9 @@ def test_ultrametric_contour_map_of_a_real_hierarchy_marks_the_strong_boundary()
     predictor.set_image(image)
     ucm = ultrametric_contour_map(predictor.tree, image.shape[:2])
     assert ucm.shape == (64, 96) and ucm.max() == pytest.approx(1.0)
-    assert ucm[:, 46:50].max(axis=1).mean() > 0.9  # the step edge is the top of the hierarchy
+    # the step edge is the top of the hierarchy in most rows (scale-free: the learned tree's heights are
+    # (1 - p)^3; in a few rows a SLIC leaf straddles the step, so the top boundary runs beside it)
+    assert (ucm[:, 46:50].max(axis=1) == ucm.max()).mean() >= 0.8
     assert ucm[:, 10:38].max() < ucm[:, 46:50].max()
 
 

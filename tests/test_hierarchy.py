@@ -223,3 +223,37 @@ def test_object_level_cut_never_takes_most_of_the_image():
     mask = pred.predict([list(clip.point(part, 0))], [1], granularity=1.0).masks[0]
     assert mask.mean() <= 0.7
     assert iou(mask, clip.masks[part][0]) > 0.6
+
+
+# ------------------------------------------------------------------ issue 18: one region tree for the package
+def test_predictor_uses_the_shared_learned_tree_and_keeps_the_handcrafted_one_reachable():
+    from granseg.predict.factory import load_predictor
+    from granseg.regions.tree import build_region_tree
+
+    assert HierarchyConfig().tree_merge == "learned"
+    assert build_region_tree(toy_image()).criterion == "learned"  # the package's one default tree
+    default = load_predictor("hierarchy", device="cpu")
+    default.set_image(toy_image())
+    assert default.tree.criterion == "learned"
+    old = load_predictor("hierarchy", device="cpu", tree_merge="handcrafted")
+    old.set_image(toy_image())
+    assert old.tree.criterion == "handcrafted"
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError, match="tree_merge"):
+        HierarchyConfig(tree_merge="nope")
+
+
+def test_levels_stay_distinct_on_the_coffee_photo(sample_image_path):
+    """The README's example: one click on the cup rim answers more than two masks over the ten g, and g = 0.5 is
+    not already the g = 1.0 answer (with the learned tree's old, non-monotone criterion g 0.5 ... 1.0 were one
+    mask: the cup's outline merged 'early', the top of the tree was one flat plateau)."""
+    import granseg
+
+    predictor = granseg.load_predictor("hierarchy")
+    predictor.set_image(granseg.load_image(sample_image_path))
+    out = predictor.predict(point_coords=[[330, 60]], point_labels=[1], granularity="all")
+    areas = [int(m.sum()) for m in out.masks]
+    assert len(set(areas)) >= 3, areas
+    assert areas[4] != areas[9], areas
+    assert all(a <= b for a, b in zip(areas, areas[1:]))  # nested from g 0.1 to 1.0

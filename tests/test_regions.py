@@ -83,6 +83,59 @@ def test_pseudo_engine_uses_the_regions_package():
     assert divide.snap_to_superpixels is superpixels.snap_to_superpixels
 
 
+def _naive_cosine_levels(features, edges, thetas):
+    """Reference: merge the most similar adjacent pair (recomputing every pair) while its cosine >= theta."""
+    groups = [{i} for i in range(len(features))]
+    adjacent = {tuple(sorted(e)) for e in np.asarray(edges).tolist()}
+    out = []
+    for theta in thetas:
+        while True:
+            best, pair = -np.inf, None
+            for i, gi in enumerate(groups):
+                for j in range(i + 1, len(groups)):
+                    gj = groups[j]
+                    if not any((min(a, b), max(a, b)) in adjacent for a in gi for b in gj):
+                        continue
+                    u, v = features[list(gi)].sum(0), features[list(gj)].sum(0)
+                    sim = u @ v / (np.linalg.norm(u) * np.linalg.norm(v))
+                    if sim > best:
+                        best, pair = sim, (i, j)
+            if pair is None or best < theta:
+                break
+            groups[pair[0]] |= groups.pop(pair[1])
+        out.append(sorted(tuple(sorted(g)) for g in groups))
+    return out
+
+
+def test_engine_merging_is_the_region_tree_loop_and_matches_a_naive_merge(monkeypatch):
+    """The pseudo-label engine's merge hierarchy (conquer parts, region proposals, stuff) runs on the region
+    tree's greedy loop (issue 18: one region hierarchy), and its levels equal the naive best-pair-first merging."""
+    from granseg.regions import agglomerate, merge
+
+    calls = []
+    real = agglomerate.agglomerate
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(agglomerate, "agglomerate", counted)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        h, w = rng.integers(3, 6, 2)
+        centres = rng.normal(size=(3, 6))
+        features = centres[rng.integers(0, 3, h * w)] + rng.normal(scale=0.5, size=(h * w, 6)) + 2
+        edges = merge.grid_edges(int(h), int(w))
+        thetas = (0.99, 0.95, 0.9, 0.8)
+        levels = merge.merge_graph(features, edges, None, thetas, min_size=1)
+        got = [
+            sorted(tuple(np.flatnonzero(lv.labels == v).tolist()) for v in np.unique(lv.labels))
+            for lv in levels
+        ]
+        assert got == _naive_cosine_levels(features, edges, thetas)
+    assert len(calls) == 4
+
+
 def test_predict_hierarchy_lives_in_predict_and_models_do_not_import_it():
     import granseg.predict.hierarchy as module
     from granseg.models.registry import get_entry
@@ -236,6 +289,36 @@ def test_merge_model_file_round_trip_and_feature_check():
         MergeModel.from_dict(bad)
 
 
+@pytest.mark.parametrize("leaves", ["slic", "watershed"])
+def test_shipped_merge_criteria_are_monotone_in_the_border_and_colour_evidence(leaves):
+    """p(same) never rises with a stronger border (every border feature at once, any region size) or a larger
+    colour difference: the old fit had a positive weight on the squared border mean, so above a mean of about 0.5
+    a stronger outline merged earlier and the top of the coffee photo's tree collapsed into one plateau."""
+    from granseg.regions.learned import BORDER_FEATURES, FEATURE_SIGNS, FEATURES, default_model
+
+    model = default_model(leaves)
+    signs = np.sign(model.weights)
+    assert np.all(signs * FEATURE_SIGNS >= 0)  # the fit's sign constraints hold in the shipped file
+    names = list(FEATURES)
+
+    def logit(border: float, log_min_area: float, lab: float) -> float:
+        x = model.mean.copy()
+        x[: len(BORDER_FEATURES)] = border
+        x[names.index("log_border_mean")] = np.log(border + 0.05)
+        x[names.index("border_mean*log_min_area")] = border * log_min_area
+        x[names.index("log_min_area")] = log_min_area
+        x[names.index("lab")] = lab
+        x[names.index("lab*log_min_area")] = lab * log_min_area
+        return float(model.logit(x[None])[0])
+
+    for log_min_area in (-11.0, -7.0, -3.0, -0.7):
+        for lab in (0.0, 0.3):
+            along_border = [logit(b, log_min_area, lab) for b in np.linspace(0.0, 1.5, 31)]
+            assert np.all(np.diff(along_border) <= 1e-9), (log_min_area, lab)
+        along_colour = [logit(0.3, log_min_area, c) for c in np.linspace(0.0, 1.0, 21)]
+        assert np.all(np.diff(along_colour) <= 1e-9), log_min_area
+
+
 @pytest.mark.parametrize("merge", ["learned", "handcrafted"])
 def test_both_criteria_build_valid_trees(merge):
     from granseg.eval.edge_maps import tree_contour_map
@@ -247,8 +330,9 @@ def test_both_criteria_build_valid_trees(merge):
     for node in range(n, tree.n_nodes):
         assert tree.height[node] >= tree.height[tree.children[node]].max()
     ucm = tree_contour_map(tree, (160, 200))
-    if merge == "learned":  # calibrated heights 1 - p(same): kept as they are
-        assert 0 < heights.max() <= 1 and ucm.max() == pytest.approx(heights.max(), abs=1e-4)
+    if merge == "learned":  # calibrated heights (1 - p(same)) ** power: the map is 1 - p(same)
+        top = heights.max() ** (1 / tree.height_power)
+        assert 0 < heights.max() <= 1 and ucm.max() == pytest.approx(top, abs=1e-4)
     else:
         assert ucm.max() == pytest.approx(1.0)
     # the body/background border is stronger than borders inside the background
@@ -265,4 +349,16 @@ def test_ucm_edge_map_uses_the_learned_tree():
     edges = edge_map_function("hierarchy", kind="ucm")(image)
     tree = build_region_tree(image, HierarchyConfig().tree_params(), merge="learned")
     assert np.allclose(edges, tree_contour_map(tree, image.shape[:2]))
-    assert build_region_tree(image).criterion == "handcrafted"  # the predictor's default tree
+    assert build_region_tree(image).criterion == "learned"  # one tree for the package (issue 18)
+
+
+def test_height_power_keeps_the_learned_tree_its_order_and_its_edge_map():
+    from granseg.eval.edge_maps import tree_contour_map
+
+    assert TreeParams().height_power == 3.0
+    plain = build_region_tree(toy_image(), TreeParams(height_power=1.0))
+    powered = build_region_tree(toy_image(), TreeParams(height_power=3.0))
+    assert np.array_equal(plain.parent, powered.parent) and np.array_equal(plain.leaf_map, powered.leaf_map)
+    assert np.allclose(powered.height, plain.height**3)
+    # the ucm edge map is 1 - p(same) whatever the power
+    assert np.allclose(tree_contour_map(powered, (160, 200)), tree_contour_map(plain, (160, 200)), atol=1e-4)

@@ -30,7 +30,12 @@ from granseg.train.unsamv2_losses import (
     unsamv2_loss,
     unsamv2_loss_per_mask,
 )
-from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
+from granseg.train.unsamv2_prompts import (
+    correction_clicks,
+    first_clicks,
+    masks_to_input_frame,
+    nearest_level_granularity,
+)
 
 LN2 = math.log(2)
 # one mask of 1 x 2 pixels: probabilities 0.5 and 0.75, target 1 and 0
@@ -100,6 +105,35 @@ def test_clicks_first_inside_then_on_errors_with_the_right_label():
         assert labels[1] == 1 and targets[1, y, x] and not predictions[1, y, x]
     again = first_clicks(targets, np.random.default_rng(0))
     np.testing.assert_array_equal(again, first_clicks(targets, np.random.default_rng(0)))
+
+
+def test_nearest_level_g_covers_exactly_the_range_where_the_target_is_the_nearest_level():
+    """object (g 1) > part (g 0.5) > sub-part (g 0.2) in one corner: the requested g of each prompt stays in its
+    target's Voronoi interval of the levels AT ITS CLICK, and spreads over it."""
+    targets = np.zeros((3, 20, 20), dtype=bool)
+    targets[0] = True  # object
+    targets[1, :10, :10] = True  # part
+    targets[2, :4, :4] = True  # sub-part
+    labels = np.asarray([1.0, 0.5, 0.2], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    draws = {name: [] for name in ("object", "part at sub-part", "part elsewhere", "sub-part")}
+    for _ in range(300):
+        in_sub = nearest_level_granularity(
+            targets, labels, np.asarray([[15, 15], [2, 2], [2, 2]]), labels, rng
+        )
+        elsewhere = nearest_level_granularity(targets[:2], labels[:2], np.asarray([[8, 8]]), labels[1:2], rng)
+        draws["object"].append(in_sub[0])
+        draws["part at sub-part"].append(in_sub[1])
+        draws["sub-part"].append(in_sub[2])
+        draws["part elsewhere"].append(elsewhere[0])
+    bounds = {"object": (0.1, 1.0), "part at sub-part": (0.35, 0.75), "part elsewhere": (0.1, 0.75),
+              "sub-part": (0.1, 0.35)}  # fmt: skip
+    for name, (low, high) in bounds.items():
+        values = np.asarray(draws[name])
+        assert values.min() >= low - 1e-6 and values.max() <= high + 1e-6, name
+        assert values.min() < low + 0.05 and values.max() > high - 0.05, name  # the whole interval is drawn
+    # the object alone at its click (no smaller level there) may be asked at any g
+    assert draws["object"] and np.ptp(draws["object"]) > 0.8
 
 
 def test_masks_follow_the_image_into_the_padded_input_frame():

@@ -256,3 +256,28 @@ def test_random_init_model_passes_the_click_to_the_mask(tmp_path):
     assert low_res.std() < 1e2  # no exploding signal either
     lora_b = [p for n, p in model.named_parameters() if ".lora_B." in n]
     assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)
+
+
+def test_max_prompts_trains_a_subset_and_nearest_level_asks_g_within_the_levels_at_the_click(
+    tmp_path, monkeypatch
+):
+    """max_prompts 2 of 4 masks: the decoder sees 2 prompts per round; with granularity_sampling nearest_level the
+    requested g differs from the labels but stays in [0.1, 1]."""
+    config = _config(tmp_path, max_prompts=2, granularity_sampling="nearest_level", correction_clicks=1)
+    task = UnSAMv2Task(config)
+    module = task.build_module()
+    batch = task.load_samples([0], seed=(0,))
+    assert len(batch[0].targets) == 4 and task.masks_per_batch(batch) == 2
+    seen = []
+    forward = module.forward
+
+    def spy(features, points, labels, mask_input, granularity):
+        seen.append((points.shape[0], granularity.clone()))
+        return forward(features, points, labels, mask_input, granularity)
+
+    monkeypatch.setattr(module, "forward", spy)
+    loss = task.loss(module, batch)
+    assert torch.isfinite(loss) and [count for count, _ in seen] == [2, 2]
+    asked = seen[0][1]
+    assert torch.equal(asked, seen[1][1]) and bool(((asked >= 0.1) & (asked <= 1.0)).all())
+    assert not any(np.isclose(asked.numpy(), g).any() for g in batch[0].granularity)  # drawn, not the labels

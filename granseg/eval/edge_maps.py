@@ -80,14 +80,16 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
 def tree_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
     """``H x W`` float32 ultrametric contour map of a region tree (:func:`granseg.eval.edges.ultrametric_contour_map`).
 
-    A tree of the learned criterion has heights ``1 - p(same)`` that mean the same in every image, so its map
-    keeps them (one threshold over a dataset, the ODS, then means one probability); other trees' maps are
-    divided by their image's largest height."""
+    A tree of the learned criterion has heights ``(1 - p(same)) ** height_power``; its map is ``1 - p(same)``
+    (the power undone), which means the same in every image, so one threshold over a dataset (the ODS) means
+    one probability; other trees' maps are divided by their image's largest height."""
     from granseg.eval.edges import ultrametric_contour_map
 
     ucm = ultrametric_contour_map(tree, original_size)
     if getattr(tree, "criterion", "handcrafted") == "learned":
-        ucm *= np.float32(min(1.0, float(np.max(tree.height))))
+        power = float(getattr(tree, "height_power", 1.0))  # heights (1 - p) ** power: back to 1 - p
+        ucm = np.power(ucm, np.float32(1.0 / power)) if power != 1.0 else ucm
+        ucm *= np.float32(min(1.0, float(np.max(tree.height)) ** (1.0 / power)))
     return ucm
 
 

@@ -30,6 +30,10 @@ point / box / granularity prompts.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
 
+Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
+cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), and
+the last ``ANSWER_CACHE`` answers are kept per request.
+
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
 low); several clicks score the boundary contrast of the mask's outline
@@ -45,9 +49,12 @@ import numpy as np
 from granseg.config import Config
 from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 from granseg.regions import chains as ch
+from granseg.regions.colour import LeafColours
+from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
+ANSWER_CACHE = 16  # answers kept per image (HierarchyPredictor._answers)
 
 
 @dataclass
@@ -62,6 +69,7 @@ class HierarchyConfig(Config):
     texture_weight: float = 0.3
     small_region_fraction: float = 0.004
     boundary_texture_weight: float = 0.0
+    height_power: float = 3.0  # learned tree: heights (1 - p(same)) ** this (TreeParams)
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
@@ -80,6 +88,14 @@ class HierarchyConfig(Config):
     object_prior_contrast: float = 1.0  # ... kept where its outline contrast is >= this x the chain answer's
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
+    tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
+
+    def validate(self) -> None:
+        from granseg.errors import InputError
+        from granseg.regions.tree import MERGE_CRITERIA
+
+        if self.tree_merge not in MERGE_CRITERIA:
+            raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -117,8 +133,10 @@ class HierarchyPredictor(BasePredictor):
         self.tree: RegionTree | None = None
 
     def _set_image(self, image: np.ndarray) -> None:
-        self.tree = build_region_tree(image, self.config.tree_params())
+        self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
         self._original_size = image.shape[:2]
+        self._colours = LeafColours(self.tree, self.config.gmm_components)
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
@@ -140,9 +158,6 @@ class HierarchyPredictor(BasePredictor):
         if len(points) == 0 or not (labels == 1).any():
             centre = np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]])
             points, labels = np.concatenate([points, centre]), np.concatenate([labels, [1]])
-        leaves = ch.points_to_leaves(tree, points, self._original_size)
-        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
-        chains = [self._chain(leaf, box_counts) for leaf in leaves]
         refine = cfg.refine and (len(points) > 1 or cfg.refine_single_click)
         previous = None
         if refine and mask_input is not None and len(points) > 1:
@@ -155,25 +170,92 @@ class HierarchyPredictor(BasePredictor):
             if nested
             else list(map(float, granularity))
         )
-        selections = np.zeros((len(levels), tree.n_leaves), bool)
-        scores = np.zeros(len(levels))
-        # levels that pick the same regions share one cut
-        answered: dict[tuple, tuple[np.ndarray, float]] = {}
+        small, scores = self._answers(points, labels, box, levels, previous, refine, nested)
+        rows = [levels.index(float(g)) for g in granularity]
+        small, scores = small[rows], scores[rows]
+        upsampled: dict[bytes, int] = {}  # nested answers repeat: each distinct mask is upsampled once
+        masks = np.empty((len(small), *self._original_size), bool)
+        for k, m in enumerate(small):
+            first = upsampled.setdefault(m.tobytes(), k)
+            masks[k] = masks[first] if first < k else self._to_mask(m, box)
+        logits = np.where(small, np.float32(LOGIT), np.float32(-LOGIT))
+        return Prediction(
+            masks=masks,
+            scores=scores,
+            granularity=np.asarray(granularity, dtype=np.float64),
+            low_res_logits=logits,
+        )
+
+    def _answers(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, h, w)`` bool internal masks and ``(K,)`` scores at the K ``levels``. Kept for the last
+        ``ANSWER_CACHE`` requests of this image (same clicks, box, previous answer, levels and config), so asking
+        again (another g of the same levels, a repeated request) costs nothing."""
+        key = (
+            points.tobytes(),
+            labels.tobytes(),
+            None if box is None else np.asarray(box, np.float64).tobytes(),
+            None if previous is None else b"".join(p.tobytes() for p in previous),
+            tuple(levels),
+            repr(self.config),  # a config changed between calls is a different request
+        )
+        if key not in self._cache:
+            selections, scores = self._selections(points, labels, box, levels, previous, refine, nested)
+            small = self._outlines(selections, points, labels)
+            if nested:
+                _running_union(small)
+            self._cache[key] = (small, scores)
+            while len(self._cache) > ANSWER_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+        small, scores = self._cache[key]
+        return small.copy(), scores.copy()
+
+    def _selections(
+        self, points, labels, box, levels, previous, refine, nested
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, n_leaves)`` bool leaf selections and ``(K,)`` scores at the K ``levels`` (module docstring)."""
+        tree, cfg = self.tree, self.config
+        leaves = ch.points_to_leaves(tree, points, self._original_size)
+        box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
+        chains = [self._chain(leaf, box_counts) for leaf in leaves]
+        # levels that pick the same regions share one cut; all cuts of this call run side by side
+        keys, jobs, answered, iterations = [], [], {}, cfg.refine_iterations
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             key = (
                 tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_ in chains),
                 None if prior is None else prior.tobytes(),
             )
-            if key not in answered:
-                if cfg.object_mode and g >= 1.0 - 1e-9 and len(points) > 1 and refine:
-                    first = points[np.flatnonzero(labels == 1)[0]]
-                    answered[key] = (self._object_prior_cut(first, leaves, labels), 0.0)
-                else:
-                    answered[key] = self._answer(leaves, labels, chains, g, prior, refine)
-            selections[k], scores[k] = answered[key]
-        if nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0:
-            union = selections[-1] | self._object_prior_cut(points[0], leaves, labels)
+            keys.append(key)
+            if key in answered:
+                continue
+            if cfg.object_mode and g >= 1.0 - 1e-9 and len(points) > 1 and refine:
+                first = points[np.flatnonzero(labels == 1)[0]]
+                answered[key] = (len(jobs), 0.0)
+                jobs.append(self._object_prior_job(first, leaves, labels))
+                continue
+            reference, prior_weight, score = self._reference(leaves, labels, chains, g, prior)
+            if not refine:  # the hierarchy's selection itself
+                answered[key] = (
+                    reference,
+                    ch.selection_contrast(tree, reference) if score is None else score,
+                )
+                continue
+            answered[key] = (len(jobs), score)
+            jobs.append(CutJob(reference, leaves[labels == 1], leaves[labels == 0], prior_weight, iterations))
+        object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
+        if object_prior:
+            jobs.append(self._object_prior_job(points[0], leaves, labels))
+        cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
+        selections = np.zeros((len(levels), tree.n_leaves), bool)
+        scores = np.zeros(len(levels))
+        for k, key in enumerate(keys):
+            answer, score = answered[key]  # a job's index or a selection; a score or None (the contrast)
+            selections[k] = cuts[answer] if isinstance(answer, int) else answer
+            scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
+        if object_prior:
+            union = selections[-1] | cuts[-1]
             # the larger answer only where its outline is the stronger boundary (not a cut through background)
             # and never above max_object_fraction of the image (the chain top's own cap)
             small_enough = tree.leaf_area[union].sum() <= cfg.max_object_fraction * tree.leaf_map.size
@@ -184,25 +266,14 @@ class HierarchyPredictor(BasePredictor):
             ):
                 selections[-1] = union
         if nested:
-            selections = np.logical_or.accumulate(selections, axis=0)
-        small = self._outlines(selections, points, labels)
-        if nested:
-            small = np.logical_or.accumulate(small, axis=0)
-            rows = [levels.index(float(g)) for g in granularity]
-            small, scores = small[rows], scores[rows]
-        masks = np.stack([self._to_mask(m, box) for m in small])
-        logits = np.where(small, LOGIT, -LOGIT).astype(np.float32)
-        return Prediction(
-            masks=masks,
-            scores=scores,
-            granularity=np.asarray(granularity, dtype=np.float64),
-            low_res_logits=logits,
-        )
+            _running_union(selections)
+        return selections, scores
 
-    def _answer(self, leaves, labels, chains, g: float, previous, refine: bool) -> tuple[np.ndarray, float]:
-        """Leaf selection and score at one g (see the module docstring)."""
-        from granseg.regions.graphcut import grabcut_leaves
-
+    def _reference(
+        self, leaves, labels, chains, g: float, previous
+    ) -> tuple[np.ndarray, float, float | None]:
+        """The selection the cut at g starts from (see the module docstring), its prior weight, and the answer's
+        score for a single click (the persistence of the region picked; None: score the outline contrast)."""
         tree, cfg = self.tree, self.config
         positives, negatives = leaves[labels == 1], leaves[labels == 0]
         picked = [
@@ -235,72 +306,47 @@ class HierarchyPredictor(BasePredictor):
             prior_weight = cfg.refine_memory
         reference[positives] = True
         reference[negatives] = False
-        one_click = len(leaves) == 1
-        if not refine:
-            return reference, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
-                tree, reference
-            )
-        selected = grabcut_leaves(
-            tree,
-            reference,
-            positives,
-            negatives,
-            cfg.refine_smoothness,
-            prior_weight,
-            cfg.refine_iterations,
-            components=cfg.gmm_components,
-        )
-        return selected, ch.node_score(tree, picked[0]) if one_click else ch.selection_contrast(
-            tree, selected
-        )
+        return reference, prior_weight, ch.node_score(tree, picked[0]) if len(leaves) == 1 else None
 
-    def _object_prior_cut(self, point: np.ndarray, leaves: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """``(n_leaves,)`` bool: GrabCut over the leaves from the leaves mostly inside a disk of radius
-        ``object_prior_radius`` x the long side around the ``(2,)`` (x, y) click (original pixels), as
-        cv2.grabCut is seeded from one click; the whole object's colour model when the chain top is only a part."""
-        from granseg.regions.graphcut import grabcut_leaves
-
-        tree, cfg = self.tree, self.config
-        reference = ch.disk_selection(tree, point, self._original_size, cfg.object_prior_radius)
-        return grabcut_leaves(
-            tree,
-            reference,
-            leaves[labels == 1],
-            leaves[labels == 0],
-            cfg.refine_smoothness,
-            cfg.refine_prior,
-            cfg.object_prior_iterations,
-            components=cfg.gmm_components,
+    def _object_prior_job(self, point: np.ndarray, leaves: np.ndarray, labels: np.ndarray) -> CutJob:
+        """GrabCut over the leaves from the leaves mostly inside a disk of radius ``object_prior_radius`` x the
+        long side around the ``(2,)`` (x, y) click (original pixels), as cv2.grabCut is seeded from one click;
+        the whole object's colour model when the chain top is only a part."""
+        cfg = self.config
+        reference = ch.disk_selection(self.tree, point, self._original_size, cfg.object_prior_radius)
+        return CutJob(
+            reference, leaves[labels == 1], leaves[labels == 0], cfg.refine_prior, cfg.object_prior_iterations
         )
 
     def _outlines(self, selections: np.ndarray, points, labels) -> np.ndarray:
         """``(K, h, w)`` bool internal masks of ``(K, n_leaves)`` selections, with pixel-accurate outlines
-        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0."""
-        from granseg.regions.colour import bin_log_likelihood_ratio
+        (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0; each distinct selection is
+        drawn and refined once."""
         from granseg.regions.pixelcut import refine_outline
 
         tree, cfg = self.tree, self.config
-        small = selections[:, tree.leaf_map]
-        if self._pixels is None:
-            return small
+        distinct: dict[bytes, list[int]] = {}
+        for k, selection in enumerate(selections):
+            distinct.setdefault(selection.tobytes(), []).append(k)
+        out = np.empty((len(selections), *tree.leaf_map.shape), bool)
+        refine = []
+        for rows in distinct.values():
+            out[rows] = selections[rows[0]][tree.leaf_map]
+            if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all():
+                refine.append(rows)
+        if not refine:
+            return out
         height, width = tree.leaf_map.shape
         fixed = np.zeros((height, width), np.int8)
         cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
-        rows = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
-        for x, y, label in zip(cols, rows, labels):
+        ys = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
-        done: dict[bytes, np.ndarray] = {}
-        out = np.empty_like(small)
-        for k, selection in enumerate(selections):
-            key = selection.tobytes()
-            if key not in done and (selection.all() or not selection.any()):
-                done[key] = small[k]
-            if key not in done:
-                ratio = bin_log_likelihood_ratio(tree, selection, cfg.gmm_components)
-                done[key] = refine_outline(
-                    self._pixels, small[k], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
-                )
-            out[k] = done[key]
+        ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])
+        for rows, ratio in zip(refine, ratios):
+            out[rows] = refine_outline(
+                self._pixels, out[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+            )
         return out
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
@@ -312,6 +358,13 @@ class HierarchyPredictor(BasePredictor):
             clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
             mask = clipped
         return mask
+
+
+def _running_union(stack: np.ndarray) -> None:
+    """In place: ``stack[k] |= stack[k - 1]`` from the first row on (``np.logical_or.accumulate`` over axis 0,
+    several times faster on bool image stacks)."""
+    for k in range(1, len(stack)):
+        np.logical_or(stack[k], stack[k - 1], out=stack[k])
 
 
 def _upsample(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:

@@ -12,9 +12,9 @@ Optionally (``superpixel_labels``) the merging starts from the image's superpixe
 of from single patches (:func:`superpixel_graph` builds that region graph, :func:`merge_graph` merges any
 region graph), so every cluster follows image edges.
 
-Merging loops once per merge step over a sparse adjacency (a lazy max-heap of edge similarities, neighbour
-sets per cluster, small-to-large relabelling); initial similarities, mask decoding, containment and IoU are
-vectorised.
+The merging is the region hierarchy's (:mod:`granseg.regions.merge` on the greedy loop of
+:mod:`granseg.regions.agglomerate`, the one :func:`granseg.regions.tree.build_region_tree` runs): one merge tree
+per instance, each theta a cut of it at ``1 - theta``. Mask decoding, containment and IoU are vectorised.
 """
 
 from __future__ import annotations

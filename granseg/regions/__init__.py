@@ -6,8 +6,9 @@
   orientations).
 * :mod:`~granseg.regions.learned`: the merge criterion learned on human segmentations and its merge loop.
 * :mod:`~granseg.regions.tree`: the merge tree (ultrametric contour map) over superpixels from those cues.
-* :mod:`~granseg.regions.merge`: greedy feature-cosine merging of a region graph (the engine's conquer stage,
-  region proposals and stuff pass, from superpixels).
+* :mod:`~granseg.regions.agglomerate`: the greedy pairwise merge loop every tree here is built by.
+* :mod:`~granseg.regions.merge`: feature-cosine merging of a region graph on that loop, levels = cuts of its
+  tree (the engine's conquer stage, region proposals and stuff pass, from superpixels).
 * :mod:`~granseg.regions.chains`: chains of regions under a click, their granularity, scores, masks.
 * :mod:`~granseg.regions.colour` and :mod:`~granseg.regions.graphcut`: GrabCut over superpixels for clicks.
 * :mod:`~granseg.regions.granularity`: the UnSAMv2 sqrt-area granularity formula.

@@ -11,15 +11,21 @@ Energy over leaves l with label x_l in {object, background}:
 
 ``iterations`` > 1 re-fits the colour models to the cut and cuts again (GrabCut's loop). Solved exactly with
 ``scipy.sparse.csgraph.maximum_flow`` (integer capacities) on at most a few thousand nodes.
+
+:func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
+fit and one max flow over the disjoint union of their graphs per round, the same answers as one
+:func:`grabcut_leaves` per cut.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
-from granseg.regions.colour import leaf_log_likelihood_ratio
+from granseg.regions.colour import LeafColours
 from granseg.regions.tree import RegionTree
 
 CAPACITY_SCALE = 1000.0
@@ -29,17 +35,16 @@ HARD = 10**8
 def min_cut(tree: RegionTree, cost_object, cost_background, pair, positives, negatives) -> np.ndarray:
     """``(n_leaves,)`` bool object side of the minimum cut; ``cost_*`` ``(n_leaves,)`` unaries, ``pair`` ``(E,)``
     pairwise weights of ``tree``'s leaf edges, ``positives`` / ``negatives`` leaf ranks with hard labels."""
-    src_cap = np.asarray(cost_background, dtype=np.float64).copy()  # paid when the leaf is background
-    snk_cap = np.asarray(cost_object, dtype=np.float64).copy()
-    src_cap[positives], snk_cap[positives] = HARD, 0
-    snk_cap[negatives], src_cap[negatives] = HARD, 0
+    src_cap, snk_cap = _terminal_caps(cost_object, cost_background, positives, negatives)
     return st_min_cut(tree.edge_a, tree.edge_b, pair, src_cap, snk_cap)
 
 
 def st_min_cut(edge_a, edge_b, pair, src_cap, snk_cap) -> np.ndarray:
     """Source side ``(n,)`` bool of the minimum s-t cut of a graph over ``n = len(src_cap)`` nodes: undirected
     edges ``(edge_a[e], edge_b[e])`` of weight ``pair[e]``, ``src_cap`` / ``snk_cap`` ``(n,)`` terminal weights
-    (the cost of putting a node on the sink / source side). Float weights are scaled to integers."""
+    (the cost of putting a node on the sink / source side). Float weights are scaled to integers. Of several
+    minimum cuts, the one with the smallest source side (the nodes reachable from the source in the residual
+    graph of ``scipy.sparse.csgraph.maximum_flow``)."""
     n = len(src_cap)
     source, sink = n, n + 1
     src_cap = np.asarray(src_cap, dtype=np.float64)
@@ -79,22 +84,84 @@ def grabcut_leaves(
     iterations: int = 1,
     colour_weight: float = 1.0,
     components: int = 5,
+    colours: LeafColours | None = None,
 ) -> np.ndarray:
     """Graph-cut selection ``(n_leaves,)`` bool near the ``reference`` selection given click leaves."""
-    selected = reference.copy()
-    selected[positives] = True
-    selected[negatives] = False
-    if selected.all() or not selected.any():
-        return selected
+    job = CutJob(reference, positives, negatives, prior_weight, iterations)
+    return grabcut_many(tree, [job], smoothness, colour_weight, colours or LeafColours(tree, components))[0]
+
+
+@dataclass
+class CutJob:
+    """One GrabCut over the leaves: ``reference`` ``(n_leaves,)`` bool, click leaf ranks, prior weight towards
+    the reference and the number of GrabCut rounds (see :func:`grabcut_leaves`)."""
+
+    reference: np.ndarray
+    positives: np.ndarray
+    negatives: np.ndarray
+    prior_weight: float
+    iterations: int
+
+
+def grabcut_many(
+    tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float, colours: LeafColours
+) -> list[np.ndarray]:
+    """:func:`grabcut_leaves` of every job, run side by side: each round fits the colour models of all running
+    jobs in one batch (``colours`` caches them per selection) and solves their cuts as one graph (the disjoint
+    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs). Same answers as one
+    :func:`grabcut_leaves` per job."""
+    out: list[np.ndarray | None] = [None] * len(jobs)
+    model_of: dict[int, np.ndarray] = {}
+    for j, job in enumerate(jobs):
+        selected = job.reference.copy()
+        selected[job.positives] = True
+        selected[job.negatives] = False
+        if selected.all() or not selected.any():
+            out[j] = selected
+        else:
+            model_of[j] = selected
+    if not model_of:
+        return out
     weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
     pair = pairwise_weights(tree, smoothness)
-    model_of = selected
-    for _ in range(max(1, iterations)):
-        ratio = np.clip(leaf_log_likelihood_ratio(tree, model_of, components), -10, 10) * colour_weight
-        cost_object = (np.maximum(-ratio, 0) + prior_weight * ~reference) * weight
-        cost_background = (np.maximum(ratio, 0) + prior_weight * reference) * weight
-        cut = min_cut(tree, cost_object, cost_background, pair, positives, negatives)
-        if not cut.any() or cut.all() or np.array_equal(cut, model_of):
-            return cut
-        model_of = cut
-    return cut
+    for round_ in range(max(max(1, job.iterations) for job in jobs)):
+        running = [j for j in model_of if round_ < max(1, jobs[j].iterations)]
+        if not running:
+            break
+        _, leaf_ratio = colours.ratios(np.stack([model_of[j] for j in running]))
+        costs = []
+        for j, ratio in zip(running, leaf_ratio):
+            job = jobs[j]
+            ratio = np.clip(ratio, -10, 10) * colour_weight
+            cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
+            cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
+            costs.append(_terminal_caps(cost_object, cost_background, job.positives, job.negatives))
+        cuts = _union_min_cut(tree, pair, costs)
+        for j, cut in zip(running, cuts):
+            out[j] = cut
+            if not cut.any() or cut.all() or np.array_equal(cut, model_of[j]):
+                del model_of[j]
+            else:
+                model_of[j] = cut
+    return out
+
+
+def _terminal_caps(cost_object, cost_background, positives, negatives) -> tuple[np.ndarray, np.ndarray]:
+    """Source / sink capacities of :func:`min_cut`."""
+    src_cap = np.asarray(cost_background, dtype=np.float64).copy()  # paid when the leaf is background
+    snk_cap = np.asarray(cost_object, dtype=np.float64).copy()
+    src_cap[positives], snk_cap[positives] = HARD, 0
+    snk_cap[negatives], src_cap[negatives] = HARD, 0
+    return src_cap, snk_cap
+
+
+def _union_min_cut(tree: RegionTree, pair: np.ndarray, caps: list[tuple[np.ndarray, np.ndarray]]) -> list:
+    """Object sides of the minimum cuts of ``len(caps)`` copies of the leaf graph, solved as one graph."""
+    n = tree.n_leaves
+    offsets = np.arange(len(caps))[:, None] * n
+    edge_a = (tree.edge_a[None] + offsets).ravel()
+    edge_b = (tree.edge_b[None] + offsets).ravel()
+    src = np.concatenate([c[0] for c in caps])
+    snk = np.concatenate([c[1] for c in caps])
+    side = st_min_cut(edge_a, edge_b, np.tile(pair, len(caps)), src, snk)
+    return list(side.reshape(len(caps), n))

@@ -11,8 +11,15 @@ For two adjacent regions ``a`` and ``b`` (leaves or merged nodes) the features a
 * ``lab``: the distance of their mean CIELAB colours / 100;
 * ``log_min_area``, ``log_max_area``: log of the smaller / larger area as a fraction of the image;
 * ``border_share``: shared border length / the smaller region's perimeter (to other regions);
-* three interactions: the square of the mean of the ``border`` features, and that mean and ``lab`` times
-  ``log_min_area`` (a weak boundary between two large regions means more than one around a speck);
+* ``log_border_mean``: log of the mean of the ``border`` features (+ 0.05): p(same) falls steeply as a faint
+  border appears and little more once it is strong. It replaced the square of that mean, whose positive fitted
+  weight made a *stronger* border raise p(same) above a mean of about 0.45-0.55 (beyond most training pairs):
+  the strongest outlines of an image (e.g. the coffee cup's) then merged last-but-early, the running-max heights
+  flattened into one plateau at the top of the tree and every large region lost its persistence;
+* three interactions: that mean, ``lab`` and ``border_share`` times ``log_min_area`` (a weak boundary between
+  two large regions means more than one around a speck; a speck enclosed by a region belongs to it, an object
+  enclosed by the background does not: without this term the last merge of a photograph, an object into the
+  background that encloses it, scored *more* likely than the merges inside the object);
 * a bias.
 
 The model gives ``p(same | a, b)``: the probability that the two regions lie in the same segment of a human
@@ -41,6 +48,7 @@ WEIGHTS_FILES = {  # one fit per kind of leaves
     "watershed": Path(__file__).with_name("merge_weights_watershed.json"),
 }
 BORDER_FEATURES = tuple(f"border:{c}@{s:g}" for c in CHANNELS for s in SCALES)
+BORDER_LOG_OFFSET = 0.05  # log(mean border + this): steep for faint borders, flat for strong ones
 FEATURES = (
     *BORDER_FEATURES,
     *(f"chi2:{c}" for c in CHANNELS),
@@ -48,9 +56,29 @@ FEATURES = (
     "log_min_area",
     "log_max_area",
     "border_share",
-    "border_mean^2",
+    "log_border_mean",
     "border_mean*log_min_area",
     "lab*log_min_area",
+    "border_share*log_min_area",
+)
+
+# Required sign of each weight (benchmarks/fit_merge.py imposes them; 0: free). Every feature that measures a
+# difference between the two regions (a border gradient, a histogram or colour distance) may only lower p(same),
+# for regions of any size (the interactions with log_min_area <= 0 need a positive weight for that), so merging
+# is monotone in the evidence: a stronger outline never merges earlier.
+FEATURE_SIGNS = np.array(
+    [
+        *(-1 for _ in BORDER_FEATURES),
+        *(-1 for _ in CHANNELS),  # chi2
+        -1,  # lab
+        0,  # log_min_area
+        0,  # log_max_area
+        0,  # border_share
+        -1,  # log_border_mean
+        +1,  # border_mean * log_min_area
+        +1,  # lab * log_min_area
+        0,  # border_share * log_min_area
+    ]
 )
 
 
@@ -125,6 +153,7 @@ class NodeStats:
         small_perimeter = np.where(area_a <= area_b, self.perimeter[a], self.perimeter[b])
         border = borders[:, 1:] / length[:, None]
         border_mean = border.mean(1)
+        share = np.minimum(borders[:, 0] / np.maximum(small_perimeter, 1.0), 1.0)
         log_min_area = np.log(small / self.image_area)
         return np.column_stack(
             [
@@ -133,10 +162,11 @@ class NodeStats:
                 lab,
                 log_min_area,
                 np.log(large / self.image_area),
-                np.minimum(borders[:, 0] / np.maximum(small_perimeter, 1.0), 1.0),
-                border_mean**2,
+                share,
+                np.log(border_mean + BORDER_LOG_OFFSET),
                 border_mean * log_min_area,
                 lab * log_min_area,
+                share * log_min_area,
             ]
         )
 

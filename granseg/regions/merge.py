@@ -6,14 +6,14 @@ that similarity is >= theta, for theta in ``thetas`` (high to low) cumulatively;
 taken at the end of each level. Used by the conquer stage (parts of one instance), the region proposals and the
 stuff pass of :mod:`granseg.pseudo`.
 
-Merging loops once per merge step over a sparse adjacency (a lazy max-heap of edge similarities, neighbour
-sets per cluster, small-to-large relabelling); initial similarities are vectorised.
+The merging is the region tree's greedy loop (:mod:`granseg.regions.agglomerate`, the one
+:func:`granseg.regions.tree.build_region_tree` runs) with ``1 - cosine`` as the distance; the levels are cuts of
+the resulting merge tree.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,69 +64,76 @@ def merge_graph(
     """:func:`merge_hierarchy` on any region adjacency graph: ``features`` (n, C) summed features of n initial
     regions (patches, or superpixels with the sum of their pixels' features), ``edges`` (E, 2) adjacent region
     pairs, ``sizes`` (n,) their sizes (1 each when None; a cluster is emitted when its size >= ``min_size``).
-    Returned levels hold (n,) labels."""
+    Returned levels hold (n,) labels: a cluster's label is the id of one of its regions (the one of its larger
+    half at every merge).
+
+    The merge tree is built by the region tree's greedy loop (:func:`granseg.regions.agglomerate.agglomerate`,
+    distance ``1 - cosine``); level theta is its cut at height ``1 - theta``. Greedy merging pops the globally
+    most similar pair, so a pair scored after a merge below theta involves a node made by it, whose height
+    (the running maximum) is already above the cut: the cut holds exactly the merges the loop "while the best
+    similarity >= theta" makes."""
+    from granseg.regions.agglomerate import agglomerate
+
     n, c = features.shape
-    sums = np.asarray(features, dtype=np.float64).copy()
-    norms = np.maximum(np.linalg.norm(sums, axis=1), 1e-12)
-    counts = np.ones(n, dtype=np.float64) if sizes is None else np.asarray(sizes, dtype=np.float64).copy()
-    labels = np.arange(n, dtype=np.int64)
-    members: list[list[int] | None] = [[i] for i in range(n)]
-    neighbours: list[set[int]] = [set() for _ in range(n)]
-    version = [0] * n
+    if n == 0:
+        return [MergeLevel(float(t), np.zeros(0, np.int64), []) for t in sorted(thetas, reverse=True)]
+    total = 2 * n - 1
+    sums = np.zeros((total, c))
+    sums[:n] = features
+    norms = np.zeros(total)
+    norms[:n] = np.maximum(np.linalg.norm(sums[:n], axis=1), 1e-12)
+    counts = np.zeros(total)
+    counts[:n] = 1.0 if sizes is None else np.asarray(sizes, dtype=np.float64)
+    rep = np.arange(total)  # representative region of each node (of its larger half)
+    members = np.ones(total)
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    normed = sums / norms[:, None]
-    similarity = np.einsum("ec,ec->e", normed[edges[:, 0]], normed[edges[:, 1]])
+    edges = np.unique(np.sort(edges[edges[:, 0] != edges[:, 1]], axis=1), axis=0)
+    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(total)]
+    none = np.zeros(1)
     for a, b in edges.tolist():
-        neighbours[a].add(b)
-        neighbours[b].add(a)
-    heap = [(-s, min(a, b), max(a, b), 0, 0) for s, (a, b) in zip(similarity.tolist(), edges.tolist())]
-    heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    last_emitted: dict[int, int] = {}  # cluster id -> version when emitted
-    levels = []
+        neighbours[a][b] = neighbours[b][a] = none
+    normed = sums[:n] / norms[:n, None]
+    similarity = np.einsum("ec,ec->e", normed[edges[:, 0]], normed[edges[:, 1]])
+    heap = [(1.0 - s, a, b) for s, (a, b) in zip(similarity.tolist(), edges.tolist())]
+
+    def on_merge(a: int, b: int, node: int) -> None:
+        sums[node] = sums[a] + sums[b]
+        norms[node] = max(float(np.sqrt(sums[node] @ sums[node])), 1e-12)
+        counts[node] = counts[a] + counts[b]
+        members[node] = members[a] + members[b]
+        larger = a if (members[a], -rep[a]) >= (members[b], -rep[b]) else b
+        rep[node] = rep[larger]
+
+    def score_new(node: int, others: list[int], _borders) -> list:
+        sims = (sums[others] @ sums[node]) / (norms[others] * norms[node])
+        return [(1.0 - s, node, o) for s, o in zip(sims.tolist(), others)]
+
+    parent, _, height, made = agglomerate(n, neighbours, heap, on_merge, score_new)
+    return _cut_levels(parent, height, n, made, thetas, counts, min_size, rep)
+
+
+def _cut_levels(parent, height, n: int, made: int, thetas, counts, min_size: float, rep) -> list[MergeLevel]:
+    """The :class:`MergeLevel` of each theta (high to low): the tree's cut at height ``1 - theta``; a cluster is
+    emitted the first time it is in a cut with size >= ``min_size`` and a neighbour (a parent in the tree)."""
+    levels, emitted_before = [], set()
     for theta in sorted(thetas, reverse=True):
-        while heap and -heap[0][0] >= theta:
-            _, a, b, va, vb = pop(heap)
-            if version[a] != va or version[b] != vb or members[a] is None or members[b] is None:
-                continue  # stale entry
-            if len(members[a]) < len(members[b]):
-                a, b = b, a  # keep the larger id list, relabel the smaller
-            labels[members[b]] = a
-            members[a].extend(members[b])
-            members[b] = None
-            sums[a] += sums[b]
-            norms[a] = max(float(np.sqrt(sums[a] @ sums[a])), 1e-12)
-            counts[a] += counts[b]
-            version[a] += 1
-            version[b] += 1
-            nb_a = neighbours[a]
-            for other in neighbours[b]:
-                nb_o = neighbours[other]
-                nb_o.discard(b)
-                if other != a:
-                    nb_o.add(a)
-                    nb_a.add(other)
-            nb_a.discard(b)
-            neighbours[b] = set()
-            if nb_a:
-                others = list(nb_a)
-                sims = (sums[others] @ sums[a]) / (norms[others] * norms[a])
-                va = version[a]
-                for other, sim in zip(others, sims.tolist()):
-                    if a < other:
-                        push(heap, (-sim, a, other, va, version[other]))
-                    else:
-                        push(heap, (-sim, other, a, version[other], va))
+        inside = np.zeros(made, bool)
+        inside[:n] = True
+        inside[n:] = height[n:made] <= 1.0 - theta
+        top = np.arange(made)
+        for node in range(made - 1, -1, -1):  # parents have larger ids: assigned before their children
+            up = parent[node]
+            if up >= 0 and inside[up]:
+                top[node] = top[up]
+        clusters = np.unique(top[:n])
         emitted = []
-        for cluster in np.unique(labels).tolist():
-            if (
-                counts[cluster] >= min_size
-                and neighbours[cluster]
-                and last_emitted.get(cluster) != version[cluster]
-            ):
-                emitted.append(cluster)
-                last_emitted[cluster] = int(version[cluster])
-        levels.append(MergeLevel(float(theta), labels.copy(), emitted))
+        for node in clusters.tolist():
+            if counts[node] >= min_size and parent[node] >= 0 and node not in emitted_before:
+                emitted.append(node)
+                emitted_before.add(node)
+        labels = rep[top[:n]].astype(np.int64)
+        emitted = sorted(int(rep[node]) for node in emitted)
+        levels.append(MergeLevel(float(theta), labels, emitted))
     return levels
 
 

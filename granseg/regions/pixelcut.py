@@ -50,26 +50,44 @@ def refine_outline(
 ) -> np.ndarray:
     """``h x w`` bool refined ``mask`` (``h x w`` bool at the internal resolution). ``bin_ratio`` ``(B,)``
     colour log-likelihood ratio per used bin; ``fixed`` ``h x w`` int8: 1 / -1 where pixels must stay object /
-    background (clicks), 0 elsewhere."""
+    background (clicks), 0 elsewhere. The graph is built on the band's bounding box (plus one pixel: every
+    neighbour of a band pixel), so its cost follows the outline's length, not the image size."""
     m8 = mask.astype(np.uint8)
     if band <= 0 or m8.all() or not m8.any():
         return mask
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))
     in_band = (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0) & (fixed == 0)
-    index = np.full(mask.shape, -1, np.int64)
     count = int(in_band.sum())
     if count == 0:
         return mask
-    index[in_band] = np.arange(count)
-    ratio = np.clip(bin_ratio[image.bins[in_band]], -10, 10)
-    src = np.maximum(ratio, 0)  # paid when the pixel is background
-    snk = np.maximum(-ratio, 0)
     inside = mask | (fixed > 0)
     inside &= fixed >= 0
+    rows, cols = np.flatnonzero(in_band.any(1)), np.flatnonzero(in_band.any(0))
+    crop = (
+        slice(max(rows[0] - 1, 0), rows[-1] + 2),
+        slice(max(cols[0] - 1, 0), cols[-1] + 2),
+    )
+    labels = _band_cut(image, crop, in_band[crop], inside[crop], bin_ratio, smoothness)
+    out = inside.copy()
+    out[crop][in_band[crop]] = labels
+    return out
+
+
+def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -> np.ndarray:
+    """Object labels of the ``in_band`` pixels of the ``crop`` (row, column slices) window, the others fixed to
+    ``inside`` (see :func:`refine_outline`)."""
+    count = int(in_band.sum())
+    index = np.full(in_band.shape, -1, np.int64)
+    index[in_band] = np.arange(count)
+    ratio = np.clip(bin_ratio[image.bins[crop][in_band]], -10, 10)
+    src = np.maximum(ratio, 0)  # paid when the pixel is background
+    snk = np.maximum(-ratio, 0)
+    right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
+    down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
     pairs_a, pairs_b, weights = [], [], []
     for ia, ib, w, ma, mb in (
-        (index[:, :-1], index[:, 1:], image.right, inside[:, :-1], inside[:, 1:]),
-        (index[:-1], index[1:], image.down, inside[:-1], inside[1:]),
+        (index[:, :-1], index[:, 1:], right, inside[:, :-1], inside[:, 1:]),
+        (index[:-1], index[1:], down, inside[:-1], inside[1:]),
     ):
         w = smoothness * w
         both = (ia >= 0) & (ib >= 0)
@@ -78,10 +96,8 @@ def refine_outline(
         weights.append(w[both])
         for node, other, other_inside in ((ia, ib, mb), (ib, ia, ma)):  # band pixel next to a fixed one
             edge = (node >= 0) & (other < 0)
-            np.add.at(src, node[edge & other_inside], w[edge & other_inside])
-            np.add.at(snk, node[edge & ~other_inside], w[edge & ~other_inside])
+            # one such neighbour per pixel and direction: the same sums, in the same order, as np.add.at
+            src += np.bincount(node[edge & other_inside], w[edge & other_inside], count)
+            snk += np.bincount(node[edge & ~other_inside], w[edge & ~other_inside], count)
     src = np.minimum(src, HARD)
-    labels = st_min_cut(np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk)
-    out = inside.copy()
-    out[in_band] = labels
-    return out
+    return st_min_cut(np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk)

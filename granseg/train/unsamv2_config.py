@@ -39,6 +39,12 @@ class UnSAMv2TrainConfig(TrainConfig):
     cache_embeddings: bool = True  # frozen encoder: embed each (image, flip) once, on disk
     cache_dir: str | None = None  # default <output_dir>/embedding_cache
     cache_max_gb: float = 4.0
+    # the requested g of a prompt: "label" (the mask's own g: the paper's recipe) or "nearest_level" (uniform over
+    # the g range for which the mask is the nearest level at the click; unsamv2_prompts.nearest_level_granularity)
+    granularity_sampling: str = "label"
+    # prompts (trained masks) per image, drawn from its <= data.max_masks masks; 0: all. The others still count as
+    # levels at a click for "nearest_level"
+    max_prompts: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,5 +60,11 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 "train_image_encoder needs cache_embeddings: false (the embeddings change each step)"
             )
+        if self.granularity_sampling not in ("label", "nearest_level"):
+            raise InputError(
+                f"granularity_sampling must be 'label' or 'nearest_level', got {self.granularity_sampling!r}"
+            )
+        if self.max_prompts < 0:
+            raise InputError("max_prompts must be >= 0 (0: every mask of the image)")
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")

@@ -59,3 +59,38 @@ def correction_clicks(
         points[i] = (x, y)
         labels[i] = int(target[y, x])
     return points, labels
+
+
+def nearest_level_granularity(
+    masks: np.ndarray,
+    granularity: np.ndarray,
+    points: np.ndarray,
+    own: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The requested g of each prompt, drawn uniformly from the range of g for which its target is the nearest
+    level at its click (an option of training, ``granularity_sampling = "nearest_level"``; the labels' g, from the
+    DESIGN.md formula, is unchanged).
+
+    Args:
+        masks: ``M x S x S`` bool, EVERY mask of one image (model-input frame): the levels at a click.
+        granularity: ``(M,)`` their granularity labels.
+        points: ``(P, 2)`` ``(x, y)`` pixels of the model-input frame, the first click of each prompt (inside its
+            target, one of ``masks``).
+        own: ``(P,)`` the granularity label of each prompt's target.
+    Returns:
+        ``(P,)`` float32: for prompt ``i`` the levels at its click are the distinct g of the masks containing it;
+        g is uniform between the midpoints to the next smaller and next larger level (0.1 / 1.0 at the ends),
+        i.e. over every g whose nearest level at the click is the target's. Example: a part (g 0.47) clicked where
+        no sub-part lies, inside an object (g 1): g ~ U(0.1, 0.735); clicked inside a sub-part of g 0.12:
+        g ~ U(0.295, 0.735).
+    """
+    out = np.zeros(len(points), dtype=np.float32)
+    for i, (x, y) in enumerate(np.asarray(points).astype(int)):
+        levels = np.unique(granularity[masks[:, y, x]])
+        value = float(own[i])
+        below, above = levels[levels < value], levels[levels > value]
+        low = (below.max() + value) / 2 if below.size else 0.1
+        high = (above.min() + value) / 2 if above.size else 1.0
+        out[i] = rng.uniform(low, high)
+    return out

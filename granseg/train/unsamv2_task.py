@@ -26,7 +26,12 @@ from granseg.models.unsamv2 import UnSAMv2Model, UnSAMv2Output
 from granseg.train.unsamv2_config import UnSAMv2TrainConfig
 from granseg.train.unsamv2_data import BadSample, MixedMaskDataset
 from granseg.train.unsamv2_losses import best_of_outputs, unsamv2_loss, unsamv2_loss_per_mask
-from granseg.train.unsamv2_prompts import correction_clicks, first_clicks, masks_to_input_frame
+from granseg.train.unsamv2_prompts import (
+    correction_clicks,
+    first_clicks,
+    masks_to_input_frame,
+    nearest_level_granularity,
+)
 
 MAX_REPLACEMENTS = 10  # a bad sample is replaced by another index at most this many times
 MODEL_FILE = "unsamv2.safetensors"
@@ -226,10 +231,18 @@ class UnSAMv2Task:
         if self.config.train_image_encoder:  # transformers' get_image_embeddings without its no_grad
             sam = self._model.sam
             features = type(sam).get_image_embeddings.__wrapped__(sam, item.features[0].to(device))
-        targets = torch.from_numpy(item.targets).float().to(device)
+        chosen = np.arange(len(item.targets))
+        if self.config.max_prompts and len(chosen) > self.config.max_prompts:  # the rest only give levels
+            chosen = np.sort(item.rng.choice(chosen, self.config.max_prompts, replace=False))
+        masks = item.targets[chosen]  # (P, S, S) bool
+        targets = torch.from_numpy(masks).float().to(device)
         with_g = self._model.config.granularity
-        granularity = torch.from_numpy(item.granularity).float().to(device) if with_g else None
-        points = torch.from_numpy(first_clicks(item.targets, item.rng))[:, None].to(device)  # (P, 1, 2)
+        clicks = first_clicks(masks, item.rng)  # (P, 2)
+        values = item.granularity[chosen]
+        if with_g and self.config.granularity_sampling == "nearest_level":
+            values = nearest_level_granularity(item.targets, item.granularity, clicks, values, item.rng)
+        granularity = torch.from_numpy(values).float().to(device) if with_g else None
+        points = torch.from_numpy(clicks)[:, None].to(device)  # (P, 1, 2)
         labels = torch.ones(points.shape[:2], dtype=torch.long, device=device)
         mask_input = None
         total = torch.zeros((), device=device)
@@ -271,7 +284,7 @@ class UnSAMv2Task:
             chosen = low_res_logits[rows, best][:, None].detach()  # (P, 1, 4h, 4w)
             full = F.interpolate(chosen.float(), size=(size, size), mode="bilinear", align_corners=False)
             prediction = (full[:, 0] > 0).cpu().numpy()
-            new_points, new_labels = correction_clicks(prediction, item.targets, item.rng)
+            new_points, new_labels = correction_clicks(prediction, masks, item.rng)
             points = torch.cat([points, torch.from_numpy(new_points)[:, None].to(device)], dim=1)
             labels = torch.cat([labels, torch.from_numpy(new_labels)[:, None].to(device)], dim=1)
             mask_input = chosen.to(low_res_logits.dtype)
@@ -284,7 +297,9 @@ class UnSAMv2Task:
         return sum(self.image_loss(module, item) for item in batch) / len(batch)
 
     def masks_per_batch(self, batch: list[PreparedImage]) -> int:
-        return sum(len(item.targets) for item in batch)
+        """Trained masks (prompts) of a batch."""
+        limit = self.config.max_prompts or None
+        return sum(min(len(item.targets), limit or len(item.targets)) for item in batch)
 
     # ---------------------------------------------------------------------------------------------- export
     def export(self, module: torch.nn.Module, folder: Path) -> None:

@@ -1,0 +1,150 @@
+"""The fast `hierarchy` predict path (batched GrabCut over the leaves, per-image colour tables, cached colour
+models, cropped pixel-band cuts) answers what the reference code answered.
+
+``tests/data/hierarchy_expected.npz`` holds the masks and scores of the code before the speed work (main at
+ef03f5b, handcrafted tree; ``PINNED`` keeps that setting where defaults changed since) on two synthetic scenes: one click with all ten g, three clicks fed back through ``mask_input`` as a
+user session does, and a box with a click. Regenerate it only with the reference code on the path::
+
+    PYTHONPATH=OLD_CHECKOUT python tests/test_hierarchy_fast.py --write tests/data/hierarchy_expected.npz
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+EXPECTED = Path(__file__).resolve().parent / "data" / "hierarchy_expected.npz"
+SEEDS = (3, 7)
+# the settings the expectations were computed with, where later defaults differ (fields added since then)
+PINNED = {
+    "tree_merge": "handcrafted",
+    "top_size_power": 0.0,
+    "object_prior_contrast": 1.0,
+    "correction_max_change": 0.0,
+}
+
+
+def session_outputs() -> dict[str, np.ndarray]:
+    """Masks (packed bits) and scores of the cases above, keyed ``{seed}_{case}_{masks|scores}``."""
+    from granseg.predict.hierarchy import HierarchyConfig, build_hierarchy
+    from granseg.synth import SynthConfig, generate_scene
+
+    known = {f.name for f in fields(HierarchyConfig)}  # the reference code lacks the newer ones
+    predictor = build_hierarchy(**{k: v for k, v in PINNED.items() if k in known}).create_predictor()
+    out: dict[str, np.ndarray] = {}
+    for seed in SEEDS:
+        scene = generate_scene(seed=seed, config=SynthConfig(size=256))
+        predictor.set_image(scene.image)
+        h, w = scene.image.shape[:2]
+        rng = np.random.default_rng(seed)
+        points = rng.uniform([0, 0], [w - 1, h - 1], size=(3, 2))
+        answers = {"one": predictor.predict(points[:1], [1], granularity="all")}
+        previous = answers["one"]
+        for n in (2, 3):
+            labels = [1, 0, 1][:n]
+            previous = predictor.predict(
+                points[:n], labels, granularity="all", mask_input=previous.low_res_logits
+            )
+            answers[f"seq{n}"] = previous
+        box = np.array([w * 0.2, h * 0.2, w * 0.8, h * 0.8])
+        answers["box"] = predictor.predict(points[:1], [1], box=box, granularity=[0.3, 1.0])
+        for case, pred in answers.items():
+            out[f"{seed}_{case}_masks"] = np.packbits(pred.masks)
+            out[f"{seed}_{case}_scores"] = np.asarray(pred.scores, np.float64)
+    return out
+
+
+def test_fast_path_matches_the_reference_outputs():
+    expected = np.load(EXPECTED)
+    got = session_outputs()
+    assert sorted(got) == sorted(expected.files)
+    for key in expected.files:
+        if key.endswith("_masks"):
+            assert np.array_equal(got[key], expected[key]), key
+        else:
+            np.testing.assert_allclose(got[key], expected[key], atol=1e-9, err_msg=key)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "--write":
+        sys.exit("usage: test_hierarchy_fast.py --write OUT.npz")
+    np.savez_compressed(sys.argv[2], **session_outputs())
+
+
+def test_answers_are_cached_per_request():
+    from granseg.predict.hierarchy import build_hierarchy
+    from tests.test_hierarchy import toy_image
+
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(toy_image())
+    computed = []
+    compute = predictor._selections
+    predictor._selections = lambda *args: computed.append(1) or compute(*args)
+    first = predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    again = predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 1 and np.array_equal(first.masks, again.masks)
+    predictor.predict([[66.0, 70.0]], [1], granularity="all")  # another click
+    predictor.config.pixel_band = 0  # another config is another request
+    predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 3
+    predictor.set_image(toy_image(seed=1))
+    predictor.predict([[65.0, 70.0]], [1], granularity="all")
+    assert len(computed) == 4
+
+
+def _reference_grabcut(tree, job, smoothness, components=5):
+    """The GrabCut over the leaves as written before the speed work: one job, single-model fits, no cache."""
+    from granseg.regions.colour import fit_gmm, log_density
+    from granseg.regions.graphcut import min_cut, pairwise_weights
+
+    selected = job.reference.copy()
+    selected[job.positives] = True
+    selected[job.negatives] = False
+    if selected.all() or not selected.any():
+        return selected
+    counts = tree.leaf_colours
+    weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+    pair = pairwise_weights(tree, smoothness)
+    model_of = selected
+    for _ in range(max(1, job.iterations)):
+        fg = np.asarray(counts.T @ model_of.astype(np.float32)).ravel()
+        bg = np.maximum(np.asarray(counts.sum(0)).ravel() - fg, 0)
+        centres = tree.colour_centres
+        bins = log_density(centres, fit_gmm(centres, fg, components)) - log_density(
+            centres, fit_gmm(centres, bg, components)
+        )
+        ratio = np.clip(np.asarray(counts @ bins).ravel() / np.maximum(tree.leaf_area, 1.0), -10, 10)
+        cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
+        cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
+        cut = min_cut(tree, cost_object, cost_background, pair, job.positives, job.negatives)
+        if not cut.any() or cut.all() or np.array_equal(cut, model_of):
+            return cut
+        model_of = cut
+    return cut
+
+
+def test_grabcut_many_equals_one_reference_grabcut_per_job():
+    """All cuts side by side (batched EM, cached colour models, one union graph) = each cut alone."""
+    from granseg.regions.colour import LeafColours
+    from granseg.regions.graphcut import CutJob, grabcut_many
+    from granseg.regions.tree import TreeParams, build_region_tree
+    from granseg.synth import SynthConfig, generate_scene
+
+    for seed in SEEDS:
+        tree = build_region_tree(generate_scene(seed=seed, config=SynthConfig(size=256)).image, TreeParams())
+        rng = np.random.default_rng(seed)
+        jobs = []
+        for node in rng.choice(np.arange(tree.n_leaves, tree.n_nodes), 8, replace=False):
+            reference = np.zeros(tree.n_leaves, bool)
+            reference[tree.lo[node] : tree.hi[node]] = True
+            inside = rng.integers(tree.lo[node], tree.hi[node], 1)
+            outside = np.setdiff1d(rng.integers(0, tree.n_leaves, 2), np.arange(tree.lo[node], tree.hi[node]))
+            jobs.append(
+                CutJob(reference, inside, outside, float(rng.choice([0.1, 0.5])), int(rng.integers(1, 6)))
+            )
+        got = grabcut_many(tree, jobs, 2.0, 1.0, LeafColours(tree))
+        for job, cut in zip(jobs, got):
+            assert np.array_equal(cut, _reference_grabcut(tree, job, 2.0))
