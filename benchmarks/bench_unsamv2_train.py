@@ -27,6 +27,10 @@
    resized to it). ``--granularity-sampling nearest_level``: the requested g of each training prompt is drawn over
    the range where its mask is the nearest GT level at the click (the recipe: ``label``, the mask's own g).
 
+7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (run (b) only): engine overrides for the
+   pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
+   ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """
@@ -83,6 +87,11 @@ class BenchSettings:
     # input size (the 128 px scenes are resized to it: 256 px gives a 16 x 16 token grid instead of 8 x 8)
     hidden_size: int = 0
     model_image_size: int = 0
+    # run (b) only: engine overrides "FIELD=JSON;FIELD=JSON" (a PseudoLabelConfig JSON passed to pseudo-label
+    # --config; "" = the engine's defaults) and the data config's balance_granularity (1: the per-image mask
+    # subset is drawn evenly over g instead of uniformly)
+    pseudo_set: str = ""
+    balance_granularity: int = 0
     # "label" (the recipe: each mask asked at its own g) or "nearest_level" (g uniform over the range where the
     # mask is the nearest level at the click; UnSAMv2TrainConfig.granularity_sampling)
     granularity_sampling: str = "label"
@@ -115,10 +124,26 @@ def save_train_images(folder: Path, count: int) -> None:
             Image.fromarray(generate_scene(seed, synth_config()).image).save(path)
 
 
-def run_pseudo_label(images: Path, out: Path) -> float:
+def pseudo_engine_overrides(pseudo_set: str) -> dict:
+    """``"FIELD=JSON;FIELD=JSON"`` -> ``{FIELD: value}`` (PseudoLabelConfig fields, checked by the engine)."""
+    overrides = {}
+    for pair in filter(None, (p.strip() for p in pseudo_set.split(";"))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --pseudo-set expects FIELD=VALUE pairs separated by ';', got {pair!r}")
+        overrides[key.strip()] = json.loads(value)
+    return overrides
+
+
+def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> float:
     started = time.time()
     if not (out / "manifest.jsonl").is_file():
         command = [*_python(), "-m", "granseg", "pseudo-label", str(images), "--out", str(out), "--quiet"]
+        overrides = pseudo_engine_overrides(pseudo_set)
+        if overrides:
+            path = out.parent / "pseudo_engine_config.json"
+            path.write_text(json.dumps(overrides))
+            command += ["--config", str(path)]
         subprocess.run(command, env=_env(), check=True)
     return time.time() - started
 
@@ -147,8 +172,10 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     if name == "pretrain":
         model.lora = None
     pretrained = settings.pretrain_steps > 0 and name != "pretrain"
+    data_extra = {}
     if name == "pseudo":
         source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
+        data_extra = {"balance_granularity": bool(settings.balance_granularity)}
     else:
         source = {"kind": "synth", "num_scenes": settings.train_scenes, "synth": asdict(synth_config())}
     config = {
@@ -156,7 +183,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "output_dir": str(work / f"run_{name}"),
         "model": model.to_dict(),
         "init_from": str(work / "run_pretrain" / "model") if pretrained else None,
-        "data": {"sources": [source], "max_masks": settings.max_masks},
+        "data": {"sources": [source], "max_masks": settings.max_masks, **data_extra},
         "extra_trainable": [] if pretrained else ["sam.mask_decoder.", "sam.prompt_encoder."],
         "correction_clicks": settings.correction_clicks,
         "loss": {"focal": settings.focal},
@@ -576,7 +603,7 @@ def run(settings: BenchSettings) -> dict:
     report["pseudo_seconds"] = 0.0
     if "pseudo" in names:
         save_train_images(work / "images", settings.train_scenes)
-        report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo")
+        report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo", settings.pseudo_set)
     runs = {}
     if settings.pretrain_steps:
         report["train_seconds"]["pretrain"] = train(settings, "pretrain", work)["seconds"]

@@ -69,6 +69,11 @@ class UnSAMv2DataConfig(Config):
     max_masks: int = 30  # masks per image (a seeded random subset when there are more)
     min_area: int = 16  # masks smaller than this (pixels of the original image) are dropped
     flip: bool = True  # random horizontal flips
+    # when an image has more than max_masks masks: draw the subset evenly over granularity (round-robin over the
+    # g bins 0.1-0.2, ..., 0.9-1.0, random within a bin) instead of uniformly. Pseudo-labels are dominated by
+    # small parts (on the 128 px synthetic scenes ~75 % of them have g < 0.2 and ~2 % g >= 0.9), so a uniform
+    # subset almost never holds an instance and the model learns no whole objects (benchmarks/RESULTS.md #16).
+    balance_granularity: bool = False
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -107,6 +112,24 @@ def granularity_by_containment(masks: np.ndarray) -> np.ndarray:
         members = np.flatnonzero(root == group)
         result[members] = granularity_from_areas(areas[members])
     return result
+
+
+def balanced_subset(
+    indices: np.ndarray, granularity: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` of ``indices`` (``(N,)`` int, ``granularity`` ``(N,)`` in [0.1, 1]) drawn evenly over g: the nine
+    bins 0.1-0.2, ..., 0.9-1.0 (1.0 in the last) take turns in a random order each round (a fixed order would
+    never reach the last bins when ``count`` < 9), each giving a random one of its members until it is empty.
+    Returns the chosen indices sorted."""
+    bins = np.clip(np.floor((np.asarray(granularity, np.float64) - 0.1) / 0.1 + 1e-6), 0, 8).astype(np.int64)
+    queues = [list(rng.permutation(np.flatnonzero(bins == b))) for b in range(9)]
+    picked: list[int] = []
+    target = min(count, len(indices))
+    while len(picked) < target:
+        for b in rng.permutation(9):
+            if queues[b] and len(picked) < target:
+                picked.append(int(queues[b].pop()))
+    return np.sort(np.asarray(indices)[picked])
 
 
 def _decode(segmentation, height: int, width: int) -> np.ndarray:
@@ -299,7 +322,9 @@ class MixedMaskDataset:
             self.counts["skipped_samples"] += 1
             raise
         chosen = np.flatnonzero(keep)
-        if len(chosen) > self.config.max_masks:
+        if len(chosen) > self.config.max_masks and self.config.balance_granularity:
+            chosen = balanced_subset(chosen, sample.granularity[chosen], self.config.max_masks, rng)
+        elif len(chosen) > self.config.max_masks:
             chosen = np.sort(rng.choice(chosen, self.config.max_masks, replace=False))
         masks, values, image = sample.masks[chosen], sample.granularity[chosen], sample.image
         if self.config.flip and rng.random() < 0.5:

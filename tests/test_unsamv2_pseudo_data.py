@@ -1,0 +1,115 @@
+"""UnSAMv2 training on pseudo-labels (issue 16, run b): the per-image mask subset drawn evenly over g, and the
+benchmark's pseudo-label settings reaching the engine and the data config."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from granseg.train.unsamv2_data import DataSource, MixedMaskDataset, UnSAMv2DataConfig, balanced_subset
+
+
+def _rle(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
+
+
+def test_balanced_subset_takes_every_bin_in_turn():
+    granularity = np.asarray([0.1] * 100 + [1.0, 1.0] + [0.5] * 3)
+    indices = np.arange(10, 10 + len(granularity))
+    chosen = balanced_subset(indices, granularity, 6, np.random.default_rng(0))
+    picked_g = sorted(granularity[chosen - 10].tolist())
+    assert picked_g == [0.1, 0.1, 0.5, 0.5, 1.0, 1.0]  # two rounds over the three non-empty bins
+    assert np.all(np.diff(chosen) > 0)  # sorted, no repeats
+    again = balanced_subset(indices, granularity, 6, np.random.default_rng(0))
+    np.testing.assert_array_equal(chosen, again)
+    assert len(balanced_subset(indices[:3], granularity[:3], 6, np.random.default_rng(0))) == 3
+
+
+def test_balanced_subset_reaches_every_bin_when_fewer_picks_than_bins():
+    """8 picks, 9 non-empty bins: each bin (also 0.9-1.0, the last) is in most subsets (a fixed bin order never
+    picked the last one)."""
+    granularity = np.repeat(
+        np.round(np.arange(0.1, 1.0, 0.1) + 0.05, 2), 10
+    )  # 10 masks in each of the 9 bins
+    indices = np.arange(len(granularity))
+    top = [(granularity[balanced_subset(indices, granularity, 8, np.random.default_rng(s))] >= 0.9).any()
+           for s in range(60)]  # fmt: skip
+    assert 0.75 < np.mean(top) < 0.97  # 8 / 9 expected
+
+
+def _pseudo_like_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """One 64 x 64 image labelled like the engine labels a small textured scene: one instance (g = 1) and 40
+    tiny 4 x 4 parts (g = 0.1)."""
+    folder, images = tmp_path / "labels", tmp_path / "images"
+    folder.mkdir()
+    images.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(images / "scene.png")
+    instance = np.zeros((64, 64), dtype=bool)
+    instance[4:60, 4:60] = True
+    annotations = [{"segmentation": _rle(instance), "granularity": 1.0, "instance_id": 1}]
+    for k in range(40):
+        part = np.zeros_like(instance)
+        y, x = 4 + 4 * (k // 10), 4 + 4 * (k % 10)
+        part[y : y + 4, x : x + 4] = True
+        annotations.append({"segmentation": _rle(part), "granularity": 0.1, "instance_id": 1})
+    document = {"image": {"file_name": "scene.png", "height": 64, "width": 64}, "annotations": annotations}
+    (folder / "scene.json").write_text(json.dumps(document))
+    return folder, images
+
+
+def test_balanced_sampling_keeps_the_instance_that_a_uniform_subset_drops(tmp_path):
+    folder, images = _pseudo_like_folder(tmp_path)
+    source = DataSource(kind="pseudo", folder=str(folder), images=str(images))
+
+    def instance_share(balance: bool) -> float:
+        config = UnSAMv2DataConfig(sources=[source], max_masks=4, flip=False, balance_granularity=balance)
+        dataset = MixedMaskDataset(config, seed=0)
+        hits = []
+        for seed in range(40):
+            sample = dataset.load(0, np.random.default_rng(seed))
+            assert len(sample.masks) == 4
+            hits.append(bool((sample.granularity == 1.0).any()))
+        return float(np.mean(hits))
+
+    assert instance_share(True) == 1.0
+    assert instance_share(False) < 0.4  # 4 of 41 masks: the instance is in ~10 % of the subsets
+
+
+def test_balance_granularity_is_a_data_config_key():
+    config = UnSAMv2DataConfig.from_dict({"balance_granularity": True})
+    assert config.balance_granularity is True
+    assert UnSAMv2DataConfig().balance_granularity is False  # the recipe's uniform subset stays the default
+
+
+def _bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_unsamv2_train.py"
+    spec = importlib.util.spec_from_file_location("bench_unsamv2_train", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_pseudo_settings_reach_the_engine_and_only_run_b(tmp_path):
+    from granseg.pseudo.pipeline import PseudoLabelConfig
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    overrides = bench.pseudo_engine_overrides("conquer_superpixels=300; refine_segments=300")
+    assert overrides == {"conquer_superpixels": 300, "refine_segments": 300}
+    engine = PseudoLabelConfig.from_dict(overrides).validate()  # what pseudo-label --config reads
+    assert (engine.conquer_superpixels, engine.refine_segments) == (300, 300)
+    settings = bench.BenchSettings(balance_granularity=1, work_dir=str(tmp_path))
+    (tmp_path / "pseudo").mkdir()
+    (tmp_path / "pseudo" / "a.json").write_text("{}")
+    pseudo = load_train_config(json.dumps(bench.train_config(settings, "pseudo", tmp_path)))
+    synth = load_train_config(json.dumps(bench.train_config(settings, "synth", tmp_path)))
+    assert pseudo.data.balance_granularity is True
+    assert synth.data.balance_granularity is False
