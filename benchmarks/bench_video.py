@@ -13,6 +13,7 @@ decoding from the first click, the reference it should beat once trained).
 First click: the RITM first click on frame 0's ground truth (its deepest interior point); g = 1.0.
 fps counts decoding + tracking (not scoring), by wall clock and by the process's CPU time (``cpu_fps``:
 frames per CPU-second, what one dedicated core would give; OMP_NUM_THREADS=1); peak memory is the process's max RSS (``ru_maxrss``).
+The JSON also holds ``first_frame_J`` and ``per_frame_J`` (J of every frame, per sequence: where a track drifts).
 ``--synthetic 100-104``: synthetic moving scenes instead (per-frame IoU of a part at g = 0.2 and of an object at
 g = 1.0 over 60 frames, tracker and re-click baseline).
 """
@@ -48,7 +49,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         config.motion_init = False
     if method == "flow-only":
         config.refine = "none"
-    per_sequence, first_j, seconds, cpu_seconds, frames_done = {}, {}, 0.0, 0.0, 0
+    per_sequence, first_j, per_frame_j, seconds, cpu_seconds, frames_done = {}, {}, {}, 0.0, 0.0, 0
     for name, (frame_paths, mask_paths) in davis_sequences(data_root).items():
         if sequences and name not in sequences:
             continue
@@ -64,6 +65,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         frames_done += len(preds)
         per_sequence[name] = score_sequence(gts, preds)
         first_j[name] = jaccard(gts[0], preds[0])
+        per_frame_j[name] = [round(jaccard(g, p), 3) for g, p in zip(gts, preds, strict=True)]
     summary = summarize_sequences(per_sequence)
     held = {k: v for k, v in per_sequence.items() if k not in TUNE}
     tune = {k: v for k, v in per_sequence.items() if k in TUNE}
@@ -75,6 +77,7 @@ def run(method: str, data_root: Path, sequences: list[str] | None, overrides: di
         "tune": summarize_sequences(tune) if tune else None,
         "held_out": summarize_sequences(held) if held else None,
         "first_frame_J": first_j,
+        "per_frame_J": per_frame_j,
         "fps": frames_done / seconds,
         "cpu_fps": frames_done / cpu_seconds,
         "frames": frames_done,

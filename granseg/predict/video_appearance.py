@@ -69,8 +69,19 @@ def centroid(mask: np.ndarray) -> np.ndarray:
 class TrackMemory:
     """Colour, size and speed of one tracked object, and whether it is hidden; see the module docstring."""
 
-    def __init__(self, lost_ratio: float = 0.3, search_radius: float = 2.0, rate: float = 0.1) -> None:
-        self.lost_ratio, self.search_radius, self.rate = lost_ratio, search_radius, rate
+    def __init__(
+        self, lost_ratio: float = 0.3, search_radius: float = 2.0, rate: float = 0.1, relative: bool = True
+    ) -> None:
+        """``relative``: the remembered area and own-colour fraction follow every visible mask (EMA), and the
+        own-colour test is relative to the remembered fraction; False: the older rule (area learnt only from
+        masks >= 0.7 x it, half the mask of own colours required)."""
+        self.lost_ratio, self.search_radius, self.rate, self.relative = (
+            lost_ratio,
+            search_radius,
+            rate,
+            relative,
+        )
+        self.ref_own = 1.0
         self.appearance = Appearance(rate=rate)
         self.ref_area = 0.0
         self.centre: np.ndarray | None = None
@@ -82,13 +93,22 @@ class TrackMemory:
         self.ref_area, self.velocity, self.hidden = float(mask.sum()), np.zeros(2), False
         self.centre = centroid(mask) if mask.any() else None
         self.appearance.update(lab, mask, ring_around(mask))
+        self.ref_own = self._own_fraction(lab, mask)
+
+    def _own_fraction(self, lab: np.ndarray, mask: np.ndarray) -> float:
+        return np.count_nonzero(mask & self.own_colour(lab)) / max(1, np.count_nonzero(mask))
 
     def visible(self, lab: np.ndarray, mask: np.ndarray) -> bool:
-        """Whether ``mask`` can be the object: at least ``lost_ratio`` x the remembered area, and half of the mask,
-        of the object's own colours (:meth:`own_colour`)."""
+        """Whether ``mask`` can be the object: at least ``lost_ratio`` x the remembered area of the object's own
+        colours (:meth:`own_colour`), and an own-colour fraction at least ``lost_ratio`` x its remembered one
+        (lighting drifts the colours slowly; an occluder replaces them at once)."""
         if not mask.any() or self.appearance.fg is None:
             return bool(mask.any())
         own = np.count_nonzero(mask & self.own_colour(lab))
+        if self.relative:
+            return (
+                own >= self.lost_ratio * self.ref_area and own >= self.lost_ratio * self.ref_own * mask.sum()
+            )
         return own >= self.lost_ratio * self.ref_area and own >= 0.5 * mask.sum()
 
     def own_colour(self, lab: np.ndarray) -> np.ndarray:
@@ -96,13 +116,17 @@ class TrackMemory:
         return (self.appearance.probability(lab) > 0.5) & self.appearance.seen(lab)
 
     def remember(self, lab: np.ndarray, mask: np.ndarray) -> None:
-        """Learn from a visible ``mask``: centroid velocity; colours and area only while it is near the
-        remembered area (``>= 0.7`` x: not partly hidden)."""
+        """Learn from a visible ``mask``: centroid velocity; colours, area and own-colour fraction (relative
+        memory: always; else only while the mask is near the remembered area, ``>= 0.7`` x: not partly hidden)."""
         centre = centroid(mask)
         if self.centre is not None and not self.hidden:
             self.velocity = 0.7 * self.velocity + 0.3 * (centre - self.centre)
         self.centre, self.hidden = centre, False
-        if mask.sum() >= 0.7 * self.ref_area:
+        if self.relative:  # a gradual change of size (the object drives away) or of colour is followed
+            self.ref_area = (1 - self.rate) * self.ref_area + self.rate * float(mask.sum())
+            self.ref_own = (1 - self.rate) * self.ref_own + self.rate * self._own_fraction(lab, mask)
+            self.appearance.update(lab, mask, ring_around(mask))
+        elif mask.sum() >= 0.7 * self.ref_area:
             self.ref_area = (1 - self.rate) * self.ref_area + self.rate * float(mask.sum())
             self.appearance.update(lab, mask, ring_around(mask))
 

@@ -5,9 +5,10 @@ One :class:`FlowTracker` follows one object (or part) from the frame it was prom
 **Start** (:meth:`FlowTracker.start`, a click): the predictor (any ``BasePredictor``, e.g. the weight-free
 ``hierarchy``) answers the click at the ten standard granularities. At an object-level g (``>=
 object_granularity``) and when later frames are given, :func:`granseg.predict.video_motion.motion_object` finds
-the pixels that move with the click; the predictor's mask closest to that motion mask is kept when they agree
-(IoU >= ``agreement``: its outline follows image regions), else the motion mask. Below that g, or when the clicked
-point does not move against the background, the predictor's own mask at g.
+the pixels that move with the click, and :func:`pick_by_motion` chooses between it and the predictor's masks
+(the closest when they agree; else one lying inside it, grown while the colours match: what moves along with the
+object, like water with a swan, is left out; else the motion mask). Below that g, or when the clicked point does
+not move against the background, the predictor's own mask at g.
 
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
 
@@ -18,8 +19,9 @@ point does not move against the background, the predictor's own mask at g.
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
 3. Drift guard: a GrabCut mask whose area differs from the moved mask's by more than ``max_area_change`` x, or
    that is empty, is not kept (the moved mask is).
-4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`): a mask with too few
-   pixels of the object's own colours means the object is hidden: the step returns an empty mask, the last good
+4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`, whose size and colour
+   memory follow gradual change with ``occlusion_relative``): a mask with too few pixels of the object's own colours
+   means the object is hidden: the step returns an empty mask, the last good
    mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
@@ -62,9 +64,17 @@ class FlowTrackerConfig(Config):
     occlusion: bool = True  # hidden-object handling and re-detection (video_appearance.TrackMemory)
     lost_ratio: float = 0.3  # a mask under this fraction of the remembered area: the object is hidden
     search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
+    occlusion_relative: bool = True  # TrackMemory(relative=...): size / colour memory follows gradual change
     motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
     object_granularity: float = 0.9
     agreement: float = 0.8
+    # first mask from a predictor mask inside the motion mask (pick_by_motion): this much of it moves, the largest
+    # covers inside_recall of the motion mask (1: never), smaller ones covering inside_min_recall may grow while
+    # what they add has their colours (Bhattacharyya >= grow_similarity; 0: the largest)
+    inside_precision: float = 0.85
+    inside_recall: float = 0.55
+    inside_min_recall: float = 0.25
+    grow_similarity: float = 0.7
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -72,6 +82,58 @@ class FlowTrackerConfig(Config):
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 1.0
+
+
+def _colour_histogram(lab: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.ndarray:
+    """Normalised CIELAB histogram (``bins^3``) of the ``mask`` pixels of ``lab`` (``H x W x 3`` uint8)."""
+    q = lab[mask].astype(np.int32) * bins // 256
+    hist = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3) + 0.1
+    return hist / hist.sum()
+
+
+def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTrackerConfig, frame=None):
+    """The first mask from the predictor's ``masks`` (``H x W`` bool each, one per level) and the ``moving`` mask:
+    the one closest to it when they agree (IoU >= ``agreement``: its outline follows image regions); else one that
+    lies inside it (``inside_precision`` of its pixels move and it covers ``inside_min_recall`` of it) when the
+    largest of those explains ``inside_recall`` of it (the moving mask also holds what moves along, e.g. water
+    with a swan); else ``moving`` itself. Among those inside, the smallest grows to the next larger while what it adds has the colours of what it has (Bhattacharyya coefficient of
+    their CIELAB histograms >= ``grow_similarity``; ``frame`` ``H x W x 3`` RGB; without it the largest). Returns
+    the mask and ``"predictor+motion"``, ``"predictor-inside-motion"`` or ``"motion"``."""
+    ious = [_iou(m, moving) for m in masks]
+    best = int(np.argmax(ious))
+    if ious[best] >= cfg.agreement:
+        return masks[best], "predictor+motion"
+    if cfg.inside_recall < 1.0:
+        moving_area = max(1, np.count_nonzero(moving))
+        inside = []
+        for m in masks:
+            area, common = np.count_nonzero(m), np.count_nonzero(m & moving)
+            if (
+                area
+                and common >= cfg.inside_precision * area
+                and common >= cfg.inside_min_recall * moving_area
+            ):
+                inside.append((area, m))
+        if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
+            return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
+    return moving, "motion"
+
+
+def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -> np.ndarray:
+    """Walk the ``(area, mask)`` list (ascending) while each step adds pixels of the colours already held."""
+    if frame is None or cfg.grow_similarity <= 0:
+        return inside[-1][1]
+    lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)
+    current = inside[0][1]
+    for _, larger in inside[1:]:
+        added = larger & ~current
+        if not added.any():
+            continue
+        similarity = float(np.sqrt(_colour_histogram(lab, added) * _colour_histogram(lab, current)).sum())
+        if similarity < cfg.grow_similarity:
+            break
+        current = larger
+    return current
 
 
 def resize_to(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -147,12 +209,7 @@ class FlowTracker:
         if cfg.motion_init and later and g >= cfg.object_granularity and len(positives):
             moving = motion_object(frame, list(later), tuple(positives[0]), cfg.motion)
             if moving is not None:
-                ious = [_iou(m, moving) for m in masks]
-                best = int(np.argmax(ious))
-                if ious[best] >= cfg.agreement:
-                    full, self.start_source = masks[best], "predictor+motion"
-                else:
-                    full, self.start_source = moving, "motion"
+                full, self.start_source = pick_by_motion(masks, moving, cfg, frame)
         return self.start_mask(frame, full, g, points, labels)
 
     def start_mask(self, frame: np.ndarray, mask: np.ndarray, granularity: float, points=None, labels=None):
@@ -168,7 +225,9 @@ class FlowTracker:
         self.gray = self._gray(frame)
         self.mask = self._last_good = resize_to(full.astype(np.float32), self._work_hw) > 0.5
         small = cv2.resize(frame, self._work_hw[::-1], interpolation=cv2.INTER_AREA)
-        self.memory = TrackMemory(self.config.lost_ratio, self.config.search_radius)
+        self.memory = TrackMemory(
+            self.config.lost_ratio, self.config.search_radius, relative=self.config.occlusion_relative
+        )
         self.memory.start(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), self.mask)
         return full
 
