@@ -42,8 +42,10 @@ from granseg.predict.video_track import FlowTrackerConfig
 TUNE = ("blackswan", "bmx-trees")  # the alphabetically first two; the other three are held out
 
 
-def run(method: str, data_root: Path, sequences: list[str] | None, overrides: dict, first: str) -> dict:
-    predictor = load_predictor("hierarchy")
+def run(
+    method: str, data_root: Path, sequences: list[str] | None, overrides: dict, first: str, model_set: dict
+) -> dict:
+    predictor = load_predictor("hierarchy", **model_set)
     config = FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **overrides})
     if method == "track-nomotion":
         config.motion_init = False
@@ -194,6 +196,11 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/davis2016_val_subset"))
     parser.add_argument("--sequences", default=None, help="comma-separated (default: all)")
     parser.add_argument("--set", default="{}", help="FlowTrackerConfig overrides as JSON")
+    parser.add_argument(
+        "--model-set",
+        default="{}",
+        help='hierarchy model overrides as JSON, e.g. {"tree_merge": "handcrafted"}',
+    )
     parser.add_argument("--first", default="click", choices=["click", "mask"], help="first-frame prompt")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--synthetic", default=None, help="seeds (e.g. 100-104): synthetic clips, not DAVIS")
@@ -217,7 +224,14 @@ def main() -> None:
     if args.method.startswith("neural"):
         result = run_neural(args.method, args.data_root, sequences, args.architecture, args.max_frames)
     else:
-        result = run(args.method, args.data_root, sequences, json.loads(args.set), args.first)
+        result = run(
+            args.method,
+            args.data_root,
+            sequences,
+            json.loads(args.set),
+            args.first,
+            json.loads(args.model_set),
+        )
     line = {k: round(v["J&F"], 3) for k, v in result["all"]["per_sequence"].items()}
     print(
         f"{args.method}/{args.first} J&F {result['all']['J&F']:.3f} (J {result['all']['J']:.3f} F {result['all']['F']:.3f}) "
