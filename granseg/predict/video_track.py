@@ -6,8 +6,9 @@ One :class:`FlowTracker` follows one object (or part) from the frame it was prom
 ``hierarchy``) answers the click at the ten standard granularities. At an object-level g (``>=
 object_granularity``) and when later frames are given, :func:`granseg.predict.video_motion.motion_object` finds
 the pixels that move with the click, and :func:`pick_by_motion` chooses between it and the predictor's masks
-(the closest when they agree; else one lying inside it, grown while the colours match: what moves along with the
-object, like water with a swan, is left out; else the motion mask). Below that g, or when the clicked point does
+(one lying inside it, grown over additions that match its colours or are unlike their surroundings: what moves
+along with the object, like water with a swan, is left out; else the closest when they agree; else the motion
+mask). Below that g, or when the clicked point does
 not move against the background, the predictor's own mask at g.
 
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
@@ -79,6 +80,7 @@ class FlowTrackerConfig(Config):
     # sqrt(area) wide < ring_similarity; 0: never on this test, the older walk that stops at the first unlike step)
     ring_similarity: float = 0.4
     ring_fraction: float = 0.12
+    walk_to_motion: bool = False  # the walk may end on the motion mask itself (neutral on the tune pair: off)
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -124,7 +126,10 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
             ):
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
-            return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
+            walk = sorted(inside, key=lambda pair: pair[0])
+            if cfg.walk_to_motion:  # the motion mask as the walk's last, largest candidate
+                walk.append((np.count_nonzero(moving | walk[-1][1]), moving | walk[-1][1]))
+            return _grow(walk, frame, cfg), "predictor-inside-motion"
     ious = [_iou(m, moving) for m in masks]
     best = int(np.argmax(ious))
     if ious[best] >= cfg.agreement:
