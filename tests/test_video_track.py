@@ -195,27 +195,3 @@ def test_first_mask_grows_over_a_second_part_of_another_colour_unlike_the_surrou
     assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
     older, _ = pick_by_motion(masks, whole, FlowTrackerConfig(ring_similarity=0.0), frame)
     assert jaccard(older, half) == 1.0
-
-
-def test_walk_to_motion_lets_the_motion_mask_end_the_walk_when_the_rest_is_the_same_object():
-    """A red object of which the predictor has only the front 60 % (inside the motion mask, which is the whole
-    object): by default that part is kept; with ``walk_to_motion`` the walk ends on the motion mask, since what it
-    adds has the colours held; co-moving water (like the lake around it) is still left out."""
-    from granseg.predict.video_track import pick_by_motion
-
-    frames, _ = _square_clip()
-    frame = frames[0].copy()
-    whole = np.zeros((96, 96), bool)
-    whole[30:60, 20:70] = True
-    front = whole & (np.arange(96) < 50)[None, :]
-    frame[whole] = (220, 30, 30)
-    masks = [front, np.ones_like(front)]
-    kept, _ = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
-    assert jaccard(kept, front) == 1.0
-    walked, _ = pick_by_motion(masks, whole, FlowTrackerConfig(walk_to_motion=True), frame)
-    assert jaccard(walked, whole) == 1.0
-    lake, swan, water = _lake_scene()
-    swan_only, _ = pick_by_motion(
-        [swan, np.ones_like(swan)], swan | water, FlowTrackerConfig(walk_to_motion=True), lake
-    )
-    assert jaccard(swan_only, swan) == 1.0

@@ -76,11 +76,11 @@ class FlowTrackerConfig(Config):
     inside_recall: float = 0.55
     inside_min_recall: float = 0.25
     grow_similarity: float = 0.7
-    # ... or while what they add is unlike the larger mask's surroundings (Bhattacharyya with a ring ring_fraction x
-    # sqrt(area) wide < ring_similarity; 0: never on this test, the older walk that stops at the first unlike step)
-    ring_similarity: float = 0.4
+    # ... or while what they add is unlike what lies just outside it (Bhattacharyya with the larger mask's ring,
+    # ring_fraction x sqrt(area) wide, near the addition < ring_similarity; 0: the older walk, stop at the first
+    # unlike step)
+    ring_similarity: float = 0.48
     ring_fraction: float = 0.12
-    walk_to_motion: bool = False  # the walk may end on the motion mask itself (neutral on the tune pair: off)
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -104,9 +104,9 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
     1. **Inside**: the predictor's masks that lie inside ``moving`` (``inside_precision`` of their pixels move, and
        they cover ``inside_min_recall`` of it), when the largest of them covers ``inside_recall`` of it. The
        smallest grows to each larger one in turn when what that adds has the colours of what it holds
-       (Bhattacharyya coefficient of CIELAB histograms >= ``grow_similarity``) or is unlike the larger mask's
-       surroundings (coefficient with its ring < ``ring_similarity``: another part of a many-coloured object); an
-       addition that looks like the surroundings (water moving with a swan) is skipped. Without ``frame``, or with
+       (Bhattacharyya coefficient of CIELAB histograms >= ``grow_similarity``) or is unlike what lies just outside it
+       (coefficient with the larger mask's ring near the addition < ``ring_similarity``: another part of a
+       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped. Without ``frame``, or with
        ``grow_similarity`` 0, the largest.
     2. **Agreement**: else the mask closest to ``moving`` when their IoU >= ``agreement``.
     3. Else ``moving`` itself.
@@ -126,10 +126,7 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
             ):
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
-            walk = sorted(inside, key=lambda pair: pair[0])
-            if cfg.walk_to_motion:  # the motion mask as the walk's last, largest candidate
-                walk.append((np.count_nonzero(moving | walk[-1][1]), moving | walk[-1][1]))
-            return _grow(walk, frame, cfg), "predictor-inside-motion"
+            return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
     ious = [_iou(m, moving) for m in masks]
     best = int(np.argmax(ious))
     if ious[best] >= cfg.agreement:
@@ -154,10 +151,22 @@ def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -
             continue
         if cfg.ring_similarity <= 0:  # the older walk: stop at the first addition unlike what is held
             break
-        ring = ring_around(larger, cfg.ring_fraction)
-        if ring.any() and float(np.sqrt(held * _colour_histogram(lab, ring)).sum()) < cfg.ring_similarity:
+        if _outside_similarity(lab, larger, added, cfg.ring_fraction) < cfg.ring_similarity:
             current = larger
     return current
+
+
+def _outside_similarity(lab: np.ndarray, larger: np.ndarray, added: np.ndarray, fraction: float) -> float:
+    """Bhattacharyya coefficient between the colours of ``added`` (``H x W`` bool, part of ``larger``) and of what
+    lies just outside them: the ring ``fraction`` x sqrt(area) wide around ``larger``, within that width of
+    ``added`` (1.0 when that ring is empty: nothing says the addition is unlike its surroundings)."""
+    ring = ring_around(larger, fraction)
+    size = max(3, int(fraction * np.sqrt(larger.sum())))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
+    ring &= cv2.dilate(added.astype(np.uint8), kernel) > 0
+    if not ring.any():
+        return 1.0
+    return float(np.sqrt(_colour_histogram(lab, added) * _colour_histogram(lab, ring)).sum())
 
 
 def resize_to(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
