@@ -151,6 +151,23 @@ def bench_bsds(limit: int | None = None, skip: int = 0) -> dict:
     }
 
 
+def largest_part_click(scene):
+    """The synth benchmark's click: the largest part (>= 64 px, smaller than its object) of any object, clicked
+    at its deepest interior pixel. Returns ``(object node, part node, (x, y))`` or None when no part qualifies."""
+    candidates = [
+        (part.mask.sum(), obj, part)
+        for obj in scene.objects()
+        for part in scene.children(obj.id)
+        if part.mask.sum() >= 64 and obj.mask.sum() > part.mask.sum()
+    ]
+    if not candidates:
+        return None
+    _, obj, part = max(candidates, key=lambda c: c[0])
+    dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    return obj, part, (x, y)
+
+
 def bench_synth(scenes: int = 200, size: int = 256, first_seed: int = 1000) -> dict:
     from granseg.synth import SynthConfig, generate_scene
 
@@ -158,16 +175,10 @@ def bench_synth(scenes: int = 200, size: int = 256, first_seed: int = 1000) -> d
     part_ious, object_ious, part_best, finest_ious, part_low = [], [], [], [], []
     for seed in range(first_seed, first_seed + scenes):
         scene = generate_scene(seed=seed, config=SynthConfig(size=size))
-        candidates = []
-        for obj in scene.objects():
-            for part in scene.children(obj.id):
-                if part.mask.sum() >= 64 and obj.mask.sum() > part.mask.sum():
-                    candidates.append((part.mask.sum(), obj, part))
-        if not candidates:
+        picked = largest_part_click(scene)
+        if picked is None:
             continue
-        _, obj, part = max(candidates, key=lambda c: c[0])
-        dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
-        y, x = np.unravel_index(np.argmax(dist), dist.shape)
+        obj, part, (x, y) = picked
         predictor.set_image(scene.image)
         masks = predictor.predict([[x, y]], [1], granularity="all").masks
 

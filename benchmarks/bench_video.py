@@ -137,16 +137,17 @@ def run_neural(
     }
 
 
-def run_synthetic(seeds: list[int], n_frames: int, size: int) -> dict:
+def run_synthetic(seeds: list[int], n_frames: int, size: int, model_set: dict | None = None) -> dict:
     """Per-frame IoU of a part (g = 0.2) and of an object (g = 1.0) on synthetic moving scenes, for the tracker
-    and the re-click baseline, one click on frame 0 at the node's deepest point."""
+    and the re-click baseline, one click on frame 0 at the node's deepest point (``model_set``: hierarchy
+    model overrides, as ``--model-set``)."""
     import numpy as np
 
     from granseg.eval.video import jaccard
     from granseg.predict.video import VideoSession
     from granseg.synth.motion import generate_moving_scene
 
-    predictor = load_predictor("hierarchy")
+    predictor = load_predictor("hierarchy", **(model_set or {}))
     rows = []
     for seed in seeds:
         clip = generate_moving_scene(seed, n_frames, size)
@@ -177,7 +178,7 @@ def run_synthetic(seeds: list[int], n_frames: int, size: int) -> dict:
                             "ious": ious,
                         }
                     )
-    return {"seeds": seeds, "n_frames": n_frames, "size": size, "rows": rows}
+    return {"seeds": seeds, "n_frames": n_frames, "size": size, "model_set": model_set or {}, "rows": rows}
 
 
 def main() -> None:
@@ -207,7 +208,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.synthetic:
         lo, _, hi = args.synthetic.partition("-")
-        result = run_synthetic(list(range(int(lo), int(hi or lo) + 1)), 60, 160)
+        seeds = list(range(int(lo), int(hi or lo) + 1))
+        result = run_synthetic(seeds, 60, 160, json.loads(args.model_set))
         for row in result["rows"]:
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ious"})
         for node in ("part", "object"):

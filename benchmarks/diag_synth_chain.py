@@ -14,6 +14,7 @@ import sys
 
 import cv2
 import numpy as np
+from bench_hierarchy import largest_part_click
 
 from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
@@ -45,17 +46,10 @@ def main() -> int:
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.scenes):
         scene = generate_scene(seed=seed, config=SynthConfig(size=args.size))
-        cands = [
-            (p.mask.sum(), o, p)
-            for o in scene.objects()
-            for p in scene.children(o.id)
-            if p.mask.sum() >= 64 and o.mask.sum() > p.mask.sum()
-        ]
-        if not cands:
+        picked = largest_part_click(scene)
+        if picked is None:
             continue
-        _, obj, part = max(cands, key=lambda c: c[0])
-        dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
-        y, x = np.unravel_index(np.argmax(dist), dist.shape)
+        obj, part, (x, y) = picked
         predictor.set_image(scene.image)
         masks = predictor.predict([[x, y]], [1], granularity="all").masks
         tree, cfg = predictor.tree, predictor.config

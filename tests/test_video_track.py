@@ -148,3 +148,50 @@ def test_first_mask_inside_the_motion_mask_grows_only_over_like_colours():
     only_swan = [swan, np.ones_like(swan)]  # the swan alone covers 0.35 of the moving mask: < 0.5
     fallback, source = pick_by_motion(only_swan, moving, config, frame)
     assert source == "motion" and fallback is moving
+
+
+def _lake_scene():
+    """A dark swan (900 px) on a lake of blue water with noise; a patch of water below the swan moves with it."""
+    rng = np.random.default_rng(0)
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:] = (30, 60, 200)
+    frame[:15] = (40, 160, 40)  # a green bank at the top
+    frame = np.clip(frame.astype(int) + rng.integers(-12, 13, frame.shape), 0, 255).astype(np.uint8)
+    swan, water = np.zeros((100, 100), bool), np.zeros((100, 100), bool)
+    swan[30:60, 30:60] = True
+    water[60:72, 25:65] = True  # 480 px of co-moving water
+    frame[swan] = (20, 20, 20)
+    return frame, swan, water
+
+
+def test_first_mask_leaves_out_co_moving_background_even_when_a_mask_agrees_with_the_motion():
+    """Blackswan with the learned tree: a predictor mask (swan + water) agrees with the motion mask (IoU >= 0.8),
+    since both hold the water that moves with the swan. The inside walk runs first and does not add what looks like
+    the lake around it, so the swan is kept; the older order (agreement first) took swan + water."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frame, swan, water = _lake_scene()
+    moving = swan | water
+    masks = [swan, swan | water, np.ones_like(swan)]
+    assert jaccard(swan | water, moving) >= FlowTrackerConfig().agreement
+    picked, source = pick_by_motion(masks, moving, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0, source
+
+
+def test_first_mask_grows_over_a_second_part_of_another_colour_unlike_the_surroundings():
+    """A two-part object (red and yellow halves) on a green-blue noise background, the motion mask exactly the
+    object: the walk from the clicked half takes the whole object (the yellow half is unlike what surrounds the
+    object), while the older walk (``ring_similarity=0``: only like colours) stops at the half."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frames, _ = _square_clip()
+    frame = frames[0].copy()
+    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
+    half[30:60, 20:40], other[30:60, 40:60] = True, True
+    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    whole = half | other
+    masks = [half, whole, np.ones_like(half)]
+    picked, source = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
+    older, _ = pick_by_motion(masks, whole, FlowTrackerConfig(ring_similarity=0.0), frame)
+    assert jaccard(older, half) == 1.0

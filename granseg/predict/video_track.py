@@ -6,8 +6,9 @@ One :class:`FlowTracker` follows one object (or part) from the frame it was prom
 ``hierarchy``) answers the click at the ten standard granularities. At an object-level g (``>=
 object_granularity``) and when later frames are given, :func:`granseg.predict.video_motion.motion_object` finds
 the pixels that move with the click, and :func:`pick_by_motion` chooses between it and the predictor's masks
-(the closest when they agree; else one lying inside it, grown while the colours match: what moves along with the
-object, like water with a swan, is left out; else the motion mask). Below that g, or when the clicked point does
+(one lying inside it, grown over additions that match its colours or are unlike their surroundings: what moves
+along with the object, like water with a swan, is left out; else the closest when they agree; else the motion
+mask). Below that g, or when the clicked point does
 not move against the background, the predictor's own mask at g.
 
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 
 from granseg.config import Config
-from granseg.predict.video_appearance import TrackMemory
+from granseg.predict.video_appearance import TrackMemory, ring_around
 from granseg.predict.video_motion import MotionConfig, motion_object, moves_like, residual_of
 
 LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
@@ -75,6 +76,11 @@ class FlowTrackerConfig(Config):
     inside_recall: float = 0.55
     inside_min_recall: float = 0.25
     grow_similarity: float = 0.7
+    # ... or while what they add is unlike what lies just outside it (Bhattacharyya with the larger mask's ring,
+    # ring_fraction x sqrt(area) wide, near the addition < ring_similarity; 0: the older walk, stop at the first
+    # unlike step)
+    ring_similarity: float = 0.48
+    ring_fraction: float = 0.12
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -92,17 +98,22 @@ def _colour_histogram(lab: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.nd
 
 
 def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTrackerConfig, frame=None):
-    """The first mask from the predictor's ``masks`` (``H x W`` bool each, one per level) and the ``moving`` mask:
-    the one closest to it when they agree (IoU >= ``agreement``: its outline follows image regions); else one that
-    lies inside it (``inside_precision`` of its pixels move and it covers ``inside_min_recall`` of it) when the
-    largest of those explains ``inside_recall`` of it (the moving mask also holds what moves along, e.g. water
-    with a swan); else ``moving`` itself. Among those inside, the smallest grows to the next larger while what it adds has the colours of what it has (Bhattacharyya coefficient of
-    their CIELAB histograms >= ``grow_similarity``; ``frame`` ``H x W x 3`` RGB; without it the largest). Returns
-    the mask and ``"predictor+motion"``, ``"predictor-inside-motion"`` or ``"motion"``."""
-    ious = [_iou(m, moving) for m in masks]
-    best = int(np.argmax(ious))
-    if ious[best] >= cfg.agreement:
-        return masks[best], "predictor+motion"
+    """The first mask from the predictor's ``masks`` (``H x W`` bool each, one per level) and the ``moving`` mask
+    (``H x W`` bool; ``frame`` the ``H x W x 3`` RGB image).
+
+    1. **Inside**: the predictor's masks that lie inside ``moving`` (``inside_precision`` of their pixels move, and
+       they cover ``inside_min_recall`` of it), when the largest of them covers ``inside_recall`` of it. The
+       smallest grows to each larger one in turn when what that adds has the colours of what it holds
+       (Bhattacharyya coefficient of CIELAB histograms >= ``grow_similarity``) or is unlike what lies just outside it
+       (coefficient with the larger mask's ring near the addition < ``ring_similarity``: another part of a
+       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped. Without ``frame``, or with
+       ``grow_similarity`` 0, the largest.
+    2. **Agreement**: else the mask closest to ``moving`` when their IoU >= ``agreement``.
+    3. Else ``moving`` itself.
+
+    The inside walk runs first, so a mask that agrees with ``moving`` because both hold what moves along with the
+    object is not taken over a smaller one that leaves it out. Returns the mask and ``"predictor-inside-motion"``,
+    ``"predictor+motion"`` or ``"motion"``."""
     if cfg.inside_recall < 1.0:
         moving_area = max(1, np.count_nonzero(moving))
         inside = []
@@ -116,11 +127,16 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
             return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
+    ious = [_iou(m, moving) for m in masks]
+    best = int(np.argmax(ious))
+    if ious[best] >= cfg.agreement:
+        return masks[best], "predictor+motion"
     return moving, "motion"
 
 
 def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -> np.ndarray:
-    """Walk the ``(area, mask)`` list (ascending) while each step adds pixels of the colours already held."""
+    """Walk the ``(area, mask)`` list (ascending): take each larger mask whose added pixels have the colours
+    already held or are unlike the larger mask's ring (:func:`pick_by_motion`); skip the others."""
     if frame is None or cfg.grow_similarity <= 0:
         return inside[-1][1]
     lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)
@@ -129,11 +145,28 @@ def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -
         added = larger & ~current
         if not added.any():
             continue
-        similarity = float(np.sqrt(_colour_histogram(lab, added) * _colour_histogram(lab, current)).sum())
-        if similarity < cfg.grow_similarity:
+        held = _colour_histogram(lab, added)
+        if float(np.sqrt(held * _colour_histogram(lab, current)).sum()) >= cfg.grow_similarity:
+            current = larger
+            continue
+        if cfg.ring_similarity <= 0:  # the older walk: stop at the first addition unlike what is held
             break
-        current = larger
+        if _outside_similarity(lab, larger, added, cfg.ring_fraction) < cfg.ring_similarity:
+            current = larger
     return current
+
+
+def _outside_similarity(lab: np.ndarray, larger: np.ndarray, added: np.ndarray, fraction: float) -> float:
+    """Bhattacharyya coefficient between the colours of ``added`` (``H x W`` bool, part of ``larger``) and of what
+    lies just outside them: the ring ``fraction`` x sqrt(area) wide around ``larger``, within that width of
+    ``added`` (1.0 when that ring is empty: nothing says the addition is unlike its surroundings)."""
+    ring = ring_around(larger, fraction)
+    size = max(3, int(fraction * np.sqrt(larger.sum())))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
+    ring &= cv2.dilate(added.astype(np.uint8), kernel) > 0
+    if not ring.any():
+        return 1.0
+    return float(np.sqrt(_colour_histogram(lab, added) * _colour_histogram(lab, ring)).sum())
 
 
 def resize_to(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
