@@ -74,3 +74,55 @@ def test_bounded_change_keeps_a_small_correction_and_refuses_a_flood(tree):
     assert np.array_equal(ch.bounded_change(tree, previous, reference, flood, 0.05), reference)
     # a large enough image fraction lets the same change through
     assert np.array_equal(ch.bounded_change(tree, previous, reference, flood, 1.0), flood)
+
+
+def test_connected_to_keeps_only_the_pieces_holding_a_seed(tree):
+    """Leaves 0-adjacent chains: a selection of two separate groups keeps the group with the seed; a seed
+    outside the selection joins nothing (the selection is returned as is); brute force by flood fill."""
+    rng = np.random.default_rng(0)
+    adjacency = {k: set() for k in range(tree.n_leaves)}
+    for a, b in zip(tree.edge_a.tolist(), tree.edge_b.tolist()):
+        adjacency[a].add(b)
+        adjacency[b].add(a)
+    for _ in range(20):
+        selected = rng.random(tree.n_leaves) < 0.4
+        seeds = rng.choice(tree.n_leaves, 2, replace=False)
+        expected = np.zeros_like(selected)
+        stack = [s for s in seeds.tolist() if selected[s]]
+        while stack:
+            leaf = stack.pop()
+            if expected[leaf]:
+                continue
+            expected[leaf] = True
+            stack.extend(n for n in adjacency[leaf] if selected[n] and not expected[n])
+        got = ch.connected_to(tree, selected, seeds)
+        if not selected[seeds].any():
+            np.testing.assert_array_equal(got, selected)
+        else:
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_a_click_does_not_take_a_far_patch_of_the_same_colours():
+    """Two identical red discs far apart on grey: one click on the left disc at g = 1.0 answers that disc, not
+    both (the colour model alone would take the right disc too; ``keep_connected=False`` shows it does)."""
+    import cv2
+
+    image = np.full((160, 320, 3), 128, np.uint8)
+    image += np.random.default_rng(1).integers(0, 6, image.shape, dtype=np.uint8)
+    cv2.circle(image, (70, 80), 40, (200, 30, 30), -1)
+    cv2.circle(image, (250, 80), 40, (200, 30, 30), -1)
+    left = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(left, (70, 80), 40, 1, -1)
+    right = np.zeros_like(left)
+    cv2.circle(right, (250, 80), 40, 1, -1)
+
+    def answer(**overrides):
+        predictor = build_hierarchy(**overrides).create_predictor()
+        predictor.set_image(image)
+        return predictor.predict([[70, 80]], [1], granularity=1.0).masks[0]
+
+    connected = answer()
+    assert iou(connected, left.astype(bool)) > 0.85
+    assert (connected & right.astype(bool)).sum() == 0
+    loose = answer(keep_connected=False)
+    assert (loose & right.astype(bool)).sum() > 0.5 * right.sum()

@@ -24,6 +24,7 @@ PINNED = {
     "top_size_power": 0.0,
     "object_prior_contrast": 1.0,
     "correction_max_change": 0.0,
+    "keep_connected": False,
 }
 
 

@@ -92,6 +92,7 @@ class HierarchyConfig(Config):
     object_prior_iterations: int = 5
     object_mode: bool = False
     object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
+    keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
@@ -258,6 +259,8 @@ class HierarchyPredictor(BasePredictor):
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
         cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
+        if cfg.keep_connected:
+            cuts = [ch.connected_to(tree, cut, leaves[labels == 1]) for cut in cuts]
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(

@@ -191,3 +191,27 @@ def bounded_change(
     changed = float(tree.leaf_area[cut != previous].sum())
     limit = max(float(tree.leaf_area[previous].sum()), min_fraction * float(tree.leaf_map.size))
     return cut if changed <= limit else reference.copy()
+
+
+def connected_to(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The leaves of ``selected`` joined to a ``seeds`` leaf through selected, adjacent leaves.
+
+    Args:
+        selected: ``(n_leaves,)`` bool leaf selection (e.g. a graph cut's answer).
+        seeds: ``(S,)`` leaf ranks (the positive clicks' leaves); seeds outside ``selected`` join nothing.
+    Returns:
+        ``(n_leaves,)`` bool: the connected pieces of ``selected`` (4-adjacency of the leaves) holding a seed; a
+        colour model can pick far-off leaves of the object's colours, and a click means one connected thing.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    seeds = np.asarray(seeds, dtype=np.int64)
+    seeds = seeds[selected[seeds]]
+    if not len(seeds):
+        return selected.copy()
+    inside = selected[tree.edge_a] & selected[tree.edge_b]
+    n = tree.n_leaves
+    graph = coo_matrix((np.ones(int(inside.sum())), (tree.edge_a[inside], tree.edge_b[inside])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return selected & np.isin(component, component[seeds])
