@@ -152,6 +152,16 @@ def grabcut_from(
     trimap[cv2.dilate(mask.astype(np.uint8), kernel) > 0] = cv2.GC_PR_BGD
     trimap[mask] = cv2.GC_PR_FGD
     cv2.circle(trimap, (int(click[0]), int(click[1])), 3, cv2.GC_FGD, -1)
+    cut = grabcut_from_trimap(image, trimap, iterations)
+    return mask if cut is None else cut
+
+
+def grabcut_from_trimap(image: np.ndarray, trimap: np.ndarray, iterations: int) -> np.ndarray | None:
+    """``cv2.grabCut`` initialised with ``trimap`` (``H x W`` uint8 of ``cv2.GC_*`` labels, updated in place) on
+    the ``H x W x 3`` RGB ``image``, with OpenCV's RNG seeded so the answer does not depend on what ran before.
+
+    Returns the ``H x W`` bool foreground (certain or probable), or None where OpenCV refuses the trimap (e.g. no
+    probable-background pixel)."""
     cv2.setRNGSeed(0)  # GrabCut's k-means start: the same answer whatever ran before
     try:
         cv2.grabCut(
@@ -164,5 +174,5 @@ def grabcut_from(
             cv2.GC_INIT_WITH_MASK,
         )
     except cv2.error:
-        return mask
+        return None
     return (trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)

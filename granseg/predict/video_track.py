@@ -38,7 +38,13 @@ import numpy as np
 
 from granseg.config import Config
 from granseg.predict.video_appearance import TrackMemory, ring_around
-from granseg.predict.video_motion import MotionConfig, motion_object, moves_like, residual_of
+from granseg.predict.video_motion import (
+    MotionConfig,
+    grabcut_from_trimap,
+    motion_object,
+    moves_like,
+    residual_of,
+)
 
 LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
@@ -335,20 +341,10 @@ class FlowTracker:
             size = (max(1, round(local.shape[1] * shrink)), max(1, round(local.shape[0] * shrink)))
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
             trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
-        cv2.setRNGSeed(0)  # GrabCut's k-means start: the same answer whatever ran before
-        try:
-            cv2.grabCut(
-                cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                trimap,
-                None,
-                np.zeros((1, 65)),
-                np.zeros((1, 65)),
-                cfg.grabcut_iterations,
-                cv2.GC_INIT_WITH_MASK,
-            )
-        except cv2.error:  # e.g. no probable-background pixel in a crop that fills the frame
+        cut = grabcut_from_trimap(crop, trimap, cfg.grabcut_iterations)
+        if cut is None:  # e.g. no probable-background pixel in a crop that fills the frame
             return moved
-        refined = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32)
+        refined = cut.astype(np.float32)
         refined = resize_to(refined, local.shape) > 0.5
         new_area = float(refined.sum())
         if not new_area or not area / cfg.max_area_change <= new_area <= area * cfg.max_area_change:
