@@ -10,7 +10,9 @@
    (b) ``pseudo-labels``: what ``granseg pseudo-label`` mined from the same scenes' images alone (no GT);
    (c) ``no-g``: the same architecture without the granularity input (plain SAM-2, 3 outputs, SAM's best-of-3
        loss) on the data of (a); evaluated with its single best fixed output, chosen on the tune split;
-   (d) ``untrained``: the initial weights of (a).
+   (d) ``untrained``: the initial weights of (a);
+   (e) ``nogpseudo``: the no-g architecture of (c) trained on the pseudo-labels of (b) (same budget): the
+       apples-to-apples baseline for (b); evaluated like (c).
 3. Evaluation, one click at the pixel farthest from the boundary of each GT part: IoU with the GT part at
    g = 0.1 / 0.2 / 0.3 and with the GT object at g = 1.0; Spearman correlation between g and the predicted area
    (relative to the object's area), pooled and per click; mIoU-vs-g per GT level (sub-part, part, object; PNG);
@@ -27,7 +29,7 @@
    resized to it). ``--granularity-sampling nearest_level``: the requested g of each training prompt is drawn over
    the range where its mask is the nearest GT level at the click (the recipe: ``label``, the mask's own g).
 
-7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (run (b) only): engine overrides for the
+7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (runs (b) and (e)): engine overrides for the
    pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
    ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
 
@@ -87,7 +89,7 @@ class BenchSettings:
     # input size (the 128 px scenes are resized to it: 256 px gives a 16 x 16 token grid instead of 8 x 8)
     hidden_size: int = 0
     model_image_size: int = 0
-    # run (b) only: engine overrides "FIELD=JSON;FIELD=JSON" (a PseudoLabelConfig JSON passed to pseudo-label
+    # runs (b) and (e): engine overrides "FIELD=JSON;FIELD=JSON" (a PseudoLabelConfig JSON passed to pseudo-label
     # --config; "" = the engine's defaults) and the data config's balance_granularity (1: the per-image mask
     # subset is drawn evenly over g instead of uniformly)
     pseudo_set: str = ""
@@ -148,6 +150,9 @@ def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> float:
     return time.time() - started
 
 
+PSEUDO_RUNS = ("pseudo", "nogpseudo")  # the runs trained on the engine's labels of the training images
+
+
 def bench_model(settings: BenchSettings, name: str):
     """The tiny UnSAMv2 config, widened / enlarged by ``--hidden-size`` / ``--model-image-size`` when set."""
     from dataclasses import replace
@@ -167,13 +172,13 @@ def bench_model(settings: BenchSettings, name: str):
 
 def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     model = bench_model(settings, f"bench-{name}")
-    if name in ("nog", "pretrain"):
+    if name in ("nog", "nogpseudo", "pretrain"):
         model.granularity = False
     if name == "pretrain":
         model.lora = None
     pretrained = settings.pretrain_steps > 0 and name != "pretrain"
     data_extra = {}
-    if name == "pseudo":
+    if name in PSEUDO_RUNS:
         source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
         data_extra = {"balance_granularity": bool(settings.balance_granularity)}
     else:
@@ -601,7 +606,7 @@ def run(settings: BenchSettings) -> dict:
     names = settings.runs.split(",")
     report = {"settings": asdict(settings), "train_seconds": {}, "single_click": {}, "noc": {}}
     report["pseudo_seconds"] = 0.0
-    if "pseudo" in names:
+    if set(PSEUDO_RUNS) & set(names):
         save_train_images(work / "images", settings.train_scenes)
         report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo", settings.pseudo_set)
     runs = {}
@@ -617,7 +622,7 @@ def run(settings: BenchSettings) -> dict:
     tune_records = click_records(range(20000, 20000 + settings.tune_scenes))
     report["report_clicks"] = len(report_records)
     labels = {"synth": "(a) trained on synth GT", "pseudo": "(b) trained on pseudo-labels",
-              "nog": "(c) no-g, same budget"}  # fmt: skip
+              "nog": "(c) no-g, same budget", "nogpseudo": "(e) no-g on the pseudo-labels, same budget"}  # fmt: skip
     models = {"(d) untrained": untrained_model(settings, work)}
     models.update({labels[n]: load_model(runs[n]["output"], device="cpu") for n in names})
     curves = {}
