@@ -259,8 +259,8 @@ class HierarchyPredictor(BasePredictor):
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
         cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
-        if cfg.keep_connected:
-            cuts = [ch.connected_to(tree, cut, leaves[labels == 1]) for cut in cuts]
+        if cfg.keep_connected and cuts:
+            cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(
