@@ -234,6 +234,7 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
             current = i
             active[i] = True  # not queued again meanwhile
             count = _augment(middle, head, rcap, tr, parent, orphans)
+            orphans[:count] = orphans[:count][::-1].copy()  # the ones nearest their terminal first
             _adopt(
                 orphans,
                 count,
