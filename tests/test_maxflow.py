@@ -93,7 +93,7 @@ def test_hierarchy_masks_are_the_same_with_either_backend(monkeypatch):
         np.testing.assert_array_equal(fast[key], fallback[key], err_msg=key)
 
 
-def _reference_band_cut(image, crop, in_band, inside, bin_ratio, smoothness) -> np.ndarray:
+def _reference_band_cut(image, crop, in_band, inside, bin_ratio, smoothness, backend) -> np.ndarray:
     """The band graph built over the whole window (the construction before the pixel-list one)."""
     count = int(in_band.sum())
     index = np.full(in_band.shape, -1, np.int64)
@@ -117,13 +117,18 @@ def _reference_band_cut(image, crop, in_band, inside, bin_ratio, smoothness) -> 
             src += np.bincount(node[edge & other_inside], w[edge & other_inside], count)
             snk += np.bincount(node[edge & ~other_inside], w[edge & ~other_inside], count)
     src = np.minimum(src, HARD)
-    return st_min_cut(np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk)
+    return st_min_cut(
+        np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk, backend
+    )
 
 
-def test_band_cut_matches_the_window_wide_construction():
-    """Random images, bands touching the image border or not: the same labels as the reference construction."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_band_cut_matches_the_window_wide_construction(backend, monkeypatch):
+    """Random images, bands touching the image border or not: the same labels as the reference construction
+    (numpy over the band's pixel list with scipy's solver; the compiled graph with the compiled solver)."""
     import cv2
 
+    monkeypatch.setenv("GRANSEG_MAXFLOW", backend)
     rng = np.random.default_rng(2)
     for trial in range(12):
         h, w = rng.integers(20, 60, 2)
@@ -140,7 +145,8 @@ def test_band_cut_matches_the_window_wide_construction():
         crop = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
         ratio = rng.normal(0, 8, 16)
         args = (image, crop, in_band[crop], mask.astype(bool)[crop], ratio, float(rng.uniform(1, 60)))
-        np.testing.assert_array_equal(_band_cut(*args), _reference_band_cut(*args), err_msg=str(trial))
+        expected = _reference_band_cut(*args, backend="scipy")
+        np.testing.assert_array_equal(_band_cut(*args), expected, err_msg=str(trial))
 
 
 def test_connected_to_many_matches_a_flood_fill_per_row():

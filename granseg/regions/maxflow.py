@@ -5,7 +5,8 @@ and terminal capacities ``src[i]`` (source -> i) and ``snk[i]`` (i -> sink). The
 from the source in the residual graph of a maximum flow. That set is the same for *every* maximum flow (it is the
 smallest source side among all minimum cuts), so the solvers below give bit-identical answers:
 
-* ``"numba"`` (optional dependency, ``pip install granseg[fast]``): the Boykov-Kolmogorov augmenting-path algorithm
+* ``"numba"`` (optional dependency, ``pip install granseg[fast]``; the pixel band's graph is then built by a
+  compiled loop too, :mod:`granseg.regions.pixelcut_compiled`): the Boykov-Kolmogorov augmenting-path algorithm
   (search trees grown from both terminals and reused between augmentations, Boykov & Kolmogorov, PAMI 2004),
   written here and compiled by numba, then a breadth-first search of the residual graph. Several times faster
   than scipy's Dinic on the graphs of a click (a few thousand leaf or pixel nodes, a few boundary edges each).
@@ -19,6 +20,7 @@ the fallback).
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from importlib.util import find_spec
 
 import numpy as np
@@ -30,9 +32,14 @@ BACKENDS = ("numba", "scipy")
 
 def default_backend() -> str:
     """``"numba"`` when numba is installed (and ``GRANSEG_MAXFLOW`` is not ``"scipy"``), else ``"scipy"``."""
-    if os.environ.get("GRANSEG_MAXFLOW", "").lower() == "scipy" or find_spec("numba") is None:
+    if os.environ.get("GRANSEG_MAXFLOW", "").lower() == "scipy" or not _numba_installed():
         return "scipy"
     return "numba"
+
+
+@lru_cache(maxsize=1)
+def _numba_installed() -> bool:
+    return find_spec("numba") is not None
 
 
 def min_cut_side(edge_a, edge_b, caps, src, snk, backend: str | None = None) -> np.ndarray:

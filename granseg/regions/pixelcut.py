@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from granseg.regions.graphcut import HARD, st_min_cut
+from granseg.regions.maxflow import default_backend
 
 
 @dataclass
@@ -75,7 +76,15 @@ def refine_outline(
 
 def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -> np.ndarray:
     """Object labels of the ``in_band`` pixels of the ``crop`` (row, column slices) window, the others fixed to
-    ``inside`` (see :func:`refine_outline`). Works on the band's pixel list (row-major), not the whole window."""
+    ``inside`` (see :func:`refine_outline`). Works on the band's pixel list (row-major), not the whole window;
+    compiled (:mod:`granseg.regions.pixelcut_compiled`) where the compiled max flow runs, the same graph."""
+    if default_backend() == "numba":
+        from granseg.regions.pixelcut_compiled import band_graph
+
+        right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
+        down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
+        graph = band_graph(in_band, inside, image.bins[crop], right, down, bin_ratio, float(smoothness), HARD)
+        return st_min_cut(*graph)
     ys, xs = np.nonzero(in_band)
     count = len(ys)
     height, width = in_band.shape
