@@ -46,6 +46,8 @@ low); several clicks score the boundary contrast of the mask's outline
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -95,6 +97,7 @@ class HierarchyConfig(Config):
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
+    outline_threads: int = 2  # the pixel-band cuts of one call run on up to this many threads (same answers)
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
     def validate(self) -> None:
@@ -103,6 +106,8 @@ class HierarchyConfig(Config):
 
         if self.tree_merge not in MERGE_CRITERIA:
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
+        if self.outline_threads < 1:
+            raise InputError(f"outline_threads must be >= 1, got {self.outline_threads}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -364,10 +369,20 @@ class HierarchyPredictor(BasePredictor):
         for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
         ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])
-        for rows, ratio in zip(refine, ratios):
-            out[rows] = refine_outline(
-                self._pixels, out[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+
+        def cut(k: int) -> np.ndarray:
+            return refine_outline(
+                self._pixels, out[refine[k][0]], ratios[k], fixed, cfg.pixel_band, cfg.pixel_smoothness
             )
+
+        threads = min(cfg.outline_threads, len(refine))
+        masks = (
+            _thread_pool(threads).map(cut, range(len(refine)))
+            if threads > 1
+            else map(cut, range(len(refine)))
+        )
+        for rows, mask in zip(refine, list(masks)):
+            out[rows] = mask
         return out
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
@@ -379,6 +394,13 @@ class HierarchyPredictor(BasePredictor):
             clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
             mask = clipped
         return mask
+
+
+@functools.lru_cache(maxsize=4)
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` worker threads for the pixel-band cuts (independent cuts; the compiled
+    max flow and band graph release the GIL, so they run side by side on several cores)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="granseg-outline")
 
 
 def _running_union(stack: np.ndarray) -> None:
