@@ -175,3 +175,28 @@ def test_connected_to_many_matches_a_flood_fill_per_row():
                 expected[leaf] = True
                 stack.extend(n for n in adjacency[leaf] if sel[n] and not expected[n])
         np.testing.assert_array_equal(row, expected if sel[seeds].any() else sel)
+
+
+def test_outline_threads_change_no_answer():
+    """The pixel-band cuts of one call on 1 or 3 threads: the same masks and scores (one click, all g, and a
+    corrective click fed back through mask_input); outline_threads 0 is refused."""
+    from granseg.errors import InputError
+    from granseg.predict.hierarchy import build_hierarchy
+    from granseg.synth import SynthConfig, generate_scene
+
+    scene = generate_scene(seed=5, config=SynthConfig(size=256))
+    answers = []
+    for threads in (1, 3):
+        predictor = build_hierarchy(outline_threads=threads).create_predictor()
+        predictor.set_image(scene.image)
+        one = predictor.predict([[100.0, 120.0]], [1], granularity="all")
+        two = predictor.predict(
+            [[100.0, 120.0], [60.0, 40.0]], [1, 0], granularity="all", mask_input=one.low_res_logits
+        )
+        answers.append((one, two))
+    for a, b in zip(*answers):
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert len({m.tobytes() for m in answers[0][0].masks}) > 1  # several distinct outlines were cut
+    with pytest.raises(InputError, match="outline_threads"):
+        build_hierarchy(outline_threads=0)
