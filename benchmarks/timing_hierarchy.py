@@ -42,13 +42,15 @@ def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
 
 
 def _value(text: str):
-    """A ``FIELD=VALUE`` value: bool, number or string."""
+    """A ``FIELD=VALUE`` value: bool, int, float or string."""
     if text in ("true", "false"):
         return text == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main() -> None:

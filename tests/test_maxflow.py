@@ -177,9 +177,9 @@ def test_connected_to_many_matches_a_flood_fill_per_row():
         np.testing.assert_array_equal(row, expected if sel[seeds].any() else sel)
 
 
-def test_outline_threads_change_no_answer():
+def test_cut_threads_change_no_answer():
     """The pixel-band cuts of one call on 1 or 3 threads: the same masks and scores (one click, all g, and a
-    corrective click fed back through mask_input); outline_threads 0 is refused."""
+    corrective click fed back through mask_input); cut_threads 0 is refused."""
     from granseg.errors import InputError
     from granseg.predict.hierarchy import build_hierarchy
     from granseg.synth import SynthConfig, generate_scene
@@ -187,7 +187,7 @@ def test_outline_threads_change_no_answer():
     scene = generate_scene(seed=5, config=SynthConfig(size=256))
     answers = []
     for threads in (1, 3):
-        predictor = build_hierarchy(outline_threads=threads).create_predictor()
+        predictor = build_hierarchy(cut_threads=threads).create_predictor()
         predictor.set_image(scene.image)
         one = predictor.predict([[100.0, 120.0]], [1], granularity="all")
         two = predictor.predict(
@@ -198,5 +198,5 @@ def test_outline_threads_change_no_answer():
         np.testing.assert_array_equal(a.masks, b.masks)
         np.testing.assert_array_equal(a.scores, b.scores)
     assert len({m.tobytes() for m in answers[0][0].masks}) > 1  # several distinct outlines were cut
-    with pytest.raises(InputError, match="outline_threads"):
-        build_hierarchy(outline_threads=0)
+    with pytest.raises(InputError, match="cut_threads"):
+        build_hierarchy(cut_threads=0)

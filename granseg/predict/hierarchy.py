@@ -46,8 +46,6 @@ low); several clicks score the boundary contrast of the mask's outline
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -57,6 +55,7 @@ from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
 from granseg.regions.graphcut import CutJob, grabcut_many
+from granseg.regions.maxflow import thread_pool
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
@@ -97,7 +96,7 @@ class HierarchyConfig(Config):
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
-    outline_threads: int = 2  # the pixel-band cuts of one call run on up to this many threads (same answers)
+    cut_threads: int = 1  # > 1: the graph cuts of one call run on up to this many threads (same answers)
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
     def validate(self) -> None:
@@ -106,8 +105,8 @@ class HierarchyConfig(Config):
 
         if self.tree_merge not in MERGE_CRITERIA:
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
-        if self.outline_threads < 1:
-            raise InputError(f"outline_threads must be >= 1, got {self.outline_threads}")
+        if self.cut_threads < 1:
+            raise InputError(f"cut_threads must be >= 1, got {self.cut_threads}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -265,7 +264,11 @@ class HierarchyPredictor(BasePredictor):
         object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
-        cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
+        cuts = (
+            grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours, cfg.cut_threads)
+            if jobs
+            else []
+        )
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:
@@ -375,11 +378,9 @@ class HierarchyPredictor(BasePredictor):
                 self._pixels, out[refine[k][0]], ratios[k], fixed, cfg.pixel_band, cfg.pixel_smoothness
             )
 
-        threads = min(cfg.outline_threads, len(refine))
+        threads = min(cfg.cut_threads, len(refine))
         masks = (
-            _thread_pool(threads).map(cut, range(len(refine)))
-            if threads > 1
-            else map(cut, range(len(refine)))
+            thread_pool(threads).map(cut, range(len(refine))) if threads > 1 else map(cut, range(len(refine)))
         )
         for rows, mask in zip(refine, list(masks)):
             out[rows] = mask
@@ -394,13 +395,6 @@ class HierarchyPredictor(BasePredictor):
             clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
             mask = clipped
         return mask
-
-
-@functools.lru_cache(maxsize=4)
-def _thread_pool(threads: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``threads`` worker threads for the pixel-band cuts (independent cuts; the compiled
-    max flow and band graph release the GIL, so they run side by side on several cores)."""
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="granseg-outline")
 
 
 def _running_union(stack: np.ndarray) -> None:

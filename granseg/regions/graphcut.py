@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from granseg.regions.colour import LeafColours
-from granseg.regions.maxflow import min_cut_side
+from granseg.regions.maxflow import min_cut_side, thread_pool
 from granseg.regions.tree import RegionTree
 
 CAPACITY_SCALE = 1000.0
@@ -96,12 +96,17 @@ class CutJob:
 
 
 def grabcut_many(
-    tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float, colours: LeafColours
+    tree: RegionTree,
+    jobs: list[CutJob],
+    smoothness: float,
+    colour_weight: float,
+    colours: LeafColours,
+    threads: int = 1,
 ) -> list[np.ndarray]:
     """:func:`grabcut_leaves` of every job, run side by side: each round fits the colour models of all running
     jobs in one batch (``colours`` caches them per selection) and solves their cuts as one graph (the disjoint
-    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs). Same answers as one
-    :func:`grabcut_leaves` per job."""
+    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs), split into up to
+    ``threads`` such graphs solved on as many threads. Same answers as one :func:`grabcut_leaves` per job."""
     out: list[np.ndarray | None] = [None] * len(jobs)
     model_of: dict[int, np.ndarray] = {}
     for j, job in enumerate(jobs):
@@ -128,7 +133,13 @@ def grabcut_many(
             cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
             cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
             costs.append(_terminal_caps(cost_object, cost_background, job.positives, job.negatives))
-        cuts = _union_min_cut(tree, pair, costs)
+        bounds = np.linspace(0, len(costs), min(max(threads, 1), len(costs)) + 1).astype(int)
+        groups = [costs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if len(groups) > 1:
+            parts = thread_pool(len(groups)).map(lambda group: _union_min_cut(tree, pair, group), groups)
+        else:
+            parts = [_union_min_cut(tree, pair, costs)]
+        cuts = [cut for part in parts for cut in part]
         for j, cut in zip(running, cuts):
             out[j] = cut
             if not cut.any() or cut.all() or np.array_equal(cut, model_of[j]):

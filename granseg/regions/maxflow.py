@@ -20,6 +20,7 @@ the fallback).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib.util import find_spec
 
@@ -35,6 +36,13 @@ def default_backend() -> str:
     if os.environ.get("GRANSEG_MAXFLOW", "").lower() == "scipy" or not _numba_installed():
         return "scipy"
     return "numba"
+
+
+@lru_cache(maxsize=4)
+def thread_pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` worker threads for independent cuts (the compiled solver releases the
+    GIL, so they run side by side on several cores)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="granseg-cut")
 
 
 @lru_cache(maxsize=1)
