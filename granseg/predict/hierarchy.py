@@ -35,8 +35,10 @@ point / box / granularity prompts.
   uses its centre as the positive click.
 
 Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
-cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), and
-the last ``ANSWER_CACHE`` answers are kept per request.
+cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), every
+min cut is solved by a compiled Boykov-Kolmogorov max flow where numba is installed (else scipy's; the same
+answers, :mod:`granseg.regions.maxflow`), ``cut_threads`` > 1 spreads the cuts of a call over threads, and the
+last ``ANSWER_CACHE`` answers are kept per request.
 
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
