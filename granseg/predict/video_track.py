@@ -87,6 +87,7 @@ class FlowTrackerConfig(Config):
     # unlike step)
     ring_similarity: float = 0.48
     ring_fraction: float = 0.12
+    walk_to_motion: bool = True  # the walk's last step is the motion mask itself (same colour tests)
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -132,7 +133,10 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
             ):
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
-            return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
+            steps = sorted(inside, key=lambda pair: pair[0])
+            if cfg.walk_to_motion:
+                steps.append((moving_area, moving))
+            return _grow(steps, frame, cfg), "predictor-inside-motion"
     ious = [_iou(m, moving) for m in masks]
     best = int(np.argmax(ious))
     if ious[best] >= cfg.agreement:
@@ -148,6 +152,7 @@ def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -
     lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)
     current = inside[0][1]
     for _, larger in inside[1:]:
+        larger = larger | current  # the motion mask (last step) need not hold every mask before it
         added = larger & ~current
         if not added.any():
             continue
