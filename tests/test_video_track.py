@@ -137,7 +137,9 @@ def test_first_mask_inside_the_motion_mask_grows_only_over_like_colours():
     frame[swan] = (20, 20, 20)
     moving = swan | water | wake
     masks = [swan, swan | water, np.ones_like(swan)]  # swan + water: IoU 0.73 with moving (no agreement)
-    config = FlowTrackerConfig()
+    # the walk over the predictor's masks; its last step (the motion mask) is not tested here: on this flat green
+    # bank the blue water + wake is a region unlike its surroundings, i.e. a second part (see the lake-scene tests)
+    config = FlowTrackerConfig(walk_to_motion=False)
     picked, source = pick_by_motion(masks, moving, config, frame)
     assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
     largest, _ = pick_by_motion(masks, moving, FlowTrackerConfig(grow_similarity=0.0), frame)
@@ -195,3 +197,25 @@ def test_first_mask_grows_over_a_second_part_of_another_colour_unlike_the_surrou
     assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
     older, _ = pick_by_motion(masks, whole, FlowTrackerConfig(ring_similarity=0.0), frame)
     assert jaccard(older, half) == 1.0
+
+
+def test_first_mask_walk_ends_on_the_motion_mask_when_no_predictor_mask_holds_the_whole_object():
+    """The region tree has only a part of a two-part object (60 % of it) and the whole frame: the walk's last step,
+    the motion mask itself, adds the other part (unlike what surrounds the object), so the whole object is the
+    first mask; ``walk_to_motion=False`` stops at the part. Water moving with a swan is still left out."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frames, _ = _square_clip()
+    frame = frames[0].copy()
+    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
+    half[30:60, 20:44], other[30:60, 44:60] = True, True
+    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    whole = half | other
+    masks = [half, np.ones_like(half)]
+    picked, source = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
+    part, _ = pick_by_motion(masks, whole, FlowTrackerConfig(walk_to_motion=False), frame)
+    assert jaccard(part, half) == 1.0
+    lake, swan, water = _lake_scene()
+    picked, source = pick_by_motion([swan, np.ones_like(swan)], swan | water, FlowTrackerConfig(), lake)
+    assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0

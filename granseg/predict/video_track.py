@@ -113,8 +113,10 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
        smallest grows to each larger one in turn when what that adds has the colours of what it holds
        (Bhattacharyya coefficient of CIELAB histograms >= ``grow_similarity``) or is unlike what lies just outside it
        (coefficient with the larger mask's ring near the addition < ``ring_similarity``: another part of a
-       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped. Without ``frame``, or with
-       ``grow_similarity`` 0, the largest.
+       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped.
+       With ``walk_to_motion`` the walk's last step is ``moving`` itself (same tests on what it adds), so the
+       whole object is reached when the region tree holds only a part of it. Without ``frame``, or with
+       ``grow_similarity`` 0, the largest predictor mask.
     2. **Agreement**: else the mask closest to ``moving`` when their IoU >= ``agreement``.
     3. Else ``moving`` itself.
 
@@ -134,7 +136,7 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
             steps = sorted(inside, key=lambda pair: pair[0])
-            if cfg.walk_to_motion:
+            if cfg.walk_to_motion and frame is not None and cfg.grow_similarity > 0:
                 steps.append((moving_area, moving))
             return _grow(steps, frame, cfg), "predictor-inside-motion"
     ious = [_iou(m, moving) for m in masks]
