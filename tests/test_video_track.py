@@ -147,8 +147,8 @@ def test_first_mask_inside_the_motion_mask_grows_only_over_like_colours():
     frame[water] = (25, 25, 25)  # water as dark as the swan: the growth is kept
     picked, _ = pick_by_motion(masks, moving, config, frame)
     assert jaccard(picked, swan | water) == 1.0
-    only_swan = [swan, np.ones_like(swan)]  # the swan alone covers 0.35 of the moving mask: < 0.5
-    fallback, source = pick_by_motion(only_swan, moving, config, frame)
+    head = swan & (np.arange(100) < 45)[:, None]  # 450 px: 0.17 of the moving mask, under inside_min_recall
+    fallback, source = pick_by_motion([head, np.ones_like(swan)], moving, config, frame)
     assert source == "motion" and fallback is moving
 
 
@@ -219,3 +219,21 @@ def test_first_mask_walk_ends_on_the_motion_mask_when_no_predictor_mask_holds_th
     lake, swan, water = _lake_scene()
     picked, source = pick_by_motion([swan, np.ones_like(swan)], swan | water, FlowTrackerConfig(), lake)
     assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
+
+
+def test_first_mask_a_swan_covering_a_third_of_the_motion_mask_is_kept_over_its_wide_wake():
+    """Blackswan from frame 10: the water moving with the swan is larger than the swan (the swan covers about
+    0.34 of the motion mask). With ``inside_recall`` 0.3 the walk starts at the swan and leaves the water out (it
+    looks like the lake around it); with the older 0.55 the motion mask (swan + water) was taken."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frame, swan, _ = _lake_scene()
+    water = np.zeros_like(swan)
+    water[60:85, 15:85] = True  # 1750 px of co-moving water
+    moving = swan | water
+    assert 0.3 <= swan.sum() / moving.sum() < 0.55
+    masks = [swan, np.ones_like(swan)]
+    picked, source = pick_by_motion(masks, moving, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
+    older, source = pick_by_motion(masks, moving, FlowTrackerConfig(inside_recall=0.55), frame)
+    assert source == "motion" and older is moving

@@ -79,7 +79,9 @@ class FlowTrackerConfig(Config):
     # covers inside_recall of the motion mask (1: never), smaller ones covering inside_min_recall may grow while
     # what they add has their colours (Bhattacharyya >= grow_similarity; 0: the largest)
     inside_precision: float = 0.85
-    inside_recall: float = 0.55
+    inside_recall: float = (
+        0.3  # 0.55 before walk_to_motion (a part covering half the motion mask ended the walk)
+    )
     inside_min_recall: float = 0.25
     grow_similarity: float = 0.7
     # ... or while what they add is unlike what lies just outside it (Bhattacharyya with the larger mask's ring,
