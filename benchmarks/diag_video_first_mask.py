@@ -56,7 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/davis2016_val_subset"))
     parser.add_argument("--seeds", default="0,1,2,3,100,101,102")
-    parser.add_argument("--set", action="append", default=[], help="FlowTrackerConfig overrides (JSON), repeat")
+    parser.add_argument(
+        "--set", action="append", default=[], help="FlowTrackerConfig overrides (JSON), repeat"
+    )
     args = parser.parse_args()
     settings = [json.loads(s) for s in args.set] or [{}]
     configs = [FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **s}) for s in settings]
@@ -78,7 +80,9 @@ def main() -> None:
             print(f"{tree:11s} {tag:20s} motion J {motion_j:5s} | " + " ".join(f"{j:.3f}" for j in row))
     print("settings:", " | ".join(json.dumps(s) for s in settings))
     for (tree, group, k), values in sorted(means.items()):
-        print(f"{tree:11s} {group:10s} setting {k}: mean first-mask J {np.mean(values):.3f} ({len(values)} cases)")
+        print(
+            f"{tree:11s} {group:10s} setting {k}: mean first-mask J {np.mean(values):.3f} ({len(values)} cases)"
+        )
 
 
 if __name__ == "__main__":
