@@ -122,6 +122,19 @@ def test_wide_decoder_and_input_size_flags_reach_the_model_config(tmp_path):
     assert default.sam2 == tiny_config().sam2
 
 
+def test_encoder_dim_flag_widens_the_frozen_encoder_only(tmp_path):
+    """--encoder-dim widens the random Hiera (stages x1/2/4/8); the decoder side and the input stay as set."""
+    from granseg.models.unsamv2 import tiny_config
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    settings = bench.BenchSettings(encoder_dim=32, hidden_size=64, work_dir=str(tmp_path))
+    for name in ("synth", "nog"):
+        sam2 = load_train_config(json.dumps(bench.train_config(settings, name, tmp_path))).model.sam2
+        assert (sam2.embed_dim, sam2.hidden_size, sam2.image_size) == (32, 64, tiny_config().sam2.image_size)
+        assert list(sam2.to_hf().vision_config.backbone_config.embed_dim_per_stage) == [32, 64, 128, 256]
+
+
 def test_tiny_synth_config_is_the_proofs_run_a(tmp_path):
     """configs/tiny_synth.json trains exactly what the slow proof (and the benchmark's run (a)) trains."""
     from granseg.train.trainer import load_train_config
