@@ -31,6 +31,12 @@
    pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
    ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
 
+8. ``--encoder-dim`` (optional): a wider random frozen Hiera (tiny: 16). ``--eval-split tune`` evaluates on the
+   tune scenes (seeds 20000+) instead of the report split: A/B runs that choose a setting (``--noc-instances 0`` and
+   ``--throughput-steps 0`` skip NoC and throughput). The training set size (``--train-scenes``) matters most: with
+   the encoder frozen and cached, 4,000 scenes seen once each cost little more per step than 40 seen 100 times
+   (results/unsamv2_train_tune_scenes40.md vs results/unsamv2_train_tune_scenes4000.md).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """

@@ -30,7 +30,7 @@ def _small_g(row: dict) -> float:
 # the benchmark's run (a) exactly (results/unsamv2_train_h128.md, configs/tiny_synth.json); NoC is not checked here, so
 # fewer NoC instances
 TRAINING = dict(
-    steps=1000, max_masks=30, max_prompts=8, train_scenes=40, correction_clicks=1, loss_resolution="low_res",
+    steps=1000, max_masks=30, max_prompts=8, train_scenes=4000, correction_clicks=1, loss_resolution="low_res",
     hidden_size=128, model_image_size=256, granularity_sampling="nearest_level",
 )  # fmt: skip
 PROOF = dict(
