@@ -1,14 +1,16 @@
 """Speed of the `hierarchy` predictor at 1024 px next to cv2.grabCut `predict` in the same process.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/timing_hierarchy.py [--tree handcrafted|learned]
-        [--repeats 30] [FIELD=VALUE ...]
+        [--repeats 30] [--maxflow numba|scipy] [FIELD=VALUE ...]
 
 Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side). Each case runs ``--repeats`` times on fresh random
 clicks (seeded); the script prints the median wall time and the median CPU time (``time.process_time``: on a
 shared machine, the wall time also counts the waits for a core) and the ratio to one cv2.grabCut ``predict``
 (the `grabcut-baseline`, one click) measured in the same process the same way. ``--tree`` picks the region tree (the
 predictor's ``tree_merge`` where the config has it, else ``build_region_tree(merge=...)``; default: the
-predictor's own). ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
+predictor's own). ``--maxflow`` picks the min-cut solver (``GRANSEG_MAXFLOW``; default: the compiled one when numba
+is installed, see granseg.regions.maxflow); the solver is warmed up (compiled or loaded from numba's cache) before
+the timed calls. ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
 """
 
 import argparse
@@ -40,23 +42,28 @@ def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
 
 
 def _value(text: str):
-    """A ``FIELD=VALUE`` value: bool, number or string."""
+    """A ``FIELD=VALUE`` value: bool, int, float or string."""
     if text in ("true", "false"):
         return text == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tree", choices=["handcrafted", "learned"])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--maxflow", choices=["numba", "scipy"])
     parser.add_argument("overrides", nargs="*", help="HierarchyConfig FIELD=VALUE")
     args = parser.parse_args()
     over = dict(kv.split("=") for kv in args.overrides)
     over = {k: _value(v) for k, v in over.items()}
+    if args.maxflow:
+        os.environ["GRANSEG_MAXFLOW"] = args.maxflow
     if args.tree and hasattr(HierarchyConfig, "tree_merge"):
         over["tree_merge"] = args.tree
     elif args.tree:  # a predictor without the switch: its tree builder with that criterion
@@ -69,7 +76,15 @@ def main() -> None:
     img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
     p = build_hierarchy(**over).create_predictor()
     tree = getattr(p.config, "tree_merge", args.tree or "handcrafted")
-    print(f"image {img.shape[1]} x {img.shape[0]}, tree {tree}, load {os.getloadavg()[0]:.1f}")
+    try:
+        from granseg.regions.maxflow import default_backend
+
+        solver = default_backend()
+    except ImportError:  # code before the compiled solver
+        solver = "scipy"
+    print(
+        f"image {img.shape[1]} x {img.shape[0]}, tree {tree}, max flow {solver}, load {os.getloadavg()[0]:.1f}"
+    )
     rng = np.random.default_rng(0)
 
     baseline = build_grabcut_baseline().create_predictor()
@@ -79,6 +94,8 @@ def main() -> None:
     )
 
     set_wall, set_cpu = timed(lambda q: p.set_image(img), 3, rng, img.shape[:2])
+    p.predict([[img.shape[1] / 2, img.shape[0] / 2]], [1], granularity=1.0)  # warm-up (numba: compile / load)
+    p.set_image(img)  # an empty answer cache again
     rows = [("set_image", set_wall, set_cpu)]
     for name, fn in [
         ("1 click, g = 1.0", lambda q: p.predict(q[:1], [1], granularity=1.0)),

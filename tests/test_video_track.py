@@ -137,7 +137,9 @@ def test_first_mask_inside_the_motion_mask_grows_only_over_like_colours():
     frame[swan] = (20, 20, 20)
     moving = swan | water | wake
     masks = [swan, swan | water, np.ones_like(swan)]  # swan + water: IoU 0.73 with moving (no agreement)
-    config = FlowTrackerConfig()
+    # the walk over the predictor's masks; its last step (the motion mask) is not tested here: on this flat green
+    # bank the blue water + wake is a region unlike its surroundings, i.e. a second part (see the lake-scene tests)
+    config = FlowTrackerConfig(walk_to_motion=False)
     picked, source = pick_by_motion(masks, moving, config, frame)
     assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
     largest, _ = pick_by_motion(masks, moving, FlowTrackerConfig(grow_similarity=0.0), frame)
@@ -145,8 +147,8 @@ def test_first_mask_inside_the_motion_mask_grows_only_over_like_colours():
     frame[water] = (25, 25, 25)  # water as dark as the swan: the growth is kept
     picked, _ = pick_by_motion(masks, moving, config, frame)
     assert jaccard(picked, swan | water) == 1.0
-    only_swan = [swan, np.ones_like(swan)]  # the swan alone covers 0.35 of the moving mask: < 0.5
-    fallback, source = pick_by_motion(only_swan, moving, config, frame)
+    head = swan & (np.arange(100) < 45)[:, None]  # 450 px: 0.17 of the moving mask, under inside_min_recall
+    fallback, source = pick_by_motion([head, np.ones_like(swan)], moving, config, frame)
     assert source == "motion" and fallback is moving
 
 
@@ -195,3 +197,43 @@ def test_first_mask_grows_over_a_second_part_of_another_colour_unlike_the_surrou
     assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
     older, _ = pick_by_motion(masks, whole, FlowTrackerConfig(ring_similarity=0.0), frame)
     assert jaccard(older, half) == 1.0
+
+
+def test_first_mask_walk_ends_on_the_motion_mask_when_no_predictor_mask_holds_the_whole_object():
+    """The region tree has only a part of a two-part object (60 % of it) and the whole frame: the walk's last step,
+    the motion mask itself, adds the other part (unlike what surrounds the object), so the whole object is the
+    first mask; ``walk_to_motion=False`` stops at the part. Water moving with a swan is still left out."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frames, _ = _square_clip()
+    frame = frames[0].copy()
+    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
+    half[30:60, 20:44], other[30:60, 44:60] = True, True
+    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    whole = half | other
+    masks = [half, np.ones_like(half)]
+    picked, source = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, whole) == 1.0
+    part, _ = pick_by_motion(masks, whole, FlowTrackerConfig(walk_to_motion=False), frame)
+    assert jaccard(part, half) == 1.0
+    lake, swan, water = _lake_scene()
+    picked, source = pick_by_motion([swan, np.ones_like(swan)], swan | water, FlowTrackerConfig(), lake)
+    assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
+
+
+def test_first_mask_a_swan_covering_a_third_of_the_motion_mask_is_kept_over_its_wide_wake():
+    """Blackswan from frame 10: the water moving with the swan is larger than the swan (the swan covers about
+    0.34 of the motion mask). With ``inside_recall`` 0.3 the walk starts at the swan and leaves the water out (it
+    looks like the lake around it); with the older 0.55 the motion mask (swan + water) was taken."""
+    from granseg.predict.video_track import pick_by_motion
+
+    frame, swan, _ = _lake_scene()
+    water = np.zeros_like(swan)
+    water[60:85, 15:85] = True  # 1750 px of co-moving water
+    moving = swan | water
+    assert 0.3 <= swan.sum() / moving.sum() < 0.55
+    masks = [swan, np.ones_like(swan)]
+    picked, source = pick_by_motion(masks, moving, FlowTrackerConfig(), frame)
+    assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
+    older, source = pick_by_motion(masks, moving, FlowTrackerConfig(inside_recall=0.55), frame)
+    assert source == "motion" and older is moving

@@ -35,8 +35,10 @@ point / box / granularity prompts.
   uses its centre as the positive click.
 
 Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
-cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), and
-the last ``ANSWER_CACHE`` answers are kept per request.
+cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), every
+min cut is solved by a compiled Boykov-Kolmogorov max flow where numba is installed (else scipy's; the same
+answers, :mod:`granseg.regions.maxflow`), ``cut_threads`` > 1 spreads the cuts of a call over threads, and the
+last ``ANSWER_CACHE`` answers are kept per request.
 
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
@@ -55,6 +57,7 @@ from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
 from granseg.regions.graphcut import CutJob, grabcut_many
+from granseg.regions.maxflow import thread_pool
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
@@ -95,6 +98,7 @@ class HierarchyConfig(Config):
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
+    cut_threads: int = 1  # > 1: the graph cuts of one call run on up to this many threads (same answers)
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
     def validate(self) -> None:
@@ -103,6 +107,8 @@ class HierarchyConfig(Config):
 
         if self.tree_merge not in MERGE_CRITERIA:
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
+        if self.cut_threads < 1:
+            raise InputError(f"cut_threads must be >= 1, got {self.cut_threads}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -187,7 +193,9 @@ class HierarchyPredictor(BasePredictor):
         for k, m in enumerate(small):
             first = upsampled.setdefault(m.tobytes(), k)
             masks[k] = masks[first] if first < k else self._to_mask(m, box)
-        logits = np.where(small, np.float32(LOGIT), np.float32(-LOGIT))
+        logits = small.astype(np.float32)  # +-LOGIT, ~15x faster than np.where on a stack of masks
+        logits *= np.float32(2 * LOGIT)
+        logits -= np.float32(LOGIT)
         return Prediction(
             masks=masks,
             scores=scores,
@@ -258,9 +266,13 @@ class HierarchyPredictor(BasePredictor):
         object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
-        cuts = grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours) if jobs else []
-        if cfg.keep_connected:
-            cuts = [ch.connected_to(tree, cut, leaves[labels == 1]) for cut in cuts]
+        cuts = (
+            grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours, cfg.cut_threads)
+            if jobs
+            else []
+        )
+        if cfg.keep_connected and cuts:
+            cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(
@@ -362,10 +374,18 @@ class HierarchyPredictor(BasePredictor):
         for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
         ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])
-        for rows, ratio in zip(refine, ratios):
-            out[rows] = refine_outline(
-                self._pixels, out[rows[0]], ratio, fixed, cfg.pixel_band, cfg.pixel_smoothness
+
+        def cut(k: int) -> np.ndarray:
+            return refine_outline(
+                self._pixels, out[refine[k][0]], ratios[k], fixed, cfg.pixel_band, cfg.pixel_smoothness
             )
+
+        threads = min(cfg.cut_threads, len(refine))
+        masks = (
+            thread_pool(threads).map(cut, range(len(refine))) if threads > 1 else map(cut, range(len(refine)))
+        )
+        for rows, mask in zip(refine, list(masks)):
+            out[rows] = mask
         return out
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:

@@ -79,7 +79,9 @@ class FlowTrackerConfig(Config):
     # covers inside_recall of the motion mask (1: never), smaller ones covering inside_min_recall may grow while
     # what they add has their colours (Bhattacharyya >= grow_similarity; 0: the largest)
     inside_precision: float = 0.85
-    inside_recall: float = 0.55
+    inside_recall: float = (
+        0.3  # 0.55 before walk_to_motion (a part covering half the motion mask ended the walk)
+    )
     inside_min_recall: float = 0.25
     grow_similarity: float = 0.7
     # ... or while what they add is unlike what lies just outside it (Bhattacharyya with the larger mask's ring,
@@ -87,6 +89,7 @@ class FlowTrackerConfig(Config):
     # unlike step)
     ring_similarity: float = 0.48
     ring_fraction: float = 0.12
+    walk_to_motion: bool = True  # the walk's last step is the motion mask itself (same colour tests)
     motion_offsets: tuple[int, ...] = (1, 2, 4)  # later frames for the motion cue (frames after the prompt)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
@@ -112,8 +115,10 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
        smallest grows to each larger one in turn when what that adds has the colours of what it holds
        (Bhattacharyya coefficient of CIELAB histograms >= ``grow_similarity``) or is unlike what lies just outside it
        (coefficient with the larger mask's ring near the addition < ``ring_similarity``: another part of a
-       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped. Without ``frame``, or with
-       ``grow_similarity`` 0, the largest.
+       many-coloured object); an addition that looks like its surroundings (water moving with a swan) is skipped.
+       With ``walk_to_motion`` the walk's last step is ``moving`` itself (same tests on what it adds), so the
+       whole object is reached when the region tree holds only a part of it. Without ``frame``, or with
+       ``grow_similarity`` 0, the largest predictor mask.
     2. **Agreement**: else the mask closest to ``moving`` when their IoU >= ``agreement``.
     3. Else ``moving`` itself.
 
@@ -132,7 +137,10 @@ def pick_by_motion(masks: Sequence[np.ndarray], moving: np.ndarray, cfg: FlowTra
             ):
                 inside.append((area, m))
         if inside and max(np.count_nonzero(m & moving) for _, m in inside) >= cfg.inside_recall * moving_area:
-            return _grow(sorted(inside, key=lambda pair: pair[0]), frame, cfg), "predictor-inside-motion"
+            steps = sorted(inside, key=lambda pair: pair[0])
+            if cfg.walk_to_motion and frame is not None and cfg.grow_similarity > 0:
+                steps.append((moving_area, moving))
+            return _grow(steps, frame, cfg), "predictor-inside-motion"
     ious = [_iou(m, moving) for m in masks]
     best = int(np.argmax(ious))
     if ious[best] >= cfg.agreement:
@@ -148,6 +156,7 @@ def _grow(inside: list[tuple[int, np.ndarray]], frame, cfg: FlowTrackerConfig) -
     lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)
     current = inside[0][1]
     for _, larger in inside[1:]:
+        larger = larger | current  # the motion mask (last step) need not hold every mask before it
         added = larger & ~current
         if not added.any():
             continue

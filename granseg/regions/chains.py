@@ -203,15 +203,29 @@ def connected_to(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray) -> n
         ``(n_leaves,)`` bool: the connected pieces of ``selected`` (4-adjacency of the leaves) holding a seed; a
         colour model can pick far-off leaves of the object's colours, and a click means one connected thing.
     """
+    return connected_to_many(tree, np.asarray(selected)[None], seeds)[0]
+
+
+def connected_to_many(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """:func:`connected_to` of each row of ``(K, n_leaves)`` bool ``selected`` with the same ``seeds``, as one
+    graph (the disjoint union of the K selections' leaf graphs): ``(K, n_leaves)`` bool."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    selected = np.asarray(selected, bool)
+    k, n = selected.shape
     seeds = np.asarray(seeds, dtype=np.int64)
-    seeds = seeds[selected[seeds]]
-    if not len(seeds):
-        return selected.copy()
-    inside = selected[tree.edge_a] & selected[tree.edge_b]
-    n = tree.n_leaves
-    graph = coo_matrix((np.ones(int(inside.sum())), (tree.edge_a[inside], tree.edge_b[inside])), shape=(n, n))
+    inside = selected[:, tree.edge_a] & selected[:, tree.edge_b]  # (K, E)
+    row, edge = np.nonzero(inside)
+    offset = row * n
+    graph = coo_matrix(
+        (np.ones(len(edge)), (tree.edge_a[edge] + offset, tree.edge_b[edge] + offset)), shape=(k * n, k * n)
+    )
     _, component = connected_components(graph, directed=False)
-    return selected & np.isin(component, component[seeds])
+    component = component.reshape(k, n)
+    out = selected.copy()
+    for r in range(k):
+        held = seeds[selected[r, seeds]]
+        if len(held):  # no seed inside: the selection as it is
+            out[r] &= np.isin(component[r], component[r, held])
+    return out

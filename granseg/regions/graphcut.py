@@ -9,8 +9,9 @@ Energy over leaves l with label x_l in {object, background}:
 * pairwise: ``smoothness * sqrt(border_length) * exp(-mean_boundary_strength / beta)`` between adjacent leaves
   (``beta`` = mean over borders), so cuts follow strong boundaries.
 
-``iterations`` > 1 re-fits the colour models to the cut and cuts again (GrabCut's loop). Solved exactly with
-``scipy.sparse.csgraph.maximum_flow`` (integer capacities) on at most a few thousand nodes.
+``iterations`` > 1 re-fits the colour models to the cut and cuts again (GrabCut's loop). Solved exactly (integer
+capacities) on at most a few thousand nodes by :func:`granseg.regions.maxflow.min_cut_side` (a compiled
+Boykov-Kolmogorov solver with numba, else scipy's Dinic; the same answers).
 
 :func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
 fit and one max flow over the disjoint union of their graphs per round, the same answers as one
@@ -22,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from granseg.regions.colour import LeafColours
+from granseg.regions.maxflow import min_cut_side, thread_pool
 from granseg.regions.tree import RegionTree
 
 CAPACITY_SCALE = 1000.0
@@ -39,32 +39,24 @@ def min_cut(tree: RegionTree, cost_object, cost_background, pair, positives, neg
     return st_min_cut(tree.edge_a, tree.edge_b, pair, src_cap, snk_cap)
 
 
-def st_min_cut(edge_a, edge_b, pair, src_cap, snk_cap) -> np.ndarray:
+def st_min_cut(edge_a, edge_b, pair, src_cap, snk_cap, backend: str | None = None) -> np.ndarray:
     """Source side ``(n,)`` bool of the minimum s-t cut of a graph over ``n = len(src_cap)`` nodes: undirected
     edges ``(edge_a[e], edge_b[e])`` of weight ``pair[e]``, ``src_cap`` / ``snk_cap`` ``(n,)`` terminal weights
-    (the cost of putting a node on the sink / source side). Float weights are scaled to integers. Of several
-    minimum cuts, the one with the smallest source side (the nodes reachable from the source in the residual
-    graph of ``scipy.sparse.csgraph.maximum_flow``)."""
-    n = len(src_cap)
-    source, sink = n, n + 1
+    (the cost of putting a node on the sink / source side). Float weights are scaled to integers
+    (``CAPACITY_SCALE``, at most ``HARD``). Of several minimum cuts, the one with the smallest source side (the
+    nodes reachable from the source in the residual graph of any maximum flow;
+    :func:`granseg.regions.maxflow.min_cut_side`, whose ``backend`` this passes on)."""
     src_cap = np.asarray(src_cap, dtype=np.float64)
     snk_cap = np.asarray(snk_cap, dtype=np.float64)
     shift = np.minimum(src_cap, snk_cap)  # only the difference matters
-    nodes = np.arange(n)
-    rows = np.concatenate([edge_a, edge_b, np.full(n, source), nodes])
-    cols = np.concatenate([edge_b, edge_a, nodes, np.full(n, sink)])
-    caps = np.concatenate([pair, pair, src_cap - shift, snk_cap - shift])
-    caps = np.minimum(np.round(caps * CAPACITY_SCALE), HARD).astype(np.int32)
-    graph = coo_matrix((caps, (rows, cols)), shape=(n + 2, n + 2)).tocsr()
-    graph.sum_duplicates()
-    flow = maximum_flow(graph, source, sink).flow
-    residual = (graph - flow).tocsr()
-    residual.data = (residual.data > 0).astype(np.int32)
-    residual.eliminate_zeros()
-    reachable = breadth_first_order(residual, source, directed=True, return_predecessors=False)
-    out = np.zeros(n, bool)
-    out[reachable[reachable < n]] = True
-    return out
+    return min_cut_side(
+        edge_a, edge_b, _integer(pair), _integer(src_cap - shift), _integer(snk_cap - shift), backend
+    )
+
+
+def _integer(weights) -> np.ndarray:
+    """Float weights as the solver's integer capacities: ``min(round(w x CAPACITY_SCALE), HARD)``."""
+    return np.minimum(np.round(np.asarray(weights, np.float64) * CAPACITY_SCALE), HARD).astype(np.int32)
 
 
 def pairwise_weights(tree: RegionTree, smoothness: float) -> np.ndarray:
@@ -104,12 +96,17 @@ class CutJob:
 
 
 def grabcut_many(
-    tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float, colours: LeafColours
+    tree: RegionTree,
+    jobs: list[CutJob],
+    smoothness: float,
+    colour_weight: float,
+    colours: LeafColours,
+    threads: int = 1,
 ) -> list[np.ndarray]:
     """:func:`grabcut_leaves` of every job, run side by side: each round fits the colour models of all running
     jobs in one batch (``colours`` caches them per selection) and solves their cuts as one graph (the disjoint
-    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs). Same answers as one
-    :func:`grabcut_leaves` per job."""
+    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs), split into up to
+    ``threads`` such graphs solved on as many threads. Same answers as one :func:`grabcut_leaves` per job."""
     out: list[np.ndarray | None] = [None] * len(jobs)
     model_of: dict[int, np.ndarray] = {}
     for j, job in enumerate(jobs):
@@ -136,7 +133,13 @@ def grabcut_many(
             cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
             cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
             costs.append(_terminal_caps(cost_object, cost_background, job.positives, job.negatives))
-        cuts = _union_min_cut(tree, pair, costs)
+        bounds = np.linspace(0, len(costs), min(max(threads, 1), len(costs)) + 1).astype(int)
+        groups = [costs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if len(groups) > 1:
+            parts = thread_pool(len(groups)).map(lambda group: _union_min_cut(tree, pair, group), groups)
+        else:
+            parts = [_union_min_cut(tree, pair, costs)]
+        cuts = [cut for part in parts for cut in part]
         for j, cut in zip(running, cuts):
             out[j] = cut
             if not cut.any() or cut.all() or np.array_equal(cut, model_of[j]):

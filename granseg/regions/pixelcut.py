@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from granseg.regions.graphcut import HARD, st_min_cut
+from granseg.regions.maxflow import default_backend
 
 
 @dataclass
@@ -75,29 +76,48 @@ def refine_outline(
 
 def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -> np.ndarray:
     """Object labels of the ``in_band`` pixels of the ``crop`` (row, column slices) window, the others fixed to
-    ``inside`` (see :func:`refine_outline`)."""
-    count = int(in_band.sum())
+    ``inside`` (see :func:`refine_outline`). Works on the band's pixel list (row-major), not the whole window;
+    compiled (:mod:`granseg.regions.pixelcut_compiled`) where the compiled max flow runs, the same graph."""
+    if default_backend() == "numba":
+        from granseg.regions.pixelcut_compiled import band_graph
+
+        right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
+        down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
+        graph = band_graph(in_band, inside, image.bins[crop], right, down, bin_ratio, float(smoothness), HARD)
+        return st_min_cut(*graph)
+    ys, xs = np.nonzero(in_band)
+    count = len(ys)
+    height, width = in_band.shape
     index = np.full(in_band.shape, -1, np.int64)
-    index[in_band] = np.arange(count)
-    ratio = np.clip(bin_ratio[image.bins[crop][in_band]], -10, 10)
+    index[ys, xs] = np.arange(count)
+    ratio = np.clip(bin_ratio[image.bins[crop][ys, xs]], -10, 10)
     src = np.maximum(ratio, 0)  # paid when the pixel is background
     snk = np.maximum(-ratio, 0)
     right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
     down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
     pairs_a, pairs_b, weights = [], [], []
-    for ia, ib, w, ma, mb in (
-        (index[:, :-1], index[:, 1:], right, inside[:, :-1], inside[:, 1:]),
-        (index[:-1], index[1:], down, inside[:-1], inside[1:]),
-    ):
-        w = smoothness * w
-        both = (ia >= 0) & (ib >= 0)
-        pairs_a.append(ia[both])
-        pairs_b.append(ib[both])
-        weights.append(w[both])
-        for node, other, other_inside in ((ia, ib, mb), (ib, ia, ma)):  # band pixel next to a fixed one
-            edge = (node >= 0) & (other < 0)
-            # one such neighbour per pixel and direction: the same sums, in the same order, as np.add.at
-            src += np.bincount(node[edge & other_inside], w[edge & other_inside], count)
-            snk += np.bincount(node[edge & ~other_inside], w[edge & ~other_inside], count)
+    for dy, dx, contrast in ((0, 1, right), (1, 0, down)):
+        # the neighbour after each band pixel (right / below): an edge of the graph, or a fixed pixel's pull
+        ok = (ys + dy < height) & (xs + dx < width)
+        y, x = ys[ok], xs[ok]
+        node, other, w = np.flatnonzero(ok), index[y + dy, x + dx], smoothness * contrast[y, x]
+        pairs_a.append(node[other >= 0])
+        pairs_b.append(other[other >= 0])
+        weights.append(w[other >= 0])
+        fixed = other < 0
+        _pull(src, snk, node[fixed], w[fixed], inside[y[fixed] + dy, x[fixed] + dx])
+        # the neighbour before it (left / above), when fixed (band neighbours: the edges above)
+        ok = (ys - dy >= 0) & (xs - dx >= 0)
+        y, x = ys[ok] - dy, xs[ok] - dx
+        fixed = index[y, x] < 0
+        y, x = y[fixed], x[fixed]
+        _pull(src, snk, np.flatnonzero(ok)[fixed], smoothness * contrast[y, x], inside[y, x])
     src = np.minimum(src, HARD)
     return st_min_cut(np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(weights), src, snk)
+
+
+def _pull(src, snk, nodes, weights, fixed_inside) -> None:
+    """In place: band pixels ``nodes`` next to fixed pixels (object where ``fixed_inside``) pay ``weights`` for
+    the other label (one fixed neighbour per pixel and call, so the sums are in the same order as before)."""
+    src[nodes[fixed_inside]] += weights[fixed_inside]
+    snk[nodes[~fixed_inside]] += weights[~fixed_inside]
