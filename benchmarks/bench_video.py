@@ -137,10 +137,12 @@ def run_neural(
     }
 
 
-def run_synthetic(seeds: list[int], n_frames: int, size: int, model_set: dict | None = None) -> dict:
+def run_synthetic(
+    seeds: list[int], n_frames: int, size: int, model_set: dict | None = None, overrides: dict | None = None
+) -> dict:
     """Per-frame IoU of a part (g = 0.2) and of an object (g = 1.0) on synthetic moving scenes, for the tracker
     and the re-click baseline, one click on frame 0 at the node's deepest point (``model_set``: hierarchy
-    model overrides, as ``--model-set``)."""
+    model overrides, as ``--model-set``; ``overrides``: FlowTrackerConfig overrides, as ``--set``)."""
     import numpy as np
 
     from granseg.eval.video import jaccard
@@ -148,13 +150,14 @@ def run_synthetic(seeds: list[int], n_frames: int, size: int, model_set: dict | 
     from granseg.synth.motion import generate_moving_scene
 
     predictor = load_predictor("hierarchy", **(model_set or {}))
+    config = FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **(overrides or {})})
     rows = []
     for seed in seeds:
         clip = generate_moving_scene(seed, n_frames, size)
         for which, obj in (("back", clip.objects[0]), ("front", clip.objects[1])):
             for kind, node, g in (("part", obj.part_ids[0], 0.2), ("object", obj.node_id, 1.0)):
                 gts = clip.masks[node]
-                session = VideoSession(predictor, list(clip.frames))
+                session = VideoSession(predictor, list(clip.frames), tracker_config=config)
                 session.add_prompt(0, [clip.point(node, 0)], [1], g, obj_id=1)
                 start = time.perf_counter()
                 tracked = [m[1] for _, m in session.propagate("forward")]
@@ -178,7 +181,14 @@ def run_synthetic(seeds: list[int], n_frames: int, size: int, model_set: dict | 
                             "ious": ious,
                         }
                     )
-    return {"seeds": seeds, "n_frames": n_frames, "size": size, "model_set": model_set or {}, "rows": rows}
+    return {
+        "seeds": seeds,
+        "n_frames": n_frames,
+        "size": size,
+        "model_set": model_set or {},
+        "config": config.to_dict(),
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -209,7 +219,7 @@ def main() -> None:
     if args.synthetic:
         lo, _, hi = args.synthetic.partition("-")
         seeds = list(range(int(lo), int(hi or lo) + 1))
-        result = run_synthetic(seeds, 60, 160, json.loads(args.model_set))
+        result = run_synthetic(seeds, 60, 160, json.loads(args.model_set), json.loads(args.set))
         for row in result["rows"]:
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ious"})
         for node in ("part", "object"):

@@ -237,3 +237,33 @@ def test_first_mask_a_swan_covering_a_third_of_the_motion_mask_is_kept_over_its_
     assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0
     older, source = pick_by_motion(masks, moving, FlowTrackerConfig(inside_recall=0.55), frame)
     assert source == "motion" and older is moving
+
+
+@pytest.mark.parametrize("keep_moved", [0.65, 0.0])
+def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colours(keep_moved):
+    """A red-and-blue square: when the refinement keeps only the red half (as GrabCut does with a many-coloured
+    object), ``keep_moved`` puts back the blue half that the flow moved, but not the background around it, and
+    the occlusion memory learns from the refined mask only."""
+    import cv2
+
+    from granseg.predict.video_track import FlowTracker
+
+    frames, masks = _square_clip()
+    frames[:, 48:60][masks[:, 48:60]] = (20, 40, 200)  # the square's lower half is blue
+    tracker = FlowTracker(None, FlowTrackerConfig(keep_moved=keep_moved))
+    tracker.start_mask(frames[0], masks[0], 1.0)
+    red_only = lambda small, moved, flow: moved & (np.arange(96) < 48)[:, None]  # noqa: E731
+    tracker._refine = red_only
+    out = tracker.step(frames[1])
+    if keep_moved:
+        assert jaccard(masks[1], out) > 0.9
+        assert 0.4 < tracker.memory.ref_area / masks[0].sum() < 0.97  # EMA towards the red half only
+        small = frames[1]
+        wide = cv2.dilate(masks[1].astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        kept = tracker._kept(small, wide, red_only(small, wide, None))
+        assert np.count_nonzero(kept & ~masks[1]) < 0.1 * np.count_nonzero(kept)
+        assert np.count_nonzero(kept & masks[1]) > 0.8 * np.count_nonzero(
+            masks[1] & ~red_only(0, masks[1], 0)
+        )
+    else:
+        assert jaccard(masks[1], out) < 0.6

@@ -62,6 +62,10 @@ class FlowTrackerConfig(Config):
     grabcut_iterations: int = 1
     grabcut_long_side: int = 0  # > 0: GrabCut on the crop shrunk to this long side (px), the result upsampled
     max_area_change: float = 2.0
+    # > 0: moved-mask pixels GrabCut dropped are kept where the first mask's colours explain them better than the
+    # ring around the moved mask does (p(object | colour) > keep_moved; 0: off)
+    keep_moved: float = 0.65
+    keep_bins: int = 8  # CIELAB histogram bins per channel for keep_moved
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
         0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
@@ -276,7 +280,9 @@ class FlowTracker:
         self.memory = TrackMemory(
             self.config.lost_ratio, self.config.search_radius, relative=self.config.occlusion_relative
         )
-        self.memory.start(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), self.mask)
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        self.memory.start(lab, self.mask)
+        self._first_colours = _colour_histogram(lab, self.mask, self.config.keep_bins)
         return full
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
@@ -300,20 +306,22 @@ class FlowTracker:
             moved[error > self.config.consistency + 0.05 * np.linalg.norm(flow, axis=-1)] = 0.0
         self._move_clicks(flow)
         self.gray = gray
-        mask = moved > 0.5
+        mask = warped = moved > 0.5
         if mask.sum() < self.config.min_area_fraction * h * w:
             mask = np.zeros_like(mask)
         elif self.config.refine == "grabcut":
             mask = self._refine(small, mask, flow)
+        kept = self._kept(small, warped, mask) if self.config.keep_moved > 0 and mask.any() else None
         if self.config.occlusion:
-            mask = self._occlusion(small, mask)
+            mask = self._occlusion(small, mask, kept)
         else:
-            self.mask = mask
+            self.mask = mask = mask if kept is None else mask | kept
         return resize_to(mask.astype(np.float32), self.full_size) > 0.5
 
-    def _occlusion(self, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _occlusion(self, small: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
-        look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`)."""
+        look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`). ``kept`` (``keep_moved``,
+        :meth:`_kept`) joins the visible mask on output, but neither the visibility test nor the memory sees it."""
         lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
         memory = self.memory
         if memory.hidden or not memory.visible(lab, mask):
@@ -321,8 +329,10 @@ class FlowTracker:
             if found is None or not memory.hidden and found.sum() <= mask.sum():
                 self.mask = memory.coast(self.mask if memory.hidden else self._last_good)
                 return np.zeros_like(mask)
-            mask = found
+            mask, kept = found, None
         memory.remember(lab, mask)
+        if kept is not None:
+            mask = mask | kept
         self.mask = self._last_good = mask
         return mask
 
@@ -360,6 +370,23 @@ class FlowTracker:
             return moved
         out = np.zeros_like(moved)
         out[y0:y1, x0:x1] = refined
+        return out
+
+    def _kept(self, small: np.ndarray, moved: np.ndarray, refined: np.ndarray) -> np.ndarray:
+        """``h x w`` bool: the ``moved`` pixels ``refined`` left out whose colour is likelier on the first mask
+        than in the ring around ``moved`` (``p(object | colour) > keep_moved``, CIELAB histograms): parts of a
+        many-coloured object that GrabCut's refit colour model drops (``keep_moved``)."""
+        dropped = moved & ~refined
+        if not dropped.any():
+            return dropped
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        bins = self.config.keep_bins
+        ring = _colour_histogram(lab, ring_around(moved), bins)
+        ratio = self._first_colours / (self._first_colours + ring)
+        q = lab[dropped].astype(np.int32) * bins // 256
+        keep = ratio[(q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]] > self.config.keep_moved
+        out = np.zeros_like(dropped)
+        out[dropped] = keep
         return out
 
     def _vote_motion(self, trimap, flow, box, local, near) -> None:
