@@ -267,3 +267,41 @@ def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colo
         )
     else:
         assert jaccard(masks[1], out) < 0.6
+
+
+@pytest.mark.parametrize("warp", ["similarity", "union", "flow"])
+def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_background_flow(warp):
+    """A square moves by (+5, +3) px, but the flow says so only for its interior; along its outline the flow is
+    the (still) background's, as a smoothed dense flow gives. The per-pixel warp loses the leading edge; the
+    similarity fit to the interior's flow moves the whole square."""
+    import cv2
+
+    from granseg.predict.video_track import FlowTracker
+
+    size, (dx, dy) = 96, (5, 3)
+    first = np.zeros((size, size), bool)
+    first[30:54, 30:54] = True
+    second = np.roll(first, (dy, dx), axis=(0, 1))
+    interior = cv2.erode(second.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    flow = np.zeros((size, size, 2), np.float32)  # new -> previous
+    flow[interior] = (-dx, -dy)
+    frame = np.full((size, size, 3), 90, np.uint8)
+    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
+    tracker = FlowTracker(None, config)
+    tracker.start_mask(frame, first, 1.0)
+    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
+    out = tracker.step(frame)
+    recall = np.count_nonzero(out & second) / np.count_nonzero(second)
+    if warp == "flow":
+        assert jaccard(second, out) < 0.8 and recall < 0.85
+    elif warp == "similarity":
+        assert jaccard(second, out) > 0.97
+    else:  # the union holds the whole moved square and the per-pixel warp's leftovers
+        assert recall > 0.97 and np.count_nonzero(out) > np.count_nonzero(second)
+
+
+def test_unknown_warp_is_refused():
+    from granseg.predict.video_track import FlowTracker
+
+    with pytest.raises(ValueError, match="warp"):
+        FlowTracker(None, FlowTrackerConfig(warp="affine"))
