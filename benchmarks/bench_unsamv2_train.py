@@ -10,7 +10,9 @@
    (b) ``pseudo-labels``: what ``granseg pseudo-label`` mined from the same scenes' images alone (no GT);
    (c) ``no-g``: the same architecture without the granularity input (plain SAM-2, 3 outputs, SAM's best-of-3
        loss) on the data of (a); evaluated with its single best fixed output, chosen on the tune split;
-   (d) ``untrained``: the initial weights of (a).
+   (d) ``untrained``: the initial weights of (a);
+   (e) ``nogpseudo``: the no-g architecture of (c) trained on the pseudo-labels of (b) (same budget): the
+       apples-to-apples baseline for (b); evaluated like (c).
 3. Evaluation, one click at the pixel farthest from the boundary of each GT part: IoU with the GT part at
    g = 0.1 / 0.2 / 0.3 and with the GT object at g = 1.0; Spearman correlation between g and the predicted area
    (relative to the object's area), pooled and per click; mIoU-vs-g per GT level (sub-part, part, object; PNG);
@@ -27,9 +29,15 @@
    resized to it). ``--granularity-sampling nearest_level``: the requested g of each training prompt is drawn over
    the range where its mask is the nearest GT level at the click (the recipe: ``label``, the mask's own g).
 
-7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (run (b) only): engine overrides for the
+7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (runs (b) and (e)): engine overrides for the
    pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
    ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
+
+8. ``--encoder-dim`` (optional): a wider random frozen Hiera (tiny: 16). ``--eval-split tune`` evaluates on the
+   tune scenes (seeds 20000+) instead of the report split: A/B runs that choose a setting (``--noc-instances 0`` and
+   ``--throughput-steps 0`` skip NoC and throughput). The training set size (``--train-scenes``) matters most: with
+   the encoder frozen and cached, 4,000 scenes seen once each cost little more per step than 40 seen 100 times
+   (results/unsamv2_train_tune_scenes40.md vs results/unsamv2_train_tune_scenes4000.md).
 
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
@@ -87,7 +95,7 @@ class BenchSettings:
     # input size (the 128 px scenes are resized to it: 256 px gives a 16 x 16 token grid instead of 8 x 8)
     hidden_size: int = 0
     model_image_size: int = 0
-    # run (b) only: engine overrides "FIELD=JSON;FIELD=JSON" (a PseudoLabelConfig JSON passed to pseudo-label
+    # runs (b) and (e): engine overrides "FIELD=JSON;FIELD=JSON" (a PseudoLabelConfig JSON passed to pseudo-label
     # --config; "" = the engine's defaults) and the data config's balance_granularity (1: the per-image mask
     # subset is drawn evenly over g instead of uniformly)
     pseudo_set: str = ""
@@ -96,6 +104,11 @@ class BenchSettings:
     # mask is the nearest level at the click; UnSAMv2TrainConfig.granularity_sampling)
     granularity_sampling: str = "label"
     max_prompts: int = 0  # prompts per image (of its <= max_masks masks; the rest give levels); 0: all
+    # 0 keeps the tiny config's Hiera width (embed_dim 16; stages x1/2/4/8): a wider frozen random encoder gives
+    # the decoder richer features at no cost per warm step (its embeddings are cached)
+    encoder_dim: int = 0
+    # "report" (seeds 10000+) or "tune" (seeds 20000+, the split that settings are chosen on: A/B runs)
+    eval_split: str = "report"
 
 
 def _python() -> list[str]:
@@ -148,6 +161,9 @@ def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> float:
     return time.time() - started
 
 
+PSEUDO_RUNS = ("pseudo", "nogpseudo")  # the runs trained on the engine's labels of the training images
+
+
 def bench_model(settings: BenchSettings, name: str):
     """The tiny UnSAMv2 config, widened / enlarged by ``--hidden-size`` / ``--model-image-size`` when set."""
     from dataclasses import replace
@@ -162,18 +178,20 @@ def bench_model(settings: BenchSettings, name: str):
         )
     if settings.model_image_size:
         model.sam2 = replace(model.sam2, image_size=settings.model_image_size)
+    if settings.encoder_dim:
+        model.sam2 = replace(model.sam2, embed_dim=settings.encoder_dim)
     return model
 
 
 def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     model = bench_model(settings, f"bench-{name}")
-    if name in ("nog", "pretrain"):
+    if name in ("nog", "nogpseudo", "pretrain"):
         model.granularity = False
     if name == "pretrain":
         model.lora = None
     pretrained = settings.pretrain_steps > 0 and name != "pretrain"
     data_extra = {}
-    if name == "pseudo":
+    if name in PSEUDO_RUNS:
         source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
         data_extra = {"balance_granularity": bool(settings.balance_granularity)}
     else:
@@ -511,12 +529,20 @@ def _setup(s: dict) -> str:
             f"decoder width {s.get('hidden_size') or 'tiny'}, model input "
             f"{s.get('model_image_size') or IMAGE_SIZE} px (the 128 px scenes resized to it); "
         )
+    if s.get("encoder_dim"):
+        text += f"random frozen Hiera width {s['encoder_dim']} (tiny: 16); "
     if s.get("granularity_sampling", "label") != "label":
         text += (
             "requested g drawn uniformly over the range where the target is the nearest GT level at the click "
             "(`granularity_sampling: nearest_level`; the labels' g unchanged); "
         )
     return text
+
+
+def _split(s: dict) -> str:
+    if s.get("eval_split", "report") == "tune":
+        return "TUNE scenes (seeds 20000+: an A/B on the split settings are chosen on, not a held-out result)"
+    return "FRESH scenes (seeds 10000+)"
 
 
 def _setup_base(s: dict) -> str:
@@ -552,7 +578,7 @@ def write_report(report: dict, path: Path) -> None:
         f"{s['batch_size']}, lr {s['lr']}, <= {s['max_masks']} masks per image, 1 + {s['correction_clicks']} clicks "
         f"per mask, loss at {s['loss_resolution']} resolution. Training "
         f"scenes: seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "
-        f"of objects with >= 2 parts) on {s['eval_scenes']} FRESH scenes (seeds 10000+); the no-g model's fixed "
+        f"of objects with >= 2 parts) on {s['eval_scenes']} {_split(s)}; the no-g model's fixed "
         f"output chosen on {s['tune_scenes']} tune scenes (seeds 20000+).",
         "",
         "Training wall time (s): "
@@ -601,7 +627,7 @@ def run(settings: BenchSettings) -> dict:
     names = settings.runs.split(",")
     report = {"settings": asdict(settings), "train_seconds": {}, "single_click": {}, "noc": {}}
     report["pseudo_seconds"] = 0.0
-    if "pseudo" in names:
+    if set(PSEUDO_RUNS) & set(names):
         save_train_images(work / "images", settings.train_scenes)
         report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo", settings.pseudo_set)
     runs = {}
@@ -613,11 +639,12 @@ def run(settings: BenchSettings) -> dict:
         report.setdefault("train_cpu_seconds", {})[name] = runs[name]["cpu_seconds"]
     from granseg.models.registry import load_model
 
-    report_records = click_records(range(10000, 10000 + settings.eval_scenes))
+    first = {"report": 10000, "tune": 20000}[settings.eval_split]
+    report_records = click_records(range(first, first + settings.eval_scenes))
     tune_records = click_records(range(20000, 20000 + settings.tune_scenes))
     report["report_clicks"] = len(report_records)
     labels = {"synth": "(a) trained on synth GT", "pseudo": "(b) trained on pseudo-labels",
-              "nog": "(c) no-g, same budget"}  # fmt: skip
+              "nog": "(c) no-g, same budget", "nogpseudo": "(e) no-g on the pseudo-labels, same budget"}  # fmt: skip
     models = {"(d) untrained": untrained_model(settings, work)}
     models.update({labels[n]: load_model(runs[n]["output"], device="cpu") for n in names})
     curves = {}
@@ -634,14 +661,14 @@ def run(settings: BenchSettings) -> dict:
             label = f"{label} [outputs {index['part']} / {index['object']} / {index['nearest']}]"
         curves[label] = result.pop("curves")
         report["single_click"][label] = result
-    coco = write_coco(range(10000, 10000 + settings.eval_scenes), work / "coco_report")
-    for name in names:
+    coco = write_coco(range(first, first + settings.eval_scenes), work / "coco_report")
+    for name in names if settings.noc_instances else ():  # --noc-instances 0 skips NoC (quick A/B runs)
         report["noc"][labels[name]] = noc(runs[name]["output"], coco, work / f"noc_{name}", settings)
-    report["throughput"] = {
-        f"tiny ({settings.model_image_size or IMAGE_SIZE} px)": throughput(
+    report["throughput"] = {}
+    if settings.throughput_steps:  # 0 skips it
+        report["throughput"][f"tiny ({settings.model_image_size or IMAGE_SIZE} px)"] = throughput(
             settings, work, "tiny", settings.throughput_steps
-        ),
-    }
+        )
     if settings.small_steps:
         report["throughput"]["hiera-small (1024 px, random init, batch 4)"] = throughput(
             settings, work, "small", settings.small_steps

@@ -37,7 +37,9 @@ CLICK_TARGETS = (("part", 0.2), ("object", 1.0))  # the training evaluation's ta
 def click_targets(scene, masks: np.ndarray, values: np.ndarray):
     """At the evaluation's clicks (the pixel farthest from the boundary of each part of an object with >= 2
     parts): the label containing the click whose g is nearest to the target g, and its IoU with the GT part /
-    object (0 when no label contains the click). What a model could learn at best from these labels there."""
+    object (0 when no label contains the click), the first such label and the mean over all labels tied at that
+    g (nested instances: the object and the region around it both have g 1). What a model could learn at best
+    from these labels there."""
     for obj in scene.objects():
         parts = scene.children(obj.id)
         if len(parts) < 2:
@@ -48,11 +50,12 @@ def click_targets(scene, masks: np.ndarray, values: np.ndarray):
             for level, g_target in CLICK_TARGETS:
                 gt = obj.mask if level == "object" else part.mask
                 if not len(holding):
-                    yield level, g_target, 0.0
+                    yield level, g_target, 0.0, 0.0
                     continue
-                pick = holding[np.argmin(np.abs(values[holding] - g_target))]
-                union = (masks[pick] | gt).sum()
-                yield level, g_target, float((masks[pick] & gt).sum() / union)
+                distance = np.abs(values[holding] - g_target)
+                tied = holding[distance == distance.min()]
+                ious = (masks[tied] & gt).sum(axis=(1, 2)) / (masks[tied] | gt).sum(axis=(1, 2))
+                yield level, g_target, float(ious[0]), float(ious.mean())
 
 
 def mine(work: Path, seeds: range, size: int, overrides: dict) -> None:
@@ -126,7 +129,8 @@ def measure(work: Path, seeds: range, size: int, min_area: int = 16) -> dict:
     for prefix in ("recall", "g_of_best", "gt_g"):
         acc.update({f"{prefix}_{level}": [] for level in LEVELS})
     acc.update(precise=[], area_frac=[], decode_mismatch=0, background=[])
-    acc.update({f"{kind}_{level}_{g}": [] for level, g in CLICK_TARGETS for kind in ("click", "gt_click")})
+    kinds = ("click", "tied_click", "gt_click")
+    acc.update({f"{kind}_{level}_{g}": [] for level, g in CLICK_TARGETS for kind in kinds})
     for seed in seeds:
         stem = f"scene_{seed:05d}"
         if stem not in files:
@@ -165,9 +169,10 @@ def measure(work: Path, seeds: range, size: int, min_area: int = 16) -> dict:
             (masks & objects.any(0)).reshape(len(masks), -1).sum(1)
             < 0.5 * masks.reshape(len(masks), -1).sum(1)
         ).tolist()
-        for level, g_target, iou_value in click_targets(scene, masks, values):
+        for level, g_target, iou_value, tied_value in click_targets(scene, masks, values):
             acc[f"click_{level}_{g_target}"].append(iou_value)
-        for level, g_target, iou_value in click_targets(scene, gt, np.asarray(acc["gt_g"][-len(gt) :])):
+            acc[f"tied_click_{level}_{g_target}"].append(tied_value)
+        for level, g_target, iou_value, _ in click_targets(scene, gt, np.asarray(acc["gt_g"][-len(gt) :])):
             acc[f"gt_click_{level}_{g_target}"].append(iou_value)  # the same with the exact GT as labels
     out = summarise(acc, dataset.counts)
     out[
@@ -223,6 +228,9 @@ def summarise(acc: dict, counts: Counter) -> dict:
         out[
             f"at eval clicks: IoU(GT {level}, label holding the click with g nearest {g}): labels / exact GT"
         ] = [_mean(acc[f"click_{level}_{g}"]), _mean(acc[f"gt_click_{level}_{g}"])]
+        out[f"at eval clicks: same for GT {level}, mean over the labels tied at that g"] = _mean(
+            acc[f"tied_click_{level}_{g}"]
+        )
     for level in LEVELS:
         best, g_best, g_gt = (np.asarray(acc[f"{k}_{level}"]) for k in ("recall", "g_of_best", "gt_g"))
         found = best >= 0.5

@@ -113,3 +113,23 @@ def test_bench_pseudo_settings_reach_the_engine_and_only_run_b(tmp_path):
     synth = load_train_config(json.dumps(bench.train_config(settings, "synth", tmp_path)))
     assert pseudo.data.balance_granularity is True
     assert synth.data.balance_granularity is False
+
+
+def test_bench_nogpseudo_is_the_no_g_model_on_the_pseudo_labels(tmp_path):
+    """Run (e), the apples-to-apples baseline for (b): the no-g architecture of (c) on the data of (b)."""
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    settings = bench.BenchSettings(balance_granularity=1, work_dir=str(tmp_path))
+    (tmp_path / "pseudo").mkdir()
+    (tmp_path / "pseudo" / "a.json").write_text("{}")
+    configs = {
+        name: load_train_config(json.dumps(bench.train_config(settings, name, tmp_path)))
+        for name in ("pseudo", "nogpseudo", "nog")
+    }
+    assert configs["nogpseudo"].data == configs["pseudo"].data  # same labels, same sampler
+    assert configs["nogpseudo"].data.sources[0].kind == "pseudo"
+    assert configs["nogpseudo"].model.granularity is False and configs["pseudo"].model.granularity is True
+    assert configs["nogpseudo"].model.sam2 == configs["nog"].model.sam2  # the architecture of (c)
+    for key in ("steps", "batch_size", "lr", "max_prompts", "correction_clicks"):
+        assert getattr(configs["nogpseudo"], key) == getattr(configs["pseudo"], key)

@@ -93,6 +93,7 @@ def conquer(
     clip_to_instance: bool = True,
     superpixel_labels: np.ndarray | None = None,
     featureless_spread: float = 0.0,
+    min_part_frac: float = 0.0,
 ) -> list[ConquerMask]:
     """Parts of one instance. ``image`` H x W x 3 uint8, ``instance_mask`` H x W bool, ``extractor`` a
     :class:`~granseg.pseudo.features.FeatureExtractor`; ``long_side`` is rounded to a multiple of its patch size.
@@ -102,6 +103,9 @@ def conquer(
     every emitted cluster follows image edges and lies inside the instance.
     ``featureless_spread`` > 0: a crop whose features report an ``appearance_spread`` below it (one flat colour
     or a uniform fine texture; the classical features) has no parts: only the position prior would cut it.
+    ``min_part_frac``: a part must also cover this fraction of the instance's own pixel area (``min_patches``
+    counts patches of the crop upsampled to ``long_side``, a few pixels of a small image: alone it lets every
+    superpixel of a small instance through as a part).
     Returns masks in image pixels, ordered by level (theta high first) then cluster id."""
     from granseg.pseudo.features import resize_to_patch_multiple
 
@@ -117,7 +121,8 @@ def conquer(
     grid = extracted.features
     inst_crop = instance_mask[y0:y1, x0:x1]
     sp_crop = None if superpixel_labels is None else superpixel_labels[y0:y1, x0:x1]
-    stack, scores = _level_masks(grid, inst_crop, sp_crop, thetas, min_patches)
+    min_pixels = min_part_frac * float(inst_crop.sum())  # in the image's own pixels
+    stack, scores = _level_masks(grid, inst_crop, sp_crop, thetas, min_patches, min_pixels)
     if stack is None:
         return []
     protected_crops = np.stack([inst_crop] + [np.asarray(m)[y0:y1, x0:x1] for m in protected])
@@ -130,15 +135,37 @@ def conquer(
     return results
 
 
-def _level_masks(grid, inst_crop, sp_crop, thetas, min_patches):
+def outside_of(
+    parts: list[ConquerMask], masks: Sequence[np.ndarray], containment: float
+) -> list[ConquerMask]:
+    """The ``parts`` of which at most ``containment`` lies inside each of ``masks`` (H x W bool each)."""
+    if not masks or not parts:
+        return parts
+    inside = mask_containment(np.stack([p.mask for p in parts]), np.stack(masks))
+    return [part for part, row in zip(parts, inside) if not (row > containment).any()]
+
+
+def mask_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Ka, Kb) share of each mask of ``a`` (Ka, H, W) bool lying inside each mask of ``b`` (Kb, H, W)."""
+    fa = a.reshape(len(a), -1).astype(np.float32)
+    fb = b.reshape(len(b), -1).astype(np.float32)
+    return (fa @ fb.T) / np.maximum(fa.sum(1), 1.0)[:, None]
+
+
+def _level_masks(grid, inst_crop, sp_crop, thetas, min_patches, min_pixels=0.0):
     """Masks ``(K, h, w)`` bool over the instance's box (``inst_crop`` ``h x w``) of the clusters every merge
     level emits, and their ``(K,)`` scores (the level's theta); ``(None, None)`` when nothing is emitted.
-    ``grid``: ``(gh, gw, C)`` patch features of the box; ``sp_crop``: ``h x w`` superpixels or None."""
+    ``grid``: ``(gh, gw, C)`` patch features of the box; ``sp_crop``: ``h x w`` superpixels or None. A cluster
+    is emitted when it has >= ``min_patches`` patches and >= ``min_pixels`` pixels of the box."""
     gh, gw = grid.shape[:2]
     box_h, box_w = inst_crop.shape
     rows, cols = patch_rows_cols(box_h, box_w, gh, gw)
+    pixels_per_patch = box_h * box_w / (gh * gw)
     if sp_crop is None:
-        levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_patches)
+        min_size = max(float(min_patches), min_pixels / pixels_per_patch)
+        levels = merge_graph(grid.reshape(gh * gw, -1), grid_edges(gh, gw), None, thetas, min_size)
+        for level in levels:
+            level.labels = level.labels.reshape(gh, gw)
         unit_map = None
     else:
         patch_of_pixel = rows[:, None] * gw + cols[None, :]
@@ -147,8 +174,8 @@ def _level_masks(grid, inst_crop, sp_crop, thetas, min_patches):
         )
         if len(sizes) < 2:
             return None, None
-        pixels_per_patch = box_h * box_w / (gh * gw)
-        levels = merge_graph(sums, edges, sizes, thetas=thetas, min_size=min_patches * pixels_per_patch)
+        min_size = max(min_patches * pixels_per_patch, min_pixels)
+        levels = merge_graph(sums, edges, sizes, thetas=thetas, min_size=min_size)
     crop_masks, scores = [], []
     for level in levels:
         if not level.emitted:

@@ -10,7 +10,9 @@ affinity inside the mask minus the mean affinity across its boundary to the rest
 
 ``select_instances`` then applies the keep rules: an instance needs confidence > ``min_confidence``, area >
 ``min_area_frac`` of the image, and is dropped when more than ``containment`` of it lies inside a larger kept
-instance, in which case it becomes a *part* of that instance. ``merge_external_masks`` adds masks from a
+instance, in which case it becomes a *part* of that instance, unless it is larger than ``nest_min_frac`` of the
+image: then it is an instance of its own NESTED in that one (the top of its own hierarchy, granularity 1; the
+group or the object-plus-surroundings around it stays an instance too). ``merge_external_masks`` adds masks from a
 detector or from ground truth (SA-1B / COCO JSON, the UnSAMv2+ path) before those rules run.
 ``stuff_regions`` (the stuff pass) turns the area no kept instance covers into extra "stuff" instances.
 
@@ -42,12 +44,14 @@ class DivideMask:
 
 @dataclasses.dataclass
 class Instance:
-    """A kept instance and the divide masks found to be its parts (each > ``containment`` inside it)."""
+    """A kept instance and the divide masks found to be its parts (each > ``containment`` inside it).
+    ``parent``: index (in the instance list) of the larger instance this one is nested in, or None."""
 
     mask: np.ndarray
     score: float
     source: str
     parts: list[DivideMask] = dataclasses.field(default_factory=list)
+    parent: int | None = None
 
 
 # --------------------------------------------------------------------------------------- normalised cut
@@ -229,12 +233,15 @@ def select_instances(
     min_area_frac: float = 0.05,
     containment: float = 0.8,
     duplicate_iou: float = 0.9,
+    nest_min_frac: float = 0.0,
 ) -> list[Instance]:
     """Apply the keep rules; see the module docstring. Larger masks are considered first.
 
     Every candidate with enough confidence ends up either as an instance, as a part of one (> ``containment``
-    inside it, any area), or dropped (too small and not inside any instance, or a duplicate: IoU >
-    ``duplicate_iou`` with a mask already accepted).
+    inside it, any area; of the smallest such instance), as a nested instance (inside one but larger than
+    ``nest_min_frac`` > 0 of the image; ``Instance.parent`` names the instance it is nested in), or dropped
+    (too small and not inside any instance, or a duplicate: IoU > ``duplicate_iou`` with a mask already
+    accepted).
     """
     good = [c for c in candidates if c.score > min_confidence and c.mask.any()]
     if not good:
@@ -252,12 +259,15 @@ def select_instances(
             continue  # the same region found twice (e.g. by a sub-cut, or by MaskCut and a detector)
         accepted.append(index)
         parents = [k for k, j in enumerate(owner_index) if inside[index, j] > containment]
-        if parents:
-            parent = max(parents, key=lambda k: inside[index, owner_index[k]])
-            instances[parent].parts.append(candidate)
-            continue
-        if candidate.mask.sum() > min_area_frac * image_area:
-            instances.append(Instance(candidate.mask, candidate.score, candidate.source))
+        area = candidate.mask.sum()
+        parent = None
+        if parents:  # the most containing instance; among equals the smallest (the latest: larger come first)
+            parent = max(parents, key=lambda k: (inside[index, owner_index[k]], k))
+            if not (nest_min_frac > 0 and area > max(nest_min_frac, min_area_frac) * image_area):
+                instances[parent].parts.append(candidate)
+                continue
+        if area > min_area_frac * image_area:
+            instances.append(Instance(candidate.mask, candidate.score, candidate.source, parent=parent))
             owner_index.append(index)
     return instances
 

@@ -70,6 +70,12 @@ class PseudoLabelConfig(Config):
     conquer_long_side: int = 768
     thetas: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5)
     min_patches: int = 4
+    # a conquer part must also cover this fraction of its instance's pixel area (min_patches counts patches of
+    # the crop upsampled to conquer_long_side: a few pixels of a small image, where every superpixel passed)
+    min_part_frac: float = 0.01
+    # a divide mask > containment inside an instance but larger than this fraction of the image is an instance
+    # of its own nested in it (granularity 1, its own parts), not a part of the group around it (0 = off)
+    nest_min_frac: float = 0.05
     inside: float = 0.9
     nms_iou: float = 0.8
     clip_to_instance: bool = True
@@ -116,6 +122,8 @@ class PseudoLabelConfig(Config):
             raise InputError("stuff_theta must be in [0, 1] (0 = no stuff pass)")
         if any(not 0 < t <= 1 for t in self.region_thetas):
             raise InputError("region_thetas must be in (0, 1]")
+        if not 0 <= self.min_part_frac < 1 or not 0 <= self.nest_min_frac < 1:
+            raise InputError("min_part_frac and nest_min_frac must be in [0, 1)")
         if self.featureless_spread < 0:
             raise InputError("featureless_spread must be >= 0 (0 = off)")
         if self.memory_budget_mb < 0:
@@ -247,7 +255,13 @@ def label_at_work_size(
         candidates += merge_regions(
             grid, (wh, ww), config.region_thetas, config.min_area_frac, conquer_labels
         )
-    instances = select_instances(candidates, config.min_confidence, config.min_area_frac, config.containment)
+    instances = select_instances(
+        candidates,
+        config.min_confidence,
+        config.min_area_frac,
+        config.containment,
+        nest_min_frac=config.nest_min_frac,
+    )
     if config.stuff_theta > 0:
         from granseg.pseudo.divide import Instance, stuff_regions
 
@@ -275,13 +289,15 @@ def label_at_work_size(
 
 
 def _conquer_instances(instances, work: np.ndarray, extractor, config: PseudoLabelConfig, conquer_labels):
-    """Every instance, then its divide parts, then its conquer parts: ``(masks h x w bool, fields)``."""
-    from granseg.pseudo.conquer import conquer
+    """Every instance, then its divide parts, then its conquer parts: ``(masks h x w bool, fields)``. Conquer
+    parts of an instance that lie inside an instance nested in it belong to that one's hierarchy (dropped)."""
+    from granseg.pseudo.conquer import conquer, outside_of
 
     masks, fields = [], []
     for instance_id, instance in enumerate(instances, start=1):
         is_stuff = instance.source == "stuff"
         divide_parts = [p.mask for p in instance.parts]
+        nested = [other.mask for other in instances if other.parent == instance_id - 1]
         parts = conquer(
             work,
             instance.mask,
@@ -291,11 +307,13 @@ def _conquer_instances(instances, work: np.ndarray, extractor, config: PseudoLab
             min_patches=config.min_patches,
             inside=config.inside,
             nms_iou=config.nms_iou,
-            protected=divide_parts,
+            protected=divide_parts + nested,
             clip_to_instance=config.clip_to_instance,
             superpixel_labels=conquer_labels,
             featureless_spread=config.featureless_spread,
-        )[: config.max_masks_per_instance]
+            min_part_frac=config.min_part_frac,
+        )
+        parts = outside_of(parts, nested, config.containment)[: config.max_masks_per_instance]
         masks.append(instance.mask)
         fields.append(_fields(instance.score, instance_id, False, True, False, is_stuff))
         for part in instance.parts:
