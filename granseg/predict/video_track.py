@@ -78,7 +78,8 @@ class FlowTrackerConfig(Config):
     # the object's, and not with the camera: another moving thing) are certain background
     min_area_fraction: float = 0.0001  # a moved mask under this fraction of the frame: the track is lost
     occlusion: bool = True  # hidden-object handling and re-detection (video_appearance.TrackMemory)
-    lost_ratio: float = 0.25  # a mask under this fraction of the remembered area: the object is hidden (0.3 with warp "flow")
+    # a mask under this fraction of the remembered area: the object is hidden (0.3 suited warp "flow")
+    lost_ratio: float = 0.25
     search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
     occlusion_relative: bool = True  # TrackMemory(relative=...): size / colour memory follows gradual change
     motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
