@@ -180,17 +180,24 @@ def test_first_mask_leaves_out_co_moving_background_even_when_a_mask_agrees_with
     assert source == "predictor-inside-motion" and jaccard(picked, swan) == 1.0, source
 
 
+def _two_part_object(split: int):
+    """Frame 0 of the square clip with a red part (columns 20..split) and a yellow part (split..60), rows 30..60:
+    ``(frame (96, 96, 3) uint8, red part (96, 96) bool, yellow part (96, 96) bool)``."""
+    frames, _ = _square_clip()
+    frame = frames[0].copy()
+    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
+    half[30:60, 20:split], other[30:60, split:60] = True, True
+    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    return frame, half, other
+
+
 def test_first_mask_grows_over_a_second_part_of_another_colour_unlike_the_surroundings():
     """A two-part object (red and yellow halves) on a green-blue noise background, the motion mask exactly the
     object: the walk from the clicked half takes the whole object (the yellow half is unlike what surrounds the
     object), while the older walk (``ring_similarity=0``: only like colours) stops at the half."""
     from granseg.predict.video_track import pick_by_motion
 
-    frames, _ = _square_clip()
-    frame = frames[0].copy()
-    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
-    half[30:60, 20:40], other[30:60, 40:60] = True, True
-    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    frame, half, other = _two_part_object(split=40)
     whole = half | other
     masks = [half, whole, np.ones_like(half)]
     picked, source = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
@@ -205,11 +212,7 @@ def test_first_mask_walk_ends_on_the_motion_mask_when_no_predictor_mask_holds_th
     first mask; ``walk_to_motion=False`` stops at the part. Water moving with a swan is still left out."""
     from granseg.predict.video_track import pick_by_motion
 
-    frames, _ = _square_clip()
-    frame = frames[0].copy()
-    half, other = np.zeros((96, 96), bool), np.zeros((96, 96), bool)
-    half[30:60, 20:44], other[30:60, 44:60] = True, True
-    frame[half], frame[other] = (220, 30, 30), (230, 210, 40)
+    frame, half, other = _two_part_object(split=44)
     whole = half | other
     masks = [half, np.ones_like(half)]
     picked, source = pick_by_motion(masks, whole, FlowTrackerConfig(), frame)
@@ -267,3 +270,41 @@ def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colo
         )
     else:
         assert jaccard(masks[1], out) < 0.6
+
+
+@pytest.mark.parametrize("warp", ["similarity", "union", "flow"])
+def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_background_flow(warp):
+    """A square moves by (+5, +3) px, but the flow says so only for its interior; along its outline the flow is
+    the (still) background's, as a smoothed dense flow gives. The per-pixel warp loses the leading edge; the
+    similarity fit to the interior's flow moves the whole square."""
+    import cv2
+
+    from granseg.predict.video_track import FlowTracker
+
+    size, (dx, dy) = 96, (5, 3)
+    first = np.zeros((size, size), bool)
+    first[30:54, 30:54] = True
+    second = np.roll(first, (dy, dx), axis=(0, 1))
+    interior = cv2.erode(second.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    flow = np.zeros((size, size, 2), np.float32)  # new -> previous
+    flow[interior] = (-dx, -dy)
+    frame = np.full((size, size, 3), 90, np.uint8)
+    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
+    tracker = FlowTracker(None, config)
+    tracker.start_mask(frame, first, 1.0)
+    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
+    out = tracker.step(frame)
+    recall = np.count_nonzero(out & second) / np.count_nonzero(second)
+    if warp == "flow":
+        assert jaccard(second, out) < 0.8 and recall < 0.85
+    elif warp == "similarity":
+        assert jaccard(second, out) > 0.97
+    else:  # the union holds the whole moved square and the per-pixel warp's leftovers
+        assert recall > 0.97 and np.count_nonzero(out) > np.count_nonzero(second)
+
+
+def test_unknown_warp_is_refused():
+    from granseg.predict.video_track import FlowTracker
+
+    with pytest.raises(ValueError, match="warp"):
+        FlowTracker(None, FlowTrackerConfig(warp="affine"))

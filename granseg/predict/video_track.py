@@ -14,7 +14,8 @@ not move against the background, the predictor's own mask at g.
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
 
 1. Dense flow (OpenCV DIS) from the new frame back to the previous one moves the previous mask (bilinear,
-   ``> 0.5``) and the clicks into the new frame.
+   ``> 0.5``) and the clicks into the new frame (``warp``: per pixel; or the whole mask by one similarity
+   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both).
 2. GrabCut (OpenCV) on a crop around the moved mask, from a trimap: the mask eroded by ``band`` x sqrt(area)
    certain object, the moved mask probably object, a ring of the same width probably background, the rest of the
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
@@ -66,6 +67,11 @@ class FlowTrackerConfig(Config):
     # ring around the moved mask does (p(object | colour) > keep_moved; 0: off)
     keep_moved: float = 0.65
     keep_bins: int = 8  # CIELAB histogram bins per channel for keep_moved
+    # how the previous mask is moved: "flow" (per pixel), "similarity" (one rotation + scale + shift fit by RANSAC
+    # to the flow of the mask's interior: the boundary's flow, smeared by the background's, moves nothing) or
+    # "union" (both). "flow" stays the default: "similarity" (with lost_ratio 0.25) won on the tune pair and the
+    # synthetic clips but lost on the held-out DAVIS sequences (docs/video.md)
+    warp: str = "flow"
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
         0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
@@ -73,7 +79,9 @@ class FlowTrackerConfig(Config):
     # the object's, and not with the camera: another moving thing) are certain background
     min_area_fraction: float = 0.0001  # a moved mask under this fraction of the frame: the track is lost
     occlusion: bool = True  # hidden-object handling and re-detection (video_appearance.TrackMemory)
-    lost_ratio: float = 0.3  # a mask under this fraction of the remembered area: the object is hidden
+    # a mask under this fraction of the remembered area: the object is hidden (0.3 for warp "flow"; 0.25 suited
+    # warp "similarity")
+    lost_ratio: float = 0.3
     search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
     occlusion_relative: bool = True  # TrackMemory(relative=...): size / colour memory follows gradual change
     motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
@@ -188,6 +196,31 @@ def _outside_similarity(lab: np.ndarray, larger: np.ndarray, added: np.ndarray, 
     return float(np.sqrt(_colour_histogram(lab, added) * _colour_histogram(lab, ring)).sum())
 
 
+def warp_similarity(mask: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, radius: int) -> np.ndarray | None:
+    """``mask`` (``h x w`` bool, the previous frame) moved into the new frame by one similarity transform
+    (rotation + scale + shift; ``h x w`` bool). ``(map_x, map_y)`` (``h x w`` float32 each): for each new pixel
+    ``(x, y)``, its position in the previous frame (backward flow). The transform is fit (RANSAC, 1 px, at most
+    2000 pairs, seeded) to the pairs whose previous position lies in the mask eroded by ``radius`` px, so the flow
+    at the outline, smeared by the background's, moves nothing. None when under 8 pairs or no fit."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    interior = cv2.erode(mask.astype(np.uint8), kernel)
+    if not interior.any():
+        interior = mask.astype(np.uint8)
+    ys, xs = np.nonzero(cv2.remap(interior, map_x, map_y, cv2.INTER_NEAREST))
+    if len(xs) < 8:
+        return None
+    pick = np.random.default_rng(0).choice(len(xs), min(len(xs), 2000), replace=False)
+    ys, xs = ys[pick], xs[pick]
+    src = np.stack([map_x[ys, xs], map_y[ys, xs]], 1).astype(np.float32)
+    dst = np.stack([xs, ys], 1).astype(np.float32)
+    cv2.setRNGSeed(0)
+    affine, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    if affine is None:
+        return None
+    h, w = mask.shape
+    return cv2.warpAffine(mask.astype(np.float32), affine, (w, h), flags=cv2.INTER_LINEAR) > 0.5
+
+
 def resize_to(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
     """Resize an ``h x w [x C]`` array to ``hw = (H, W)``."""
     if array.shape[:2] == tuple(hw):
@@ -228,6 +261,8 @@ class FlowTracker:
     def __init__(self, predictor, config: FlowTrackerConfig | None = None) -> None:
         self.predictor = predictor
         self.config = config or FlowTrackerConfig()
+        if self.config.warp not in ("flow", "similarity", "union"):
+            raise ValueError(f"warp must be 'flow', 'similarity' or 'union', not {self.config.warp!r}")
         preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{self.config.flow_preset.upper()}")
         self._flow = cv2.DISOpticalFlow_create(preset)
         self.granularity = 1.0
@@ -307,6 +342,11 @@ class FlowTracker:
         self._move_clicks(flow)
         self.gray = gray
         mask = warped = moved > 0.5
+        if self.config.warp != "flow":
+            radius = max(1, int(self.config.band * np.sqrt(self.mask.sum())))
+            rigid = warp_similarity(self.mask, map_x, map_y, radius)
+            if rigid is not None:
+                mask = warped = rigid if self.config.warp == "similarity" else warped | rigid
         if mask.sum() < self.config.min_area_fraction * h * w:
             mask = np.zeros_like(mask)
         elif self.config.refine == "grabcut":
