@@ -100,9 +100,9 @@ def test_pipeline_labels_a_nested_object_granularity_one(monkeypatch):
         assert iou[best] > 0.95
         return fields[best], masks, fields
 
-    old, _, _ = label_of_object(PseudoLabelConfig(**base, nest_min_frac=0.0))
+    old, _, _ = label_of_object(PseudoLabelConfig(**base))  # the default: no nesting (DESIGN.md)
     assert old["is_part"] and old["granularity"] < 0.9  # the object as a part of the group
-    new, masks, fields = label_of_object(PseudoLabelConfig(**base))
+    new, masks, fields = label_of_object(PseudoLabelConfig(**base, nest_min_frac=0.05))
     assert not new["is_part"] and new["granularity"] == 1.0  # the top of its own hierarchy
     own = [i for i, f in enumerate(fields) if f["instance_id"] == new["instance_id"] and f["is_part"]]
     assert own, "the nested object got no parts"

@@ -74,8 +74,9 @@ class PseudoLabelConfig(Config):
     # the crop upsampled to conquer_long_side: a few pixels of a small image, where every superpixel passed)
     min_part_frac: float = 0.01
     # a divide mask > containment inside an instance but larger than this fraction of the image is an instance
-    # of its own nested in it (granularity 1, its own parts), not a part of the group around it (0 = off)
-    nest_min_frac: float = 0.05
+    # of its own nested in it (granularity 1, its own parts), not a part of the group around it (0 = off, the
+    # default and DESIGN.md's rule: its nested g = 1 chains made UnSAMv2 training on the labels much worse)
+    nest_min_frac: float = 0.0
     inside: float = 0.9
     nms_iou: float = 0.8
     clip_to_instance: bool = True
