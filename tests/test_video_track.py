@@ -263,7 +263,7 @@ def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colo
         assert 0.4 < tracker.memory.ref_area / masks[0].sum() < 0.97  # EMA towards the red half only
         small = frames[1]
         wide = cv2.dilate(masks[1].astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-        kept = tracker._kept(small, wide, red_only(small, wide, None))
+        kept = tracker._kept(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), wide, red_only(small, wide, None))
         assert np.count_nonzero(kept & ~masks[1]) < 0.1 * np.count_nonzero(kept)
         assert np.count_nonzero(kept & masks[1]) > 0.8 * np.count_nonzero(
             masks[1] & ~red_only(0, masks[1], 0)

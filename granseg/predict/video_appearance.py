@@ -16,6 +16,13 @@ import cv2
 import numpy as np
 
 
+def colour_codes(lab: np.ndarray, bins: int) -> np.ndarray:
+    """Histogram cell (``0 .. bins^3 - 1``, int) of each CIELAB colour of ``lab`` (``... x 3`` uint8): each
+    channel quantised to ``bins`` levels."""
+    q = (lab.astype(np.int32) * bins) // 256
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
 class Appearance:
     """Object / background colour histograms in CIELAB (``bins^3`` cells each), EMA-updated."""
 
@@ -25,8 +32,7 @@ class Appearance:
         self.bg: np.ndarray | None = None
 
     def _codes(self, lab: np.ndarray) -> np.ndarray:
-        q = (lab.astype(np.int32) * self.bins) // 256
-        return (q[..., 0] * self.bins + q[..., 1]) * self.bins + q[..., 2]
+        return colour_codes(lab, self.bins)
 
     def _hist(self, codes: np.ndarray) -> np.ndarray:
         hist = np.bincount(codes, minlength=self.bins**3).astype(np.float64) + 0.5

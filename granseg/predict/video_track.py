@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from granseg.config import Config
-from granseg.predict.video_appearance import TrackMemory, ring_around
+from granseg.predict.video_appearance import TrackMemory, colour_codes, ring_around
 from granseg.predict.video_motion import (
     MotionConfig,
     grabcut_from_trimap,
@@ -113,8 +113,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _colour_histogram(lab: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.ndarray:
     """Normalised CIELAB histogram (``bins^3``) of the ``mask`` pixels of ``lab`` (``H x W x 3`` uint8)."""
-    q = lab[mask].astype(np.int32) * bins // 256
-    hist = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3) + 0.1
+    hist = np.bincount(colour_codes(lab[mask], bins), minlength=bins**3) + 0.1
     return hist / hist.sum()
 
 
@@ -351,18 +350,19 @@ class FlowTracker:
             mask = np.zeros_like(mask)
         elif self.config.refine == "grabcut":
             mask = self._refine(small, mask, flow)
-        kept = self._kept(small, warped, mask) if self.config.keep_moved > 0 and mask.any() else None
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)  # for the keep step and the hidden-object memory
+        kept = self._kept(lab, warped, mask) if self.config.keep_moved > 0 and mask.any() else None
         if self.config.occlusion:
-            mask = self._occlusion(small, mask, kept)
+            mask = self._occlusion(lab, mask, kept)
         else:
             self.mask = mask = mask if kept is None else mask | kept
         return resize_to(mask.astype(np.float32), self.full_size) > 0.5
 
-    def _occlusion(self, small: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+    def _occlusion(self, lab: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
         look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`). ``kept`` (``keep_moved``,
-        :meth:`_kept`) joins the visible mask on output, but neither the visibility test nor the memory sees it."""
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        :meth:`_kept`) joins the visible mask on output, but neither the visibility test nor the memory sees it.
+        ``lab``: the working-scale frame in CIELAB (``h x w x 3`` uint8)."""
         memory = self.memory
         if memory.hidden or not memory.visible(lab, mask):
             found = memory.redetect(lab)
@@ -412,19 +412,17 @@ class FlowTracker:
         out[y0:y1, x0:x1] = refined
         return out
 
-    def _kept(self, small: np.ndarray, moved: np.ndarray, refined: np.ndarray) -> np.ndarray:
+    def _kept(self, lab: np.ndarray, moved: np.ndarray, refined: np.ndarray) -> np.ndarray:
         """``h x w`` bool: the ``moved`` pixels ``refined`` left out whose colour is likelier on the first mask
         than in the ring around ``moved`` (``p(object | colour) > keep_moved``, CIELAB histograms): parts of a
         many-coloured object that GrabCut's refit colour model drops (``keep_moved``)."""
         dropped = moved & ~refined
         if not dropped.any():
             return dropped
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
         bins = self.config.keep_bins
         ring = _colour_histogram(lab, ring_around(moved), bins)
         ratio = self._first_colours / (self._first_colours + ring)
-        q = lab[dropped].astype(np.int32) * bins // 256
-        keep = ratio[(q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]] > self.config.keep_moved
+        keep = ratio[colour_codes(lab[dropped], bins)] > self.config.keep_moved
         out = np.zeros_like(dropped)
         out[dropped] = keep
         return out

@@ -78,11 +78,11 @@ def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -
     """Object labels of the ``in_band`` pixels of the ``crop`` (row, column slices) window, the others fixed to
     ``inside`` (see :func:`refine_outline`). Works on the band's pixel list (row-major), not the whole window;
     compiled (:mod:`granseg.regions.pixelcut_compiled`) where the compiled max flow runs, the same graph."""
+    right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
+    down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
     if default_backend() == "numba":
         from granseg.regions.pixelcut_compiled import band_graph
 
-        right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
-        down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
         graph = band_graph(in_band, inside, image.bins[crop], right, down, bin_ratio, float(smoothness), HARD)
         return st_min_cut(*graph)
     ys, xs = np.nonzero(in_band)
@@ -93,8 +93,6 @@ def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -
     ratio = np.clip(bin_ratio[image.bins[crop][ys, xs]], -10, 10)
     src = np.maximum(ratio, 0)  # paid when the pixel is background
     snk = np.maximum(-ratio, 0)
-    right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
-    down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
     pairs_a, pairs_b, weights = [], [], []
     for dy, dx, contrast in ((0, 1, right), (1, 0, down)):
         # the neighbour after each band pixel (right / below): an edge of the graph, or a fixed pixel's pull
