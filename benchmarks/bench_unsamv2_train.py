@@ -109,6 +109,9 @@ class BenchSettings:
     encoder_dim: int = 0
     # "report" (seeds 10000+) or "tune" (seeds 20000+, the split that settings are chosen on: A/B runs)
     eval_split: str = "report"
+    # runs with g ((a), (b)): train as plain SAM-2 (best of 3) for this many steps first, then the granularity
+    # head starts from the winning mask token (UnSAMv2TrainConfig.no_g_warmup_steps); 0: off
+    no_g_warmup_steps: int = 0
 
 
 def _python() -> list[str]:
@@ -216,6 +219,8 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "save_every": settings.steps,
         "seed": 0,
     }
+    if model.granularity and settings.no_g_warmup_steps:
+        config["no_g_warmup_steps"] = settings.no_g_warmup_steps
     if (
         not pretrained
     ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)
@@ -463,6 +468,7 @@ def throughput(settings: BenchSettings, work: Path, architecture: str, steps: in
         cache_embeddings=True,
         extra_trainable=["sam.mask_decoder.", "sam.prompt_encoder."],
     )
+    base.pop("no_g_warmup_steps", None)  # granularity steps are measured
     result = {}
     for label in ("cold cache (encoder runs)", "warm cache (encoder skipped)"):
         out = work / f"throughput_{architecture}_{label.split()[0]}"

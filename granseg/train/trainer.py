@@ -86,7 +86,10 @@ class TrainConfig(Config):
 
 
 class Task(Protocol):
-    """What a model family provides to :class:`Trainer`."""
+    """What a model family provides to :class:`Trainer`. Optional: ``begin_step(module, step)``, called with the
+    unwrapped module before each optimizer step (0-based; after a resume, first with the resumed step), for
+    changes that depend on the step (the unsamv2 task's no-g warm-up switch); its state must live in the module
+    (checkpointed) or follow from ``step``, so that a resume stays exact."""
 
     config: TrainConfig
 
@@ -292,7 +295,10 @@ class Trainer:
         seeded = getattr(self.task, "seeded_samples", False)
         count_masks = getattr(self.task, "masks_per_batch", None)
         total = config.total_steps
+        begin_step = getattr(self.task, "begin_step", None)
         for step in range(start, total):
+            if begin_step is not None:  # e.g. a phase switch; also called for the first step after a resume
+                begin_step(accelerator.unwrap_model(module), step)
             losses, masks = [], 0
             for micro in range(config.grad_accumulation):
                 indices = sample_indices(config, size, step, micro, rank, world)

@@ -45,6 +45,11 @@ class UnSAMv2TrainConfig(TrainConfig):
     # prompts (trained masks) per image, drawn from its <= data.max_masks masks; 0: all. The others still count as
     # levels at a click for "nearest_level"
     max_prompts: int = 0
+    # a granularity model's first N steps train it as plain SAM-2 (no g input, three outputs, best of 3: the no-g
+    # twin's loss); then its granularity token and hypernetwork start from the mask token that won the most prompts
+    # (unsamv2_task.start_granularity_head). For a decoder trained from scratch (extra_trainable covering
+    # sam.mask_decoder), which otherwise sits on an empty-mask plateau; 0: off (the paper's recipe)
+    no_g_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,5 +71,17 @@ class UnSAMv2TrainConfig(TrainConfig):
             )
         if self.max_prompts < 0:
             raise InputError("max_prompts must be >= 0 (0: every mask of the image)")
+        if self.no_g_warmup_steps < 0:
+            raise InputError("no_g_warmup_steps must be >= 0 (0: off)")
+        if self.no_g_warmup_steps >= self.total_steps:
+            raise InputError(
+                f"no_g_warmup_steps ({self.no_g_warmup_steps}) must be below the run's steps ({self.total_steps})"
+            )
+        if self.no_g_warmup_steps and not any(
+            "sam.mask_decoder.".startswith(p) for p in self.extra_trainable
+        ):
+            raise InputError(
+                "no_g_warmup_steps needs the mask decoder trainable: add 'sam.mask_decoder.' to extra_trainable"
+            )
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")

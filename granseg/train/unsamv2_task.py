@@ -7,7 +7,9 @@ rounds (:mod:`granseg.train.unsamv2_prompts`), every round adds a click and feed
 (detached) as the mask prompt, and the loss (:mod:`granseg.train.unsamv2_losses`) is averaged over rounds.
 
 A model without granularity input (``model.granularity = false``, the ablation baseline) is trained like SAM:
-three outputs per prompt, the loss of each prompt's best output (lowest loss) counts.
+three outputs per prompt, the loss of each prompt's best output (lowest loss) counts. A granularity model with
+``no_g_warmup_steps`` N is trained that way for its first N steps (its g modules unused), then its granularity
+token starts from the SAM-2 output that won the most prompts (:meth:`UnSAMv2Task.begin_step`).
 """
 
 from __future__ import annotations
@@ -55,11 +57,16 @@ class PreparedImage:
 class UnSAMv2TrainModule(torch.nn.Module):
     """The trainable wrapper (what accelerate prepares): ``forward`` = one decoder pass for one image's ``P``
     prompts. points ``(P, N, 2)`` model-input pixels, labels ``(P, N)``, mask_input ``(P, 1, 4h, 4w)`` or None,
-    granularity ``(P,)`` or None (plain SAM-2: three outputs)."""
+    granularity ``(P,)`` or None (plain SAM-2: three outputs).
 
-    def __init__(self, model: UnSAMv2Model) -> None:
+    With ``count_best`` it holds the buffer ``best_counts`` ``(3,)``: how many prompts each SAM-2 output won
+    during a no-g warm-up (saved in checkpoints for an exact resume; not part of the exported model)."""
+
+    def __init__(self, model: UnSAMv2Model, count_best: bool = False) -> None:
         super().__init__()
         self.model = model
+        if count_best:
+            self.register_buffer("best_counts", torch.zeros(3, dtype=torch.float64))
 
     def forward(self, features, points, labels, mask_input, granularity) -> UnSAMv2Output:
         return self.model(
@@ -104,6 +111,20 @@ def reset_random_init(model: UnSAMv2Model) -> int:
     return count
 
 
+def start_granularity_head(model: UnSAMv2Model, output: int) -> None:
+    """The switch after a no-g warm-up: the granularity output token and its hypernetwork take the weights of the
+    SAM-2 mask token behind multimask ``output`` (0-2; mask token ``output + 1``), so the granularity mask starts as
+    that output's mask; the last layer of the granularity prompt encoder's MLP is zeroed (weight and bias), so the
+    new g prompt token starts as its constant type embedding and g enters as training grows that layer."""
+    decoder = model.sam.mask_decoder
+    head, encoder = model.granularity_head, model.granularity_encoder
+    with torch.no_grad():
+        head.token.weight.copy_(decoder.mask_tokens.weight[output + 1 : output + 2])
+        head.hypernetwork.load_state_dict(decoder.output_hypernetworks_mlps[output + 1].state_dict())
+        encoder.mlp.mlp[-1].weight.zero_()
+        encoder.mlp.mlp[-1].bias.zero_()
+
+
 def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
     """The model to train: ``config.model`` at random init, or ``init_from``'s weights in the architecture of
     ``config.model`` (default: ``init_from``'s own, with granularity modules and LoRA added)."""
@@ -140,6 +161,7 @@ class UnSAMv2Task:
         self.config = config
         self.dataset = MixedMaskDataset(config.data, config.seed)
         self._predictor = None
+        self._step = 0  # the optimizer step being trained (set by begin_step)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -148,10 +170,25 @@ class UnSAMv2Task:
 
     def build_module(self) -> UnSAMv2TrainModule:
         model = build_training_model(self.config)
-        module = UnSAMv2TrainModule(model)
+        module = UnSAMv2TrainModule(model, count_best=self._warms_up(model))
         self._predictor = None
         self._model = model
         return module
+
+    def _warms_up(self, model: UnSAMv2Model) -> bool:
+        return model.config.granularity and self.config.no_g_warmup_steps > 0
+
+    def begin_step(self, module: torch.nn.Module, step: int) -> None:
+        """Called by the Trainer before each optimizer step (0-based). At ``step == no_g_warmup_steps`` the
+        granularity head starts from the SAM-2 output that won the most prompts during the warm-up
+        (:func:`start_granularity_head`; counts summed over processes, ties to the lowest index)."""
+        self._step = step
+        if not (self._warms_up(self._model) and step == self.config.no_g_warmup_steps):
+            return
+        counts = module.best_counts.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(counts)
+        start_granularity_head(self._model, int(counts.argmax()))
 
     def dataset_size(self) -> int:
         return len(self.dataset)
@@ -236,7 +273,7 @@ class UnSAMv2Task:
             chosen = np.sort(item.rng.choice(chosen, self.config.max_prompts, replace=False))
         masks = item.targets[chosen]  # (P, S, S) bool
         targets = torch.from_numpy(masks).float().to(device)
-        with_g = self._model.config.granularity
+        with_g = self._model.config.granularity and self._step >= self.config.no_g_warmup_steps
         clicks = first_clicks(masks, item.rng)  # (P, 2)
         values = item.granularity[chosen]
         if with_g and self.config.granularity_sampling == "nearest_level":
@@ -277,6 +314,9 @@ class UnSAMv2Task:
                     ]
                 )
                 best, round_loss = best_of_outputs(per_mask)
+                counts = getattr(getattr(module, "module", module), "best_counts", None)  # DDP: .module
+                if counts is not None:  # a granularity model's no-g warm-up
+                    counts += torch.bincount(best, minlength=3).to(counts)
             total = total + round_loss
             if round_index == self.config.correction_clicks:
                 break
