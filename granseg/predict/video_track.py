@@ -41,6 +41,7 @@ from granseg.config import Config
 from granseg.predict.video_appearance import TrackMemory, colour_codes, ring_around
 from granseg.predict.video_motion import (
     MotionConfig,
+    background_homography,
     grabcut_from_trimap,
     motion_object,
     moves_like,
@@ -72,6 +73,13 @@ class FlowTrackerConfig(Config):
     # "union" (both). "flow" stays the default: "similarity" (with lost_ratio 0.25) won on the tune pair and the
     # synthetic clips but lost on the held-out DAVIS sequences (docs/video.md)
     warp: str = "flow"
+    # > 0: the flow inside the mask is judged captured by the background (a thin occluder sweeping over the
+    # object, the object's flow smeared into the camera's) when the mask's own motion against the camera's
+    # departs from the remembered one by more than this fraction of it (the remembered one at least
+    # motion.min_motion px a frame); the previous mask is then moved by the camera's motion plus the remembered
+    # own motion instead of by the flow (0: off)
+    capture: float = 0.0
+    capture_rate: float = 0.3  # EMA rate of the remembered own motion
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
         0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
@@ -317,6 +325,10 @@ class FlowTracker:
         lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
         self.memory.start(lab, self.mask)
         self._first_colours = _colour_histogram(lab, self.mask, self.config.keep_bins)
+        self.own_motion: np.ndarray | None = (
+            None  # (2,) px a frame, backward (new -> previous), vs the camera's
+        )
+        self.captured = 0  # steps whose flow was judged captured by the background (``capture``)
         return full
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
@@ -332,6 +344,8 @@ class FlowTracker:
         h, w = gray.shape
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        if self.config.capture > 0:
+            map_x, map_y = self._uncaptured_map(flow, grid_x, grid_y, map_x, map_y)
         moved = cv2.remap(self.mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
         if self.config.consistency > 0:  # forward-backward check: occluded / unreliable pixels move nothing
             forward = self._flow.calc(self.gray, gray, None)
@@ -357,6 +371,31 @@ class FlowTracker:
         else:
             self.mask = mask = mask if kept is None else mask | kept
         return resize_to(mask.astype(np.float32), self.full_size) > 0.5
+
+    def _uncaptured_map(self, flow, grid_x, grid_y, map_x, map_y):
+        """The backward map (``h x w`` float32 each: each new pixel's position in the previous frame) that moves
+        the mask: the flow's (``map_x, map_y``) unless the flow inside the mask has been captured by the
+        background (``capture``): the mask's own motion against the camera's (median over the previous mask of
+        the flow minus the background homography's) departs from the remembered one by more than ``capture`` x
+        it. Then the camera's map plus the remembered own motion (the object keeps its course)."""
+        cfg = self.config
+        homography = background_homography(flow)
+        if homography is None or not self.mask.any():
+            return map_x, map_y
+        ys, xs = np.nonzero(self.mask)
+        points = np.stack([xs, ys], 1).astype(np.float32).reshape(-1, 1, 2)
+        camera = cv2.perspectiveTransform(points, homography).reshape(-1, 2) - points.reshape(-1, 2)
+        own = np.median(flow[ys, xs] - camera, axis=0)
+        remembered = self.own_motion
+        speed = float(np.linalg.norm(remembered)) if remembered is not None else 0.0
+        if speed >= cfg.motion.min_motion and np.linalg.norm(own - remembered) > cfg.capture * speed:
+            self.captured += 1
+            grid = np.stack([grid_x, grid_y], -1).reshape(-1, 1, 2)
+            back = cv2.perspectiveTransform(grid, homography).reshape(grid_x.shape + (2,))
+            return back[..., 0] + np.float32(remembered[0]), back[..., 1] + np.float32(remembered[1])
+        rate = cfg.capture_rate
+        self.own_motion = own if remembered is None else (1 - rate) * remembered + rate * own
+        return map_x, map_y
 
     def _occlusion(self, lab: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
