@@ -376,3 +376,63 @@ def test_flow_captured_by_the_background_is_replaced_by_the_objects_own_course(c
         assert tracker.captured == 1 and jaccard(kept_course, outs[3]) > 0.97
     else:
         assert jaccard(with_camera, outs[3]) > 0.97 and jaccard(kept_course, outs[3]) < 0.8
+
+
+def test_redetect_returns_the_nearest_blob_that_passes_the_further_test():
+    import cv2
+
+    frames, masks = _square_clip()
+    lab = [cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in frames]
+    memory = TrackMemory(lost_ratio=0.3, search_radius=3.0)
+    memory.start(lab[0], masks[0])
+    twin = frames[3].copy()
+    twin[10:34, 60:84] = (220, 30, 30)  # a second red square, farther from the expected position
+    twin_lab = cv2.cvtColor(twin, cv2.COLOR_RGB2LAB)
+    nearest = memory.redetect(twin_lab)
+    assert nearest is not None and jaccard(masks[3], nearest) > 0.8
+    other = memory.redetect(twin_lab, accept=lambda blob: not (blob & masks[3]).any())
+    assert other is not None and other[20, 70] and not (other & masks[3]).any()
+    assert memory.redetect(twin_lab, accept=lambda blob: False) is None
+
+
+def test_redetection_skips_a_blob_that_moves_unlike_the_object():
+    """The object has been moving 4 px right and 1 down a frame against a still camera: a blob of its colours
+    that moves with the background is not taken back with ``capture``; one that moves like it is."""
+    from granseg.predict.video_track import FlowTracker
+
+    size = 96
+    tracker = FlowTracker(None, FlowTrackerConfig(capture=0.5, work_long_side=size))
+    first = np.zeros((size, size), bool)
+    first[30:50, 30:50] = True
+    tracker.start_mask(np.full((size, size, 3), 90, np.uint8), first, 1.0)
+    tracker.own_motion = np.array([-4.0, -1.0])  # backward flow convention (new -> previous)
+    tracker._homography = np.eye(3)
+    tracker._step_flow = np.zeros((size, size, 2), np.float32)
+    moving = np.zeros((size, size), bool)
+    moving[60:80, 10:30] = True
+    tracker._step_flow[moving] = (-4.0, -1.0)
+    still = np.roll(moving, 50, axis=1)
+    assert tracker._moves_like_object(moving) and not tracker._moves_like_object(still)
+    tracker.own_motion = np.array([-1.0, -0.5])  # too slow to tell from the flow's noise: no test
+    assert tracker._moves_like_object(still)
+
+
+@pytest.mark.parametrize("reemerge", [True, False])
+def test_a_hidden_object_whose_tracked_mask_is_visible_again_reemerges(reemerge):
+    """The object is hidden and re-detection finds nothing (it is expected far away); the tracked mask, back on
+    the square, passes the visibility test: with ``reemerge`` it ends the hiding, without it the object stays
+    hidden (empty)."""
+    import cv2
+
+    from granseg.predict.video_track import FlowTracker
+
+    frames, masks = _square_clip()
+    tracker = FlowTracker(None, FlowTrackerConfig(reemerge=reemerge, work_long_side=96))
+    tracker.start_mask(frames[0], masks[0], 1.0)
+    tracker.memory.hidden = True
+    tracker.memory.centre = np.array([90.0, 5.0])
+    out = tracker._occlusion(cv2.cvtColor(frames[2], cv2.COLOR_RGB2LAB), masks[2])
+    if reemerge:
+        assert np.array_equal(out, masks[2]) and not tracker.memory.hidden
+    else:
+        assert not out.any() and tracker.memory.hidden

@@ -76,10 +76,14 @@ class FlowTrackerConfig(Config):
     # > 0: the flow inside the mask is judged captured by the background (a thin occluder sweeping over the
     # object, the object's flow smeared into the camera's) when the mask's own motion against the camera's
     # departs from the remembered one by more than this fraction of it (the remembered one at least
-    # motion.min_motion px a frame); the previous mask is then moved by the camera's motion plus the remembered
+    # capture_min_speed px a frame; + 0.5 px); the previous mask is then moved by the camera's motion plus the remembered
     # own motion instead of by the flow (0: off)
     capture: float = 0.0
     capture_rate: float = 0.3  # EMA rate of the remembered own motion
+    capture_min_speed: float = 2.0  # px a frame (working scale): slower own motion is within the flow's noise
+    # while the object is hidden, the tracked mask (the coasting mask moved by the flow, refined) that passes the
+    # visibility test ends the hiding (False: only a re-detected blob does)
+    reemerge: bool = False
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
         0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
@@ -329,6 +333,7 @@ class FlowTracker:
             None  # (2,) px a frame, backward (new -> previous), vs the camera's
         )
         self.captured = 0  # steps whose flow was judged captured by the background (``capture``)
+        self._homography: np.ndarray | None = None  # this step's background homography (``capture``)
         return full
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
@@ -379,16 +384,13 @@ class FlowTracker:
         the flow minus the background homography's) departs from the remembered one by more than ``capture`` x
         it. Then the camera's map plus the remembered own motion (the object keeps its course)."""
         cfg = self.config
-        homography = background_homography(flow)
+        homography = self._homography = background_homography(flow)
+        self._step_flow = flow
         if homography is None or not self.mask.any():
             return map_x, map_y
-        ys, xs = np.nonzero(self.mask)
-        points = np.stack([xs, ys], 1).astype(np.float32).reshape(-1, 1, 2)
-        camera = cv2.perspectiveTransform(points, homography).reshape(-1, 2) - points.reshape(-1, 2)
-        own = np.median(flow[ys, xs] - camera, axis=0)
+        own = self._own_motion_of(self.mask)
         remembered = self.own_motion
-        speed = float(np.linalg.norm(remembered)) if remembered is not None else 0.0
-        if speed >= cfg.motion.min_motion and np.linalg.norm(own - remembered) > cfg.capture * speed:
+        if self._strays(own):
             self.captured += 1
             grid = np.stack([grid_x, grid_y], -1).reshape(-1, 1, 2)
             back = cv2.perspectiveTransform(grid, homography).reshape(grid_x.shape + (2,))
@@ -397,14 +399,36 @@ class FlowTracker:
         self.own_motion = own if remembered is None else (1 - rate) * remembered + rate * own
         return map_x, map_y
 
+    def _own_motion_of(self, mask: np.ndarray) -> np.ndarray:
+        """``(2,)``: the median over ``mask`` (``h x w`` bool) of this step's backward flow minus the camera's
+        (the background homography's)."""
+        ys, xs = np.nonzero(mask)
+        points = np.stack([xs, ys], 1).astype(np.float32).reshape(-1, 1, 2)
+        camera = cv2.perspectiveTransform(points, self._homography).reshape(-1, 2) - points.reshape(-1, 2)
+        return np.median(self._step_flow[ys, xs] - camera, axis=0)
+
+    def _strays(self, own: np.ndarray) -> bool:
+        """Whether the own motion ``own`` (``(2,)`` px) departs from the remembered one by more than ``capture``
+        x it + 0.5 px (only once the object has been seen moving against the camera at ``capture_min_speed`` px
+        a frame: slower own motion is within the flow's noise)."""
+        cfg, remembered = self.config, self.own_motion
+        speed = float(np.linalg.norm(remembered)) if remembered is not None else 0.0
+        return speed >= cfg.capture_min_speed and np.linalg.norm(own - remembered) > cfg.capture * speed + 0.5
+
+    def _moves_like_object(self, blob: np.ndarray) -> bool:
+        """Re-detection test (``capture``): a blob that moves unlike the object (:meth:`_strays`) is not it."""
+        if getattr(self, "_homography", None) is None or not blob.any():
+            return True
+        return not self._strays(self._own_motion_of(blob))
+
     def _occlusion(self, lab: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
         look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`). ``kept`` (``keep_moved``,
         :meth:`_kept`) joins the visible mask on output, but neither the visibility test nor the memory sees it.
         ``lab``: the working-scale frame in CIELAB (``h x w x 3`` uint8)."""
         memory = self.memory
-        if memory.hidden or not memory.visible(lab, mask):
-            found = memory.redetect(lab)
+        if (memory.hidden and not self.config.reemerge) or not memory.visible(lab, mask):
+            found = memory.redetect(lab, self._moves_like_object if self.config.capture > 0 else None)
             if found is None or not memory.hidden and found.sum() <= mask.sum():
                 self.mask = memory.coast(self.mask if memory.hidden else self._last_good)
                 return np.zeros_like(mask)
