@@ -15,7 +15,9 @@ not move against the background, the predictor's own mask at g.
 
 1. Dense flow (OpenCV DIS) from the new frame back to the previous one moves the previous mask (bilinear,
    ``> 0.5``) and the clicks into the new frame (``warp``: per pixel; or the whole mask by one similarity
-   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both).
+   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both). With ``capture`` (an
+   option) a flow that no longer moves the mask like the object moved against the camera (captured by the
+   background) is replaced by the camera's motion plus the object's remembered own motion.
 2. GrabCut (OpenCV) on a crop around the moved mask, from a trimap: the mask eroded by ``band`` x sqrt(area)
    certain object, the moved mask probably object, a ring of the same width probably background, the rest of the
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
@@ -24,7 +26,8 @@ not move against the background, the predictor's own mask at g.
 4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`, whose size and colour
    memory follow gradual change with ``occlusion_relative``): a mask with too few pixels of the object's own colours
    means the object is hidden: the step returns an empty mask, the last good
-   mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
+   mask coasts at the object's velocity, and the object is searched for by colour (with ``capture``: and by its
+   own motion) until it is found again (with ``reemerge``: or until the tracked mask is visible again).
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
 """
