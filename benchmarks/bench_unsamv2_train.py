@@ -39,6 +39,10 @@
    the encoder frozen and cached, 4,000 scenes seen once each cost little more per step than 40 seen 100 times
    (results/unsamv2_train_tune_scenes40.md vs results/unsamv2_train_tune_scenes4000.md).
 
+9. ``--no-g-warmup-steps N`` (optional, runs with g): the first N steps train the g model as plain SAM-2 (best of
+   3), then its granularity head starts from the most-won mask token (``UnSAMv2TrainConfig.no_g_warmup_steps``;
+   results/unsamv2_train_plateau.md).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """
