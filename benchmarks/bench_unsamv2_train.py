@@ -165,9 +165,9 @@ def pseudo_folders(settings: BenchSettings, work: Path) -> tuple[Path, Path, int
 
 
 def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> tuple[float, float]:
-    """Mine ``images`` into ``out`` with ``granseg pseudo-label`` (1 worker). Returns (wall s, CPU s); the CPU
-    (user + sys of the engine process) is kept in ``out``'s sibling ``<out>_cpu_seconds.txt``, so a reused
-    label folder still reports what it cost (NaN if it was mined elsewhere)."""
+    """Mine ``images`` into ``out`` with ``granseg pseudo-label`` (1 worker). Returns (wall s, CPU s) of the
+    mining (CPU: user + sys of the engine process), kept as JSON in ``out``'s sibling ``<out>_cpu_seconds.txt``,
+    so a reused label folder still reports what it cost (NaN if it was mined elsewhere)."""
     started = time.time()
     cpu_file = out.parent / f"{out.name}_cpu_seconds.txt"
     if not (out / "manifest.jsonl").is_file():
@@ -190,9 +190,15 @@ def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> tuple[flo
             path.write_text(json.dumps(overrides))
             command += ["--config", str(path)]
         subprocess.run(command, env=_env(), check=True)
-        cpu_file.write_text(f"{_children_cpu() - before:.1f}\n")
-    cpu = float(cpu_file.read_text()) if cpu_file.is_file() else float("nan")
-    return time.time() - started, cpu
+        cost = {
+            "cpu_seconds": round(_children_cpu() - before, 1),
+            "wall_seconds": round(time.time() - started, 1),
+        }
+        cpu_file.write_text(json.dumps(cost) + "\n")
+    cost = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
+    if not isinstance(cost, dict):  # an earlier bench wrote the CPU seconds alone
+        cost = {"cpu_seconds": cost}
+    return float(cost.get("wall_seconds", "nan")), float(cost.get("cpu_seconds", "nan"))
 
 
 PSEUDO_RUNS = ("pseudo", "nogpseudo")  # the runs trained on the engine's labels of the training images
@@ -605,12 +611,14 @@ def _mined(report: dict) -> str:
     count = report.get("pseudo_images", 0)
     if not count:
         return "none (no run on pseudo-labels)"
-    cpu = report.get("pseudo_cpu_seconds", float("nan"))
-    per_image = f", {cpu / count:.2f} s CPU / image" if cpu == cpu else ""
-    return (
+    cpu, wall = report.get("pseudo_cpu_seconds", float("nan")), report.get("pseudo_seconds", float("nan"))
+    head = (
         f"the images of training seeds 0-{count - 1} ({count} images, 1 worker, data preparation outside the "
-        f"training budget): {report['pseudo_seconds']:.0f} s wall, {cpu:.0f} s CPU{per_image}"
     )
+    if cpu != cpu:  # NaN: a label folder mined outside this bench
+        return head + "training budget): cost not recorded (labels mined before this run)"
+    wall_text = f"{wall:.0f} s wall, " if wall == wall else ""
+    return head + f"training budget): {wall_text}{cpu:.0f} s CPU, {cpu / count:.2f} s CPU / image"
 
 
 def write_report(report: dict, path: Path) -> None:
