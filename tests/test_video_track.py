@@ -13,15 +13,20 @@ from granseg.predict.video_motion import motion_object
 from granseg.predict.video_track import FlowTrackerConfig
 
 
-def _square_clip(n_frames=12, size=96, speed=3, occluder=None, seed=0):
-    """A red 24 px square (with darker stripes that move with it) moving right over a static green-blue noise
-    texture (:func:`granseg.synth.textures.paint_texture`); ``occluder``: ``(x0, x1)`` columns of a grey bar drawn
-    in front. Returns frames ``T x H x W x 3`` uint8 and the square's visible masks ``T x H x W`` bool."""
+def _noise_background(size: int, seed: int = 0) -> np.ndarray:
+    """``size x size x 3`` uint8 green-blue noise texture (the background of :func:`_square_clip`)."""
     from granseg.synth.textures import hsv_colour, paint_texture
 
     rng = np.random.default_rng(seed)
     low, high = hsv_colour(0.35, 0.3, 0.5), hsv_colour(0.55, 0.3, 0.8)
-    background = (paint_texture("noise", rng, (0, 0, size, size), low, high, size / 6) * 255).astype(np.uint8)
+    return (paint_texture("noise", rng, (0, 0, size, size), low, high, size / 6) * 255).astype(np.uint8)
+
+
+def _square_clip(n_frames=12, size=96, speed=3, occluder=None, seed=0):
+    """A red 24 px square (with darker stripes that move with it) moving right over a static green-blue noise
+    texture (:func:`granseg.synth.textures.paint_texture`); ``occluder``: ``(x0, x1)`` columns of a grey bar drawn
+    in front. Returns frames ``T x H x W x 3`` uint8 and the square's visible masks ``T x H x W`` bool."""
+    background = _noise_background(size, seed)
     frames, masks = [], []
     for t in range(n_frames):
         frame, mask = background.copy(), np.zeros((size, size), bool)
@@ -308,3 +313,126 @@ def test_unknown_warp_is_refused():
 
     with pytest.raises(ValueError, match="warp"):
         FlowTracker(None, FlowTrackerConfig(warp="affine"))
+
+
+@pytest.mark.parametrize("min_votes", [0, 2])
+def test_motion_mask_majority_vote_keeps_pixels_one_later_frame_misses(min_votes):
+    """The square's right half is hidden in one of the three later frames (the background shows there): with
+    every later frame required (``min_votes`` 0) those pixels do not move with the click and the motion mask is
+    about the left half; with two of three they are kept and the motion mask is the square."""
+    from granseg.predict.video_motion import MotionConfig
+
+    frames, masks = _square_clip()
+    hidden = frames[2].copy()
+    columns = np.arange(frames.shape[2])[None, :]
+    right = masks[2] & (columns >= 8 + 3 * 2 + 12)
+    hidden[right] = _noise_background(frames.shape[1])[right]
+    config = MotionConfig(min_votes=min_votes)
+    found = motion_object(frames[0], [frames[1], hidden, frames[4]], (14.0, 48.0), config)
+    assert found is not None
+    right_half = masks[0] & (columns >= 20)
+    covered = np.count_nonzero(found & right_half) / np.count_nonzero(right_half)
+    if min_votes:
+        assert jaccard(masks[0], found) > 0.8 and covered > 0.8
+    else:
+        assert covered < 0.5
+
+
+@pytest.mark.parametrize("capture", [0.5, 0.0])
+def test_flow_captured_by_the_background_is_replaced_by_the_objects_own_course(capture):
+    """The camera pans (background flow 2 px a frame) while a square moves 6 px right and 1 down a frame (its own
+    motion against the camera's: 4 px, 1 px). On the fourth step the flow inside the square is the background's
+    (a thin occluder sweeping over it smears the object's flow into the camera's). With ``capture`` the square
+    keeps its course (camera motion + its remembered own motion); without, it moves with the background. (No
+    refinement, so the masks keep what the backward warp leaves behind: each step is compared with the one
+    before.)"""
+    from granseg.predict.video_track import FlowTracker
+
+    size, step, camera = 128, np.array([6, 1]), np.array([2, 0])
+    square = np.zeros((size, size), bool)
+    square[40:64, 20:44] = True
+    truth = [np.roll(square, (t * step[1], t * step[0]), axis=(0, 1)) for t in range(4)]
+    flows = []
+    for t in range(1, 5):
+        flow = np.zeros((size, size, 2), np.float32)  # new -> previous
+        flow[...] = -camera
+        if t < 4:  # the fourth step: the background's flow everywhere
+            flow[truth[t]] = -step
+        flows.append(flow)
+    frame = np.full((size, size, 3), 90, np.uint8)
+    config = FlowTrackerConfig(
+        refine="none", occlusion=False, keep_moved=0.0, work_long_side=size, capture=capture
+    )
+    tracker = FlowTracker(None, config)
+    tracker.start_mask(frame, truth[0], 1.0)
+    queue = iter(flows)
+    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: next(queue)})()
+    outs = [tracker.step(frame) for _ in range(3)]
+    assert tracker.captured == 0, "the flow is followed while it is the object's"
+    outs.append(tracker.step(frame))
+    kept_course = np.roll(outs[2], (step[1], step[0]), axis=(0, 1))
+    with_camera = np.roll(outs[2], (camera[1], camera[0]), axis=(0, 1))
+    if capture:
+        assert tracker.captured == 1 and jaccard(kept_course, outs[3]) > 0.97
+    else:
+        assert jaccard(with_camera, outs[3]) > 0.97 and jaccard(kept_course, outs[3]) < 0.8
+
+
+def test_redetect_returns_the_nearest_blob_that_passes_the_further_test():
+    import cv2
+
+    frames, masks = _square_clip()
+    lab = [cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in frames]
+    memory = TrackMemory(lost_ratio=0.3, search_radius=3.0)
+    memory.start(lab[0], masks[0])
+    twin = frames[3].copy()
+    twin[10:34, 60:84] = (220, 30, 30)  # a second red square, farther from the expected position
+    twin_lab = cv2.cvtColor(twin, cv2.COLOR_RGB2LAB)
+    nearest = memory.redetect(twin_lab)
+    assert nearest is not None and jaccard(masks[3], nearest) > 0.8
+    other = memory.redetect(twin_lab, accept=lambda blob: not (blob & masks[3]).any())
+    assert other is not None and other[20, 70] and not (other & masks[3]).any()
+    assert memory.redetect(twin_lab, accept=lambda blob: False) is None
+
+
+def test_redetection_skips_a_blob_that_moves_unlike_the_object():
+    """The object has been moving 4 px right and 1 down a frame against a still camera: a blob of its colours
+    that moves with the background is not taken back with ``capture``; one that moves like it is."""
+    from granseg.predict.video_track import FlowTracker
+
+    size = 96
+    tracker = FlowTracker(None, FlowTrackerConfig(capture=0.5, work_long_side=size))
+    first = np.zeros((size, size), bool)
+    first[30:50, 30:50] = True
+    tracker.start_mask(np.full((size, size, 3), 90, np.uint8), first, 1.0)
+    tracker.own_motion = np.array([-4.0, -1.0])  # backward flow convention (new -> previous)
+    tracker._homography = np.eye(3)
+    tracker._step_flow = np.zeros((size, size, 2), np.float32)
+    moving = np.zeros((size, size), bool)
+    moving[60:80, 10:30] = True
+    tracker._step_flow[moving] = (-4.0, -1.0)
+    still = np.roll(moving, 50, axis=1)
+    assert tracker._moves_like_object(moving) and not tracker._moves_like_object(still)
+    tracker.own_motion = np.array([-1.0, -0.5])  # too slow to tell from the flow's noise: no test
+    assert tracker._moves_like_object(still)
+
+
+@pytest.mark.parametrize("reemerge", [True, False])
+def test_a_hidden_object_whose_tracked_mask_is_visible_again_reemerges(reemerge):
+    """The object is hidden and re-detection finds nothing (it is expected far away); the tracked mask, back on
+    the square, passes the visibility test: with ``reemerge`` it ends the hiding, without it the object stays
+    hidden (empty)."""
+    import cv2
+
+    from granseg.predict.video_track import FlowTracker
+
+    frames, masks = _square_clip()
+    tracker = FlowTracker(None, FlowTrackerConfig(reemerge=reemerge, work_long_side=96))
+    tracker.start_mask(frames[0], masks[0], 1.0)
+    tracker.memory.hidden = True
+    tracker.memory.centre = np.array([90.0, 5.0])
+    out = tracker._occlusion(cv2.cvtColor(frames[2], cv2.COLOR_RGB2LAB), masks[2])
+    if reemerge:
+        assert np.array_equal(out, masks[2]) and not tracker.memory.hidden
+    else:
+        assert not out.any() and tracker.memory.hidden

@@ -144,18 +144,24 @@ class TrackMemory:
             self.centre = self.centre + self.velocity
         return cv2.warpAffine(mask.astype(np.uint8), shift, mask.shape[::-1]) > 0
 
-    def redetect(self, lab: np.ndarray) -> np.ndarray | None:
-        """The object-coloured blob (``p > 0.5`` and a colour the object has shown) of ``[lost_ratio, 1 / lost_ratio]`` x the remembered area whose
-        centroid is nearest the expected position, within ``search_radius`` x sqrt(area); or None."""
+    def redetect(self, lab: np.ndarray, accept=None) -> np.ndarray | None:
+        """The object-coloured blob (``p > 0.5`` and a colour the object has shown) of ``[lost_ratio, 1 /
+        lost_ratio]`` x the remembered area whose centroid is nearest the expected position, within
+        ``search_radius`` x sqrt(area); or None. ``accept`` (optional, ``h x w`` bool -> bool): a further test a
+        blob must pass (e.g. that it moves like the object); the nearest blob passing it is returned."""
         if self.appearance.fg is None or self.centre is None:
             return None
         candidate = self.own_colour(lab)
         count, labels, stats, centres = cv2.connectedComponentsWithStats(candidate.astype(np.uint8), 8)
-        best, best_dist = None, self.search_radius * np.sqrt(self.ref_area)
+        near = []
         for k in range(1, count):
             if not self.lost_ratio <= stats[k, cv2.CC_STAT_AREA] / self.ref_area <= 1 / self.lost_ratio:
                 continue
             dist = float(np.hypot(*(centres[k] - self.centre)))
-            if dist < best_dist:
-                best, best_dist = k, dist
-        return None if best is None else labels == best
+            if dist < self.search_radius * np.sqrt(self.ref_area):
+                near.append((dist, k))
+        for _, k in sorted(near):
+            blob = labels == k
+            if accept is None or accept(blob):
+                return blob
+        return None

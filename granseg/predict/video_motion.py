@@ -40,6 +40,8 @@ class MotionConfig(Config):
     grabcut_iterations: int = 4
     ring: float = 0.15  # probable-background ring width, fraction of sqrt(motion mask area)
     max_area_fraction: float = 0.6  # a motion mask over this fraction of the frame is not an object
+    # a pixel moves with the click when it does in at least this many of the later frames (0: in every one)
+    min_votes: int = 0
 
 
 def _small(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -117,7 +119,7 @@ def motion_object(
     cx = int(np.clip(round(point[0] * scale), 0, w - 1))
     cy = int(np.clip(round(point[1] * scale), 0, h - 1))
     engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    moving = np.ones((h, w), dtype=bool)
+    votes = np.zeros((h, w), dtype=np.int32)
     for other in later:
         residual = residual_flow(gray0, cv2.cvtColor(_small(other, scale), cv2.COLOR_RGB2GRAY), engine)
         if residual is None:
@@ -127,7 +129,8 @@ def motion_object(
         speed = float(np.linalg.norm(click))
         if speed < cfg.min_motion:
             return None
-        moving &= moves_like(residual, click, cfg.similarity, cfg.min_fraction)[0]
+        votes += moves_like(residual, click, cfg.similarity, cfg.min_fraction)[0]
+    moving = votes >= (min(cfg.min_votes, len(later)) if cfg.min_votes > 0 else len(later))
     if not moving[cy, cx]:
         return None
     _, labels = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)

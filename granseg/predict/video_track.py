@@ -15,7 +15,9 @@ not move against the background, the predictor's own mask at g.
 
 1. Dense flow (OpenCV DIS) from the new frame back to the previous one moves the previous mask (bilinear,
    ``> 0.5``) and the clicks into the new frame (``warp``: per pixel; or the whole mask by one similarity
-   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both).
+   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both). With ``capture`` (an
+   option) a flow that no longer moves the mask like the object moved against the camera (captured by the
+   background) is replaced by the camera's motion plus the object's remembered own motion.
 2. GrabCut (OpenCV) on a crop around the moved mask, from a trimap: the mask eroded by ``band`` x sqrt(area)
    certain object, the moved mask probably object, a ring of the same width probably background, the rest of the
    crop background. Its colour models are refit on every frame, so appearance changes are followed.
@@ -24,7 +26,8 @@ not move against the background, the predictor's own mask at g.
 4. Hidden objects (``occlusion``; :class:`granseg.predict.video_appearance.TrackMemory`, whose size and colour
    memory follow gradual change with ``occlusion_relative``): a mask with too few pixels of the object's own colours
    means the object is hidden: the step returns an empty mask, the last good
-   mask coasts at the object's velocity, and the object is searched for by colour until it is found again.
+   mask coasts at the object's velocity, and the object is searched for by colour (with ``capture``: and by its
+   own motion) until it is found again (with ``reemerge``: or until the tracked mask is visible again).
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
 """
@@ -41,6 +44,7 @@ from granseg.config import Config
 from granseg.predict.video_appearance import TrackMemory, colour_codes, ring_around
 from granseg.predict.video_motion import (
     MotionConfig,
+    background_homography,
     grabcut_from_trimap,
     motion_object,
     moves_like,
@@ -72,6 +76,17 @@ class FlowTrackerConfig(Config):
     # "union" (both). "flow" stays the default: "similarity" (with lost_ratio 0.25) won on the tune pair and the
     # synthetic clips but lost on the held-out DAVIS sequences (docs/video.md)
     warp: str = "flow"
+    # > 0: the flow inside the mask is judged captured by the background (a thin occluder sweeping over the
+    # object, the object's flow smeared into the camera's) when the mask's own motion against the camera's
+    # departs from the remembered one by more than this fraction of it (the remembered one at least
+    # capture_min_speed px a frame; + 0.5 px); the previous mask is then moved by the camera's motion plus the remembered
+    # own motion instead of by the flow (0: off)
+    capture: float = 0.0
+    capture_rate: float = 0.3  # EMA rate of the remembered own motion
+    capture_min_speed: float = 2.0  # px a frame (working scale): slower own motion is within the flow's noise
+    # while the object is hidden, the tracked mask (the coasting mask moved by the flow, refined) that passes the
+    # visibility test ends the hiding (False: only a re-detected blob does)
+    reemerge: bool = False
     motion_vote: bool = False  # residual motion (against the camera's) votes in the GrabCut trimap
     motion_exclude: float = (
         0.0  # > 0: band pixels moving unlike the object (residual this many tolerances off
@@ -317,6 +332,11 @@ class FlowTracker:
         lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
         self.memory.start(lab, self.mask)
         self._first_colours = _colour_histogram(lab, self.mask, self.config.keep_bins)
+        self.own_motion: np.ndarray | None = (
+            None  # (2,) px a frame, backward (new -> previous), vs the camera's
+        )
+        self.captured = 0  # steps whose flow was judged captured by the background (``capture``)
+        self._homography: np.ndarray | None = None  # this step's background homography (``capture``)
         return full
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
@@ -332,6 +352,8 @@ class FlowTracker:
         h, w = gray.shape
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        if self.config.capture > 0:
+            map_x, map_y = self._uncaptured_map(flow, grid_x, grid_y, map_x, map_y)
         moved = cv2.remap(self.mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
         if self.config.consistency > 0:  # forward-backward check: occluded / unreliable pixels move nothing
             forward = self._flow.calc(self.gray, gray, None)
@@ -358,14 +380,58 @@ class FlowTracker:
             self.mask = mask = mask if kept is None else mask | kept
         return resize_to(mask.astype(np.float32), self.full_size) > 0.5
 
+    def _uncaptured_map(self, flow, grid_x, grid_y, map_x, map_y):
+        """The backward map (``h x w`` float32 each: each new pixel's position in the previous frame) that moves
+        the mask: the flow's (``map_x, map_y``) unless the flow inside the mask has been captured by the
+        background (``capture``): the mask's own motion against the camera's (median over the previous mask of
+        the flow minus the background homography's) departs from the remembered one by more than ``capture`` x
+        it. Then the camera's map plus the remembered own motion (the object keeps its course)."""
+        cfg = self.config
+        homography = self._homography = background_homography(flow)
+        self._step_flow = flow
+        if homography is None or not self.mask.any():
+            return map_x, map_y
+        own = self._own_motion_of(self.mask)
+        remembered = self.own_motion
+        if self._strays(own):
+            self.captured += 1
+            grid = np.stack([grid_x, grid_y], -1).reshape(-1, 1, 2)
+            back = cv2.perspectiveTransform(grid, homography).reshape(grid_x.shape + (2,))
+            return back[..., 0] + np.float32(remembered[0]), back[..., 1] + np.float32(remembered[1])
+        rate = cfg.capture_rate
+        self.own_motion = own if remembered is None else (1 - rate) * remembered + rate * own
+        return map_x, map_y
+
+    def _own_motion_of(self, mask: np.ndarray) -> np.ndarray:
+        """``(2,)``: the median over ``mask`` (``h x w`` bool) of this step's backward flow minus the camera's
+        (the background homography's)."""
+        ys, xs = np.nonzero(mask)
+        points = np.stack([xs, ys], 1).astype(np.float32).reshape(-1, 1, 2)
+        camera = cv2.perspectiveTransform(points, self._homography).reshape(-1, 2) - points.reshape(-1, 2)
+        return np.median(self._step_flow[ys, xs] - camera, axis=0)
+
+    def _strays(self, own: np.ndarray) -> bool:
+        """Whether the own motion ``own`` (``(2,)`` px) departs from the remembered one by more than ``capture``
+        x it + 0.5 px (only once the object has been seen moving against the camera at ``capture_min_speed`` px
+        a frame: slower own motion is within the flow's noise)."""
+        cfg, remembered = self.config, self.own_motion
+        speed = float(np.linalg.norm(remembered)) if remembered is not None else 0.0
+        return speed >= cfg.capture_min_speed and np.linalg.norm(own - remembered) > cfg.capture * speed + 0.5
+
+    def _moves_like_object(self, blob: np.ndarray) -> bool:
+        """Re-detection test (``capture``): a blob that moves unlike the object (:meth:`_strays`) is not it."""
+        if getattr(self, "_homography", None) is None or not blob.any():
+            return True
+        return not self._strays(self._own_motion_of(blob))
+
     def _occlusion(self, lab: np.ndarray, mask: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Keep ``mask`` when the object is visible; else report it hidden (empty), coast the last good mask and
         look for the object again (:class:`granseg.predict.video_appearance.TrackMemory`). ``kept`` (``keep_moved``,
         :meth:`_kept`) joins the visible mask on output, but neither the visibility test nor the memory sees it.
         ``lab``: the working-scale frame in CIELAB (``h x w x 3`` uint8)."""
         memory = self.memory
-        if memory.hidden or not memory.visible(lab, mask):
-            found = memory.redetect(lab)
+        if (memory.hidden and not self.config.reemerge) or not memory.visible(lab, mask):
+            found = memory.redetect(lab, self._moves_like_object if self.config.capture > 0 else None)
             if found is None or not memory.hidden and found.sum() <= mask.sum():
                 self.mask = memory.coast(self.mask if memory.hidden else self._last_good)
                 return np.zeros_like(mask)
