@@ -32,6 +32,9 @@
 7. ``--pseudo-set "FIELD=JSON;..."`` / ``--balance-granularity 1`` (runs (b) and (e)): engine overrides for the
    pseudo-labelling of the 128 px scenes (results/pseudo_synth_labels.md) and the data config's
    ``balance_granularity`` (the per-image mask subset drawn evenly over g; results/unsamv2_train_pseudo_fixed.md).
+   ``--pseudo-scenes N``: the engine mines the images of training seeds 0..N-1 for (b) / (e) (default: the
+   ``--train-scenes`` images), so (a) / (c) can train on 4,000 scenes while (b) / (e) get N mined images; the
+   mining's wall and CPU seconds are reported apart from the training budget (data preparation).
 
 8. ``--encoder-dim`` (optional): a wider random frozen Hiera (tiny: 16). ``--eval-split tune`` evaluates on the
    tune scenes (seeds 20000+) instead of the report split: A/B runs that choose a setting (``--noc-instances 0`` and
@@ -116,6 +119,9 @@ class BenchSettings:
     # runs with g ((a), (b)): train as plain SAM-2 (best of 3) for this many steps first, then the granularity
     # head starts from the winning mask token (UnSAMv2TrainConfig.no_g_warmup_steps); 0: off
     no_g_warmup_steps: int = 0
+    # runs (b) and (e): the engine mines the images of training seeds 0..N-1 (folders images_N / pseudo_N);
+    # 0 = train_scenes, mined into images / pseudo (the earlier behaviour, so earlier work dirs are reused)
+    pseudo_scenes: int = 0
 
 
 def _python() -> list[str]:
@@ -155,17 +161,51 @@ def pseudo_engine_overrides(pseudo_set: str) -> dict:
     return overrides
 
 
-def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> float:
+def pseudo_folders(settings: BenchSettings, work: Path) -> tuple[Path, Path, int]:
+    """Runs (b) / (e): (images folder, label folder, number of images mined: training seeds 0..N-1)."""
+    if settings.pseudo_scenes < 0:
+        raise SystemExit(f"error: --pseudo-scenes must be >= 0, got {settings.pseudo_scenes}")
+    if not settings.pseudo_scenes:
+        return work / "images", work / "pseudo", settings.train_scenes
+    count = settings.pseudo_scenes
+    return work / f"images_{count}", work / f"pseudo_{count}", count
+
+
+def run_pseudo_label(images: Path, out: Path, pseudo_set: str = "") -> tuple[float, float]:
+    """Mine ``images`` into ``out`` with ``granseg pseudo-label`` (1 worker). Returns (wall s, CPU s) of the
+    mining (CPU: user + sys of the engine process), kept as JSON in ``out``'s sibling ``<out>_cpu_seconds.txt``,
+    so a reused label folder still reports what it cost (NaN if it was mined elsewhere)."""
     started = time.time()
+    cpu_file = out.parent / f"{out.name}_cpu_seconds.txt"
     if not (out / "manifest.jsonl").is_file():
-        command = [*_python(), "-m", "granseg", "pseudo-label", str(images), "--out", str(out), "--quiet"]
+        before = _children_cpu()
+        command = [
+            *_python(),
+            "-m",
+            "granseg",
+            "pseudo-label",
+            str(images),
+            "--out",
+            str(out),
+            "--quiet",
+            "--workers",
+            "1",
+        ]
         overrides = pseudo_engine_overrides(pseudo_set)
         if overrides:
             path = out.parent / "pseudo_engine_config.json"
             path.write_text(json.dumps(overrides))
             command += ["--config", str(path)]
         subprocess.run(command, env=_env(), check=True)
-    return time.time() - started
+        cost = {
+            "cpu_seconds": round(_children_cpu() - before, 1),
+            "wall_seconds": round(time.time() - started, 1),
+        }
+        cpu_file.write_text(json.dumps(cost) + "\n")
+    cost = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
+    if not isinstance(cost, dict):  # an earlier bench wrote the CPU seconds alone
+        cost = {"cpu_seconds": cost}
+    return float(cost.get("wall_seconds", "nan")), float(cost.get("cpu_seconds", "nan"))
 
 
 PSEUDO_RUNS = ("pseudo", "nogpseudo")  # the runs trained on the engine's labels of the training images
@@ -199,7 +239,8 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     pretrained = settings.pretrain_steps > 0 and name != "pretrain"
     data_extra = {}
     if name in PSEUDO_RUNS:
-        source = {"kind": "pseudo", "folder": str(work / "pseudo"), "images": str(work / "images")}
+        images, labels, _ = pseudo_folders(settings, work)
+        source = {"kind": "pseudo", "folder": str(labels), "images": str(images)}
         data_extra = {"balance_granularity": bool(settings.balance_granularity)}
     else:
         source = {"kind": "synth", "num_scenes": settings.train_scenes, "synth": asdict(synth_config())}
@@ -575,6 +616,21 @@ def _setup_base(s: dict) -> str:
     )
 
 
+def _mined(report: dict) -> str:
+    """What the pseudo-labels of runs (b) / (e) cost: images (training seeds 0..N-1), wall and CPU seconds."""
+    count = report.get("pseudo_images", 0)
+    if not count:
+        return "none (no run on pseudo-labels)"
+    cpu, wall = report.get("pseudo_cpu_seconds", float("nan")), report.get("pseudo_seconds", float("nan"))
+    head = (
+        f"the images of training seeds 0-{count - 1} ({count} images, 1 worker, data preparation outside the "
+    )
+    if cpu != cpu:  # NaN: a label folder mined outside this bench
+        return head + "training budget): cost not recorded (labels mined before this run)"
+    wall_text = f"{wall:.0f} s wall, " if wall == wall else ""
+    return head + f"training budget): {wall_text}{cpu:.0f} s CPU, {cpu / count:.2f} s CPU / image"
+
+
 def write_report(report: dict, path: Path) -> None:
     s = report["settings"]
     lines = [
@@ -586,8 +642,8 @@ def write_report(report: dict, path: Path) -> None:
         "",
         _setup(s) + f"{s['steps']} steps x batch "
         f"{s['batch_size']}, lr {s['lr']}, <= {s['max_masks']} masks per image, 1 + {s['correction_clicks']} clicks "
-        f"per mask, loss at {s['loss_resolution']} resolution. Training "
-        f"scenes: seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "
+        f"per mask, loss at {s['loss_resolution']} resolution. Synthetic "
+        f"training scenes (runs a / c): seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "
         f"of objects with >= 2 parts) on {s['eval_scenes']} {_split(s)}; the no-g model's fixed "
         f"output chosen on {s['tune_scenes']} tune scenes (seeds 20000+).",
         "",
@@ -595,7 +651,7 @@ def write_report(report: dict, path: Path) -> None:
         + ", ".join(f"{k} {v:.0f}" for k, v in report["train_seconds"].items())
         + "; CPU time of the training processes (s): "
         + ", ".join(f"{k} {v:.0f}" for k, v in report.get("train_cpu_seconds", {}).items()),
-        f"; pseudo-labelling the {s['train_scenes']} training images: {report['pseudo_seconds']:.0f} s.",
+        f"; pseudo-labelling {_mined(report)}.",
         "",
         "## One click inside a part: IoU with the GT part at small g and with the GT object at g = 1",
         "",
@@ -636,10 +692,13 @@ def run(settings: BenchSettings) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     names = settings.runs.split(",")
     report = {"settings": asdict(settings), "train_seconds": {}, "single_click": {}, "noc": {}}
-    report["pseudo_seconds"] = 0.0
+    report["pseudo_seconds"], report["pseudo_cpu_seconds"], report["pseudo_images"] = 0.0, 0.0, 0
     if set(PSEUDO_RUNS) & set(names):
-        save_train_images(work / "images", settings.train_scenes)
-        report["pseudo_seconds"] = run_pseudo_label(work / "images", work / "pseudo", settings.pseudo_set)
+        images, labels, count = pseudo_folders(settings, work)
+        save_train_images(images, count)
+        report["pseudo_images"] = count
+        wall, cpu = run_pseudo_label(images, labels, settings.pseudo_set)
+        report["pseudo_seconds"], report["pseudo_cpu_seconds"] = wall, cpu
     runs = {}
     if settings.pretrain_steps:
         report["train_seconds"]["pretrain"] = train(settings, "pretrain", work)["seconds"]

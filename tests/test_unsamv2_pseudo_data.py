@@ -133,3 +133,57 @@ def test_bench_nogpseudo_is_the_no_g_model_on_the_pseudo_labels(tmp_path):
     assert configs["nogpseudo"].model.sam2 == configs["nog"].model.sam2  # the architecture of (c)
     for key in ("steps", "batch_size", "lr", "max_prompts", "correction_clicks"):
         assert getattr(configs["nogpseudo"], key) == getattr(configs["pseudo"], key)
+
+
+def test_bench_pseudo_scenes_mines_its_own_folders_for_b_and_e_only(tmp_path):
+    """--pseudo-scenes N: runs (b) / (e) read the labels of training seeds 0..N-1 (images_N / pseudo_N) while
+    (a) / (c) keep --train-scenes; 0 keeps the earlier folders (images / pseudo, --train-scenes images)."""
+    from granseg.train.trainer import load_train_config
+
+    bench = _bench()
+    default = bench.BenchSettings(work_dir=str(tmp_path), train_scenes=40)
+    assert bench.pseudo_folders(default, tmp_path) == (tmp_path / "images", tmp_path / "pseudo", 40)
+    settings = bench.BenchSettings(work_dir=str(tmp_path), train_scenes=4000, pseudo_scenes=1000)
+    images, labels, count = bench.pseudo_folders(settings, tmp_path)
+    assert (images, labels, count) == (tmp_path / "images_1000", tmp_path / "pseudo_1000", 1000)
+    labels.mkdir()
+    (labels / "a.json").write_text("{}")
+    for name in ("pseudo", "nogpseudo"):
+        source = load_train_config(json.dumps(bench.train_config(settings, name, tmp_path))).data.sources[0]
+        assert (source.kind, Path(source.folder), Path(source.images)) == ("pseudo", labels, images)
+    synth = load_train_config(json.dumps(bench.train_config(settings, "synth", tmp_path))).data.sources[0]
+    assert (synth.kind, synth.num_scenes) == ("synth", 4000)
+    try:
+        bench.pseudo_folders(bench.BenchSettings(pseudo_scenes=-1), tmp_path)
+    except SystemExit as error:
+        assert "--pseudo-scenes" in str(error)
+    else:
+        raise AssertionError("a negative --pseudo-scenes was accepted")
+
+
+def test_bench_mining_reports_its_cpu_apart_and_reuses_the_labels(tmp_path, monkeypatch):
+    """The engine really mines the saved training images (one label file per image); its CPU seconds are kept
+    next to the labels, so a second bench run that reuses the folder reports the same cost without mining."""
+    bench = _bench()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    images, labels = tmp_path / "images_2", tmp_path / "pseudo_2"
+    bench.save_train_images(images, 2)
+    assert sorted(p.name for p in images.iterdir()) == ["scene_00000.png", "scene_00001.png"]
+    wall, cpu = bench.run_pseudo_label(images, labels)
+    manifest = [json.loads(line) for line in (labels / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(entry["output"] for entry in manifest) == ["scene_00000.json", "scene_00001.json"]
+    assert all(entry["status"] == "ok" and entry["masks"] > 0 for entry in manifest)
+    assert 0 < cpu < 600 and wall > 0
+    cost = json.loads((tmp_path / "pseudo_2_cpu_seconds.txt").read_text())
+    assert cost == {"cpu_seconds": cpu, "wall_seconds": wall}
+    stamp = (labels / "manifest.jsonl").stat().st_mtime_ns
+    assert bench.run_pseudo_label(images, labels) == (wall, cpu)  # the recorded cost of the reused folder
+    assert (labels / "manifest.jsonl").stat().st_mtime_ns == stamp  # reused, not re-mined
+    text = bench._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
+    assert "seeds 0-1 (2 images" in text and f"{cpu / 2:.2f} s CPU / image" in text
+    assert bench._mined({}) == "none (no run on pseudo-labels)"
+    (tmp_path / "pseudo_2_cpu_seconds.txt").unlink()  # labels mined outside the bench: cost unknown, not 0
+    wall, cpu = bench.run_pseudo_label(images, labels)
+    assert cpu != cpu and wall != wall
+    text = bench._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
+    assert text.endswith("cost not recorded (labels mined before this run)")
