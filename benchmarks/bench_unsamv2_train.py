@@ -64,11 +64,20 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from unsamv2_train_eval import (  # noqa: E402
+    FIXED_GROUPS,
+    IMAGE_SIZE,
+    best_fixed_output,
+    click_records,
+    predict_sweep,
+    score,
+    synth_config,
+)
+from unsamv2_train_report import plot, write_report  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-G_LEVELS = tuple(round(0.1 * i, 1) for i in range(1, 11))
-SMALL_G = (0.1, 0.2, 0.3)
-IMAGE_SIZE = 128
 
 
 @dataclass
@@ -130,12 +139,6 @@ def _python() -> list[str]:
 
 def _env() -> dict:
     return dict(os.environ, PYTHONPATH=str(REPO))
-
-
-def synth_config():
-    from granseg.synth import SynthConfig
-
-    return SynthConfig(size=IMAGE_SIZE)
 
 
 def save_train_images(folder: Path, count: int) -> None:
@@ -321,132 +324,6 @@ def untrained_model(settings: BenchSettings, work: Path):
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-def click_records(seeds) -> list[dict]:
-    """One record per GT part of objects with >= 2 parts: click (x, y), GT masks of its levels."""
-    from granseg.synth import generate_scene
-
-    records = []
-    for seed in seeds:
-        scene = generate_scene(seed, synth_config())
-        for obj in scene.objects():
-            parts = scene.children(obj.id)
-            if len(parts) < 2:
-                continue
-            for part in parts:
-                x, y = part.point_inside()
-                sub = scene.node_at(x, y, "subpart")
-                records.append(
-                    {
-                        "seed": seed,
-                        "image": scene.image,
-                        "click": (x, y),
-                        "levels": {
-                            "sub-part": None if sub is None else sub.mask,
-                            "part": part.mask,
-                            "object": obj.mask,
-                        },
-                        "g": {  # the exact GT granularity of each level (DESIGN.md formula, per object)
-                            "sub-part": None if sub is None else sub.granularity,
-                            "part": part.granularity,
-                            "object": obj.granularity,
-                        },
-                    }
-                )
-    return records
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-def nearest_level(record: dict, g: float) -> np.ndarray:
-    """The GT mask at the click whose exact g is nearest to the requested ``g`` (sub-part / part / object)."""
-    levels = [level for level, value in record["g"].items() if value is not None]
-    return record["levels"][min(levels, key=lambda level: abs(record["g"][level] - g))]
-
-
-def predict_sweep(model, records) -> list[np.ndarray]:
-    """Per record: ``(K, 11, H, W)`` bool masks (K = 1 for a granularity model, 3 for plain SAM-2): g = 0.1 ...
-    1.0, then the clicked part's own GT g."""
-    from granseg.predict.unsamv2 import UnSAMv2Predictor
-
-    predictor = UnSAMv2Predictor(model.eval(), decoder="reference")
-    out, current = [], None
-    for record in records:
-        if current is not record["seed"]:
-            predictor.set_image(record["image"])
-            current = record["seed"]
-        point = np.asarray([record["click"]], dtype=np.float64)
-        if model.config.granularity:
-            requested = [*G_LEVELS, float(record["g"]["part"])]
-            out.append(predictor.predict(point, [1], granularity=requested).masks[None])
-        else:  # every one of SAM-2's three outputs (g picks among them; here each is one fixed output)
-            masks = []
-            for g in (0.1, 0.5, 1.0):  # sam2_mask_index_for_granularity: 0, 1, 2
-                masks.append(predictor.predict(point, [1], granularity=[g]).masks[0])
-            out.append(np.repeat(np.stack(masks)[:, None], len(G_LEVELS) + 1, axis=1))
-    return out
-
-
-def score(records, sweeps, output: int) -> dict:
-    """Metrics of one output index (0 for granularity models)."""
-    from scipy.stats import spearmanr
-
-    levels = ("sub-part", "part", "object")
-    curves = {level: [[] for _ in G_LEVELS] for level in levels}
-    pairs_g, pairs_area, per_click = [], [], []
-    nearest = [[] for _ in SMALL_G]
-    own_g = []
-    for record, sweep in zip(records, sweeps):
-        masks, own = sweep[output][: len(G_LEVELS)], sweep[output][len(G_LEVELS)]
-        own_g.append(_iou(own, record["levels"]["part"]))
-        for k, g in enumerate(SMALL_G):
-            nearest[k].append(_iou(masks[G_LEVELS.index(g)], nearest_level(record, g)))
-        object_area = record["levels"]["object"].sum()
-        areas = masks.reshape(len(G_LEVELS), -1).sum(1) / object_area
-        for level in levels:
-            gt = record["levels"][level]
-            if gt is not None:
-                for k in range(len(G_LEVELS)):
-                    curves[level][k].append(_iou(masks[k], gt))
-        pairs_g += list(G_LEVELS)
-        pairs_area += list(areas)
-        if np.ptp(areas) > 0:
-            per_click.append(spearmanr(G_LEVELS, areas).statistic)
-        else:
-            per_click.append(0.0)
-    mean = {level: [float(np.mean(v)) if v else float("nan") for v in curves[level]] for level in levels}
-    pooled = spearmanr(pairs_g, pairs_area).statistic
-    return {
-        "part IoU g=0.1": mean["part"][0],
-        "part IoU g=0.2": mean["part"][1],
-        "part IoU g=0.3": mean["part"][2],
-        "object IoU g=1.0": mean["object"][9],
-        **{f"nearest-level IoU g={g}": float(np.mean(v)) for g, v in zip(SMALL_G, nearest)},
-        "part IoU at its own g": float(np.mean(own_g)),
-        "Spearman pooled": float(0.0 if np.isnan(pooled) else pooled),
-        "Spearman per click": float(np.mean(per_click)),
-        "curves": mean,
-    }
-
-
-# metric groups of the plain SAM-2: one fixed output per group, chosen on the tune split by the group's mean
-FIXED_GROUPS = {
-    "part": ["part IoU g=0.1", "part IoU g=0.2", "part IoU g=0.3"],
-    "object": ["object IoU g=1.0"],
-    "nearest": [f"nearest-level IoU g={g}" for g in SMALL_G],
-    "own": ["part IoU at its own g"],
-}
-
-
-def best_fixed_output(tune_records, tune_sweeps) -> dict[str, int]:
-    """The plain SAM-2's fixed output index per metric group (FIXED_GROUPS), each chosen on the tune split."""
-    scores = [score(tune_records, tune_sweeps, k) for k in range(3)]
-    return {
-        group: int(np.argmax([np.mean([s[m] for m in metrics]) for s in scores]))
-        for group, metrics in FIXED_GROUPS.items()
-    }
 
 
 def write_coco(records_seeds, folder: Path) -> Path:
@@ -539,152 +416,6 @@ def throughput(settings: BenchSettings, work: Path, architecture: str, steps: in
 
 
 # ------------------------------------------------------------------------------------------------ report
-def plot(curves: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    levels = ("sub-part", "part", "object")
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
-    for axis, level in zip(axes, levels):
-        for name, curve in curves.items():
-            axis.plot(G_LEVELS, curve[level], marker="o", label=name)
-        axis.set_title(f"GT {level}")
-        axis.set_xlabel("requested g")
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("mIoU (one click inside a part)")
-    axes[-1].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def _table(rows: dict[str, dict], columns: list[str]) -> list[str]:
-    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, row in rows.items():
-        cells = []
-        for c in columns:
-            value = row.get(c)
-            cells.append("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _setup(s: dict) -> str:
-    text = _setup_base(s)
-    if s.get("model_image_size"):
-        text = text.replace("128 px input, ", "")
-    if s.get("hidden_size") or s.get("model_image_size"):
-        text += (
-            f"decoder width {s.get('hidden_size') or 'tiny'}, model input "
-            f"{s.get('model_image_size') or IMAGE_SIZE} px (the 128 px scenes resized to it); "
-        )
-    if s.get("encoder_dim"):
-        text += f"random frozen Hiera width {s['encoder_dim']} (tiny: 16); "
-    if s.get("granularity_sampling", "label") != "label":
-        text += (
-            "requested g drawn uniformly over the range where the target is the nearest GT level at the click "
-            "(`granularity_sampling: nearest_level`; the labels' g unchanged); "
-        )
-    return text
-
-
-def _split(s: dict) -> str:
-    if s.get("eval_split", "report") == "tune":
-        return "TUNE scenes (seeds 20000+: an A/B on the split settings are chosen on, not a held-out result)"
-    return "FRESH scenes (seeds 10000+)"
-
-
-def _setup_base(s: dict) -> str:
-    if s.get("train_encoder") and not s.get("pretrain_steps"):
-        return (
-            "Tiny SAM-2 (128 px input, random init with PyTorch's layer init), the WHOLE model trained, image "
-            "encoder included (no embedding cache: a random encoder has nothing worth freezing, and at 128 px its "
-            f"forward/backward costs little next to the decoder's rounds); focal weight {s.get('focal', 20.0)}; "
-        )
-    if not s.get("pretrain_steps"):
-        return (
-            "Tiny SAM-2 (128 px input, random init), image encoder frozen at its random init (embeddings cached); "
-            "trained: granularity modules + LoRA + mask decoder + prompt encoder; "
-        )
-    return (
-        f"Tiny SAM-2 (128 px input, random init). Stage 1: the WHOLE model (encoder included, no g, best of 3) "
-        f"{s['pretrain_steps']} steps, lr {s['pretrain_lr']}, focal weight {s['pretrain_focal']}; '(d) untrained' "
-        "is stage 1 plus fresh granularity modules. Stage 2 from it, encoder frozen (embeddings cached), trained: "
-        "granularity modules + LoRA only (the recipe's set and losses); "
-    )
-
-
-def _mined(report: dict) -> str:
-    """What the pseudo-labels of runs (b) / (e) cost: images (training seeds 0..N-1), wall and CPU seconds."""
-    count = report.get("pseudo_images", 0)
-    if not count:
-        return "none (no run on pseudo-labels)"
-    cpu, wall = report.get("pseudo_cpu_seconds", float("nan")), report.get("pseudo_seconds", float("nan"))
-    head = (
-        f"the images of training seeds 0-{count - 1} ({count} images, 1 worker, data preparation outside the "
-    )
-    if cpu != cpu:  # NaN: a label folder mined outside this bench
-        return head + "training budget): cost not recorded (labels mined before this run)"
-    wall_text = f"{wall:.0f} s wall, " if wall == wall else ""
-    return head + f"training budget): {wall_text}{cpu:.0f} s CPU, {cpu / count:.2f} s CPU / image"
-
-
-def write_report(report: dict, path: Path) -> None:
-    s = report["settings"]
-    lines = [
-        "# UnSAMv2 training: does it learn to obey g? (benchmarks/bench_unsamv2_train.py)",
-        "",
-        f"Date {report['date']}, machine {report['machine']} (2 cores SHARED with other engineers' jobs; the load",
-        "average was high, so seconds are inflated; runs one at a time under `nice -n 5`).",
-        f"Command: `{report['command']}`",
-        "",
-        _setup(s) + f"{s['steps']} steps x batch "
-        f"{s['batch_size']}, lr {s['lr']}, <= {s['max_masks']} masks per image, 1 + {s['correction_clicks']} clicks "
-        f"per mask, loss at {s['loss_resolution']} resolution. Synthetic "
-        f"training scenes (runs a / c): seeds 0-{s['train_scenes'] - 1}; evaluation: {report['report_clicks']} clicks (one per GT part "
-        f"of objects with >= 2 parts) on {s['eval_scenes']} {_split(s)}; the no-g model's fixed "
-        f"output chosen on {s['tune_scenes']} tune scenes (seeds 20000+).",
-        "",
-        "Training wall time (s): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in report["train_seconds"].items())
-        + "; CPU time of the training processes (s): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in report.get("train_cpu_seconds", {}).items()),
-        f"; pseudo-labelling {_mined(report)}.",
-        "",
-        "## One click inside a part: IoU with the GT part at small g and with the GT object at g = 1",
-        "",
-    ]
-    columns = ["part IoU g=0.1", "part IoU g=0.2", "part IoU g=0.3", "object IoU g=1.0", "Spearman pooled",
-               "Spearman per click"]  # fmt: skip
-    lines += _table(report["single_click"], columns)
-    lines += [
-        "",
-        "Same clicks, a protocol consistent with the GT's own g (DESIGN.md formula: a part's g is often > 0.3 "
-        "because its sub-parts stretch the range): IoU with the GT level AT THE CLICK whose exact g is nearest "
-        "to the requested g (sub-part / part / object), and with the GT part when asked at the part's own g. "
-        "The no-g model: one fixed output per column group, chosen on the tune split (label: part / object / "
-        "nearest).",
-        "",
-    ]
-    lines += _table(report["single_click"], [*FIXED_GROUPS["nearest"], *FIXED_GROUPS["own"]])
-    lines += [
-        "",
-        "## NoC with oracle g (`granseg eval interactive`, COCO export of the report scenes' parts)",
-        "",
-    ]
-    lines += _table(report["noc"], ["NoC@85", "NoC@90", "1-IoU", "instances"])
-    lines += [
-        "",
-        f"## Training throughput (masks/s; each mask = 1 + {s['correction_clicks']} decoder passes)",
-        "",
-    ]
-    for architecture, values in report["throughput"].items():
-        for label, value in values.items():
-            lines.append(f"- {architecture}: {label}: **{value:.1f} masks/s**")
-    lines += ["", f"![mIoU vs g]({s['tag']}_miou_vs_g.png)", ""]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def run(settings: BenchSettings) -> dict:

@@ -179,11 +179,12 @@ def test_bench_mining_reports_its_cpu_apart_and_reuses_the_labels(tmp_path, monk
     stamp = (labels / "manifest.jsonl").stat().st_mtime_ns
     assert bench.run_pseudo_label(images, labels) == (wall, cpu)  # the recorded cost of the reused folder
     assert (labels / "manifest.jsonl").stat().st_mtime_ns == stamp  # reused, not re-mined
-    text = bench._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
+    report = sys.modules["unsamv2_train_report"]  # the bench's report module (imported by the bench)
+    text = report._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
     assert "seeds 0-1 (2 images" in text and f"{cpu / 2:.2f} s CPU / image" in text
-    assert bench._mined({}) == "none (no run on pseudo-labels)"
+    assert report._mined({}) == "none (no run on pseudo-labels)"
     (tmp_path / "pseudo_2_cpu_seconds.txt").unlink()  # labels mined outside the bench: cost unknown, not 0
     wall, cpu = bench.run_pseudo_label(images, labels)
     assert cpu != cpu and wall != wall
-    text = bench._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
+    text = report._mined({"pseudo_images": 2, "pseudo_seconds": wall, "pseudo_cpu_seconds": cpu})
     assert text.endswith("cost not recorded (labels mined before this run)")
