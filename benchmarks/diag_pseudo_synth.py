@@ -23,11 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from unsamv2_train_eval import part_clicks  # noqa: E402
 
 BINS = np.round(np.arange(0.1, 1.01, 0.1), 2)  # [0.1, 0.2), ..., [0.9, 1.0]
 LEVELS = ("object", "part", "subpart")
@@ -40,22 +44,17 @@ def click_targets(scene, masks: np.ndarray, values: np.ndarray):
     object (0 when no label contains the click), the first such label and the mean over all labels tied at that
     g (nested instances: the object and the region around it both have g 1). What a model could learn at best
     from these labels there."""
-    for obj in scene.objects():
-        parts = scene.children(obj.id)
-        if len(parts) < 2:
-            continue
-        for part in parts:
-            x, y = part.point_inside()
-            holding = np.flatnonzero(masks[:, int(y), int(x)]) if len(masks) else np.zeros(0, int)
-            for level, g_target in CLICK_TARGETS:
-                gt = obj.mask if level == "object" else part.mask
-                if not len(holding):
-                    yield level, g_target, 0.0, 0.0
-                    continue
-                distance = np.abs(values[holding] - g_target)
-                tied = holding[distance == distance.min()]
-                ious = (masks[tied] & gt).sum(axis=(1, 2)) / (masks[tied] | gt).sum(axis=(1, 2))
-                yield level, g_target, float(ious[0]), float(ious.mean())
+    for obj, part, (x, y) in part_clicks(scene):
+        holding = np.flatnonzero(masks[:, int(y), int(x)]) if len(masks) else np.zeros(0, int)
+        for level, g_target in CLICK_TARGETS:
+            gt = obj.mask if level == "object" else part.mask
+            if not len(holding):
+                yield level, g_target, 0.0, 0.0
+                continue
+            distance = np.abs(values[holding] - g_target)
+            tied = holding[distance == distance.min()]
+            ious = (masks[tied] & gt).sum(axis=(1, 2)) / (masks[tied] | gt).sum(axis=(1, 2))
+            yield level, g_target, float(ious[0]), float(ious.mean())
 
 
 def mine(work: Path, seeds: range, size: int, overrides: dict) -> None:

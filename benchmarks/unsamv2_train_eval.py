@@ -26,31 +26,37 @@ def click_records(seeds) -> list[dict]:
     records = []
     for seed in seeds:
         scene = generate_scene(seed, synth_config())
-        for obj in scene.objects():
-            parts = scene.children(obj.id)
-            if len(parts) < 2:
-                continue
-            for part in parts:
-                x, y = part.point_inside()
-                sub = scene.node_at(x, y, "subpart")
-                records.append(
-                    {
-                        "seed": seed,
-                        "image": scene.image,
-                        "click": (x, y),
-                        "levels": {
-                            "sub-part": None if sub is None else sub.mask,
-                            "part": part.mask,
-                            "object": obj.mask,
-                        },
-                        "g": {  # the exact GT granularity of each level (DESIGN.md formula, per object)
-                            "sub-part": None if sub is None else sub.granularity,
-                            "part": part.granularity,
-                            "object": obj.granularity,
-                        },
-                    }
-                )
+        for obj, part, (x, y) in part_clicks(scene):
+            sub = scene.node_at(x, y, "subpart")
+            records.append(
+                {
+                    "seed": seed,
+                    "image": scene.image,
+                    "click": (x, y),
+                    "levels": {
+                        "sub-part": None if sub is None else sub.mask,
+                        "part": part.mask,
+                        "object": obj.mask,
+                    },
+                    "g": {  # the exact GT granularity of each level (DESIGN.md formula, per object)
+                        "sub-part": None if sub is None else sub.granularity,
+                        "part": part.granularity,
+                        "object": obj.granularity,
+                    },
+                }
+            )
     return records
+
+
+def part_clicks(scene):
+    """The evaluation's clicks in one synthetic scene: ``(object node, part node, (x, y))`` for each part of every
+    object with >= 2 parts, the click at the part's pixel farthest from its boundary (``point_inside``)."""
+    for obj in scene.objects():
+        parts = scene.children(obj.id)
+        if len(parts) < 2:
+            continue
+        for part in parts:
+            yield obj, part, part.point_inside()
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from train_helpers import tiny_train_config_dict
 
 from granseg.cli import main
 from granseg.models.registry import load_model
@@ -27,25 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _config_dict(tmp_path, name="run", **changes) -> dict:
-    data = {
-        "task": "unsamv2",
-        "output_dir": str(tmp_path / name),
-        "model": tiny_config().to_dict(),
-        "init_from": None,
-        "data": {
-            "sources": [{"kind": "synth", "num_scenes": 3, "synth": {"size": 96, "num_objects": [1, 2]}}],
-            "max_masks": 4,
-        },
-        "steps": 4,
-        "batch_size": 1,
-        "warmup_steps": 1,
-        "lr": 1e-3,
-        "log_every": 1,
-        "save_every": 100,
-        "correction_clicks": 2,
-    }
-    data.update(changes)
-    return data
+    return tiny_train_config_dict(tmp_path, name, **changes)
 
 
 def _config(tmp_path, name="run", **changes):

@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from train_helpers import tiny_train_config_dict
 
 from granseg.errors import InputError
-from granseg.models.unsamv2 import tiny_config
 from granseg.train.trainer import Trainer, load_train_config
 from granseg.train.unsamv2_task import UnSAMv2Task, start_granularity_head
 
@@ -18,26 +18,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(tmp_path, name="run", **changes):
-    data = {
-        "task": "unsamv2",
-        "output_dir": str(tmp_path / name),
-        "model": tiny_config().to_dict(),
-        "init_from": None,
-        "data": {
-            "sources": [{"kind": "synth", "num_scenes": 3, "synth": {"size": 96, "num_objects": [1, 2]}}],
-            "max_masks": 3,
-        },
-        "steps": 4,
-        "batch_size": 1,
-        "warmup_steps": 1,
-        "lr": 1e-3,
-        "log_every": 1,
-        "save_every": 100,
-        "correction_clicks": 1,
+    changes = {
         "extra_trainable": ["sam.mask_decoder.", "sam.prompt_encoder."],
         "no_g_warmup_steps": 2,
+        **changes,
     }
-    data.update(changes)
+    data = tiny_train_config_dict(tmp_path, name, max_masks=3, correction_clicks=1, **changes)
     return load_train_config(json.dumps(data))
 
 
