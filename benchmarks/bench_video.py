@@ -46,7 +46,7 @@ def run(
     method: str, data_root: Path, sequences: list[str] | None, overrides: dict, first: str, model_set: dict
 ) -> dict:
     predictor = load_predictor("hierarchy", **model_set)
-    config = FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **overrides})
+    config = FlowTrackerConfig.from_dict(overrides)
     if method == "track-nomotion":
         config.motion_init = False
     if method == "flow-only":
@@ -150,7 +150,7 @@ def run_synthetic(
     from granseg.synth.motion import generate_moving_scene
 
     predictor = load_predictor("hierarchy", **(model_set or {}))
-    config = FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **(overrides or {})})
+    config = FlowTrackerConfig.from_dict(overrides or {})
     rows = []
     for seed in seeds:
         clip = generate_moving_scene(seed, n_frames, size)

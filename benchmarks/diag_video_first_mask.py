@@ -61,7 +61,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     settings = [json.loads(s) for s in args.set] or [{}]
-    configs = [FlowTrackerConfig.from_dict({**FlowTrackerConfig().to_dict(), **s}) for s in settings]
+    configs = [FlowTrackerConfig.from_dict(s) for s in settings]
     seeds = [int(s) for s in args.seeds.split(",")]
     means = {}
     for tree in ("learned", "handcrafted"):

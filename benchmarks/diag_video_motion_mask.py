@@ -58,7 +58,7 @@ def main() -> None:
     settings = [json.loads(text) for text in args.settings]
     default_offsets = FlowTrackerConfig().motion_offsets
     offsets = [tuple(s.pop("offsets", default_offsets)) for s in settings]
-    configs = [MotionConfig.from_dict({**MotionConfig().to_dict(), **s}) for s in settings]
+    configs = [MotionConfig.from_dict(s) for s in settings]
     scores: list[list[float]] = [[] for _ in settings]
     for tag, frame_at, n_frames, start, gt, point in _cases(args.data_root):
         row = []

@@ -130,9 +130,7 @@ class HierarchyModel:
 
 def build_hierarchy(device: str = "cpu", **overrides) -> HierarchyModel:
     """Registry builder: ``HierarchyConfig`` fields may be overridden by keyword."""
-    return HierarchyModel(
-        HierarchyConfig.from_dict({**HierarchyConfig().to_dict(), **overrides}), device=device
-    )
+    return HierarchyModel(HierarchyConfig.from_dict(overrides), device=device)
 
 
 class HierarchyPredictor(BasePredictor):

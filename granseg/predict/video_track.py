@@ -420,7 +420,7 @@ class FlowTracker:
 
     def _moves_like_object(self, blob: np.ndarray) -> bool:
         """Re-detection test (``capture``): a blob that moves unlike the object (:meth:`_strays`) is not it."""
-        if getattr(self, "_homography", None) is None or not blob.any():
+        if self._homography is None or not blob.any():
             return True
         return not self._strays(self._own_motion_of(blob))
 

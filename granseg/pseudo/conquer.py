@@ -163,9 +163,7 @@ def _level_masks(grid, inst_crop, sp_crop, thetas, min_patches, min_pixels=0.0):
     pixels_per_patch = box_h * box_w / (gh * gw)
     if sp_crop is None:
         min_size = max(float(min_patches), min_pixels / pixels_per_patch)
-        levels = merge_graph(grid.reshape(gh * gw, -1), grid_edges(gh, gw), None, thetas, min_size)
-        for level in levels:
-            level.labels = level.labels.reshape(gh, gw)
+        levels = merge_hierarchy(grid, thetas=thetas, min_patches=min_size)
         unit_map = None
     else:
         patch_of_pixel = rows[:, None] * gw + cols[None, :]

@@ -39,7 +39,7 @@ def grid_edges(h: int, w: int) -> np.ndarray:
 
 
 def merge_hierarchy(
-    features: np.ndarray, thetas: Sequence[float] = DEFAULT_THETAS, min_patches: int = 4
+    features: np.ndarray, thetas: Sequence[float] = DEFAULT_THETAS, min_patches: float = 4
 ) -> list[MergeLevel]:
     """Greedy agglomerative merging of an (h, w, C) feature grid (see the module docstring).
 
