@@ -30,9 +30,9 @@ from granseg.synth.motion import generate_moving_scene
 TUNE_STARTS = {"blackswan": range(0, 41, 10), "bmx-trees": range(0, 71, 10)}
 
 
-def _cases(data_root: Path, seeds: list[int], tree: str):
-    """Yield ``(tag, frame, later frames, click (x, y), ground truth)`` for the tune cases."""
-    offsets = FlowTrackerConfig().motion_offsets
+def tune_cases(data_root: Path, seeds):
+    """Yield ``(tag, frame getter, n_frames, start, ground truth, click (x, y))`` for the tune cases (see the
+    module docstring): DAVIS start frames with a non-empty ground truth, then the synthetic clips of ``seeds``."""
     sequences = davis_sequences(data_root)
     for name, starts in TUNE_STARTS.items():
         frame_paths, mask_paths = sequences[name]
@@ -41,15 +41,22 @@ def _cases(data_root: Path, seeds: list[int], tree: str):
             gt = read_binary_mask(mask_paths[s])
             if gt.any():
                 c = next_click(gt, np.zeros_like(gt, dtype=bool))
-                yield f"{name}@{s}", frames[s], [frames[s + o] for o in offsets], (c.x, c.y), gt
+                yield f"{name}@{s}", frames.__getitem__, len(frame_paths), s, gt, (c.x, c.y)
     for seed in seeds:
         clip = generate_moving_scene(seed, 60, 160)
         for which, obj in (("back", clip.objects[0]), ("front", clip.objects[1])):
             for s in (0, 20, 40):
                 gt = clip.masks[obj.node_id][s]
                 if gt.sum() >= 20:
-                    later = [clip.frames[s + o] for o in offsets]
-                    yield f"synth{seed}-{which}@{s}", clip.frames[s], later, clip.point(obj.node_id, s), gt
+                    point = clip.point(obj.node_id, s)
+                    yield f"synth{seed}-{which}@{s}", clip.frames.__getitem__, 60, s, gt, point
+
+
+def _cases(data_root: Path, seeds: list[int]):
+    """Yield ``(tag, frame, later frames, click (x, y), ground truth)`` for the tune cases."""
+    offsets = FlowTrackerConfig().motion_offsets
+    for tag, frame_at, _, s, gt, point in tune_cases(data_root, seeds):
+        yield tag, frame_at(s), [frame_at(s + o) for o in offsets], point, gt
 
 
 def main() -> None:
@@ -66,7 +73,7 @@ def main() -> None:
     means = {}
     for tree in ("learned", "handcrafted"):
         predictor = load_predictor("hierarchy", tree_merge=tree)
-        for tag, frame, later, point, gt in _cases(args.data_root, seeds, tree):
+        for tag, frame, later, point, gt in _cases(args.data_root, seeds):
             predictor.set_image(frame)
             masks = predictor.predict([point], [1], granularity=list(LEVELS)).masks
             moving = motion_object(frame, later, point, configs[0].motion)

@@ -15,39 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from granseg.eval.clicker import next_click
-from granseg.eval.video import davis_sequences, jaccard, read_binary_mask
-from granseg.io.frames import open_frames
+from granseg.eval.video import jaccard
 from granseg.predict.video_motion import MotionConfig, motion_object
 from granseg.predict.video_track import FlowTrackerConfig
-from granseg.synth.motion import generate_moving_scene
 
-TUNE_STARTS = {"blackswan": range(0, 41, 10), "bmx-trees": range(0, 71, 10)}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from diag_video_first_mask import tune_cases  # noqa: E402
+
 SEEDS = (0, 1, 2, 3, 100, 101, 102)
-
-
-def _cases(data_root: Path):
-    """Yield ``(tag, frame getter, n_frames, start, ground truth, click (x, y))``."""
-    sequences = davis_sequences(data_root)
-    for name, starts in TUNE_STARTS.items():
-        frame_paths, mask_paths = sequences[name]
-        frames = open_frames(frame_paths[0].parent)
-        for s in starts:
-            gt = read_binary_mask(mask_paths[s])
-            click = next_click(gt, np.zeros_like(gt, dtype=bool))
-            yield f"{name}@{s}", frames.__getitem__, len(frame_paths), s, gt, (click.x, click.y)
-    for seed in SEEDS:
-        clip = generate_moving_scene(seed, 60, 160)
-        for which, obj in (("back", clip.objects[0]), ("front", clip.objects[1])):
-            for s in (0, 20, 40):
-                gt = clip.masks[obj.node_id][s]
-                if gt.sum() >= 20:
-                    point = clip.point(obj.node_id, s)
-                    yield f"synth{seed}-{which}@{s}", clip.frames.__getitem__, 60, s, gt, point
 
 
 def main() -> None:
@@ -60,7 +40,7 @@ def main() -> None:
     offsets = [tuple(s.pop("offsets", default_offsets)) for s in settings]
     configs = [MotionConfig.from_dict(s) for s in settings]
     scores: list[list[float]] = [[] for _ in settings]
-    for tag, frame_at, n_frames, start, gt, point in _cases(args.data_root):
+    for tag, frame_at, n_frames, start, gt, point in tune_cases(args.data_root, SEEDS):
         row = []
         for k, (config, later) in enumerate(zip(configs, offsets, strict=True)):
             mask = None
