@@ -149,11 +149,15 @@ def test_band_cut_matches_the_window_wide_construction(backend, monkeypatch):
         np.testing.assert_array_equal(_band_cut(*args), expected, err_msg=str(trial))
 
 
-def test_connected_to_many_matches_a_flood_fill_per_row():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_connected_to_many_matches_a_flood_fill_per_row(backend, monkeypatch):
     """Several selections at once (as the cuts of one predict call): each row is the flood fill of its selected
-    leaves from the seeds it holds; a row holding no seed comes back as it is."""
+    leaves from the seeds it holds; a row holding no seed comes back as it is (scipy's components, or the
+    compiled search)."""
     from granseg.regions.tree import build_region_tree
     from tests.test_hierarchy import toy_image
+
+    monkeypatch.setenv("GRANSEG_MAXFLOW", backend)
 
     tree = build_region_tree(toy_image())
     adjacency = {k: set() for k in range(tree.n_leaves)}

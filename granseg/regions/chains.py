@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from granseg.regions.granularity import granularity_from_areas
+from granseg.regions.maxflow import default_backend
 from granseg.regions.tree import RegionTree
 
 
@@ -215,6 +216,10 @@ def connected_to_many(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray)
     selected = np.asarray(selected, bool)
     k, n = selected.shape
     seeds = np.asarray(seeds, dtype=np.int64)
+    if default_backend() == "numba":  # a search from the seeds per row, compiled (the same pieces)
+        from granseg.regions.leafgraph_compiled import pieces_with_seeds
+
+        return pieces_with_seeds(*tree.leaf_neighbours, selected, seeds)
     inside = selected[:, tree.edge_a] & selected[:, tree.edge_b]  # (K, E)
     row, edge = np.nonzero(inside)
     offset = row * n
