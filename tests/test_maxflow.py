@@ -204,3 +204,56 @@ def test_cut_threads_change_no_answer():
     assert len({m.tobytes() for m in answers[0][0].masks}) > 1  # several distinct outlines were cut
     with pytest.raises(InputError, match="cut_threads"):
         build_hierarchy(cut_threads=0)
+
+
+def _reference_refine_outline(image, mask, bin_ratio, fixed, band, smoothness) -> np.ndarray:
+    """refine_outline over the whole image (the construction before the windowed one)."""
+    import cv2
+
+    m8 = mask.astype(np.uint8)
+    if m8.all() or not m8.any():
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))
+    in_band = (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0) & (fixed == 0)
+    if not in_band.any():
+        return mask
+    inside = (mask | (fixed > 0)) & (fixed >= 0)
+    rows, cols = np.flatnonzero(in_band.any(1)), np.flatnonzero(in_band.any(0))
+    crop = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    out = inside.copy()
+    out[crop][in_band[crop]] = _band_cut(image, crop, in_band[crop], inside[crop], bin_ratio, smoothness)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refine_outline_in_a_window_matches_the_whole_image(backend, monkeypatch):
+    """Masks in the middle, at the image's edges, empty, full, and clicks outside the mask (fixed pixels far from
+    it): the window around the mask and the clicks gives the whole-image answer."""
+    import cv2
+
+    from granseg.regions.pixelcut import refine_outline
+
+    monkeypatch.setenv("GRANSEG_MAXFLOW", backend)
+    rng = np.random.default_rng(6)
+    for trial in range(16):
+        h, w = rng.integers(30, 80, 2)
+        image = PixelImage(
+            bins=rng.integers(0, 16, (h, w)), right=rng.random((h, w - 1)), down=rng.random((h - 1, w))
+        )
+        mask = np.zeros((h, w), np.uint8)
+        centre = (int(rng.integers(-5, w + 5)), int(rng.integers(-5, h + 5)))
+        cv2.circle(mask, centre, int(rng.integers(3, 20)), 1, -1)
+        mask = mask.astype(bool)
+        if trial == 0:
+            mask[:] = True
+        elif trial == 1:
+            mask[:] = False
+        fixed = np.zeros((h, w), np.int8)
+        for _ in range(int(rng.integers(0, 4))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = rng.choice([-1, 1])
+        band = int(rng.integers(1, 6))
+        ratio = rng.normal(0, 8, 16)
+        expected = _reference_refine_outline(image, mask, ratio, fixed, band, 20.0)
+        got = refine_outline(image, mask, ratio, fixed, band, 20.0)
+        np.testing.assert_array_equal(got, expected, err_msg=str(trial))

@@ -147,6 +147,7 @@ class HierarchyPredictor(BasePredictor):
         self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
+        self._leaf_index = self.tree.leaf_map.astype(np.intp)  # painting selections: ~2x faster than int32
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
@@ -360,7 +361,7 @@ class HierarchyPredictor(BasePredictor):
         out = np.empty((len(selections), *tree.leaf_map.shape), bool)
         refine = []
         for rows in distinct.values():
-            out[rows] = selections[rows[0]][tree.leaf_map]
+            out[rows] = selections[rows[0]][self._leaf_index]
             if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all():
                 refine.append(rows)
         if not refine:
