@@ -51,7 +51,7 @@ def disk_selection(
     r = radius * max(height, width)
     y0, y1 = max(int(cy - r), 0), min(int(np.ceil(cy + r)) + 1, height)
     x0, x1 = max(int(cx - r), 0), min(int(np.ceil(cx + r)) + 1, width)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
+    yy, xx = np.ogrid[y0:y1, x0:x1]  # (rows, 1) and (1, columns): the same sums as on the full grid
     inside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
     counts = np.bincount(tree.leaf_map[y0:y1, x0:x1][inside], minlength=tree.n_leaves)
     return counts > 0.5 * tree.leaf_area

@@ -126,19 +126,22 @@ def grabcut_many(
         if not running:
             break
         _, leaf_ratio = colours.ratios(np.stack([model_of[j] for j in running]))
-        costs = []
-        for j, ratio in zip(running, leaf_ratio):
-            job = jobs[j]
-            ratio = np.clip(ratio, -10, 10) * colour_weight
-            cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
-            cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
-            costs.append(_terminal_caps(cost_object, cost_background, job.positives, job.negatives))
-        bounds = np.linspace(0, len(costs), min(max(threads, 1), len(costs)) + 1).astype(int)
-        groups = [costs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        # the unaries of all running jobs at once, (R, n_leaves): the same arithmetic per element as one job's
+        ratio = np.clip(leaf_ratio, -10, 10) * colour_weight
+        reference = np.stack([jobs[j].reference for j in running])
+        prior = np.array([jobs[j].prior_weight for j in running], np.float64)[:, None]
+        snk = (np.maximum(-ratio, 0) + prior * ~reference) * weight  # cost of the object label
+        src = (np.maximum(ratio, 0) + prior * reference) * weight  # cost of the background label
+        for row, j in enumerate(running):
+            _hard_labels(src[row], snk[row], jobs[j].positives, jobs[j].negatives)
+        bounds = np.linspace(0, len(running), min(max(threads, 1), len(running)) + 1).astype(int)
+        groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         if len(groups) > 1:
-            parts = thread_pool(len(groups)).map(lambda group: _union_min_cut(tree, pair, group), groups)
+            parts = thread_pool(len(groups)).map(
+                lambda group: _union_min_cut(tree, pair, src[group], snk[group]), groups
+            )
         else:
-            parts = [_union_min_cut(tree, pair, costs)]
+            parts = [_union_min_cut(tree, pair, src, snk)]
         cuts = [cut for part in parts for cut in part]
         for j, cut in zip(running, cuts):
             out[j] = cut
@@ -153,18 +156,22 @@ def _terminal_caps(cost_object, cost_background, positives, negatives) -> tuple[
     """Source / sink capacities of :func:`min_cut`."""
     src_cap = np.asarray(cost_background, dtype=np.float64).copy()  # paid when the leaf is background
     snk_cap = np.asarray(cost_object, dtype=np.float64).copy()
-    src_cap[positives], snk_cap[positives] = HARD, 0
-    snk_cap[negatives], src_cap[negatives] = HARD, 0
+    _hard_labels(src_cap, snk_cap, positives, negatives)
     return src_cap, snk_cap
 
 
-def _union_min_cut(tree: RegionTree, pair: np.ndarray, caps: list[tuple[np.ndarray, np.ndarray]]) -> list:
-    """Object sides of the minimum cuts of ``len(caps)`` copies of the leaf graph, solved as one graph."""
-    n = tree.n_leaves
-    offsets = np.arange(len(caps))[:, None] * n
+def _hard_labels(src_cap: np.ndarray, snk_cap: np.ndarray, positives, negatives) -> None:
+    """In place: the click leaves' terminal capacities (positives object, then negatives background)."""
+    src_cap[positives], snk_cap[positives] = HARD, 0
+    snk_cap[negatives], src_cap[negatives] = HARD, 0
+
+
+def _union_min_cut(tree: RegionTree, pair: np.ndarray, src: np.ndarray, snk: np.ndarray) -> list:
+    """Object sides of the minimum cuts of ``K`` copies of the leaf graph with ``(K, n_leaves)`` terminal
+    capacities ``src`` / ``snk``, solved as one graph."""
+    k, n = src.shape
+    offsets = np.arange(k)[:, None] * n
     edge_a = (tree.edge_a[None] + offsets).ravel()
     edge_b = (tree.edge_b[None] + offsets).ravel()
-    src = np.concatenate([c[0] for c in caps])
-    snk = np.concatenate([c[1] for c in caps])
-    side = st_min_cut(edge_a, edge_b, np.tile(pair, len(caps)), src, snk)
-    return list(side.reshape(len(caps), n))
+    side = st_min_cut(edge_a, edge_b, np.tile(pair, k), src.ravel(), snk.ravel())
+    return list(side.reshape(k, n))

@@ -3,8 +3,9 @@ runs: importing numba takes about a second). Requires numba (``pip install grans
 
 Arc ``2e`` is ``a -> b`` and ``2e + 1`` is ``b -> a`` of undirected edge ``e``; ``arc ^ 1`` is its reverse.
 Both search trees hang from their terminal: ``parent[i]`` is the arc from node ``i`` towards its parent (or
-``TERMINAL`` for a root, ``ORPHAN``, ``FREE``); ``tr[i] > 0`` is the residual capacity source -> i, ``tr[i] < 0``
-minus that of i -> sink. ``ts`` / ``dist`` are the timestamp and distance-to-terminal marks that keep the
+``TERMINAL`` for a root, ``ORPHAN``, ``FREE``) and ``pnode[i]`` the parent itself (kept alongside, so a walk up
+a tree reads one array per step); ``tr[i] > 0`` is the residual capacity source -> i, ``tr[i] < 0`` minus that
+of i -> sink. ``ts`` / ``dist`` are the timestamp and distance-to-terminal marks that keep the
 adoption's origin checks short (Boykov & Kolmogorov, PAMI 2004, sec. 3.2).
 """
 
@@ -49,7 +50,7 @@ def _push(queue, state, active, j):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _grow(i, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state):
+def _grow(i, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state):
     """Grow node ``i``'s tree over its residual arcs; the arc (source tree -> sink tree) that closes a path to the
     other tree, or -1."""
     for idx in range(start[i], start[i + 1]):
@@ -60,28 +61,30 @@ def _grow(i, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, que
         if parent[j] == FREE:
             is_sink[j] = is_sink[i]
             parent[j], ts[j], dist[j] = a ^ 1, ts[i], dist[i] + 1
+            pnode[j] = i
             _push(queue, state, active, j)
         elif is_sink[j] != is_sink[i]:
             return a ^ 1 if is_sink[i] else a
         elif ts[j] <= ts[i] and dist[j] > dist[i]:  # a shorter way to the terminal
             parent[j], ts[j], dist[j] = a ^ 1, ts[i], dist[i] + 1
+            pnode[j] = i
     return -1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _augment(middle, head, rcap, tr, parent, orphans):
+def _augment(middle, head, rcap, tr, parent, pnode, orphans):
     """Push the bottleneck flow along the path through arc ``middle``; the nodes cut off from their parent (or
     terminal) become orphans (``orphans[:count]``, returned count)."""
     bottleneck = rcap[middle]
     k = head[middle ^ 1]
     while parent[k] != TERMINAL:
         bottleneck = min(bottleneck, rcap[parent[k] ^ 1])
-        k = head[parent[k]]
+        k = pnode[k]
     bottleneck = min(bottleneck, tr[k])
     k = head[middle]
     while parent[k] != TERMINAL:
         bottleneck = min(bottleneck, rcap[parent[k]])
-        k = head[parent[k]]
+        k = pnode[k]
     bottleneck = min(bottleneck, -tr[k])
     rcap[middle ^ 1] += bottleneck
     rcap[middle] -= bottleneck
@@ -93,11 +96,12 @@ def _augment(middle, head, rcap, tr, parent, orphans):
             forward = a ^ 1 if side == 0 else a
             rcap[forward] -= bottleneck
             rcap[forward ^ 1] += bottleneck
+            nxt = pnode[k]
             if rcap[forward] == 0:
                 parent[k] = ORPHAN
                 orphans[count] = k
                 count += 1
-            k = head[a]
+            k = nxt
         tr[k] += -bottleneck if side == 0 else bottleneck
         if tr[k] == 0:
             parent[k] = ORPHAN
@@ -107,7 +111,7 @@ def _augment(middle, head, rcap, tr, parent, orphans):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _origin_distance(j, time, head, parent, ts, dist):
+def _origin_distance(j, time, pnode, parent, ts, dist):
     """Distance from tree node ``j`` to its terminal (INFINITE if it hangs from an orphan); marks the path."""
     d = 0
     k = j
@@ -121,19 +125,19 @@ def _origin_distance(j, time, head, parent, ts, dist):
             break
         if parent[k] == ORPHAN:
             return INFINITE
-        k = head[parent[k]]
+        k = pnode[k]
     found = d
     k = j
     while ts[k] != time:
         ts[k], dist[k] = time, d
         d -= 1
-        k = head[parent[k]]
+        k = pnode[k]
     return found
 
 
 @numba.njit(cache=True, nogil=True)
 def _adopt(
-    orphans, count, time, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state
+    orphans, count, time, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state
 ):
     """Each orphan takes the neighbour of its tree nearest to the terminal as its parent, or becomes free (its
     tree neighbours become active, its children orphans)."""
@@ -148,11 +152,12 @@ def _adopt(
             j = head[a]
             if is_sink[j] != is_sink[i] or parent[j] == FREE or rcap[a if is_sink[i] else a ^ 1] == 0:
                 continue
-            d = _origin_distance(j, time, head, parent, ts, dist)
+            d = _origin_distance(j, time, pnode, parent, ts, dist)
             if d < best_dist:
                 best, best_dist = a, d
         if best >= 0:
             parent[i], ts[i], dist[i] = best, time, best_dist + 1
+            pnode[i] = head[best]
             continue
         parent[i] = FREE
         for idx in range(start[i], start[i + 1]):
@@ -162,7 +167,7 @@ def _adopt(
                 continue
             if rcap[a if is_sink[i] else a ^ 1] > 0:
                 _push(queue, state, active, j)
-            if parent[j] >= 0 and head[parent[j]] == i:
+            if parent[j] >= 0 and pnode[j] == i:
                 parent[j] = ORPHAN
                 orphans[count % size] = j
                 count += 1
@@ -200,6 +205,7 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
     head, rcap, start, out_arcs = _arcs(n, edge_a, edge_b, caps)
     tr = src - snk
     parent = np.full(n, FREE, np.int64)
+    pnode = np.zeros(n, np.int64)
     is_sink = tr < 0
     ts = np.zeros(n, np.int64)
     dist = np.ones(n, np.int64)
@@ -227,14 +233,15 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
                 i = k
         if i < 0:
             break
-        middle = _grow(i, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state)
+        middle = _grow(i, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state)
         time += 1
         current = -1
         if middle >= 0:
             current = i
             active[i] = True  # not queued again meanwhile
-            count = _augment(middle, head, rcap, tr, parent, orphans)
-            orphans[:count] = orphans[:count][::-1].copy()  # the ones nearest their terminal first
+            count = _augment(middle, head, rcap, tr, parent, pnode, orphans)
+            for k in range(count // 2):  # the ones nearest their terminal first
+                orphans[k], orphans[count - 1 - k] = orphans[count - 1 - k], orphans[k]
             _adopt(
                 orphans,
                 count,
@@ -244,6 +251,7 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
                 start,
                 out_arcs,
                 parent,
+                pnode,
                 is_sink,
                 ts,
                 dist,
