@@ -257,3 +257,35 @@ def test_refine_outline_in_a_window_matches_the_whole_image(backend, monkeypatch
         expected = _reference_refine_outline(image, mask, ratio, fixed, band, 20.0)
         got = refine_outline(image, mask, ratio, fixed, band, 20.0)
         np.testing.assert_array_equal(got, expected, err_msg=str(trial))
+
+
+@pytest.mark.skipif(default_backend() != "numba", reason="no numba")
+def test_warm_started_flow_gives_the_cut_from_scratch():
+    """bk_flow restarted from the residuals of a previous flow with new terminal capacities (GrabCut's next
+    round): the same minimal minimum cut as solving the new graph from scratch (scipy; brute force on the small
+    graphs with ties), on grid graphs and on small random graphs."""
+    from granseg.regions.maxflow_bk import bk_flow
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        if trial % 2:
+            size = int(rng.integers(3, 25))
+            index = np.arange(size * size).reshape(size, size)
+            edge_a = np.concatenate([index[:, :-1].ravel(), index[:-1].ravel()])
+            edge_b = np.concatenate([index[:, 1:].ravel(), index[1:].ravel()])
+            n, high = size * size, 5000
+        else:
+            n = int(rng.integers(1, 9))
+            m = int(rng.integers(0, 3 * n + 1))
+            edge_a, edge_b, high = rng.integers(0, n, m), rng.integers(0, n, m), 4
+        edge_a, edge_b = edge_a.astype(np.int64), edge_b.astype(np.int64)
+        caps = rng.integers(0, high, len(edge_a))
+        src, snk = (rng.integers(0, high, (2, n)) * (rng.random((2, n)) < 0.6)).astype(np.int64)
+        rcap, tr = np.repeat(caps, 2).astype(np.int64), src - snk
+        bk_flow(n, edge_a, edge_b, rcap, tr)  # the first round's flow, residuals in place
+        new_src, new_snk = (rng.integers(0, high, (2, n)) * (rng.random((2, n)) < 0.6)).astype(np.int64)
+        warm = bk_flow(n, edge_a, edge_b, rcap, tr + (new_src - new_snk) - (src - snk))
+        expected = min_cut_side(edge_a, edge_b, caps, new_src, new_snk, backend="scipy")
+        np.testing.assert_array_equal(warm, expected, err_msg=str(trial))
+        if n <= 8:
+            np.testing.assert_array_equal(warm, _brute_force_side(n, edge_a, edge_b, caps, new_src, new_snk))

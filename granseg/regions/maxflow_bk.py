@@ -3,9 +3,8 @@ runs: importing numba takes about a second). Requires numba (``pip install grans
 
 Arc ``2e`` is ``a -> b`` and ``2e + 1`` is ``b -> a`` of undirected edge ``e``; ``arc ^ 1`` is its reverse.
 Both search trees hang from their terminal: ``parent[i]`` is the arc from node ``i`` towards its parent (or
-``TERMINAL`` for a root, ``ORPHAN``, ``FREE``) and ``pnode[i]`` the parent itself (kept alongside, so a walk up
-a tree reads one array per step); ``tr[i] > 0`` is the residual capacity source -> i, ``tr[i] < 0`` minus that
-of i -> sink. ``ts`` / ``dist`` are the timestamp and distance-to-terminal marks that keep the
+``TERMINAL`` for a root, ``ORPHAN``, ``FREE``); ``tr[i] > 0`` is the residual capacity source -> i, ``tr[i] < 0``
+minus that of i -> sink. ``ts`` / ``dist`` are the timestamp and distance-to-terminal marks that keep the
 adoption's origin checks short (Boykov & Kolmogorov, PAMI 2004, sec. 3.2).
 """
 
@@ -17,16 +16,13 @@ INFINITE = 1 << 40
 
 
 @numba.njit(cache=True, nogil=True)
-def _arcs(n, edge_a, edge_b, caps):
-    """``head``, residual ``rcap`` of the ``2E`` arcs, and the arcs out of node i:
-    ``out_arcs[start[i]:start[i + 1]]``."""
+def _arcs(n, edge_a, edge_b):
+    """``head`` of the ``2E`` arcs and the arcs out of node i: ``out_arcs[start[i]:start[i + 1]]``."""
     m = len(edge_a)
     head = np.empty(2 * m, np.int64)
-    rcap = np.empty(2 * m, np.int64)
     degree = np.zeros(n + 1, np.int64)
     for e in range(m):
         head[2 * e], head[2 * e + 1] = edge_b[e], edge_a[e]
-        rcap[2 * e], rcap[2 * e + 1] = caps[e], caps[e]
         degree[edge_a[e] + 1] += 1
         degree[edge_b[e] + 1] += 1
     start = np.cumsum(degree)
@@ -37,7 +33,7 @@ def _arcs(n, edge_a, edge_b, caps):
         fill[edge_a[e]] += 1
         out_arcs[fill[edge_b[e]]] = 2 * e + 1
         fill[edge_b[e]] += 1
-    return head, rcap, start, out_arcs
+    return head, start, out_arcs
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -50,7 +46,7 @@ def _push(queue, state, active, j):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _grow(i, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state):
+def _grow(i, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state):
     """Grow node ``i``'s tree over its residual arcs; the arc (source tree -> sink tree) that closes a path to the
     other tree, or -1."""
     for idx in range(start[i], start[i + 1]):
@@ -61,30 +57,28 @@ def _grow(i, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, acti
         if parent[j] == FREE:
             is_sink[j] = is_sink[i]
             parent[j], ts[j], dist[j] = a ^ 1, ts[i], dist[i] + 1
-            pnode[j] = i
             _push(queue, state, active, j)
         elif is_sink[j] != is_sink[i]:
             return a ^ 1 if is_sink[i] else a
         elif ts[j] <= ts[i] and dist[j] > dist[i]:  # a shorter way to the terminal
             parent[j], ts[j], dist[j] = a ^ 1, ts[i], dist[i] + 1
-            pnode[j] = i
     return -1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _augment(middle, head, rcap, tr, parent, pnode, orphans):
+def _augment(middle, head, rcap, tr, parent, orphans):
     """Push the bottleneck flow along the path through arc ``middle``; the nodes cut off from their parent (or
     terminal) become orphans (``orphans[:count]``, returned count)."""
     bottleneck = rcap[middle]
     k = head[middle ^ 1]
     while parent[k] != TERMINAL:
         bottleneck = min(bottleneck, rcap[parent[k] ^ 1])
-        k = pnode[k]
+        k = head[parent[k]]
     bottleneck = min(bottleneck, tr[k])
     k = head[middle]
     while parent[k] != TERMINAL:
         bottleneck = min(bottleneck, rcap[parent[k]])
-        k = pnode[k]
+        k = head[parent[k]]
     bottleneck = min(bottleneck, -tr[k])
     rcap[middle ^ 1] += bottleneck
     rcap[middle] -= bottleneck
@@ -96,12 +90,11 @@ def _augment(middle, head, rcap, tr, parent, pnode, orphans):
             forward = a ^ 1 if side == 0 else a
             rcap[forward] -= bottleneck
             rcap[forward ^ 1] += bottleneck
-            nxt = pnode[k]
             if rcap[forward] == 0:
                 parent[k] = ORPHAN
                 orphans[count] = k
                 count += 1
-            k = nxt
+            k = head[a]
         tr[k] += -bottleneck if side == 0 else bottleneck
         if tr[k] == 0:
             parent[k] = ORPHAN
@@ -111,7 +104,7 @@ def _augment(middle, head, rcap, tr, parent, pnode, orphans):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _origin_distance(j, time, pnode, parent, ts, dist):
+def _origin_distance(j, time, head, parent, ts, dist):
     """Distance from tree node ``j`` to its terminal (INFINITE if it hangs from an orphan); marks the path."""
     d = 0
     k = j
@@ -125,19 +118,19 @@ def _origin_distance(j, time, pnode, parent, ts, dist):
             break
         if parent[k] == ORPHAN:
             return INFINITE
-        k = pnode[k]
+        k = head[parent[k]]
     found = d
     k = j
     while ts[k] != time:
         ts[k], dist[k] = time, d
         d -= 1
-        k = pnode[k]
+        k = head[parent[k]]
     return found
 
 
 @numba.njit(cache=True, nogil=True)
 def _adopt(
-    orphans, count, time, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state
+    orphans, count, time, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state
 ):
     """Each orphan takes the neighbour of its tree nearest to the terminal as its parent, or becomes free (its
     tree neighbours become active, its children orphans)."""
@@ -152,12 +145,11 @@ def _adopt(
             j = head[a]
             if is_sink[j] != is_sink[i] or parent[j] == FREE or rcap[a if is_sink[i] else a ^ 1] == 0:
                 continue
-            d = _origin_distance(j, time, pnode, parent, ts, dist)
+            d = _origin_distance(j, time, head, parent, ts, dist)
             if d < best_dist:
                 best, best_dist = a, d
         if best >= 0:
             parent[i], ts[i], dist[i] = best, time, best_dist + 1
-            pnode[i] = head[best]
             continue
         parent[i] = FREE
         for idx in range(start[i], start[i + 1]):
@@ -167,7 +159,7 @@ def _adopt(
                 continue
             if rcap[a if is_sink[i] else a ^ 1] > 0:
                 _push(queue, state, active, j)
-            if parent[j] >= 0 and pnode[j] == i:
+            if parent[j] >= 0 and head[parent[j]] == i:
                 parent[j] = ORPHAN
                 orphans[count % size] = j
                 count += 1
@@ -202,10 +194,23 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
     """``(n,)`` bool source side of the minimal minimum cut (arguments: ``int64`` arrays, see
     :func:`granseg.regions.maxflow.min_cut_side`): Boykov-Kolmogorov maximum flow, then the residual graph's
     nodes reachable from the source."""
-    head, rcap, start, out_arcs = _arcs(n, edge_a, edge_b, caps)
-    tr = src - snk
+    rcap = np.empty(2 * len(caps), np.int64)
+    rcap[0::2] = caps
+    rcap[1::2] = caps
+    return bk_flow(n, edge_a, edge_b, rcap, src - snk)
+
+
+@numba.njit(cache=True, nogil=True)
+def bk_flow(n, edge_a, edge_b, rcap, tr):
+    """:func:`bk_min_cut` from a flow already in the graph (a warm start; Kohli & Torr, ICCV 2005): ``rcap``
+    ``(2E,)`` residual capacities of the arcs (``2e``: a -> b, ``2e + 1``: b -> a), ``tr`` ``(n,)`` residual
+    terminal capacities (source -> i where > 0, i -> sink where < 0). Both are updated in place to the maximum
+    flow's residuals; returns the ``(n,)`` bool source side of the minimal minimum cut. A graph whose terminal
+    capacities changed by ``(d_src, d_snk)`` since its last flow restarts from ``tr + d_src - d_snk`` (adding the
+    same amount to both terminal capacities of a node shifts every cut by it), so the same cut comes out as from
+    scratch, after fewer augmentations."""
+    head, start, out_arcs = _arcs(n, edge_a, edge_b)
     parent = np.full(n, FREE, np.int64)
-    pnode = np.zeros(n, np.int64)
     is_sink = tr < 0
     ts = np.zeros(n, np.int64)
     dist = np.ones(n, np.int64)
@@ -233,15 +238,14 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
                 i = k
         if i < 0:
             break
-        middle = _grow(i, head, rcap, start, out_arcs, parent, pnode, is_sink, ts, dist, active, queue, state)
+        middle = _grow(i, head, rcap, start, out_arcs, parent, is_sink, ts, dist, active, queue, state)
         time += 1
         current = -1
         if middle >= 0:
             current = i
             active[i] = True  # not queued again meanwhile
-            count = _augment(middle, head, rcap, tr, parent, pnode, orphans)
-            for k in range(count // 2):  # the ones nearest their terminal first
-                orphans[k], orphans[count - 1 - k] = orphans[count - 1 - k], orphans[k]
+            count = _augment(middle, head, rcap, tr, parent, orphans)
+            orphans[:count] = orphans[:count][::-1].copy()  # the ones nearest their terminal first
             _adopt(
                 orphans,
                 count,
@@ -251,7 +255,6 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
                 start,
                 out_arcs,
                 parent,
-                pnode,
                 is_sink,
                 ts,
                 dist,
