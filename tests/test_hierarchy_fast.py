@@ -176,3 +176,30 @@ def test_compiled_colour_fits_match_the_numpy_em():
     expected = _log_densities(points, fit_gmms(points, weights, 5))
     got = fit_log_densities(points, weights, 5, 6, REGULARISER)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_per_image_tables_are_rebuilt_by_set_image():
+    """The per-image tables of the fast path (colour table, intp leaf map, the tree's leaf adjacency) belong to
+    the image: a predictor moved to a second image answers what a fresh predictor answers there, and the cached
+    adjacency lists exactly the tree's leaf edges."""
+    from granseg.predict.hierarchy import build_hierarchy
+    from tests.test_hierarchy import toy_image
+
+    first, second = toy_image(), toy_image(seed=1)
+    used = build_hierarchy().create_predictor()
+    used.set_image(first)
+    used.predict([[65.0, 70.0]], [1], granularity="all")
+    used.set_image(second)
+    fresh = build_hierarchy().create_predictor()
+    fresh.set_image(second)
+    for predictor in (used, fresh):
+        assert predictor._leaf_index.shape == predictor.tree.leaf_map.shape
+    for args in ([[[65.0, 70.0]], [1]], [[[65.0, 70.0], [20.0, 20.0]], [1, 0]]):
+        a, b = used.predict(*args, granularity="all"), fresh.predict(*args, granularity="all")
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.scores, b.scores)
+    tree = used.tree
+    start, neighbours = tree.leaf_neighbours
+    pairs = {(int(a), int(b)) for a, b in zip(tree.edge_a, tree.edge_b)}
+    listed = {(i, int(j)) for i in range(tree.n_leaves) for j in neighbours[start[i] : start[i + 1]]}
+    assert listed == pairs | {(b, a) for a, b in pairs}
