@@ -54,17 +54,11 @@ def _component_terms(x0, x1, x2, means, precisions, consts, k, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fit_one(points, weights, components, iterations, regulariser, log_density):
-    """One mixture fitted to ``(B, 3)`` points with ``(B,)`` weights; writes its ``(B,)`` log-density at every
-    point into ``log_density``."""
-    active = np.flatnonzero(weights > 0)
-    n = len(active)
-    pts = np.empty((n, 3))
-    w = np.empty(n)
-    for i in range(n):
-        pts[i] = points[active[i]]
-        w[i] = weights[active[i]]
-    # farthest-point initial means (granseg.regions.colour._farthest_point_init)
+def _initial_means(pts, w, components):
+    """``(k, 3)`` farthest-point initial means (:func:`granseg.regions.colour._farthest_point_init`): the
+    heaviest point, then the point maximising weight x squared distance to the chosen ones; fewer than
+    ``components`` where only chosen colours are left."""
+    n = len(pts)
     first = 0
     for i in range(1, n):
         if w[i] > w[first]:
@@ -96,59 +90,92 @@ def _fit_one(points, weights, components, iterations, regulariser, log_density):
     means = np.empty((k, 3))
     for j in range(k):
         means[j] = pts[chosen[j]]
+    return means
+
+
+@numba.njit(cache=True, nogil=True)
+def _expectation(pts, w, means, covs, log_pi, resp, mass, sums):
+    """E step: weighted responsibilities ``resp`` ``(n, k)``, their sums ``mass`` ``(k,)`` (+1e-9) and weighted
+    point sums ``sums`` ``(k, 3)``."""
+    k = len(means)
+    precisions = np.empty((k, 3, 3))
+    consts = np.empty(k)
+    terms = np.empty(k)
+    for j in range(k):
+        consts[j] = log_pi[j] - 0.5 * (_invert(covs[j], precisions[j]) + 3 * LOG_2PI)
+    mass[:] = 0.0
+    sums[:] = 0.0
+    for i in range(len(pts)):
+        top = _component_terms(pts[i, 0], pts[i, 1], pts[i, 2], means, precisions, consts, k, terms)
+        total = 0.0
+        for j in range(k):
+            terms[j] = np.exp(terms[j] - top)
+            total += terms[j]
+        for j in range(k):
+            r = terms[j] / total * w[i]
+            resp[i, j] = r
+            mass[j] += r
+            sums[j, 0] += r * pts[i, 0]
+            sums[j, 1] += r * pts[i, 1]
+            sums[j, 2] += r * pts[i, 2]
+    for j in range(k):
+        mass[j] += 1e-9
+
+
+@numba.njit(cache=True, nogil=True)
+def _maximisation(pts, resp, mass, sums, regulariser, means, covs, log_pi):
+    """M step: mixing weights, means and regularised covariances from the E step's sums (in place)."""
+    k = len(means)
+    all_mass = 0.0
+    for j in range(k):
+        all_mass += mass[j]
+    for j in range(k):
+        log_pi[j] = np.log(mass[j] / all_mass)
+        for a in range(3):
+            means[j, a] = sums[j, a] / mass[j]
+    covs[:] = 0.0
+    for i in range(len(pts)):
+        for j in range(k):
+            r = resp[i, j]
+            d0, d1, d2 = pts[i, 0] - means[j, 0], pts[i, 1] - means[j, 1], pts[i, 2] - means[j, 2]
+            c = covs[j]
+            c[0, 0] += r * d0 * d0
+            c[0, 1] += r * d0 * d1
+            c[0, 2] += r * d0 * d2
+            c[1, 1] += r * d1 * d1
+            c[1, 2] += r * d1 * d2
+            c[2, 2] += r * d2 * d2
+    for j in range(k):
+        c = covs[j]
+        for a in range(3):
+            for b in range(a, 3):
+                c[a, b] /= mass[j]
+            c[a, a] += regulariser
+        c[1, 0], c[2, 0], c[2, 1] = c[0, 1], c[0, 2], c[1, 2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fit_one(points, weights, components, iterations, regulariser, log_density):
+    """One mixture fitted to ``(B, 3)`` points with ``(B,)`` weights (EM over the weighted points only); writes
+    its ``(B,)`` log-density at every point into ``log_density``."""
+    active = np.flatnonzero(weights > 0)
+    n = len(active)
+    pts = np.empty((n, 3))
+    w = np.empty(n)
+    for i in range(n):
+        pts[i] = points[active[i]]
+        w[i] = weights[active[i]]
+    means = _initial_means(pts, w, components)
+    k = len(means)
     covs = np.zeros((k, 3, 3))
     for j in range(k):
         covs[j, 0, 0] = covs[j, 1, 1] = covs[j, 2, 2] = 100.0
     log_pi = np.full(k, np.log(1.0 / k))
-    precisions = np.empty((k, 3, 3))
-    consts = np.empty(k)
-    resp = np.empty((n, k))
-    terms = np.empty(k)
+    resp, mass, sums = np.empty((n, k)), np.empty(k), np.empty((k, 3))
     for _ in range(iterations):
-        for j in range(k):
-            consts[j] = log_pi[j] - 0.5 * (_invert(covs[j], precisions[j]) + 3 * LOG_2PI)
-        mass = np.zeros(k)
-        sums = np.zeros((k, 3))
-        for i in range(n):
-            top = _component_terms(pts[i, 0], pts[i, 1], pts[i, 2], means, precisions, consts, k, terms)
-            total = 0.0
-            for j in range(k):
-                terms[j] = np.exp(terms[j] - top)
-                total += terms[j]
-            for j in range(k):
-                r = terms[j] / total * w[i]
-                resp[i, j] = r
-                mass[j] += r
-                sums[j, 0] += r * pts[i, 0]
-                sums[j, 1] += r * pts[i, 1]
-                sums[j, 2] += r * pts[i, 2]
-        all_mass = 0.0
-        for j in range(k):
-            mass[j] += 1e-9
-            all_mass += mass[j]
-        for j in range(k):
-            log_pi[j] = np.log(mass[j] / all_mass)
-            for a in range(3):
-                means[j, a] = sums[j, a] / mass[j]
-        covs[:] = 0.0
-        for i in range(n):
-            for j in range(k):
-                r = resp[i, j]
-                d0, d1, d2 = pts[i, 0] - means[j, 0], pts[i, 1] - means[j, 1], pts[i, 2] - means[j, 2]
-                c = covs[j]
-                c[0, 0] += r * d0 * d0
-                c[0, 1] += r * d0 * d1
-                c[0, 2] += r * d0 * d2
-                c[1, 1] += r * d1 * d1
-                c[1, 2] += r * d1 * d2
-                c[2, 2] += r * d2 * d2
-        for j in range(k):
-            c = covs[j]
-            for a in range(3):
-                for b in range(a, 3):
-                    c[a, b] /= mass[j]
-                c[a, a] += regulariser
-            c[1, 0], c[2, 0], c[2, 1] = c[0, 1], c[0, 2], c[1, 2]
+        _expectation(pts, w, means, covs, log_pi, resp, mass, sums)
+        _maximisation(pts, resp, mass, sums, regulariser, means, covs, log_pi)
+    precisions, consts, terms = np.empty((k, 3, 3)), np.empty(k), np.empty(k)
     for j in range(k):
         consts[j] = log_pi[j] - 0.5 * (_invert(covs[j], precisions[j]) + 3 * LOG_2PI)
     for i in range(len(points)):

@@ -15,7 +15,8 @@ Boykov-Kolmogorov solver with numba, else scipy's Dinic; the same answers).
 
 :func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
 fit and one max flow over the disjoint union of their graphs per round, the same answers as one
-:func:`grabcut_leaves` per cut.
+:func:`grabcut_leaves` per cut. With the compiled solver a cut's later rounds restart from its previous round's
+residual flow (only the terminal capacities change between rounds; :class:`_WarmCuts`).
 """
 
 from __future__ import annotations
