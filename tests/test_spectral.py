@@ -106,32 +106,54 @@ def test_spectral_pair_features_are_exact_for_merged_nodes():
     assert incremental.shape == (1, len(feature_names(True))) and np.allclose(incremental, scratch)
 
 
-def test_spectral_tree_is_valid_and_needs_its_own_model():
-    from granseg.regions.learned import default_model
+def spectral_model(spectral_weights=(0.0, 0.0)):
+    """The shipped SLIC criterion plus the two spectral features with ``spectral_weights`` (standardised)."""
+    from granseg.regions.learned import MergeModel, default_model
+
+    base = default_model("slic")
+    extra = np.asarray(spectral_weights, np.float64)
+    return MergeModel(
+        np.r_[base.weights, extra], base.bias, np.r_[base.mean, 0.5, 2.0], np.r_[base.scale, 1.0, 1.0], True
+    )
+
+
+def test_spectral_tree_with_zero_spectral_weights_is_the_plain_tree():
+    """The spectral plumbing (extra border map, embedding sums) leaves the other features untouched."""
     from granseg.regions.tree import build_region_tree
     from tests.test_hierarchy import toy_image
 
-    tree = build_region_tree(toy_image(), spectral=True)
-    n = tree.n_leaves
-    assert tree.n_nodes == 2 * n - 1 and tree.criterion == "learned"
-    assert np.all(tree.height[n:] >= tree.height[tree.children[n:]].max(1))
-    assert default_model("slic-spectral").spectral and not default_model("slic").spectral
+    plain = build_region_tree(toy_image())
+    zero = build_region_tree(toy_image(), spectral=True, model=spectral_model())
+    assert np.array_equal(plain.parent, zero.parent) and np.allclose(plain.height, zero.height)
+    strong = build_region_tree(toy_image(), spectral=True, model=spectral_model((-1.0, -1.0)))
+    n = strong.n_leaves
+    assert strong.n_nodes == 2 * n - 1 and strong.criterion == "learned"
+    assert np.all(strong.height[n:] >= strong.height[strong.children[n:]].max(1))
+    assert not np.allclose(strong.height, plain.height)  # the cue is used
+
+
+def test_spectral_tree_needs_a_spectral_model(tmp_path, monkeypatch):
+    from granseg.regions import learned
+    from granseg.regions.tree import build_region_tree
+    from tests.test_hierarchy import toy_image
+
     with pytest.raises(ValueError):
-        build_region_tree(toy_image(), spectral=True, model=default_model("slic"))
+        build_region_tree(toy_image(), spectral=True, model=learned.default_model("slic"))
+    with pytest.raises(ValueError):
+        build_region_tree(toy_image(), model=spectral_model())
     with pytest.raises(ValueError):
         build_region_tree(toy_image(), merge="handcrafted", spectral=True)
     with pytest.raises(ValueError):
         build_region_tree(toy_image(), leaves="watershed", spectral=True)
-
-
-def test_shipped_spectral_criterion_is_monotone_in_the_spectral_evidence():
-    from granseg.regions.learned import SPECTRAL_FEATURES, default_model, feature_names, feature_signs
-
-    model = default_model("slic-spectral")
-    assert np.all(np.sign(model.weights) * feature_signs(True) >= 0)
-    names = list(feature_names(True))
-    for feature in SPECTRAL_FEATURES:
-        x = np.repeat(model.mean[None], 11, 0)
-        x[:, names.index(feature)] = np.linspace(0.0, 6.0, 11)
-        assert np.all(np.diff(model.logit(x)) <= 1e-12)
-    assert model.weights[names.index("log_spectral")] < 0  # the fit uses the cue
+    monkeypatch.setitem(learned.WEIGHTS_FILES, "slic-spectral", tmp_path / "absent.json")
+    learned.default_model.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="fit_merge.py --spectral"):
+            build_region_tree(toy_image(), spectral=True)
+        path = tmp_path / "spectral.json"
+        path.write_text(__import__("json").dumps(spectral_model((-0.5, -0.5)).to_dict()))
+        monkeypatch.setitem(learned.WEIGHTS_FILES, "slic-spectral", path)
+        learned.default_model.cache_clear()
+        assert learned.default_model("slic-spectral").spectral  # round trip of a spectral weights file
+    finally:
+        learned.default_model.cache_clear()

@@ -29,7 +29,8 @@ running maximum of ``1 - p`` over its merges, so heights rise towards the root, 
 across images (which one dataset-wide UCM threshold, the ODS, needs).
 
 With the spectral cue (:mod:`granseg.regions.spectral`, ``build_region_tree(..., spectral=True)``; its own fit,
-``merge_weights_spectral.json``) two features follow (:data:`SPECTRAL_FEATURES`):
+``merge_weights_spectral.json``, written by ``benchmarks/fit_merge.py --spectral``; not shipped, as the cue did not
+improve the tree on BSDS: ``benchmarks/results/tree.md``) two features follow (:data:`SPECTRAL_FEATURES`):
 
 * ``log_border_spb``: log(1 + the mean sPb along the shared border) (the eigenvector gradients of gPb);
 * ``log_spectral``: log(1 + the distance of the two regions' mean spectral embeddings ``v_k / sqrt(lambda_k)``).
@@ -137,8 +138,15 @@ class MergeModel:
 
 @lru_cache(maxsize=3)
 def default_model(leaves: str = "slic") -> MergeModel:
-    """The shipped coefficients fit over ``leaves`` (a key of :data:`WEIGHTS_FILES`, next to this module)."""
-    return MergeModel.from_dict(json.loads(WEIGHTS_FILES[leaves].read_text()))
+    """The shipped coefficients fit over ``leaves`` (a key of :data:`WEIGHTS_FILES`, next to this module).
+    ``"slic-spectral"`` is not shipped (the cue did not pay): ``benchmarks/fit_merge.py --spectral`` writes it."""
+    path = WEIGHTS_FILES[leaves]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no merge weights {path.name} for {leaves!r}: fit them with benchmarks/fit_merge.py "
+            f"{'--spectral' if leaves.endswith('-spectral') else '--leaves ' + leaves}, or pass a MergeModel"
+        )
+    return MergeModel.from_dict(json.loads(path.read_text()))
 
 
 class NodeStats:

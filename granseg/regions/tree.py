@@ -323,7 +323,8 @@ def build_region_tree(
     ``"handcrafted"`` (the previous tree: SLIC leaves and the hand-weighted distance of :class:`TreeParams`). ``leaves`` (learned only): ``"slic"`` (default) or
     ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges). ``spectral`` (learned,
     SLIC leaves): add gPb's spectral globalisation (:mod:`granseg.regions.spectral`) to the criterion's features,
-    with its own fit (``merge_weights_spectral.json``); about 0.3 s more per image."""
+    with its own fit (``model``, or ``merge_weights_spectral.json`` from ``benchmarks/fit_merge.py --spectral``: not
+    shipped, the cue did not improve the tree); about 0.35 s more per image."""
     if merge not in MERGE_CRITERIA:
         raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
     if leaves not in LEAVES:
