@@ -149,3 +149,57 @@ def test_grabcut_many_equals_one_reference_grabcut_per_job():
         got = grabcut_many(tree, jobs, 2.0, 1.0, LeafColours(tree))
         for job, cut in zip(jobs, got):
             assert np.array_equal(cut, _reference_grabcut(tree, job, 2.0))
+
+
+def test_compiled_colour_fits_match_the_numpy_em():
+    """The compiled EM (granseg.regions.colour_compiled) against fit_gmms + log-density: rows with many bins, a
+    few bins (fewer than the components: the single-fit path) and one bin; the same densities up to the order
+    of the sums."""
+    import pytest
+
+    from granseg.regions.colour import REGULARISER, _log_densities, fit_gmms
+    from granseg.regions.maxflow import default_backend
+
+    if default_backend() != "numba":
+        pytest.skip("no numba")
+    from granseg.regions.colour_compiled import fit_log_densities
+
+    rng = np.random.default_rng(4)
+    points = rng.uniform([0, -60, -60], [100, 60, 60], (150, 3))
+    weights = rng.integers(0, 40, (6, 150)).astype(np.float64) * (rng.random((6, 150)) < 0.6)
+    weights[1] = 0
+    weights[1, [3, 7, 9]] = [5, 1, 2]  # three bins
+    weights[2] = 0
+    weights[2, 11] = 4  # one bin
+    points[20] = points[21]  # a duplicated colour
+    weights[3, [20, 21]] = [30, 30]
+    expected = _log_densities(points, fit_gmms(points, weights, 5))
+    got = fit_log_densities(points, weights, 5, 6, REGULARISER)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_per_image_tables_are_rebuilt_by_set_image():
+    """The per-image tables of the fast path (colour table, intp leaf map, the tree's leaf adjacency) belong to
+    the image: a predictor moved to a second image answers what a fresh predictor answers there, and the cached
+    adjacency lists exactly the tree's leaf edges."""
+    from granseg.predict.hierarchy import build_hierarchy
+    from tests.test_hierarchy import toy_image
+
+    first, second = toy_image(), toy_image(seed=1)
+    used = build_hierarchy().create_predictor()
+    used.set_image(first)
+    used.predict([[65.0, 70.0]], [1], granularity="all")
+    used.set_image(second)
+    fresh = build_hierarchy().create_predictor()
+    fresh.set_image(second)
+    for predictor in (used, fresh):
+        assert predictor._leaf_index.shape == predictor.tree.leaf_map.shape
+    for args in ([[[65.0, 70.0]], [1]], [[[65.0, 70.0], [20.0, 20.0]], [1, 0]]):
+        a, b = used.predict(*args, granularity="all"), fresh.predict(*args, granularity="all")
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.scores, b.scores)
+    tree = used.tree
+    start, neighbours = tree.leaf_neighbours
+    pairs = {(int(a), int(b)) for a, b in zip(tree.edge_a, tree.edge_b)}
+    listed = {(i, int(j)) for i in range(tree.n_leaves) for j in neighbours[start[i] : start[i + 1]]}
+    assert listed == pairs | {(b, a) for a, b in pairs}

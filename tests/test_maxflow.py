@@ -149,11 +149,15 @@ def test_band_cut_matches_the_window_wide_construction(backend, monkeypatch):
         np.testing.assert_array_equal(_band_cut(*args), expected, err_msg=str(trial))
 
 
-def test_connected_to_many_matches_a_flood_fill_per_row():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_connected_to_many_matches_a_flood_fill_per_row(backend, monkeypatch):
     """Several selections at once (as the cuts of one predict call): each row is the flood fill of its selected
-    leaves from the seeds it holds; a row holding no seed comes back as it is."""
+    leaves from the seeds it holds; a row holding no seed comes back as it is (scipy's components, or the
+    compiled search)."""
     from granseg.regions.tree import build_region_tree
     from tests.test_hierarchy import toy_image
+
+    monkeypatch.setenv("GRANSEG_MAXFLOW", backend)
 
     tree = build_region_tree(toy_image())
     adjacency = {k: set() for k in range(tree.n_leaves)}
@@ -200,3 +204,88 @@ def test_cut_threads_change_no_answer():
     assert len({m.tobytes() for m in answers[0][0].masks}) > 1  # several distinct outlines were cut
     with pytest.raises(InputError, match="cut_threads"):
         build_hierarchy(cut_threads=0)
+
+
+def _reference_refine_outline(image, mask, bin_ratio, fixed, band, smoothness) -> np.ndarray:
+    """refine_outline over the whole image (the construction before the windowed one)."""
+    import cv2
+
+    m8 = mask.astype(np.uint8)
+    if m8.all() or not m8.any():
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))
+    in_band = (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0) & (fixed == 0)
+    if not in_band.any():
+        return mask
+    inside = (mask | (fixed > 0)) & (fixed >= 0)
+    rows, cols = np.flatnonzero(in_band.any(1)), np.flatnonzero(in_band.any(0))
+    crop = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    out = inside.copy()
+    out[crop][in_band[crop]] = _band_cut(image, crop, in_band[crop], inside[crop], bin_ratio, smoothness)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refine_outline_in_a_window_matches_the_whole_image(backend, monkeypatch):
+    """Masks in the middle, at the image's edges, empty, full, and clicks outside the mask (fixed pixels far from
+    it): the window around the mask and the clicks gives the whole-image answer."""
+    import cv2
+
+    from granseg.regions.pixelcut import refine_outline
+
+    monkeypatch.setenv("GRANSEG_MAXFLOW", backend)
+    rng = np.random.default_rng(6)
+    for trial in range(16):
+        h, w = rng.integers(30, 80, 2)
+        image = PixelImage(
+            bins=rng.integers(0, 16, (h, w)), right=rng.random((h, w - 1)), down=rng.random((h - 1, w))
+        )
+        mask = np.zeros((h, w), np.uint8)
+        centre = (int(rng.integers(-5, w + 5)), int(rng.integers(-5, h + 5)))
+        cv2.circle(mask, centre, int(rng.integers(3, 20)), 1, -1)
+        mask = mask.astype(bool)
+        if trial == 0:
+            mask[:] = True
+        elif trial == 1:
+            mask[:] = False
+        fixed = np.zeros((h, w), np.int8)
+        for _ in range(int(rng.integers(0, 4))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = rng.choice([-1, 1])
+        band = int(rng.integers(1, 6))
+        ratio = rng.normal(0, 8, 16)
+        expected = _reference_refine_outline(image, mask, ratio, fixed, band, 20.0)
+        got = refine_outline(image, mask, ratio, fixed, band, 20.0)
+        np.testing.assert_array_equal(got, expected, err_msg=str(trial))
+
+
+@pytest.mark.skipif(default_backend() != "numba", reason="no numba")
+def test_warm_started_flow_gives_the_cut_from_scratch():
+    """bk_flow restarted from the residuals of a previous flow with new terminal capacities (GrabCut's next
+    round): the same minimal minimum cut as solving the new graph from scratch (scipy; brute force on the small
+    graphs with ties), on grid graphs and on small random graphs."""
+    from granseg.regions.maxflow_bk import bk_flow
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        if trial % 2:
+            size = int(rng.integers(3, 25))
+            index = np.arange(size * size).reshape(size, size)
+            edge_a = np.concatenate([index[:, :-1].ravel(), index[:-1].ravel()])
+            edge_b = np.concatenate([index[:, 1:].ravel(), index[1:].ravel()])
+            n, high = size * size, 5000
+        else:
+            n = int(rng.integers(1, 9))
+            m = int(rng.integers(0, 3 * n + 1))
+            edge_a, edge_b, high = rng.integers(0, n, m), rng.integers(0, n, m), 4
+        edge_a, edge_b = edge_a.astype(np.int64), edge_b.astype(np.int64)
+        caps = rng.integers(0, high, len(edge_a))
+        src, snk = (rng.integers(0, high, (2, n)) * (rng.random((2, n)) < 0.6)).astype(np.int64)
+        rcap, tr = np.repeat(caps, 2).astype(np.int64), src - snk
+        bk_flow(n, edge_a, edge_b, rcap, tr)  # the first round's flow, residuals in place
+        new_src, new_snk = (rng.integers(0, high, (2, n)) * (rng.random((2, n)) < 0.6)).astype(np.int64)
+        warm = bk_flow(n, edge_a, edge_b, rcap, tr + (new_src - new_snk) - (src - snk))
+        expected = min_cut_side(edge_a, edge_b, caps, new_src, new_snk, backend="scipy")
+        np.testing.assert_array_equal(warm, expected, err_msg=str(trial))
+        if n <= 8:
+            np.testing.assert_array_equal(warm, _brute_force_side(n, edge_a, edge_b, caps, new_src, new_snk))

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from granseg.regions.granularity import granularity_from_areas
+from granseg.regions.maxflow import default_backend
 from granseg.regions.tree import RegionTree
 
 
@@ -50,7 +51,7 @@ def disk_selection(
     r = radius * max(height, width)
     y0, y1 = max(int(cy - r), 0), min(int(np.ceil(cy + r)) + 1, height)
     x0, x1 = max(int(cx - r), 0), min(int(np.ceil(cx + r)) + 1, width)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
+    yy, xx = np.ogrid[y0:y1, x0:x1]  # (rows, 1) and (1, columns): the same sums as on the full grid
     inside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
     counts = np.bincount(tree.leaf_map[y0:y1, x0:x1][inside], minlength=tree.n_leaves)
     return counts > 0.5 * tree.leaf_area
@@ -215,6 +216,10 @@ def connected_to_many(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray)
     selected = np.asarray(selected, bool)
     k, n = selected.shape
     seeds = np.asarray(seeds, dtype=np.int64)
+    if default_backend() == "numba":  # a search from the seeds per row, compiled (the same pieces)
+        from granseg.regions.leafgraph_compiled import pieces_with_seeds
+
+        return pieces_with_seeds(*tree.leaf_neighbours, selected, seeds)
     inside = selected[:, tree.edge_a] & selected[:, tree.edge_b]  # (K, E)
     row, edge = np.nonzero(inside)
     offset = row * n

@@ -15,17 +15,19 @@ Boykov-Kolmogorov solver with numba, else scipy's Dinic; the same answers).
 
 :func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
 fit and one max flow over the disjoint union of their graphs per round, the same answers as one
-:func:`grabcut_leaves` per cut.
+:func:`grabcut_leaves` per cut. With the compiled solver a cut's later rounds restart from its previous round's
+residual flow (only the terminal capacities change between rounds; :class:`_WarmCuts`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from granseg.regions.colour import LeafColours
-from granseg.regions.maxflow import min_cut_side, thread_pool
+from granseg.regions.maxflow import default_backend, min_cut_side, thread_pool
 from granseg.regions.tree import RegionTree
 
 CAPACITY_SCALE = 1000.0
@@ -121,24 +123,24 @@ def grabcut_many(
         return out
     weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
     pair = pairwise_weights(tree, smoothness)
+    warm = _WarmCuts(tree, pair) if default_backend() == "numba" else None
     for round_ in range(max(max(1, job.iterations) for job in jobs)):
         running = [j for j in model_of if round_ < max(1, jobs[j].iterations)]
         if not running:
             break
         _, leaf_ratio = colours.ratios(np.stack([model_of[j] for j in running]))
-        costs = []
-        for j, ratio in zip(running, leaf_ratio):
-            job = jobs[j]
-            ratio = np.clip(ratio, -10, 10) * colour_weight
-            cost_object = (np.maximum(-ratio, 0) + job.prior_weight * ~job.reference) * weight
-            cost_background = (np.maximum(ratio, 0) + job.prior_weight * job.reference) * weight
-            costs.append(_terminal_caps(cost_object, cost_background, job.positives, job.negatives))
-        bounds = np.linspace(0, len(costs), min(max(threads, 1), len(costs)) + 1).astype(int)
-        groups = [costs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        if len(groups) > 1:
-            parts = thread_pool(len(groups)).map(lambda group: _union_min_cut(tree, pair, group), groups)
-        else:
-            parts = [_union_min_cut(tree, pair, costs)]
+        # the unaries of all running jobs at once, (R, n_leaves): the same arithmetic per element as one job's
+        ratio = np.clip(leaf_ratio, -10, 10) * colour_weight
+        reference = np.stack([jobs[j].reference for j in running])
+        prior = np.array([jobs[j].prior_weight for j in running], np.float64)[:, None]
+        snk = (np.maximum(-ratio, 0) + prior * ~reference) * weight  # cost of the object label
+        src = (np.maximum(ratio, 0) + prior * reference) * weight  # cost of the background label
+        for row, j in enumerate(running):
+            _hard_labels(src[row], snk[row], jobs[j].positives, jobs[j].negatives)
+        bounds = np.linspace(0, len(running), min(max(threads, 1), len(running)) + 1).astype(int)
+        groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        solve = partial(_solve_group, tree, pair, warm, running, src, snk)
+        parts = thread_pool(len(groups)).map(solve, groups) if len(groups) > 1 else [solve(groups[0])]
         cuts = [cut for part in parts for cut in part]
         for j, cut in zip(running, cuts):
             out[j] = cut
@@ -153,18 +155,68 @@ def _terminal_caps(cost_object, cost_background, positives, negatives) -> tuple[
     """Source / sink capacities of :func:`min_cut`."""
     src_cap = np.asarray(cost_background, dtype=np.float64).copy()  # paid when the leaf is background
     snk_cap = np.asarray(cost_object, dtype=np.float64).copy()
-    src_cap[positives], snk_cap[positives] = HARD, 0
-    snk_cap[negatives], src_cap[negatives] = HARD, 0
+    _hard_labels(src_cap, snk_cap, positives, negatives)
     return src_cap, snk_cap
 
 
-def _union_min_cut(tree: RegionTree, pair: np.ndarray, caps: list[tuple[np.ndarray, np.ndarray]]) -> list:
-    """Object sides of the minimum cuts of ``len(caps)`` copies of the leaf graph, solved as one graph."""
-    n = tree.n_leaves
-    offsets = np.arange(len(caps))[:, None] * n
+def _hard_labels(src_cap: np.ndarray, snk_cap: np.ndarray, positives, negatives) -> None:
+    """In place: the click leaves' terminal capacities (positives object, then negatives background)."""
+    src_cap[positives], snk_cap[positives] = HARD, 0
+    snk_cap[negatives], src_cap[negatives] = HARD, 0
+
+
+def _solve_group(tree, pair, warm: _WarmCuts | None, jobs: list[int], src, snk, group: slice) -> list:
+    """The cuts of the rows ``group`` of a round's ``(R, n_leaves)`` terminal capacities (jobs ``jobs[group]``)."""
+    if warm is None:
+        return _union_min_cut(tree, pair, src[group], snk[group])
+    return warm.cut(jobs[group], src[group], snk[group])
+
+
+def _union_min_cut(tree: RegionTree, pair: np.ndarray, src: np.ndarray, snk: np.ndarray) -> list:
+    """Object sides of the minimum cuts of ``K`` copies of the leaf graph with ``(K, n_leaves)`` terminal
+    capacities ``src`` / ``snk``, solved as one graph."""
+    k, n = src.shape
+    offsets = np.arange(k)[:, None] * n
     edge_a = (tree.edge_a[None] + offsets).ravel()
     edge_b = (tree.edge_b[None] + offsets).ravel()
-    src = np.concatenate([c[0] for c in caps])
-    snk = np.concatenate([c[1] for c in caps])
-    side = st_min_cut(edge_a, edge_b, np.tile(pair, len(caps)), src, snk)
-    return list(side.reshape(len(caps), n))
+    side = st_min_cut(edge_a, edge_b, np.tile(pair, k), src.ravel(), snk.ravel())
+    return list(side.reshape(k, n))
+
+
+class _WarmCuts:
+    """The compiled solver's residual flow of each job's last cut (:func:`grabcut_many`, numba only): a job's next
+    round starts from it, with its changed terminal capacities (:func:`granseg.regions.maxflow_bk.bk_flow`), so
+    the later rounds of GrabCut's loop, whose colour models change little, need few augmentations. The same
+    integer capacities and the same cuts as :func:`st_min_cut` from scratch."""
+
+    def __init__(self, tree: RegionTree, pair: np.ndarray) -> None:
+        self.tree = tree
+        self.arc_caps = np.repeat(_integer(pair).astype(np.int64), 2)  # arcs 2e (a -> b) and 2e + 1 (b -> a)
+        # per job: its arcs' residual capacities, its tr, its integer src - snk
+        self.flows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def cut(self, jobs: list[int], src: np.ndarray, snk: np.ndarray) -> list[np.ndarray]:
+        """Object sides ``(n_leaves,)`` bool of the cuts of ``jobs`` with ``(K, n_leaves)`` float terminal
+        capacities ``src`` / ``snk`` (scaled as :func:`st_min_cut` scales them), solved as one graph."""
+        from granseg.regions.maxflow_bk import bk_flow
+
+        tree, n, arcs = self.tree, self.tree.n_leaves, len(self.arc_caps)
+        shift = np.minimum(src, snk)  # only the difference matters
+        net = _integer(src - shift).astype(np.int64) - _integer(snk - shift)
+        rcap, tr = [], []
+        for row, job in enumerate(jobs):
+            if job in self.flows:
+                residual, last_tr, last_net = self.flows[job]
+                rcap.append(residual)
+                tr.append(last_tr + (net[row] - last_net))
+            else:
+                rcap.append(self.arc_caps)
+                tr.append(net[row])
+        rcap, tr = np.concatenate(rcap), np.concatenate(tr)
+        offsets = np.arange(len(jobs))[:, None] * n
+        edge_a = (tree.edge_a[None] + offsets).ravel().astype(np.int64)
+        edge_b = (tree.edge_b[None] + offsets).ravel().astype(np.int64)
+        side = bk_flow(len(tr), edge_a, edge_b, rcap, tr)
+        for row, job in enumerate(jobs):
+            self.flows[job] = (rcap[row * arcs : (row + 1) * arcs], tr[row * n : (row + 1) * n], net[row])
+        return list(side.reshape(len(jobs), n))

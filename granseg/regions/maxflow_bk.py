@@ -16,16 +16,13 @@ INFINITE = 1 << 40
 
 
 @numba.njit(cache=True, nogil=True)
-def _arcs(n, edge_a, edge_b, caps):
-    """``head``, residual ``rcap`` of the ``2E`` arcs, and the arcs out of node i:
-    ``out_arcs[start[i]:start[i + 1]]``."""
+def _arcs(n, edge_a, edge_b):
+    """``head`` of the ``2E`` arcs and the arcs out of node i: ``out_arcs[start[i]:start[i + 1]]``."""
     m = len(edge_a)
     head = np.empty(2 * m, np.int64)
-    rcap = np.empty(2 * m, np.int64)
     degree = np.zeros(n + 1, np.int64)
     for e in range(m):
         head[2 * e], head[2 * e + 1] = edge_b[e], edge_a[e]
-        rcap[2 * e], rcap[2 * e + 1] = caps[e], caps[e]
         degree[edge_a[e] + 1] += 1
         degree[edge_b[e] + 1] += 1
     start = np.cumsum(degree)
@@ -36,7 +33,7 @@ def _arcs(n, edge_a, edge_b, caps):
         fill[edge_a[e]] += 1
         out_arcs[fill[edge_b[e]]] = 2 * e + 1
         fill[edge_b[e]] += 1
-    return head, rcap, start, out_arcs
+    return head, start, out_arcs
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -197,8 +194,22 @@ def bk_min_cut(n, edge_a, edge_b, caps, src, snk):
     """``(n,)`` bool source side of the minimal minimum cut (arguments: ``int64`` arrays, see
     :func:`granseg.regions.maxflow.min_cut_side`): Boykov-Kolmogorov maximum flow, then the residual graph's
     nodes reachable from the source."""
-    head, rcap, start, out_arcs = _arcs(n, edge_a, edge_b, caps)
-    tr = src - snk
+    rcap = np.empty(2 * len(caps), np.int64)
+    rcap[0::2] = caps
+    rcap[1::2] = caps
+    return bk_flow(n, edge_a, edge_b, rcap, src - snk)
+
+
+@numba.njit(cache=True, nogil=True)
+def bk_flow(n, edge_a, edge_b, rcap, tr):
+    """:func:`bk_min_cut` from a flow already in the graph (a warm start; Kohli & Torr, ICCV 2005): ``rcap``
+    ``(2E,)`` residual capacities of the arcs (``2e``: a -> b, ``2e + 1``: b -> a), ``tr`` ``(n,)`` residual
+    terminal capacities (source -> i where > 0, i -> sink where < 0). Both are updated in place to the maximum
+    flow's residuals; returns the ``(n,)`` bool source side of the minimal minimum cut. A graph whose terminal
+    capacities changed by ``(d_src, d_snk)`` since its last flow restarts from ``tr + d_src - d_snk`` (adding the
+    same amount to both terminal capacities of a node shifts every cut by it), so the same cut comes out as from
+    scratch, after fewer augmentations."""
+    head, start, out_arcs = _arcs(n, edge_a, edge_b)
     parent = np.full(n, FREE, np.int64)
     is_sink = tr < 0
     ts = np.zeros(n, np.int64)

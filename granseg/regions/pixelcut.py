@@ -51,33 +51,59 @@ def refine_outline(
 ) -> np.ndarray:
     """``h x w`` bool refined ``mask`` (``h x w`` bool at the internal resolution). ``bin_ratio`` ``(B,)``
     colour log-likelihood ratio per used bin; ``fixed`` ``h x w`` int8: 1 / -1 where pixels must stay object /
-    background (clicks), 0 elsewhere. The graph is built on the band's bounding box (plus one pixel: every
+    background (clicks), 0 elsewhere. Works in the window of the mask and the fixed pixels grown by ``band`` + 1
+    (nothing outside it can change), and builds the graph on the band's bounding box (plus one pixel: every
     neighbour of a band pixel), so its cost follows the outline's length, not the image size."""
+    if band <= 0:
+        return mask
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows) or (len(rows) == mask.shape[0] and len(cols) == mask.shape[1] and mask.all()):
+        return mask
+    fixed_rows, fixed_cols = np.flatnonzero(fixed.any(1)), np.flatnonzero(fixed.any(0))
+    y0, y1 = fixed_rows.min(initial=rows[0]), fixed_rows.max(initial=rows[-1])
+    x0, x1 = fixed_cols.min(initial=cols[0]), fixed_cols.max(initial=cols[-1])
+    window = (
+        slice(max(y0 - band - 1, 0), y1 + band + 2),
+        slice(max(x0 - band - 1, 0), x1 + band + 2),
+    )
+    refined = _refine_window(image, window, mask[window], bin_ratio, fixed[window], band, smoothness)
+    if refined is None:
+        return mask
+    out = mask.copy()
+    out[window] = refined
+    return out
+
+
+def _refine_window(image: PixelImage, window, mask, bin_ratio, fixed, band: int, smoothness: float):
+    """:func:`refine_outline` inside the ``window`` (row, column slices) holding the mask's and the fixed pixels'
+    neighbourhood; ``mask`` / ``fixed`` are their crops. Returns the window's refined mask, or None where no pixel
+    is in the band (the mask stays as it is)."""
     m8 = mask.astype(np.uint8)
-    if band <= 0 or m8.all() or not m8.any():
-        return mask
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))
+    # the erosion treats pixels beyond the window as object (OpenCV's default border), as it treats those beyond
+    # the image; inside the image the window's margin keeps every mask pixel band + 1 away from its edge
     in_band = (cv2.dilate(m8, kernel) > 0) & ~(cv2.erode(m8, kernel) > 0) & (fixed == 0)
-    count = int(in_band.sum())
-    if count == 0:
-        return mask
     inside = mask | (fixed > 0)
     inside &= fixed >= 0
+    if not in_band.any():
+        return None
     rows, cols = np.flatnonzero(in_band.any(1)), np.flatnonzero(in_band.any(0))
     crop = (
         slice(max(rows[0] - 1, 0), rows[-1] + 2),
         slice(max(cols[0] - 1, 0), cols[-1] + 2),
     )
-    labels = _band_cut(image, crop, in_band[crop], inside[crop], bin_ratio, smoothness)
-    out = inside.copy()
-    out[crop][in_band[crop]] = labels
-    return out
+    offset = (window[0].start, window[1].start)
+    labels = _band_cut(image, crop, in_band[crop], inside[crop], bin_ratio, smoothness, offset)
+    inside[crop][in_band[crop]] = labels
+    return inside
 
 
-def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness) -> np.ndarray:
+def _band_cut(image: PixelImage, crop, in_band, inside, bin_ratio, smoothness, offset=(0, 0)) -> np.ndarray:
     """Object labels of the ``in_band`` pixels of the ``crop`` (row, column slices) window, the others fixed to
-    ``inside`` (see :func:`refine_outline`). Works on the band's pixel list (row-major), not the whole window;
-    compiled (:mod:`granseg.regions.pixelcut_compiled`) where the compiled max flow runs, the same graph."""
+    ``inside`` (see :func:`refine_outline`); ``crop`` counts from ``offset`` (row, column) in ``image``. Works on
+    the band's pixel list (row-major), not the whole window; compiled (:mod:`granseg.regions.pixelcut_compiled`)
+    where the compiled max flow runs, the same graph."""
+    crop = tuple(slice(c.start + o, c.stop + o) for c, o in zip(crop, offset))
     right = image.right[crop[0], crop[1].start : crop[1].stop - 1]
     down = image.down[crop[0].start : crop[0].stop - 1, crop[1]]
     if default_backend() == "numba":

@@ -14,7 +14,25 @@ def _pull(weight, fixed_inside, s, t):
     return s, t + weight
 
 
-@numba.njit(cache=True, nogil=True)
+def _signature(contrast):
+    """``band_graph``'s argument types, every 2-D crop in any memory layout (``"A"``), with ``contrast`` the
+    dtype of ``right`` / ``down`` (float32 from the predictor's Lab image, float64 elsewhere)."""
+    crop = numba.types.Array
+    return (
+        crop(numba.boolean, 2, "A"),
+        crop(numba.boolean, 2, "A"),
+        crop(numba.int64, 2, "A"),
+        crop(contrast, 2, "A"),
+        crop(contrast, 2, "A"),
+        crop(numba.float64, 1, "A"),
+        numba.float64,
+        numba.int64,
+    )
+
+
+# explicit signatures: one compiled version for every memory layout of the window's crops (contiguous or not);
+# without them each new combination of layouts compiled anew (about a second, once per machine and combination)
+@numba.njit([_signature(numba.float32), _signature(numba.float64)], cache=True, nogil=True)
 def band_graph(in_band, inside, bins, right, down, bin_ratio, smoothness, hard):
     """Edges ``(a, b, weight)`` between 4-adjacent band pixels and terminal weights ``src`` / ``snk`` of the
     ``in_band`` pixels (row-major numbering) of an ``h x w`` window: ``inside`` its fixed labels, ``bins`` its

@@ -34,6 +34,7 @@ Leaves are renumbered in depth-first order, so every node is a contiguous interv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -117,6 +118,16 @@ class RegionTree:
     def leaf_area(self) -> np.ndarray:
         """``(n_leaves,)`` pixel count of each leaf rank."""
         return self.area[self.leaf_node]
+
+    @cached_property
+    def leaf_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """The leaf graph as ``(start, neighbours)`` int64 arrays (computed once per tree): the leaves adjacent to
+        rank i are ``neighbours[start[i]:start[i + 1]]``."""
+        ends = np.concatenate([self.edge_a, self.edge_b]).astype(np.int64)
+        others = np.concatenate([self.edge_b, self.edge_a]).astype(np.int64)
+        order = np.argsort(ends, kind="stable")
+        start = np.concatenate([[0], np.cumsum(np.bincount(ends, minlength=self.n_leaves))]).astype(np.int64)
+        return start, others[order]
 
     def chain(self, node: int) -> list[int]:
         """Node ids from ``node`` up to its root."""
