@@ -277,6 +277,19 @@ def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colo
         assert jaccard(masks[1], out) < 0.6
 
 
+def _step_with_fixed_flow(warp: str, first: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """One tracker step on a flat grey frame with a given ``h x w x 2`` flow (new -> previous): the warped mask."""
+    from granseg.predict.video_track import FlowTracker
+
+    size = first.shape[0]
+    frame = np.full((size, size, 3), 90, np.uint8)
+    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
+    tracker = FlowTracker(None, config)
+    tracker.start_mask(frame, first, 1.0)
+    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
+    return tracker.step(frame)
+
+
 @pytest.mark.parametrize("warp", ["similarity", "union", "flow", "object"])
 def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_background_flow(warp):
     """A square moves by (+5, +3) px, but the flow says so only for its interior; along its outline the flow is
@@ -285,8 +298,6 @@ def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_backgro
     whole square."""
     import cv2
 
-    from granseg.predict.video_track import FlowTracker
-
     size, (dx, dy) = 96, (5, 3)
     first = np.zeros((size, size), bool)
     first[30:54, 30:54] = True
@@ -294,12 +305,7 @@ def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_backgro
     interior = cv2.erode(second.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     flow = np.zeros((size, size, 2), np.float32)  # new -> previous
     flow[interior] = (-dx, -dy)
-    frame = np.full((size, size, 3), 90, np.uint8)
-    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
-    tracker = FlowTracker(None, config)
-    tracker.start_mask(frame, first, 1.0)
-    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
-    out = tracker.step(frame)
+    out = _step_with_fixed_flow(warp, first, flow)
     recall = np.count_nonzero(out & second) / np.count_nonzero(second)
     if warp == "flow":
         assert jaccard(second, out) < 0.8 and recall < 0.85
@@ -319,8 +325,6 @@ def test_object_flow_warp_moves_each_part_of_a_deforming_mask_its_own_way(warp):
     similarity transform for the whole mask cannot."""
     import cv2
 
-    from granseg.predict.video_track import FlowTracker
-
     size, dx = 128, 5
     first = np.zeros((size, size), bool)
     first[50:74, 20:44] = first[50:74, 84:108] = True
@@ -330,12 +334,7 @@ def test_object_flow_warp_moves_each_part_of_a_deforming_mask_its_own_way(warp):
     kernel = np.ones((9, 9), np.uint8)
     flow[cv2.erode(left.astype(np.uint8), kernel) > 0] = (dx, 0)
     flow[cv2.erode(right.astype(np.uint8), kernel) > 0] = (-dx, 0)
-    frame = np.full((size, size, 3), 90, np.uint8)
-    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
-    tracker = FlowTracker(None, config)
-    tracker.start_mask(frame, first, 1.0)
-    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
-    out = tracker.step(frame)
+    out = _step_with_fixed_flow(warp, first, flow)
     recall = np.count_nonzero(out & (left | right)) / np.count_nonzero(left | right)
     if warp == "object":
         assert recall > 0.97
