@@ -18,13 +18,17 @@ on the other 50 (``--skip 50``).
 
 Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundary + colour + LBP distance),
 ``learned`` (oriented gradients and the learned criterion over the same SLIC leaves: the ``ucm`` edge map's tree),
-``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights).
+``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights),
+``learned-spectral`` (``learned`` + the spectral cue, ``build_region_tree(..., spectral=True)``, its own fitted
+weights); ``-pow3``: heights ``(1 - p) ** 3`` (the predictor's default).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import functools
 import os
 import platform
 import sys
@@ -45,6 +49,9 @@ VARIANTS = {
 }
 for _power in (2, 3, 4):  # heights (1 - p) ** power: the same tree and UCM order, other persistences
     VARIANTS[f"learned-pow{_power}"] = {"merge": "learned", "power": _power}
+# + gPb's spectral globalisation (granseg/regions/spectral.py) as features of the criterion (its own fit)
+VARIANTS["learned-spectral"] = {"merge": "learned", "spectral": True}
+VARIANTS["learned-spectral-pow3"] = {"merge": "learned", "spectral": True, "power": 3}
 
 
 def tree_for(image, name: str):
@@ -147,8 +154,7 @@ def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
     tree: the COCO sample and the first ``bsds_images`` of BSDS val's report half (benchmarks/bench_auto.py)."""
     from bench_auto import COCO, bsds_ground_truth
 
-    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
-    from granseg.io.images import load_image
+    from granseg.eval.whole_image import load_ground_truth
     from granseg.predict.automatic import AutomaticSegmenter, preset_config
     from granseg.predict.hierarchy import build_hierarchy
 
@@ -164,14 +170,41 @@ def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
         merge, power = VARIANTS[name]["merge"], float(VARIANTS[name].get("power", 1.0))
         predictor = build_hierarchy(device="cpu", tree_merge=merge, height_power=power).create_predictor()
         segmenter = AutomaticSegmenter(predictor, preset_config("official", source="tree"))
-        for set_name, (gt, paths) in sets.items():
-            gt = load_ground_truth(gt)
-            predictions = {
-                i["file_name"]: segmenter.generate(load_image(paths[i["file_name"]])) for i in gt["images"]
-            }
-            metrics = evaluate_ar(gt, predictions)
-            out[(set_name, name)] = [metrics[f"AR@{k}"] for k in (10, 100, 1000)]
-            print(set_name, name, out[(set_name, name)], flush=True)
+        with _tree_builder(VARIANTS[name].get("spectral", False)):
+            out.update(_recall_sets(segmenter, sets, name))
+    return out
+
+
+@contextlib.contextmanager
+def _tree_builder(spectral: bool):
+    """The predictor builds its tree with the spectral cue inside this block when ``spectral`` (its config has no
+    such field: the option lives in ``build_region_tree``)."""
+    if not spectral:
+        yield
+        return
+    import granseg.predict.hierarchy as module
+
+    original = module.build_region_tree
+    module.build_region_tree = functools.partial(original, spectral=True)
+    try:
+        yield
+    finally:
+        module.build_region_tree = original
+
+
+def _recall_sets(segmenter, sets: dict, name: str) -> dict:
+    from granseg.eval.whole_image import evaluate_ar, load_ground_truth
+    from granseg.io.images import load_image
+
+    out = {}
+    for set_name, (gt, paths) in sets.items():
+        gt = load_ground_truth(gt)
+        predictions = {
+            i["file_name"]: segmenter.generate(load_image(paths[i["file_name"]])) for i in gt["images"]
+        }
+        metrics = evaluate_ar(gt, predictions)
+        out[(set_name, name)] = [metrics[f"AR@{k}"] for k in (10, 100, 1000)]
+        print(set_name, name, out[(set_name, name)], flush=True)
     return out
 
 

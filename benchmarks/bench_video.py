@@ -138,11 +138,17 @@ def run_neural(
 
 
 def run_synthetic(
-    seeds: list[int], n_frames: int, size: int, model_set: dict | None = None, overrides: dict | None = None
+    seeds: list[int],
+    n_frames: int,
+    size: int,
+    model_set: dict | None = None,
+    overrides: dict | None = None,
+    baseline: bool = True,
 ) -> dict:
     """Per-frame IoU of a part (g = 0.2) and of an object (g = 1.0) on synthetic moving scenes, for the tracker
     and the re-click baseline, one click on frame 0 at the node's deepest point (``model_set``: hierarchy
-    model overrides, as ``--model-set``; ``overrides``: FlowTrackerConfig overrides, as ``--set``)."""
+    model overrides, as ``--model-set``; ``overrides``: FlowTrackerConfig overrides, as ``--set``; ``baseline``
+    False: the tracker only, as ``--no-baseline``)."""
     import numpy as np
 
     from granseg.eval.video import jaccard
@@ -162,8 +168,10 @@ def run_synthetic(
                 start = time.perf_counter()
                 tracked = [m[1] for _, m in session.propagate("forward")]
                 seconds = time.perf_counter() - start
-                reclick = propagate_with_clicks(predictor, list(clip.frames), gts[0], g)
-                for method, preds in (("track", tracked), ("reclick", reclick)):
+                runs = [("track", tracked)]
+                if baseline:
+                    runs.append(("reclick", propagate_with_clicks(predictor, list(clip.frames), gts[0], g)))
+                for method, preds in runs:
                     ious = [jaccard(gts[t], preds[t]) for t in range(n_frames)]
                     rows.append(
                         {
@@ -215,11 +223,16 @@ def main() -> None:
     parser.add_argument("--first", default="click", choices=["click", "mask"], help="first-frame prompt")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--synthetic", default=None, help="seeds (e.g. 100-104): synthetic clips, not DAVIS")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="synthetic: the tracker only (no re-click baseline)"
+    )
     args = parser.parse_args()
     if args.synthetic:
         lo, _, hi = args.synthetic.partition("-")
         seeds = list(range(int(lo), int(hi or lo) + 1))
-        result = run_synthetic(seeds, 60, 160, json.loads(args.model_set), json.loads(args.set))
+        result = run_synthetic(
+            seeds, 60, 160, json.loads(args.model_set), json.loads(args.set), baseline=not args.no_baseline
+        )
         for row in result["rows"]:
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ious"})
         for node in ("part", "object"):

@@ -1,7 +1,7 @@
 """Fit the learned merge criterion of the region tree (granseg/regions/learned.py) on human segmentations.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_merge.py [--fit 50] [--rounds 3] [--leaves slic|watershed]
-        [--out granseg/regions/merge_weights.json]
+        [--spectral] [--out granseg/regions/merge_weights.json]
 
 Data: BSDS500 val (../shared/data/bsds500), sorted ids; the first ``--fit`` images are fit on, the rest are
 held out for the reports (benchmarks/bench_tree.py uses the same split).
@@ -13,6 +13,8 @@ The model is a logistic regression (Newton's method, L2 penalty ``--l2`` on stan
 pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``), with the
 signs of ``granseg.regions.learned.FEATURE_SIGNS`` imposed (active set): p(same) never rises with a stronger
 border or a larger colour / texture difference, so the merge order cannot invert at the strongest outlines.
+``--spectral``: with gPb's spectral cue (granseg/regions/spectral.py; features + SPECTRAL_FEATURES), written to
+merge_weights_spectral.json by default.
 """
 
 from __future__ import annotations
@@ -31,19 +33,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bsds500"
 
 
-def initial_model():
-    from granseg.regions.learned import FEATURES, MergeModel
+def initial_model(spectral: bool = False):
+    from granseg.regions.learned import MergeModel, feature_names
 
-    weights = np.zeros(len(FEATURES))
+    size = len(feature_names(spectral))
+    weights = np.zeros(size)
     weights[:20] = [-1.0] * 12 + [-2.0] * 4 + [-3.0, -0.5, 0.0, 1.0]
-    return MergeModel(weights, 0.0, np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
+    return MergeModel(weights, 0.0, np.zeros(size), np.ones(size), spectral)
 
 
-def prepare(image_id: str, leaves: str):
+def prepare(image_id: str, leaves: str, spectral: bool = False):
     """Leaves, statistics and the per-leaf human-segment counts ``(n, S)`` of one image (annotators stacked)."""
     from granseg.eval.datasets.bsds import read_bsds_ground_truth
     from granseg.io.images import load_image
     from granseg.regions.cues import to_lab
+    from granseg.regions.spectral import spectral_cues
     from granseg.regions.superpixels import resize_long_side
     from granseg.regions.tree import TreeParams, learned_leaves, learned_statistics
 
@@ -53,7 +57,8 @@ def prepare(image_id: str, leaves: str):
     small, _ = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
     labels, cues = learned_leaves(small, lab, params, leaves)
-    stats, edges = learned_statistics(labels, lab, cues)
+    extra = spectral_cues(cues.combined()) if spectral else None
+    stats, edges = learned_statistics(labels, lab, cues, extra)
     n = int(labels.max()) + 1
     counts, offset = [], 0
     for seg in segmentations:
@@ -94,7 +99,7 @@ def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25
 
     ``signs`` ``(F,)`` in {-1, 0, +1}: a weight whose fitted sign disagrees with a non-zero entry is fixed at 0 and
     the rest refit, until none disagrees (an active-set fit: the model stays monotone in every signed feature)."""
-    from granseg.regions.learned import MergeModel
+    from granseg.regions.learned import FEATURES, MergeModel
 
     mean = np.average(features, axis=0, weights=weight)
     scale = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weight)) + 1e-9
@@ -106,7 +111,7 @@ def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25
         beta[free] = _newton(x[:, free], target, weight, l2, iterations)
         wrong = free[1:] & (beta[1:] * signs < 0)
         if not wrong.any():
-            return MergeModel(beta[1:], float(beta[0]), mean, scale)
+            return MergeModel(beta[1:], float(beta[0]), mean, scale, features.shape[1] > len(FEATURES))
         free[1:][wrong] = False
 
 
@@ -139,6 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--weighting", default="sqrt", choices=["sqrt", "length", "one"], help="pair weights")
     parser.add_argument("--leaves", default="slic", choices=["slic", "watershed"])
+    parser.add_argument("--spectral", action="store_true", help="with the spectral cue (slic leaves)")
     parser.add_argument(
         "--free-signs",
         action="store_true",
@@ -146,23 +152,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="default: the shipped file for --leaves")
     args = parser.parse_args(argv)
-    from granseg.regions.learned import FEATURE_SIGNS
+    from granseg.regions.learned import WEIGHTS_FILES, feature_signs
 
     if args.out is None:
-        from granseg.regions.learned import WEIGHTS_FILES
-
-        args.out = WEIGHTS_FILES[args.leaves]
+        args.out = WEIGHTS_FILES[f"{args.leaves}-spectral" if args.spectral else args.leaves]
     ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
     start = time.perf_counter()
-    prepared = [prepare(i, args.leaves) for i in ids]
+    prepared = [prepare(i, args.leaves, args.spectral) for i in ids]
     print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
-    model, pool = initial_model(), []
+    model, pool = initial_model(args.spectral), []
     for round_index in range(args.rounds):
         batch = [samples(p, model, args.weighting) for p in prepared]
         pool.extend(batch)
         features, target, weight = (np.concatenate([s[k] for s in pool]) for k in range(3))
         before = log_loss(model, *(np.concatenate([s[k] for s in batch]) for k in range(3)))
-        signs = None if args.free_signs else FEATURE_SIGNS
+        signs = None if args.free_signs else feature_signs(args.spectral)
         model = fit_logistic(features, target, weight, args.l2, signs=signs)
         print(
             f"round {round_index}: {len(features)} pairs, loss of the model that made them {before:.4f}, "
@@ -175,8 +179,9 @@ def main(argv=None) -> int:
         "rounds": args.rounds,
         "l2": args.l2,
         "leaves": args.leaves,
+        "spectral": args.spectral,
         "weighting": args.weighting,
-        "signs": "free" if args.free_signs else "monotone (granseg.regions.learned.FEATURE_SIGNS)",
+        "signs": "free" if args.free_signs else "monotone (granseg.regions.learned.feature_signs)",
         "pairs": int(sum(len(s[0]) for s in pool)),
         "command": "benchmarks/fit_merge.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }

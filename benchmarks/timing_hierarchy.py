@@ -1,7 +1,7 @@
 """Speed of the `hierarchy` predictor at 1024 px next to cv2.grabCut `predict` in the same process.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/timing_hierarchy.py [--tree handcrafted|learned]
-        [--repeats 30] [--maxflow numba|scipy] [FIELD=VALUE ...]
+        [--repeats 30] [--maxflow numba|scipy] [--spectral] [FIELD=VALUE ...]
 
 Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side). Each case runs ``--repeats`` times on fresh random
 clicks (seeded); the script prints the median wall time and the median CPU time (``time.process_time``: on a
@@ -10,7 +10,8 @@ shared machine, the wall time also counts the waits for a core) and the ratio to
 predictor's ``tree_merge`` where the config has it, else ``build_region_tree(merge=...)``; default: the
 predictor's own). ``--maxflow`` picks the min-cut solver (``GRANSEG_MAXFLOW``; default: the compiled one when numba
 is installed, see granseg.regions.maxflow); the solver is warmed up (compiled or loaded from numba's cache) before
-the timed calls. ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
+the timed calls. ``--spectral``: the tree with gPb's spectral cue (``build_region_tree(..., spectral=True)``, not a
+config field). ``FIELD=VALUE`` overrides ``HierarchyConfig`` fields.
 """
 
 import argparse
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--tree", choices=["handcrafted", "learned"])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--maxflow", choices=["numba", "scipy"])
+    parser.add_argument("--spectral", action="store_true", help="tree with the spectral cue")
     parser.add_argument("overrides", nargs="*", help="HierarchyConfig FIELD=VALUE")
     args = parser.parse_args()
     over = dict(kv.split("=") for kv in args.overrides)
@@ -69,6 +71,10 @@ def main() -> None:
     elif args.tree:  # a predictor without the switch: its tree builder with that criterion
         hierarchy_module.build_region_tree = functools.partial(
             hierarchy_module.build_region_tree, merge=args.tree
+        )
+    if args.spectral:
+        hierarchy_module.build_region_tree = functools.partial(
+            hierarchy_module.build_region_tree, spectral=True
         )
 
     img = load_image(Path(__file__).resolve().parents[2] / "shared/data/grabcut/data_GT/flower.jpg")
@@ -83,7 +89,7 @@ def main() -> None:
     except ImportError:  # code before the compiled solver
         solver = "scipy"
     print(
-        f"image {img.shape[1]} x {img.shape[0]}, tree {tree}, max flow {solver}, load {os.getloadavg()[0]:.1f}"
+        f"image {img.shape[1]} x {img.shape[0]}, tree {tree}{' + spectral' if args.spectral else ''}, max flow {solver}, load {os.getloadavg()[0]:.1f}"
     )
     rng = np.random.default_rng(0)
 

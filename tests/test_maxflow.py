@@ -93,6 +93,13 @@ def test_hierarchy_masks_are_the_same_with_either_backend(monkeypatch):
         np.testing.assert_array_equal(fast[key], fallback[key], err_msg=key)
 
 
+def _random_pixel_image(rng: np.random.Generator, h: int, w: int) -> PixelImage:
+    """An ``h x w`` pixel image with random colour bins (16) and random right / down edge weights in [0, 1)."""
+    return PixelImage(
+        bins=rng.integers(0, 16, (h, w)), right=rng.random((h, w - 1)), down=rng.random((h - 1, w))
+    )
+
+
 def _reference_band_cut(image, crop, in_band, inside, bin_ratio, smoothness, backend) -> np.ndarray:
     """The band graph built over the whole window (the construction before the pixel-list one)."""
     count = int(in_band.sum())
@@ -132,9 +139,7 @@ def test_band_cut_matches_the_window_wide_construction(backend, monkeypatch):
     rng = np.random.default_rng(2)
     for trial in range(12):
         h, w = rng.integers(20, 60, 2)
-        image = PixelImage(
-            bins=rng.integers(0, 16, (h, w)), right=rng.random((h, w - 1)), down=rng.random((h - 1, w))
-        )
+        image = _random_pixel_image(rng, h, w)
         mask = np.zeros((h, w), np.uint8)
         cv2.circle(mask, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(5, 25)), 1, -1)
         kernel = np.ones((5, 5), np.uint8)
@@ -237,9 +242,7 @@ def test_refine_outline_in_a_window_matches_the_whole_image(backend, monkeypatch
     rng = np.random.default_rng(6)
     for trial in range(16):
         h, w = rng.integers(30, 80, 2)
-        image = PixelImage(
-            bins=rng.integers(0, 16, (h, w)), right=rng.random((h, w - 1)), down=rng.random((h - 1, w))
-        )
+        image = _random_pixel_image(rng, h, w)
         mask = np.zeros((h, w), np.uint8)
         centre = (int(rng.integers(-5, w + 5)), int(rng.integers(-5, h + 5)))
         cv2.circle(mask, centre, int(rng.integers(3, 20)), 1, -1)

@@ -277,14 +277,26 @@ def test_moved_pixels_grabcut_drops_are_kept_when_they_have_the_first_masks_colo
         assert jaccard(masks[1], out) < 0.6
 
 
-@pytest.mark.parametrize("warp", ["similarity", "union", "flow"])
+def _step_with_fixed_flow(warp: str, first: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """One tracker step on a flat grey frame with a given ``h x w x 2`` flow (new -> previous): the warped mask."""
+    from granseg.predict.video_track import FlowTracker
+
+    size = first.shape[0]
+    frame = np.full((size, size, 3), 90, np.uint8)
+    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
+    tracker = FlowTracker(None, config)
+    tracker.start_mask(frame, first, 1.0)
+    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
+    return tracker.step(frame)
+
+
+@pytest.mark.parametrize("warp", ["similarity", "union", "flow", "object"])
 def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_background_flow(warp):
     """A square moves by (+5, +3) px, but the flow says so only for its interior; along its outline the flow is
     the (still) background's, as a smoothed dense flow gives. The per-pixel warp loses the leading edge; the
-    similarity fit to the interior's flow moves the whole square."""
+    similarity fit to the interior's flow, and the interior's flow carried to the outline ("object"), move the
+    whole square."""
     import cv2
-
-    from granseg.predict.video_track import FlowTracker
 
     size, (dx, dy) = 96, (5, 3)
     first = np.zeros((size, size), bool)
@@ -293,19 +305,68 @@ def test_similarity_warp_moves_the_whole_mask_when_the_outline_takes_the_backgro
     interior = cv2.erode(second.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     flow = np.zeros((size, size, 2), np.float32)  # new -> previous
     flow[interior] = (-dx, -dy)
-    frame = np.full((size, size, 3), 90, np.uint8)
-    config = FlowTrackerConfig(warp=warp, refine="none", occlusion=False, keep_moved=0.0, work_long_side=size)
-    tracker = FlowTracker(None, config)
-    tracker.start_mask(frame, first, 1.0)
-    tracker._flow = type("Fixed", (), {"calc": lambda self, *args: flow})()
-    out = tracker.step(frame)
+    out = _step_with_fixed_flow(warp, first, flow)
     recall = np.count_nonzero(out & second) / np.count_nonzero(second)
     if warp == "flow":
         assert jaccard(second, out) < 0.8 and recall < 0.85
     elif warp == "similarity":
         assert jaccard(second, out) > 0.97
+    elif warp == "object":  # the leading edge is kept (the trailing band, flow 0, stays as in the flow warp)
+        assert recall > 0.97 and jaccard(second, out) > 0.75
     else:  # the union holds the whole moved square and the per-pixel warp's leftovers
         assert recall > 0.97 and np.count_nonzero(out) > np.count_nonzero(second)
+
+
+@pytest.mark.parametrize("warp", ["object", "similarity"])
+def test_object_flow_warp_moves_each_part_of_a_deforming_mask_its_own_way(warp):
+    """One mask of two squares that move apart (left one 5 px left, right one 5 px right); as from a smoothed
+    dense flow, only their interiors carry their motion. The object's flow, carried from each interior to its own
+    outline, moves each square whole (recall; the trailing bands, flow 0, stay as with any backward warp); one
+    similarity transform for the whole mask cannot."""
+    import cv2
+
+    size, dx = 128, 5
+    first = np.zeros((size, size), bool)
+    first[50:74, 20:44] = first[50:74, 84:108] = True
+    left, right = np.zeros_like(first), np.zeros_like(first)
+    left[50:74, 20 - dx : 44 - dx] = right[50:74, 84 + dx : 108 + dx] = True
+    flow = np.zeros((size, size, 2), np.float32)  # new -> previous
+    kernel = np.ones((9, 9), np.uint8)
+    flow[cv2.erode(left.astype(np.uint8), kernel) > 0] = (dx, 0)
+    flow[cv2.erode(right.astype(np.uint8), kernel) > 0] = (-dx, 0)
+    out = _step_with_fixed_flow(warp, first, flow)
+    recall = np.count_nonzero(out & (left | right)) / np.count_nonzero(left | right)
+    if warp == "object":
+        assert recall > 0.97
+    else:
+        assert recall < 0.95
+
+
+def test_redetection_looks_near_the_expected_place_first_and_farther_the_longer_the_object_is_hidden():
+    """A blob of the object's colours 1.2 object sizes from where the object is expected: with ``search_ramp``
+    3 it is not taken on the first missed frame (half an object size is searched), but it is once the object has
+    been hidden for two frames (1.5 sizes); without the ramp it is taken at once (2 sizes)."""
+    import cv2
+
+    frames, masks = _square_clip()
+    lab = [cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in frames]
+    for ramp in (0, 3):
+        memory = TrackMemory(lost_ratio=0.3, search_radius=2.0, search_ramp=ramp)
+        memory.start(lab[0], masks[0])
+        expected = np.array([28.5 + 1.2 * 24, 47.5])  # the square of frame 3 is centred at (28.5, 47.5)
+        memory.centre, memory.velocity = expected.copy(), np.zeros(2)
+        first_try = memory.redetect(lab[3])
+        if ramp == 0:
+            assert first_try is not None and jaccard(masks[3], first_try) > 0.8
+            continue
+        assert first_try is None
+        memory.coast(masks[0])
+        assert memory.redetect(lab[3]) is None  # hidden one frame: one object size
+        memory.coast(masks[0])
+        found = memory.redetect(lab[3])
+        assert found is not None and jaccard(masks[3], found) > 0.8
+        memory.remember(lab[3], found)
+        assert memory.unseen == 0 and not memory.hidden
 
 
 def test_unknown_warp_is_refused():

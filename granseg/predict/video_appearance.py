@@ -76,7 +76,12 @@ class TrackMemory:
     """Colour, size and speed of one tracked object, and whether it is hidden; see the module docstring."""
 
     def __init__(
-        self, lost_ratio: float = 0.3, search_radius: float = 2.0, rate: float = 0.1, relative: bool = True
+        self,
+        lost_ratio: float = 0.3,
+        search_radius: float = 2.0,
+        rate: float = 0.1,
+        relative: bool = True,
+        search_ramp: int = 0,
     ) -> None:
         """``relative``: the remembered area and own-colour fraction follow every visible mask (EMA), and the
         own-colour test is relative to the remembered fraction; False: the older rule (area learnt only from
@@ -93,6 +98,8 @@ class TrackMemory:
         self.centre: np.ndarray | None = None
         self.velocity = np.zeros(2)
         self.hidden = False
+        self.search_ramp = search_ramp
+        self.unseen = 0  # frames the object has been hidden so far
 
     def start(self, lab: np.ndarray, mask: np.ndarray) -> None:
         self.appearance = Appearance(rate=self.rate)
@@ -127,7 +134,7 @@ class TrackMemory:
         centre = centroid(mask)
         if self.centre is not None and not self.hidden:
             self.velocity = 0.7 * self.velocity + 0.3 * (centre - self.centre)
-        self.centre, self.hidden = centre, False
+        self.centre, self.hidden, self.unseen = centre, False, 0
         if self.relative:  # a gradual change of size (the object drives away) or of colour is followed
             self.ref_area = (1 - self.rate) * self.ref_area + self.rate * float(mask.sum())
             self.ref_own = (1 - self.rate) * self.ref_own + self.rate * self._own_fraction(lab, mask)
@@ -139,10 +146,21 @@ class TrackMemory:
     def coast(self, mask: np.ndarray) -> np.ndarray:
         """The object is hidden: ``mask`` (its last good one) moved by the velocity."""
         self.hidden = True
+        self.unseen += 1
         shift = np.float32([[1, 0, self.velocity[0]], [0, 1, self.velocity[1]]])
         if self.centre is not None:
             self.centre = self.centre + self.velocity
         return cv2.warpAffine(mask.astype(np.uint8), shift, mask.shape[::-1]) > 0
+
+    def search_distance(self) -> float:
+        """How far (px) from the expected position re-detection looks: ``search_radius`` x sqrt(remembered area);
+        with ``search_ramp`` > 0 it starts at ``1 / (search_ramp + 1)`` of that on the first frame the object is
+        missed and grows linearly to it over ``search_ramp`` more hidden frames (the expected position is
+        surest just after the object was last seen)."""
+        full = self.search_radius * np.sqrt(self.ref_area)
+        if self.search_ramp <= 0:
+            return full
+        return full * min(1.0, (1 + self.unseen) / (1 + self.search_ramp))
 
     def redetect(self, lab: np.ndarray, accept=None) -> np.ndarray | None:
         """The object-coloured blob (``p > 0.5`` and a colour the object has shown) of ``[lost_ratio, 1 /
@@ -158,7 +176,7 @@ class TrackMemory:
             if not self.lost_ratio <= stats[k, cv2.CC_STAT_AREA] / self.ref_area <= 1 / self.lost_ratio:
                 continue
             dist = float(np.hypot(*(centres[k] - self.centre)))
-            if dist < self.search_radius * np.sqrt(self.ref_area):
+            if dist < self.search_distance():
                 near.append((dist, k))
         for _, k in sorted(near):
             blob = labels == k

@@ -14,8 +14,10 @@ not move against the background, the predictor's own mask at g.
 **Step** (:meth:`FlowTracker.step`), at a working scale (long side ``work_long_side``):
 
 1. Dense flow (OpenCV DIS) from the new frame back to the previous one moves the previous mask (bilinear,
-   ``> 0.5``) and the clicks into the new frame (``warp``: per pixel; or the whole mask by one similarity
-   transform fit to its interior's flow, :func:`warp_similarity`; or the union of both). With ``capture`` (an
+   ``> 0.5``) and the clicks into the new frame (``warp``: by the object's own flow, the flow of the pixels
+   coming from deep inside the mask carried to its outline, :func:`granseg.predict.video_warp.warp_object_flow`,
+   the default; per pixel; the whole mask by one similarity transform fit to its interior's flow,
+   :func:`warp_similarity`; or the union of the last two). With ``capture`` (an
    option) a flow that no longer moves the mask like the object moved against the camera (captured by the
    background) is replaced by the camera's motion plus the object's remembered own motion.
 2. GrabCut (OpenCV) on a crop around the moved mask, from a trimap: the mask eroded by ``band`` x sqrt(area)
@@ -27,7 +29,8 @@ not move against the background, the predictor's own mask at g.
    memory follow gradual change with ``occlusion_relative``): a mask with too few pixels of the object's own colours
    means the object is hidden: the step returns an empty mask, the last good
    mask coasts at the object's velocity, and the object is searched for by colour (with ``capture``: and by its
-   own motion) until it is found again (with ``reemerge``: or until the tracked mask is visible again).
+   own motion), within a distance of the expected position that grows with the frames it has been hidden
+   (``search_ramp``), until it is found again (with ``reemerge``: or until the tracked mask is visible again).
 
 Masks are ``H x W`` bool at the original frame size on output; points are ``(x, y)`` pixels of the original frame.
 """
@@ -50,8 +53,10 @@ from granseg.predict.video_motion import (
     moves_like,
     residual_of,
 )
+from granseg.predict.video_warp import warp_object_flow
 
 LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+WARPS = ("flow", "similarity", "union", "object")
 
 
 @dataclass
@@ -71,11 +76,15 @@ class FlowTrackerConfig(Config):
     # ring around the moved mask does (p(object | colour) > keep_moved; 0: off)
     keep_moved: float = 0.65
     keep_bins: int = 8  # CIELAB histogram bins per channel for keep_moved
-    # how the previous mask is moved: "flow" (per pixel), "similarity" (one rotation + scale + shift fit by RANSAC
-    # to the flow of the mask's interior: the boundary's flow, smeared by the background's, moves nothing) or
-    # "union" (both). "flow" stays the default: "similarity" (with lost_ratio 0.25) won on the tune pair and the
-    # synthetic clips but lost on the held-out DAVIS sequences (docs/video.md)
-    warp: str = "flow"
+    # how the previous mask is moved: "object" (by the object's own flow: the flow of the pixels coming from deep
+    # inside the mask, carried to its outline by normalised convolution, video_warp.warp_object_flow; local, so
+    # a deforming object's parts keep their own motion), "flow" (per pixel: the outline takes the background's
+    # smeared flow and the mask loses its leading edge a little on every frame), "similarity" (one rotation +
+    # scale + shift fit by RANSAC to the flow of the mask's interior) or "union" (flow | similarity). "object"
+    # is the default since video13g (tune pair, synthetic clips; "similarity" had won on those but lost on the
+    # held-out DAVIS sequences, docs/video.md)
+    warp: str = "object"
+    object_spread: float = 1.0  # warp "object": Gaussian sigma of the flow extrapolation, x the band radius
     # > 0: the flow inside the mask is judged captured by the background (a thin occluder sweeping over the
     # object, the object's flow smeared into the camera's) when the mask's own motion against the camera's
     # departs from the remembered one by more than this fraction of it (the remembered one at least
@@ -98,6 +107,8 @@ class FlowTrackerConfig(Config):
     # warp "similarity")
     lost_ratio: float = 0.3
     search_radius: float = 2.0  # re-detection looks this many object sizes around the expected position
+    # > 0: ... starting at 1 / (search_ramp + 1) of that on the first missed frame, full after search_ramp more
+    search_ramp: int = 3
     occlusion_relative: bool = True  # TrackMemory(relative=...): size / colour memory follows gradual change
     motion_init: bool = True  # pick the first mask by motion (object-level g, with later frames)
     object_granularity: float = 0.9
@@ -275,8 +286,8 @@ class FlowTracker:
     def __init__(self, predictor, config: FlowTrackerConfig | None = None) -> None:
         self.predictor = predictor
         self.config = config or FlowTrackerConfig()
-        if self.config.warp not in ("flow", "similarity", "union"):
-            raise ValueError(f"warp must be 'flow', 'similarity' or 'union', not {self.config.warp!r}")
+        if self.config.warp not in WARPS:
+            raise ValueError(f"warp must be one of {WARPS}, not {self.config.warp!r}")
         preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{self.config.flow_preset.upper()}")
         self._flow = cv2.DISOpticalFlow_create(preset)
         self.granularity = 1.0
@@ -327,7 +338,10 @@ class FlowTracker:
         self.mask = self._last_good = resize_to(full.astype(np.float32), self._work_hw) > 0.5
         small = cv2.resize(frame, self._work_hw[::-1], interpolation=cv2.INTER_AREA)
         self.memory = TrackMemory(
-            self.config.lost_ratio, self.config.search_radius, relative=self.config.occlusion_relative
+            self.config.lost_ratio,
+            self.config.search_radius,
+            relative=self.config.occlusion_relative,
+            search_ramp=self.config.search_ramp,
         )
         lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
         self.memory.start(lab, self.mask)
@@ -363,7 +377,13 @@ class FlowTracker:
         self._move_clicks(flow)
         self.gray = gray
         mask = warped = moved > 0.5
-        if self.config.warp != "flow":
+        if self.config.warp == "object":
+            radius = max(1, int(self.config.band * np.sqrt(self.mask.sum())))
+            moving = flow if self.config.capture <= 0 else np.stack([map_x - grid_x, map_y - grid_y], -1)
+            own = warp_object_flow(self.mask, moving, radius, self.config.object_spread)
+            if own is not None:
+                mask = warped = own
+        elif self.config.warp != "flow":
             radius = max(1, int(self.config.band * np.sqrt(self.mask.sum())))
             rigid = warp_similarity(self.mask, map_x, map_y, radius)
             if rigid is not None:

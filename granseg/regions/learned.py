@@ -28,7 +28,15 @@ averaged over annotators). Greedy merging joins the most probable pair first; th
 running maximum of ``1 - p`` over its merges, so heights rise towards the root, lie in [0, 1] and are comparable
 across images (which one dataset-wide UCM threshold, the ODS, needs).
 
-All border statistics and histograms are additive over merges, so a pair's features are exact for any node.
+With the spectral cue (:mod:`granseg.regions.spectral`, ``build_region_tree(..., spectral=True)``; its own fit,
+``merge_weights_spectral.json``, written by ``benchmarks/fit_merge.py --spectral``; not shipped, as the cue did not
+improve the tree on BSDS: ``benchmarks/results/tree.md``) two features follow (:data:`SPECTRAL_FEATURES`):
+
+* ``log_border_spb``: log(1 + the mean sPb along the shared border) (the eigenvector gradients of gPb);
+* ``log_spectral``: log(1 + the distance of the two regions' mean spectral embeddings ``v_k / sqrt(lambda_k)``).
+
+All border statistics, histograms and embedding sums are additive over merges, so a pair's features are exact
+for any node.
 """
 
 from __future__ import annotations
@@ -43,9 +51,10 @@ import numpy as np
 from granseg.regions.agglomerate import agglomerate
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, SCALES
 
-WEIGHTS_FILES = {  # one fit per kind of leaves
+WEIGHTS_FILES = {  # one fit per kind of leaves (and per feature set: "-spectral" adds SPECTRAL_FEATURES)
     "slic": Path(__file__).with_name("merge_weights.json"),
     "watershed": Path(__file__).with_name("merge_weights_watershed.json"),
+    "slic-spectral": Path(__file__).with_name("merge_weights_spectral.json"),
 }
 BORDER_FEATURES = tuple(f"border:{c}@{s:g}" for c in CHANNELS for s in SCALES)
 BORDER_LOG_OFFSET = 0.05  # log(mean border + this): steep for faint borders, flat for strong ones
@@ -61,6 +70,7 @@ FEATURES = (
     "lab*log_min_area",
     "border_share*log_min_area",
 )
+SPECTRAL_FEATURES = ("log_border_spb", "log_spectral")  # appended to FEATURES with the spectral cue
 
 # Required sign of each weight (benchmarks/fit_merge.py imposes them; 0: free). Every feature that measures a
 # difference between the two regions (a border gradient, a histogram or colour distance) may only lower p(same),
@@ -80,16 +90,29 @@ FEATURE_SIGNS = np.array(
         0,  # border_share * log_min_area
     ]
 )
+SPECTRAL_SIGNS = np.array([-1, -1])  # a stronger sPb border, a larger embedding distance: never more p(same)
+
+
+def feature_names(spectral: bool = False) -> tuple[str, ...]:
+    """The features of the criterion without / with the spectral cue."""
+    return FEATURES + SPECTRAL_FEATURES if spectral else FEATURES
+
+
+def feature_signs(spectral: bool = False) -> np.ndarray:
+    """``(F,)`` required weight signs of :func:`feature_names` (``benchmarks/fit_merge.py``)."""
+    return np.concatenate([FEATURE_SIGNS, SPECTRAL_SIGNS]) if spectral else FEATURE_SIGNS
 
 
 @dataclass
 class MergeModel:
-    """Logistic regression over :data:`FEATURES`: ``p = sigmoid(bias + weights . ((x - mean) / scale))``."""
+    """Logistic regression over ``features`` (:data:`FEATURES`, + :data:`SPECTRAL_FEATURES` when ``spectral``):
+    ``p = sigmoid(bias + weights . ((x - mean) / scale))``."""
 
     weights: np.ndarray
     bias: float
     mean: np.ndarray
     scale: np.ndarray
+    spectral: bool = False
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """``(m,)`` logit of ``p(same)`` for ``(m, F)`` features."""
@@ -97,7 +120,7 @@ class MergeModel:
 
     def to_dict(self) -> dict:
         return {
-            "features": list(FEATURES),
+            "features": list(feature_names(self.spectral)),
             "weights": self.weights.tolist(),
             "bias": float(self.bias),
             "mean": self.mean.tolist(),
@@ -106,23 +129,33 @@ class MergeModel:
 
     @classmethod
     def from_dict(cls, data: dict) -> MergeModel:
-        if list(data["features"]) != list(FEATURES):
+        names = list(data["features"])
+        if names not in (list(FEATURES), list(feature_names(True))):
             raise ValueError("merge weights were fit on other features than granseg.regions.learned.FEATURES")
         arrays = [np.asarray(data[k], np.float64) for k in ("weights", "mean", "scale")]
-        return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2])
+        return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2], len(names) > len(FEATURES))
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def default_model(leaves: str = "slic") -> MergeModel:
-    """The shipped coefficients fit over ``leaves`` (:data:`WEIGHTS_FILES`, next to this module)."""
-    return MergeModel.from_dict(json.loads(WEIGHTS_FILES[leaves].read_text()))
+    """The shipped coefficients fit over ``leaves`` (a key of :data:`WEIGHTS_FILES`, next to this module).
+    ``"slic-spectral"`` is not shipped (the cue did not pay): ``benchmarks/fit_merge.py --spectral`` writes it."""
+    path = WEIGHTS_FILES[leaves]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no merge weights {path.name} for {leaves!r}: fit them with benchmarks/fit_merge.py "
+            f"{'--spectral' if leaves.endswith('-spectral') else '--leaves ' + leaves}, or pass a MergeModel"
+        )
+    return MergeModel.from_dict(json.loads(path.read_text()))
 
 
 class NodeStats:
     """Additive statistics of up to ``2n - 1`` nodes over ``n`` leaves: area, perimeter (border length to other
-    regions), summed CIELAB, and the concatenated histograms of :data:`~granseg.regions.gradients.CHANNELS`."""
+    regions), summed CIELAB, the concatenated histograms of :data:`~granseg.regions.gradients.CHANNELS` and,
+    with the spectral cue, the ``(n, k)`` summed spectral embedding ``embedding`` (None: no spectral cue; then
+    the borders given to :meth:`pair_features` hold the oriented gradients only, else the sPb last)."""
 
-    def __init__(self, area, perimeter, lab_sum, histograms, image_area: float) -> None:
+    def __init__(self, area, perimeter, lab_sum, histograms, image_area: float, embedding=None) -> None:
         n = len(area)
         total = 2 * n - 1
         self.image_area = float(image_area)
@@ -132,16 +165,23 @@ class NodeStats:
         self.hist = np.zeros((total, histograms.shape[1]))
         self.area[:n], self.perimeter[:n], self.lab[:n], self.hist[:n] = area, perimeter, lab_sum, histograms
         self.splits = np.cumsum([0, *(CHANNEL_BINS[c] for c in CHANNELS)])
+        self.embedding = None
+        if embedding is not None:
+            self.embedding = np.zeros((total, embedding.shape[1]))
+            self.embedding[:n] = embedding
 
     def merge(self, a: int, b: int, c: int, shared_length: float) -> None:
         self.area[c] = self.area[a] + self.area[b]
         self.perimeter[c] = self.perimeter[a] + self.perimeter[b] - 2.0 * shared_length
         self.lab[c] = self.lab[a] + self.lab[b]
         self.hist[c] = self.hist[a] + self.hist[b]
+        if self.embedding is not None:
+            self.embedding[c] = self.embedding[a] + self.embedding[b]
 
     def pair_features(self, a: np.ndarray, b: np.ndarray, borders: np.ndarray) -> np.ndarray:
-        """``(m, F)`` :data:`FEATURES` of node pairs ``a``, ``b`` (``(m,)`` ints) with ``(m, 1 + G)`` borders:
-        shared length, then the summed gradients along it."""
+        """``(m, F)`` features (:func:`feature_names`) of node pairs ``a``, ``b`` (``(m,)`` ints) with
+        ``(m, 1 + G)`` borders: shared length, then the summed gradients along it (the sPb last with the
+        spectral cue)."""
         length = np.maximum(borders[:, 0], 1e-9)
         area_a, area_b = self.area[a], self.area[b]
         pa = self.hist[a] / area_a[:, None]
@@ -151,10 +191,17 @@ class NodeStats:
         lab = np.linalg.norm(self.lab[a] / area_a[:, None] - self.lab[b] / area_b[:, None], axis=1) / 100.0
         small, large = np.minimum(area_a, area_b), np.maximum(area_a, area_b)
         small_perimeter = np.where(area_a <= area_b, self.perimeter[a], self.perimeter[b])
-        border = borders[:, 1:] / length[:, None]
+        spectral = self.embedding is not None
+        border = (borders[:, 1:-1] if spectral else borders[:, 1:]) / length[:, None]
         border_mean = border.mean(1)
         share = np.minimum(borders[:, 0] / np.maximum(small_perimeter, 1.0), 1.0)
         log_min_area = np.log(small / self.image_area)
+        extra = []
+        if spectral:
+            distance = np.linalg.norm(
+                self.embedding[a] / area_a[:, None] - self.embedding[b] / area_b[:, None], axis=1
+            )
+            extra = [np.log1p(borders[:, -1] / length), np.log1p(distance)]
         return np.column_stack(
             [
                 border,
@@ -167,6 +214,7 @@ class NodeStats:
                 border_mean * log_min_area,
                 lab * log_min_area,
                 share * log_min_area,
+                *extra,
             ]
         )
 

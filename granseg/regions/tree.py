@@ -41,7 +41,8 @@ import numpy as np
 from granseg.regions.agglomerate import agglomerate
 from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, gradient_cues
-from granseg.regions.learned import MergeModel, NodeStats, default_model, learned_merge
+from granseg.regions.learned import WEIGHTS_FILES, MergeModel, NodeStats, default_model, learned_merge
+from granseg.regions.spectral import spectral_cues
 from granseg.regions.superpixels import resize_long_side, superpixels, watershed_superpixels
 
 
@@ -292,8 +293,9 @@ def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leave
     return watershed_superpixels(cues.combined(), n_segments, WATERSHED_COMPACTNESS), cues
 
 
-def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues):
-    """``(NodeStats, edges)`` for :func:`granseg.regions.learned.learned_merge` over the ``h x w`` leaves."""
+def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues, spectral=None):
+    """``(NodeStats, edges)`` for :func:`granseg.regions.learned.learned_merge` over the ``h x w`` leaves;
+    ``spectral``: the :class:`~granseg.regions.spectral.SpectralCues` of the image (None: without that cue)."""
     n = int(labels.max()) + 1
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
@@ -302,11 +304,18 @@ def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues):
     for channel, codes in zip(CHANNELS, cues.codes):
         bins = CHANNEL_BINS[channel]
         histograms.append(np.bincount(flat * bins + codes.ravel(), minlength=n * bins).reshape(n, bins))
-    edge_a, edge_b, length, sums = border_sums(labels, cues.gradients, n)
+    maps, embedding = cues.gradients, None
+    if spectral is not None:
+        maps = np.concatenate([maps, spectral.boundary[None]])
+        embedding = np.stack(
+            [np.bincount(flat, weights=e.ravel(), minlength=n) for e in spectral.embedding], 1
+        )
+    edge_a, edge_b, length, sums = border_sums(labels, maps, n)
     perimeter = np.bincount(edge_a, weights=length, minlength=n) + np.bincount(
         edge_b, weights=length, minlength=n
     )
-    stats = NodeStats(area, perimeter, lab_sum, np.concatenate(histograms, 1).astype(np.float64), flat.size)
+    histograms = np.concatenate(histograms, 1).astype(np.float64)
+    stats = NodeStats(area, perimeter, lab_sum, histograms, flat.size, embedding)
     return stats, (edge_a, edge_b, np.column_stack([length, sums]))
 
 
@@ -316,17 +325,24 @@ def build_region_tree(
     merge: str = "learned",
     model: MergeModel | None = None,
     leaves: str = "slic",
+    spectral: bool = False,
 ) -> RegionTree:
     """Region tree of an ``H x W x 3`` uint8 RGB image (module docstring).
 
     ``merge``: ``"learned"`` (default; the ``hierarchy`` predictor's and the ``ucm`` edge map's tree: Pb-like
     oriented gradients and the logistic merge criterion ``model``, the one shipped for ``leaves`` when None) or
     ``"handcrafted"`` (the previous tree: SLIC leaves and the hand-weighted distance of :class:`TreeParams`). ``leaves`` (learned only): ``"slic"`` (default) or
-    ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges)."""
+    ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges). ``spectral`` (learned,
+    SLIC leaves): add gPb's spectral globalisation (:mod:`granseg.regions.spectral`) to the criterion's features,
+    with its own fit (``model``, or ``merge_weights_spectral.json`` from ``benchmarks/fit_merge.py --spectral``: not
+    shipped, the cue did not improve the tree); about 0.35 s more per image."""
     if merge not in MERGE_CRITERIA:
         raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
     if leaves not in LEAVES:
         raise ValueError(f"leaves must be one of {LEAVES}, got {leaves!r}")
+    weights_key = f"{leaves}-spectral" if spectral else leaves
+    if spectral and (merge != "learned" or weights_key not in WEIGHTS_FILES):
+        raise ValueError("spectral=True needs merge='learned' and leaves='slic'")
     params = params or TreeParams()
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
@@ -335,8 +351,14 @@ def build_region_tree(
         labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, strength, params)
     else:
         labels, cues = learned_leaves(small, lab, params, leaves)
-        stats, edges = learned_statistics(labels, lab, cues)
-        parent, children, height, node_area = learned_merge(stats, edges, model or default_model(leaves))
+        model = model or default_model(weights_key)
+        if model.spectral != spectral:
+            raise ValueError(
+                f"the merge model was fit {'with' if model.spectral else 'without'} the spectral cue"
+            )
+        extra = spectral_cues(cues.combined()) if spectral else None
+        stats, edges = learned_statistics(labels, lab, cues, extra)
+        parent, children, height, node_area = learned_merge(stats, edges, model)
         height = height**params.height_power
     tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
