@@ -44,7 +44,8 @@
 
 9. ``--no-g-warmup-steps N`` (optional, runs with g): the first N steps train the g model as plain SAM-2 (best of
    3), then its granularity head starts from the most-won mask token (``UnSAMv2TrainConfig.no_g_warmup_steps``;
-   results/unsamv2_train_plateau.md).
+   results/unsamv2_train_plateau.md). ``--g-phase-lr-restart 1``: the lr schedule restarts at the switch;
+   ``--g-phase-multimask-weight W``: the best-of-3 loss on the 3 SAM-2 outputs stays on after it (results/unsamv2_train_two_phase.md).
 
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
@@ -128,6 +129,10 @@ class BenchSettings:
     # runs with g ((a), (b)): train as plain SAM-2 (best of 3) for this many steps first, then the granularity
     # head starts from the winning mask token (UnSAMv2TrainConfig.no_g_warmup_steps); 0: off
     no_g_warmup_steps: int = 0
+    # with the warm-up: 1 restarts the lr schedule at the switch (UnSAMv2TrainConfig.g_phase_lr_restart); a
+    # weight > 0 keeps the best-of-3 loss on the 3 SAM-2 outputs after the switch (g_phase_multimask_weight)
+    g_phase_lr_restart: int = 0
+    g_phase_multimask_weight: float = 0.0
     # runs (b) and (e): the engine mines the images of training seeds 0..N-1 (folders images_N / pseudo_N);
     # 0 = train_scenes, mined into images / pseudo (the earlier behaviour, so earlier work dirs are reused)
     pseudo_scenes: int = 0
@@ -269,6 +274,10 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
     }
     if model.granularity and settings.no_g_warmup_steps:
         config["no_g_warmup_steps"] = settings.no_g_warmup_steps
+        if settings.g_phase_lr_restart:
+            config["g_phase_lr_restart"] = True
+        if settings.g_phase_multimask_weight:
+            config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
     if (
         not pretrained
     ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)
@@ -390,7 +399,8 @@ def throughput(settings: BenchSettings, work: Path, architecture: str, steps: in
         cache_embeddings=True,
         extra_trainable=["sam.mask_decoder.", "sam.prompt_encoder."],
     )
-    base.pop("no_g_warmup_steps", None)  # granularity steps are measured
+    for key in ("no_g_warmup_steps", "g_phase_lr_restart", "g_phase_multimask_weight"):
+        base.pop(key, None)  # granularity steps are measured
     result = {}
     for label in ("cold cache (encoder runs)", "warm cache (encoder skipped)"):
         out = work / f"throughput_{architecture}_{label.split()[0]}"

@@ -254,9 +254,9 @@ def test_max_prompts_trains_a_subset_and_nearest_level_asks_g_within_the_levels_
     seen = []
     forward = module.forward
 
-    def spy(features, points, labels, mask_input, granularity):
+    def spy(features, points, labels, mask_input, granularity, *extra):
         seen.append((points.shape[0], granularity.clone()))
-        return forward(features, points, labels, mask_input, granularity)
+        return forward(features, points, labels, mask_input, granularity, *extra)
 
     monkeypatch.setattr(module, "forward", spy)
     loss = task.loss(module, batch)

@@ -4,14 +4,16 @@ output that won the most prompts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
 from train_helpers import tiny_train_config_dict
 
 from granseg.errors import InputError
-from granseg.train.trainer import Trainer, load_train_config
+from granseg.train.trainer import Trainer, load_train_config, lr_factor
 from granseg.train.unsamv2_task import UnSAMv2Task, start_granularity_head
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,6 +39,47 @@ def test_config_checks_the_warmup(tmp_path):
         _config(tmp_path, extra_trainable=["sam.prompt_encoder."])
     recipe = load_train_config(json.dumps({"task": "unsamv2"}))
     assert recipe.no_g_warmup_steps == 0  # the paper's recipe: off
+    assert not recipe.g_phase_lr_restart and recipe.g_phase_multimask_weight == 0
+    for key, value in (("g_phase_lr_restart", True), ("g_phase_multimask_weight", 1.0)):
+        with pytest.raises(InputError, match="need no_g_warmup_steps > 0"):
+            _config(tmp_path, no_g_warmup_steps=0, **{key: value})
+    with pytest.raises(InputError, match="g_phase_multimask_weight must be >= 0"):
+        _config(tmp_path, g_phase_multimask_weight=-1.0)
+
+
+def test_g_phase_lr_restart_gives_the_g_phase_its_own_warmup_and_cosine():
+    """1,000 steps, warm-up 50, switch at 500: with the restart, steps 0-499 and 500-999 each run warm-up + cosine
+    to min_lr_ratio; without it, one schedule (the g phase starts at the middle of the cosine)."""
+    from granseg.train.unsamv2_config import UnSAMv2TrainConfig
+
+    common = {
+        "steps": 1000,
+        "warmup_steps": 50,
+        "min_lr_ratio": 0.1,
+        "init_from": "x",
+        "no_g_warmup_steps": 500,
+    }
+    common["extra_trainable"] = ("sam.mask_decoder.",)
+    one = UnSAMv2TrainConfig(**common)
+    two = UnSAMv2TrainConfig(**common, g_phase_lr_restart=True)
+    assert one.schedule_phases() == (0,) and two.schedule_phases() == (0, 500)
+    middle = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 450 / 950))  # one schedule: mid-cosine at the switch
+    assert [lr_factor(s, one) for s in (0, 49, 500)] == pytest.approx([1 / 50, 1.0, middle])
+    assert lr_factor(499, two) == pytest.approx(0.1, abs=1e-4)  # the no-g phase decays to its end
+    assert lr_factor(500, two) == pytest.approx(1 / 50) and lr_factor(549, two) == pytest.approx(1.0)
+    assert lr_factor(750, two) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 200 / 450)))
+    assert lr_factor(999, two) == pytest.approx(0.1, abs=1e-4)
+    assert [lr_factor(s, two) for s in range(500)] == [
+        lr_factor(s, dataclasses.replace(one, steps=500, no_g_warmup_steps=0)) for s in range(500)
+    ]
+
+
+def test_the_trainer_follows_the_restarted_schedule(tmp_path):
+    """The logged lr of a 4-step run with warm-up 2 and the switch at 2: 0.5, 1, then the restart 0.5, 1."""
+    config = _config(tmp_path, warmup_steps=2, g_phase_lr_restart=True, min_lr_ratio=0.0)
+    Trainer(UnSAMv2Task(config), cpu=True).fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([5e-4, 1e-3, 5e-4, 1e-3])
 
 
 def test_warmup_trains_plain_sam2_then_switches_to_the_winning_output(tmp_path, monkeypatch):
@@ -48,9 +91,9 @@ def test_warmup_trains_plain_sam2_then_switches_to_the_winning_output(tmp_path, 
     asked = []
     forward = module.forward
 
-    def spy(features, points, labels, mask_input, granularity):
+    def spy(features, points, labels, mask_input, granularity, *extra):
         asked.append(granularity is None)
-        return forward(features, points, labels, mask_input, granularity)
+        return forward(features, points, labels, mask_input, granularity, *extra)
 
     monkeypatch.setattr(module, "forward", spy)
     batch = task.load_samples([0], seed=(0,))
@@ -84,19 +127,45 @@ def test_after_the_switch_the_g_prompt_is_constant_until_trained(tmp_path):
     assert torch.allclose(after[0], model.granularity_encoder.type_embedding[0])
 
 
-def test_resume_across_the_switch_is_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("restart", [False, True])
+def test_resume_across_the_switch_is_bit_for_bit(tmp_path, restart):
     """The win counts live in the checkpoint: runs stopped before (1) and exactly at (2) the switch and resumed
-    give the uninterrupted run's loss curve and weights exactly."""
-    Trainer(UnSAMv2Task(_config(tmp_path, "a")), cpu=True).fit()
+    give the uninterrupted run's loss curve and weights exactly (also with the lr restart at the switch)."""
+    changes = {"g_phase_lr_restart": True, "warmup_steps": 2} if restart else {}
+    Trainer(UnSAMv2Task(_config(tmp_path, "a", **changes)), cpu=True).fit()
 
     def losses(name):
         return [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
 
     for stop in (1, 2):
         name = f"stop{stop}"
-        assert Trainer(UnSAMv2Task(_config(tmp_path, name)), cpu=True).fit(stop_after=stop) is None
-        Trainer(UnSAMv2Task(_config(tmp_path, name)), cpu=True).fit(resume=True)
+        assert Trainer(UnSAMv2Task(_config(tmp_path, name, **changes)), cpu=True).fit(stop_after=stop) is None
+        Trainer(UnSAMv2Task(_config(tmp_path, name, **changes)), cpu=True).fit(resume=True)
         assert len(losses("a")) == 4 and losses(name) == losses("a")
         a = torch.load(tmp_path / "a/checkpoints/step_000004/state.pt", weights_only=True)["model"]
         b = torch.load(tmp_path / name / "checkpoints/step_000004/state.pt", weights_only=True)["model"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_g_phase_multimask_loss_trains_the_three_sam2_outputs_after_the_switch(tmp_path):
+    """After the switch, ``g_phase_multimask_weight`` w adds w x the best-of-3 loss of the same pass's three SAM-2
+    outputs: the loss grows linearly in w and the hypernetworks of mask tokens 1-3 (unused by the granularity
+    mask) get gradients only with it."""
+    losses, grads = {}, {}
+    for weight in (0.0, 1.0, 2.0):
+        task = UnSAMv2Task(
+            _config(tmp_path, g_phase_multimask_weight=weight) if weight else _config(tmp_path)
+        )
+        torch.manual_seed(0)
+        module = task.build_module()
+        task.begin_step(module, 2)  # the switch: g from now on
+        loss = task.loss(module, task.load_samples([0], seed=(0,)))
+        loss.backward()
+        losses[weight] = float(loss.detach())
+        hyper = module.model.sam.mask_decoder.output_hypernetworks_mlps
+        grads[weight] = sum(
+            float(p.grad.abs().sum()) for m in hyper[1:] for p in m.parameters() if p.grad is not None
+        )
+    assert grads[0.0] == 0 and grads[1.0] > 0 and grads[2.0] > 0
+    assert losses[1.0] > losses[0.0]
+    assert losses[2.0] - losses[0.0] == pytest.approx(2 * (losses[1.0] - losses[0.0]), rel=1e-4)

@@ -64,12 +64,17 @@ class UnSAMv2Output:
     object_score_logits: ``(B, P, 1)`` object-presence logit.
     output_tokens:       ``(B, P, M, C)`` decoder output token of each returned mask (for a granularity mask: the
                          granularity token, which the official video model uses as the object pointer).
+    multimask_logits:    ``(B, P, 3, 4h, 4w)`` SAM-2's three multimask outputs of the same decoder pass, only when a
+                         granularity mask was asked for with ``auxiliary_multimask=True`` (training); else None.
+    multimask_iou:       ``(B, P, 3)`` their predicted IoU (the IoU head's channels 1-3), or None.
     """
 
     mask_logits: torch.Tensor
     iou_scores: torch.Tensor
     object_score_logits: torch.Tensor
     output_tokens: torch.Tensor
+    multimask_logits: torch.Tensor | None = None
+    multimask_iou: torch.Tensor | None = None
 
 
 class UnSAMv2Model(nn.Module):
@@ -212,6 +217,7 @@ class UnSAMv2Model(nn.Module):
         multimask_output: bool = True,
         image_positional_embeddings: torch.Tensor | None = None,
         fast_state: DecoderImageState | None = None,
+        auxiliary_multimask: bool = False,
     ) -> UnSAMv2Output:
         """Run SAM-2's mask decoder with the UnSAMv2 token order.
 
@@ -222,6 +228,8 @@ class UnSAMv2Model(nn.Module):
         peft adapters: the reference, and the path training takes). With ``fast_state`` (from
         ``model.fast_decoder(dtype).image_state(...)``, matching ``dense``; inference, one image) they run in
         the fast decoder the state belongs to; the token heads are this model's modules either way.
+        ``auxiliary_multimask`` (with granularity): also return SAM-2's three multimask outputs of the same pass
+        (``multimask_logits`` / ``multimask_iou``), for the trainer's auxiliary best-of-3 loss.
         """
         decoder = self.sam.mask_decoder
         features = image_embeddings[-1]
@@ -253,9 +261,16 @@ class UnSAMv2Model(nn.Module):
             def project(hyper: torch.Tensor) -> torch.Tensor:
                 return (hyper @ upscaled).view(batch, prompts, -1, 4 * height, 4 * width)
 
-        return self._heads(tokens_out, project, with_granularity, multimask_output)
+        return self._heads(tokens_out, project, with_granularity, multimask_output, auxiliary_multimask)
 
-    def _heads(self, tokens_out: torch.Tensor, project, with_granularity: bool, multimask_output: bool):
+    def _heads(
+        self,
+        tokens_out: torch.Tensor,
+        project,
+        with_granularity: bool,
+        multimask_output: bool,
+        auxiliary_multimask: bool = False,
+    ) -> UnSAMv2Output:
         """Object score, hypernetworks and IoU heads on the two-way transformer's output tokens
         ``(B, P, T, C)``; ``project(hyper (B, P, M, C/8)) -> (B, P, M, 4h, 4w)`` applies the upscaled image."""
         decoder = self.sam.mask_decoder
@@ -270,7 +285,11 @@ class UnSAMv2Model(nn.Module):
                 iou = head.iou_head(g_token[:, :, 0, :])
             else:  # official: the frozen IoU head's channel 0
                 iou = decoder.iou_prediction_head(tokens_out[:, :, 1, :])[..., :1]
-            return UnSAMv2Output(masks, iou, object_score_logits, g_token)
+            output = UnSAMv2Output(masks, iou, object_score_logits, g_token)
+            if auxiliary_multimask:
+                sam_output = self._heads(tokens_out, project, False, True)
+                output.multimask_logits, output.multimask_iou = sam_output.mask_logits, sam_output.iou_scores
+            return output
 
         mask_tokens = tokens_out[:, :, 2 : 2 + decoder.num_mask_tokens, :]
         hyper = torch.stack(
@@ -339,9 +358,11 @@ class UnSAMv2Model(nn.Module):
         input_masks: torch.Tensor | None = None,
         granularity: torch.Tensor | None = None,
         multimask_output: bool = True,
+        auxiliary_multimask: bool = False,
     ) -> UnSAMv2Output:
         """Full forward. ``granularity (B, P)`` given -> the granularity mask; None -> plain SAM-2 outputs.
-        Give exactly one of ``pixel_values (B, 3, S, S)`` and ``image_embeddings`` (from :meth:`embed_image`)."""
+        Give exactly one of ``pixel_values (B, 3, S, S)`` and ``image_embeddings`` (from :meth:`embed_image`).
+        ``auxiliary_multimask``: see :meth:`decode`."""
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("give exactly one of pixel_values and image_embeddings")
         if image_embeddings is None:
@@ -356,7 +377,14 @@ class UnSAMv2Model(nn.Module):
             granularity,
             batch_size=image_embeddings[-1].shape[0],
         )
-        return self.decode(image_embeddings, sparse, dense, granularity is not None, multimask_output)
+        return self.decode(
+            image_embeddings,
+            sparse,
+            dense,
+            granularity is not None,
+            multimask_output,
+            auxiliary_multimask=auxiliary_multimask and granularity is not None,
+        )
 
 
 def build_unsamv2(config: UnSAMv2Config, device: str = "cpu", seed: int | None = 0) -> UnSAMv2Model:

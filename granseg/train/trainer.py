@@ -72,6 +72,11 @@ class TrainConfig(Config):
         """Optimizer steps this run trains for (and its schedule spans): ``min(steps, max_steps)``."""
         return min(self.steps, self.max_steps) if self.max_steps is not None else self.steps
 
+    def schedule_phases(self) -> tuple[int, ...]:
+        """First optimizer step of each lr phase (ascending, starting with 0): every phase runs its own warm-up
+        and decay to its end (:func:`lr_factor`). One phase here; a task's config may restart the schedule."""
+        return (0,)
+
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
             raise InputError("steps, batch_size and grad_accumulation must be >= 1")
@@ -125,13 +130,19 @@ def load_train_config(path_or_text: str | Path) -> TrainConfig:
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of the base lr at optimizer step ``step`` (0-based): linear warm-up then cosine/constant."""
-    if config.warmup_steps and step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
+    """Multiplier of the base lr at optimizer step ``step`` (0-based): linear warm-up then cosine/constant, within
+    the lr phase that holds ``step`` (``config.schedule_phases()``; one phase = the whole run). Each phase has the
+    warm-up ``warmup_steps`` and its cosine ends at the phase's last step."""
+    phases = config.schedule_phases()
+    begin = max((s for s in phases if s <= step), default=0)
+    end = min((s for s in phases if s > step), default=config.total_steps)
+    local, length, warmup = step - begin, end - begin, config.warmup_steps
+    if warmup and local < warmup:
+        return (local + 1) / warmup
     if config.schedule == "constant":
         return 1.0
-    span = max(config.total_steps - config.warmup_steps, 1)
-    progress = min(max(step - config.warmup_steps, 0) / span, 1.0)
+    span = max(length - warmup, 1)
+    progress = min(max(local - warmup, 0) / span, 1.0)
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

@@ -50,6 +50,17 @@ class UnSAMv2TrainConfig(TrainConfig):
     # (unsamv2_task.start_granularity_head). For a decoder trained from scratch (extra_trainable covering
     # sam.mask_decoder), which otherwise sits on an empty-mask plateau; 0: off (the paper's recipe)
     no_g_warmup_steps: int = 0
+    # with no_g_warmup_steps N: the lr schedule restarts at the switch (steps 0..N-1 and N..end each get the
+    # warm-up ``warmup_steps`` and a cosine to their own end), so the g head does not start at the first
+    # phase's decayed lr; False: one schedule over the whole run
+    g_phase_lr_restart: bool = False
+    # with no_g_warmup_steps: after the switch, add this weight x SAM-2's best-of-3 loss on the model's own three
+    # multimask outputs of the same decoder pass (the warm-up's loss keeps training the shared decoder); 0: off
+    g_phase_multimask_weight: float = 0.0
+
+    def schedule_phases(self) -> tuple[int, ...]:
+        """The lr restarts at the no-g warm-up's switch with ``g_phase_lr_restart`` (trainer.lr_factor)."""
+        return (0, self.no_g_warmup_steps) if self.g_phase_lr_restart and self.no_g_warmup_steps else (0,)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,5 +94,9 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 "no_g_warmup_steps needs the mask decoder trainable: add 'sam.mask_decoder.' to extra_trainable"
             )
+        if (self.g_phase_lr_restart or self.g_phase_multimask_weight) and not self.no_g_warmup_steps:
+            raise InputError("g_phase_lr_restart / g_phase_multimask_weight need no_g_warmup_steps > 0")
+        if self.g_phase_multimask_weight < 0:
+            raise InputError("g_phase_multimask_weight must be >= 0 (0: off)")
         if self.cache_max_gb <= 0:
             raise InputError("cache_max_gb must be > 0")

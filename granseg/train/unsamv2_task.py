@@ -57,7 +57,8 @@ class PreparedImage:
 class UnSAMv2TrainModule(torch.nn.Module):
     """The trainable wrapper (what accelerate prepares): ``forward`` = one decoder pass for one image's ``P``
     prompts. points ``(P, N, 2)`` model-input pixels, labels ``(P, N)``, mask_input ``(P, 1, 4h, 4w)`` or None,
-    granularity ``(P,)`` or None (plain SAM-2: three outputs).
+    granularity ``(P,)`` or None (plain SAM-2: three outputs); ``auxiliary_multimask``: with granularity, also
+    SAM-2's three outputs of the same pass (:meth:`UnSAMv2Model.decode`).
 
     With ``count_best`` it holds the buffer ``best_counts`` ``(3,)``: how many prompts each SAM-2 output won
     during a no-g warm-up (saved in checkpoints for an exact resume; not part of the exported model)."""
@@ -68,7 +69,9 @@ class UnSAMv2TrainModule(torch.nn.Module):
         if count_best:
             self.register_buffer("best_counts", torch.zeros(3, dtype=torch.float64))
 
-    def forward(self, features, points, labels, mask_input, granularity) -> UnSAMv2Output:
+    def forward(
+        self, features, points, labels, mask_input, granularity, auxiliary_multimask: bool = False
+    ) -> UnSAMv2Output:
         return self.model(
             image_embeddings=features,
             input_points=points[None],
@@ -76,7 +79,18 @@ class UnSAMv2TrainModule(torch.nn.Module):
             input_masks=mask_input,
             granularity=None if granularity is None else granularity[None],
             multimask_output=granularity is None,
+            auxiliary_multimask=auxiliary_multimask,
         )
+
+
+def _per_output_losses(logits, targets, iou, out: UnSAMv2Output, weights) -> torch.Tensor:
+    """``(M, P)`` per-prompt loss of each of M outputs: logits ``(P, M, H, W)``, targets ``(P, H, W)``, iou ``(P, M)``."""
+    return torch.stack(
+        [
+            unsamv2_loss_per_mask(logits[:, m], targets, iou[:, m], out.object_score_logits[0, :, 0], weights)
+            for m in range(logits.shape[1])
+        ]
+    )
 
 
 def _transfer_weights(source: UnSAMv2Model, target: UnSAMv2Model) -> int:
@@ -260,6 +274,39 @@ class UnSAMv2Task:
             return logits
         return F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=False)
 
+    def _round_loss(
+        self,
+        module: torch.nn.Module,
+        out: UnSAMv2Output,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round's loss and the output each prompt continues from ``(P,)`` long; logits ``(P, M, H, W)`` at the
+        loss resolution, targets ``(P, H, W)``. A granularity mask (M = 1): :func:`unsamv2_loss`, plus (after a
+        no-g warm-up, ``g_phase_multimask_weight`` > 0) that weight x the best-of-3 loss of SAM-2's three outputs
+        of the same pass (``out.multimask_logits``; no object-score term: the granularity loss has it). Plain
+        SAM-2 (M = 3): the best of its outputs per prompt, wins counted during a granularity model's warm-up."""
+        weights = self.config.loss
+        if logits.shape[1] == 1:
+            best = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            loss = unsamv2_loss(
+                logits[:, 0], targets, out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0], weights
+            )[0]
+            if out.multimask_logits is not None:
+                extra = self._logits_for_loss(out.multimask_logits[0], size)
+                mask_only = dataclasses.replace(weights, object_score=0.0)
+                aux = best_of_outputs(
+                    _per_output_losses(extra, targets, out.multimask_iou[0], out, mask_only)
+                )[1]
+                loss = loss + self.config.g_phase_multimask_weight * aux
+            return best, loss
+        best, loss = best_of_outputs(_per_output_losses(logits, targets, out.iou_scores[0], out, weights))
+        counts = getattr(getattr(module, "module", module), "best_counts", None)  # DDP: .module
+        if counts is not None:  # a granularity model's no-g warm-up
+            counts += torch.bincount(best, minlength=3).to(counts)
+        return best, loss
+
     def image_loss(self, module: torch.nn.Module, item: PreparedImage) -> torch.Tensor:
         """Mean loss over the ``1 + correction_clicks`` rounds of one image's prompts."""
         device = item.features[-1].device
@@ -284,39 +331,14 @@ class UnSAMv2Task:
         mask_input = None
         total = torch.zeros((), device=device)
         loss_targets = None
-        weights = self.config.loss
+        auxiliary = with_g and self.config.g_phase_multimask_weight > 0
         for round_index in range(1 + self.config.correction_clicks):
-            out = module(features, points, labels, mask_input, granularity)
+            out = module(features, points, labels, mask_input, granularity, auxiliary)
             low_res_logits = out.mask_logits[0]  # (P, M, 4h, 4w)
             logits = self._logits_for_loss(low_res_logits, size)
             if loss_targets is None:
                 loss_targets = self._targets_for_loss(targets, logits.shape[-1])
-            if logits.shape[1] == 1:
-                best = torch.zeros(logits.shape[0], dtype=torch.long, device=device)
-                round_loss = unsamv2_loss(
-                    logits[:, 0],
-                    loss_targets,
-                    out.iou_scores[0, :, 0],
-                    out.object_score_logits[0, :, 0],
-                    weights,
-                )[0]
-            else:  # plain SAM-2: per prompt, the best of its outputs counts
-                per_mask = torch.stack(
-                    [
-                        unsamv2_loss_per_mask(
-                            logits[:, m],
-                            loss_targets,
-                            out.iou_scores[0, :, m],
-                            out.object_score_logits[0, :, 0],
-                            weights,
-                        )
-                        for m in range(logits.shape[1])
-                    ]
-                )
-                best, round_loss = best_of_outputs(per_mask)
-                counts = getattr(getattr(module, "module", module), "best_counts", None)  # DDP: .module
-                if counts is not None:  # a granularity model's no-g warm-up
-                    counts += torch.bincount(best, minlength=3).to(counts)
+            best, round_loss = self._round_loss(module, out, logits, loss_targets, size)
             total = total + round_loss
             if round_index == self.config.correction_clicks:
                 break
