@@ -142,7 +142,7 @@ def test_click_slide_negative_commit_export(tmp_path, sample_image_path, shots, 
 
         driver.find_element(By.ID, "export-coco").click()
         download = tmp_path / "downloads" / "coffee_coco.json"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not download.is_file() and time.monotonic() < deadline:
             time.sleep(0.05)
         doc = json.loads(download.read_text())

@@ -125,8 +125,10 @@ def click_image(driver, x: float, y: float, right: bool = False) -> None:
     (chain.context_click() if right else chain.click()).perform()
 
 
-def wait_for(driver, script: str, timeout: float = 20.0, *args: Any) -> Any:
-    """Poll ``script`` (JS returning a value) until it is truthy; returns it or raises TimeoutError."""
+def wait_for(driver, script: str, timeout: float = 60.0, *args: Any) -> Any:
+    """Poll ``script`` (JS returning a value) until it is truthy; returns it or raises TimeoutError after
+    ``timeout`` s (60 by default: the first click of a fresh install compiles the numba max flow and colour EM,
+    ~14 s of CPU, which a loaded 2-core machine stretches past 20 s of wall time)."""
     deadline = time.monotonic() + timeout
     while True:
         value = driver.execute_script(script, *args)
