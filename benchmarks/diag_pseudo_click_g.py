@@ -37,20 +37,19 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from unsamv2_train_eval import part_clicks, synth_config  # noqa: E402
 
+from granseg.train.unsamv2_prompts import nearest_level_range  # noqa: E402
+
 ASKED = (0.1, 0.2, 0.3, 1.0)
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(masks N x H x W bool, g (N,), instance_id (N,))`` of one pseudo-label JSON (pycocotools RLE)."""
-    from pycocotools import mask as mask_utils
+    from granseg.io.masks import decode_rle
 
     annotations = json.loads(path.read_text())["annotations"]
     masks, values, instances = [], [], []
     for a in annotations:
-        rle = dict(a["segmentation"])
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode()
-        masks.append(mask_utils.decode(rle).astype(bool))
+        masks.append(decode_rle(a["segmentation"]))
         values.append(float(a["granularity"]))
         instances.append(int(a.get("instance_id", -1)))
     if not masks:
@@ -79,14 +78,6 @@ def kept_members(masks: np.ndarray, instances: np.ndarray, frac: float) -> np.nd
     return np.array([areas[k] >= frac * largest[i] for k, i in enumerate(instances)], dtype=bool)
 
 
-def nearest_range(levels: np.ndarray, value: float) -> tuple[float, float]:
-    """The g range whose nearest level (among the distinct ``levels`` at a click) is ``value``."""
-    below, above = levels[levels < value], levels[levels > value]
-    low = (below.max() + value) / 2 if below.size else 0.1
-    high = (above.min() + value) / 2 if above.size else 1.0
-    return low, high
-
-
 def _iou(masks: np.ndarray, gt: np.ndarray) -> np.ndarray:
     inter = (masks & gt).reshape(len(masks), -1).sum(1)
     union = (masks | gt).reshape(len(masks), -1).sum(1)
@@ -106,7 +97,7 @@ def click_stats(masks: np.ndarray, values: np.ndarray, scene) -> list[dict]:
         ious = _iou(masks[holding], part.mask)
         best = holding[int(np.argmax(ious))]
         levels = np.unique(values[holding])
-        low, high = nearest_range(levels, values[best])
+        low, high = nearest_level_range(levels, values[best])
         row.update(best_iou=float(ious.max()), best_g=float(values[best]), best_low=low, best_high=high)
         for g in ASKED:
             distance = np.abs(values[holding] - g)

@@ -3,21 +3,13 @@ chain members, the nearest-level range, and the per-click stats on a hand-made c
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 
 
 def _diag():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "diag_pseudo_click_g.py"
-    spec = importlib.util.spec_from_file_location("diag_pseudo_click_g", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("diag_pseudo_click_g")
 
 
 def _boxes(size, boxes):
@@ -41,8 +33,9 @@ def test_drop_small_granularity_renormalises_without_the_fragments():
 
 
 def test_nearest_range_is_the_g_interval_a_level_is_trained_on():
-    diag = _diag()
+    from granseg.train.unsamv2_prompts import nearest_level_range
+
     levels = np.array([0.1, 0.5, 1.0])
-    assert diag.nearest_range(levels, 0.5) == pytest.approx((0.3, 0.75))
-    assert diag.nearest_range(levels, 0.1) == pytest.approx((0.1, 0.3))
-    assert diag.nearest_range(levels, 1.0) == pytest.approx((0.75, 1.0))
+    assert nearest_level_range(levels, 0.5) == pytest.approx((0.3, 0.75))
+    assert nearest_level_range(levels, 0.1) == pytest.approx((0.1, 0.3))
+    assert nearest_level_range(levels, 1.0) == pytest.approx((0.75, 1.0))

@@ -5,20 +5,12 @@ colour clustering. Run with ``-m slow``."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from bench_helpers import load_benchmark
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gen2seg.py"
-    spec = importlib.util.spec_from_file_location("bench_gen2seg", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_gen2seg")
 
 
 OURS = "gen2seg tiny MAE, instance-colouring loss"

@@ -3,12 +3,12 @@ benchmark's pseudo-label settings reaching the engine and the data config."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from bench_helpers import load_benchmark
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -89,12 +89,7 @@ def test_balance_granularity_is_a_data_config_key():
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_unsamv2_train.py"
-    spec = importlib.util.spec_from_file_location("bench_unsamv2_train", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_unsamv2_train")
 
 
 def test_bench_pseudo_settings_reach_the_engine_and_only_run_b(tmp_path):

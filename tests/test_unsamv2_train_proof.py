@@ -6,21 +6,15 @@ the no-g twin. Not achieved (xfail inside the second test): parts at g = 0.1-0.3
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_benchmark
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_unsamv2_train.py"
-    spec = importlib.util.spec_from_file_location("bench_unsamv2_train", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_unsamv2_train")
 
 
 def _small_g(row: dict) -> float:

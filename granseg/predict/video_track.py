@@ -377,14 +377,15 @@ class FlowTracker:
         self._move_clicks(flow)
         self.gray = gray
         mask = warped = moved > 0.5
+        radius = max(
+            1, int(self.config.band * np.sqrt(self.mask.sum()))
+        )  # the band's width (similarity, object)
         if self.config.warp == "object":
-            radius = max(1, int(self.config.band * np.sqrt(self.mask.sum())))
             moving = flow if self.config.capture <= 0 else np.stack([map_x - grid_x, map_y - grid_y], -1)
             own = warp_object_flow(self.mask, moving, radius, self.config.object_spread)
             if own is not None:
                 mask = warped = own
         elif self.config.warp != "flow":
-            radius = max(1, int(self.config.band * np.sqrt(self.mask.sum())))
             rigid = warp_similarity(self.mask, map_x, map_y, radius)
             if rigid is not None:
                 mask = warped = rigid if self.config.warp == "similarity" else warped | rigid

@@ -176,11 +176,18 @@ def _union_min_cut(tree: RegionTree, pair: np.ndarray, src: np.ndarray, snk: np.
     """Object sides of the minimum cuts of ``K`` copies of the leaf graph with ``(K, n_leaves)`` terminal
     capacities ``src`` / ``snk``, solved as one graph."""
     k, n = src.shape
-    offsets = np.arange(k)[:, None] * n
-    edge_a = (tree.edge_a[None] + offsets).ravel()
-    edge_b = (tree.edge_b[None] + offsets).ravel()
+    edge_a, edge_b = _copies_edges(tree, k)
     side = st_min_cut(edge_a, edge_b, np.tile(pair, k), src.ravel(), snk.ravel())
     return list(side.reshape(k, n))
+
+
+def _copies_edges(tree: RegionTree, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(copies * E,)`` int64 ends of the leaf graph's edges in ``copies`` disjoint copies (copy i's leaves are
+    numbered from ``i * n_leaves``)."""
+    offsets = np.arange(copies, dtype=np.int64)[:, None] * tree.n_leaves
+    edge_a = (tree.edge_a[None].astype(np.int64) + offsets).ravel()
+    edge_b = (tree.edge_b[None].astype(np.int64) + offsets).ravel()
+    return edge_a, edge_b
 
 
 class _WarmCuts:
@@ -213,10 +220,7 @@ class _WarmCuts:
                 rcap.append(self.arc_caps)
                 tr.append(net[row])
         rcap, tr = np.concatenate(rcap), np.concatenate(tr)
-        offsets = np.arange(len(jobs))[:, None] * n
-        edge_a = (tree.edge_a[None] + offsets).ravel().astype(np.int64)
-        edge_b = (tree.edge_b[None] + offsets).ravel().astype(np.int64)
-        side = bk_flow(len(tr), edge_a, edge_b, rcap, tr)
+        side = bk_flow(len(tr), *_copies_edges(tree, len(jobs)), rcap, tr)
         for row, job in enumerate(jobs):
             self.flows[job] = (rcap[row * arcs : (row + 1) * arcs], tr[row * n : (row + 1) * n], net[row])
         return list(side.reshape(len(jobs), n))

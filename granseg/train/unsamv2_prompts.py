@@ -87,10 +87,15 @@ def nearest_level_granularity(
     """
     out = np.zeros(len(points), dtype=np.float32)
     for i, (x, y) in enumerate(np.asarray(points).astype(int)):
-        levels = np.unique(granularity[masks[:, y, x]])
-        value = float(own[i])
-        below, above = levels[levels < value], levels[levels > value]
-        low = (below.max() + value) / 2 if below.size else 0.1
-        high = (above.min() + value) / 2 if above.size else 1.0
+        low, high = nearest_level_range(np.unique(granularity[masks[:, y, x]]), float(own[i]))
         out[i] = rng.uniform(low, high)
     return out
+
+
+def nearest_level_range(levels: np.ndarray, value: float) -> tuple[float, float]:
+    """The range ``(low, high)`` of g whose nearest level among the distinct ``levels`` at a click is ``value``:
+    the midpoints to the next smaller and next larger level (0.1 / 1.0 at the ends)."""
+    below, above = levels[levels < value], levels[levels > value]
+    low = (below.max() + value) / 2 if below.size else 0.1
+    high = (above.min() + value) / 2 if above.size else 1.0
+    return low, high
