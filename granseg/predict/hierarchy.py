@@ -82,6 +82,9 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
+    part_min_distinct: float = 0.7  # a chain region below the top is a level only if its colours differ this
+    # much from its surroundings' (regions.chains.colour_distinctness; 0: every region is a level)
+    cut_within_next_level: bool = True  # one click: the cut at g stays inside the chain's next larger level
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
@@ -166,7 +169,7 @@ class HierarchyPredictor(BasePredictor):
         top = ch.chain_top(
             tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
         )
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction)
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config
@@ -270,6 +273,12 @@ class HierarchyPredictor(BasePredictor):
             if jobs
             else []
         )
+        if cfg.cut_within_next_level and nested and cuts:
+            nodes, levels_ = chains[0]
+            for k, g in enumerate(levels):
+                answer = answered[keys[k]][0]
+                if isinstance(answer, int):  # a cut (not the hierarchy's selection itself)
+                    cuts[answer] = ch.within_next_level(tree, nodes, levels_, g, cuts[answer])
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:

@@ -92,21 +92,68 @@ def chain_top(
 
 
 def chain_levels(
-    tree: RegionTree, chain: list[int], top: int, min_fraction: float = 0.0
+    tree: RegionTree,
+    chain: list[int],
+    top: int,
+    min_fraction: float = 0.0,
+    min_distinct: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
-    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module)."""
+    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module).
+
+    With ``min_distinct`` > 0 a region below the top is a level only where its colours differ from those of
+    the rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]): a patch of a
+    textured or uniform part (a few stripes, a dot and its background) is no part of its own, so the smallest
+    level is the part itself rather than one of its fragments."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
+    if min_distinct > 0 and len(nodes) > 1:
+        distinct[:-1] &= colour_distinctness(tree, nodes)[:-1] >= min_distinct
     distinct[-1] = True
     nodes = nodes[distinct]
     return nodes, granularity_from_areas(tree.area[nodes])
 
 
+def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes`` (smallest first): for each region, the total
+    variation distance between its colour histogram (the tree's quantised CIELAB bins) and that of the rest of
+    its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
+    is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
+    what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part)."""
+    colours = tree.leaf_colours
+    hists = np.stack([np.asarray(colours[tree.lo[n] : tree.hi[n]].sum(axis=0)).ravel() for n in nodes])
+    hists = hists.astype(np.float64)
+    areas = tree.area[nodes]
+    out = np.ones(len(nodes))
+    for i in range(len(nodes) - 1):
+        j = i + 1 + int(np.searchsorted(areas[i + 1 :], factor * areas[i]))
+        rest = hists[min(j, len(nodes) - 1)] - hists[i]
+        if rest.sum() <= 0 or hists[i].sum() <= 0:
+            continue
+        out[i] = 0.5 * float(np.abs(hists[i] / hists[i].sum() - rest / rest.sum()).sum())
+    return out
+
+
 def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
     """The largest region of a chain whose granularity is <= ``g`` (the smallest one if none)."""
     return int(nodes[max(int(np.searchsorted(levels, g + 1e-9, side="right")) - 1, 0)])
+
+
+def within_next_level(
+    tree: RegionTree, nodes: np.ndarray, levels: np.ndarray, g: float, selected: np.ndarray
+) -> np.ndarray:
+    """``selected`` (``(n_leaves,)`` bool, e.g. the cut started from the chain region g picks) clipped to the
+    chain's next larger region: a level's refined answer may fill out its region and move its outline, but not
+    spill into the sibling parts that only a coarser level holds. The top level (no next region) is returned
+    unclipped (a copy)."""
+    position = int(np.flatnonzero(nodes == node_for_granularity(nodes, levels, g))[0])
+    if position + 1 >= len(nodes):
+        return selected.copy()
+    following = nodes[position + 1]
+    out = np.zeros_like(selected)
+    out[tree.lo[following] : tree.hi[following]] = selected[tree.lo[following] : tree.hi[following]]
+    return out
 
 
 def node_for_click(
