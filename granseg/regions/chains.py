@@ -121,17 +121,22 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
     its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
     is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
     what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part)."""
-    colours = tree.leaf_colours
-    hists = np.stack([np.asarray(colours[tree.lo[n] : tree.hi[n]].sum(axis=0)).ravel() for n in nodes])
-    hists = hists.astype(np.float64)
+    from scipy.sparse import csr_matrix
+
+    nodes = np.asarray(nodes)
+    lo, hi = tree.lo[nodes], tree.hi[nodes]
+    ranks = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    rows = np.repeat(np.arange(len(nodes)), hi - lo)
+    members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
+    hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)  # (N, B) colour histograms
     areas = tree.area[nodes]
+    surroundings = np.minimum(np.searchsorted(areas, factor * areas), len(nodes) - 1)  # areas grow along a chain
+    surroundings = np.maximum(surroundings, np.arange(len(nodes)))
+    rest = hists[surroundings] - hists
+    own_total, rest_total = hists.sum(axis=1), rest.sum(axis=1)
     out = np.ones(len(nodes))
-    for i in range(len(nodes) - 1):
-        j = i + 1 + int(np.searchsorted(areas[i + 1 :], factor * areas[i]))
-        rest = hists[min(j, len(nodes) - 1)] - hists[i]
-        if rest.sum() <= 0 or hists[i].sum() <= 0:
-            continue
-        out[i] = 0.5 * float(np.abs(hists[i] / hists[i].sum() - rest / rest.sum()).sum())
+    ok = (own_total > 0) & (rest_total > 0)
+    out[ok] = 0.5 * np.abs(hists[ok] / own_total[ok, None] - rest[ok] / rest_total[ok, None]).sum(axis=1)
     return out
 
 
