@@ -42,15 +42,20 @@ def test_colour_distinctness_separates_a_texture_fragment_from_a_part():
     assert kept.tolist() == [1, 2] and levels.tolist() == pytest.approx([0.1, 1.0])
     kept_all, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.0)
     assert kept_all.tolist() == [0, 1, 2]
+    # no region below the top has colours of its own: every region stays (the chain is never just its top)
+    uniform = nested_tree([[5, 5], [5, 5], [5, 5], [5, 5]], [(0, 1), (0, 2), (0, 4)])
+    uniform.height = np.zeros(3)
+    assert ch.chain_levels(uniform, [0, 1, 2], 2, 0.0, 0.7)[0].tolist() == [0, 1, 2]
 
 
-def test_within_next_level_clips_below_the_top_only():
-    tree = nested_tree([[1]] * 6, [(0, 1), (0, 3), (0, 6)])
-    nodes, levels = np.arange(3), np.array([0.1, 0.5, 1.0])
-    everything = np.ones(6, bool)
-    assert ch.within_next_level(tree, nodes, levels, 0.1, everything).tolist() == [1, 1, 1, 0, 0, 0]
-    assert ch.within_next_level(tree, nodes, levels, 0.5, everything).all()  # next region: the whole top
-    assert ch.within_next_level(tree, nodes, levels, 1.0, everything).all()  # the top: not clipped
+def test_within_next_level_clips_to_the_next_part_level_not_to_the_top():
+    tree = nested_tree([[1]] * 8, [(0, 1), (0, 3), (0, 6), (0, 8)])
+    nodes, levels = np.arange(4), np.array([0.1, 0.4, 0.7, 1.0])
+    everything = np.ones(8, bool)
+    assert ch.within_next_level(tree, nodes, levels, 0.1, everything).tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert ch.within_next_level(tree, nodes, levels, 0.4, everything).tolist() == [1] * 6 + [0, 0]
+    assert ch.within_next_level(tree, nodes, levels, 0.7, everything).all()  # next region: the top
+    assert ch.within_next_level(tree, nodes, levels, 1.0, everything).all()  # the top itself
 
 
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:

@@ -9,7 +9,9 @@ point / box / granularity prompts.
   persistence x (area fraction) ** ``top_size_power`` (a region before a strong-boundary merge, larger ones
   preferred among similarly persistent ones; never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
-  the leaf-level part to the whole object. Several positive clicks give the union of their regions.
+  the leaf-level part to the whole object. A chain region below the top is a level only where its colours
+  differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a part is not a part:
+  :func:`granseg.regions.chains.colour_distinctness`). Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
 * GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
@@ -17,7 +19,8 @@ point / box / granularity prompts.
   :func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
   and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
   answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
-  on the other g asked). From the second click the reference is the previous answer when it comes back as
+  on the other g asked); with ``cut_within_next_level`` a single click's cut at g stays inside the chain's next
+  larger level (it refines its region, it does not spill into sibling parts). From the second click the reference is the previous answer when it comes back as
   ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
   click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
@@ -158,8 +161,9 @@ class HierarchyPredictor(BasePredictor):
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
 
-    def _chain(self, leaf: int, box_counts) -> tuple[np.ndarray, np.ndarray]:
-        """The chain regions of a click's leaf up to its top, and their granularity levels."""
+    def _chain(self, leaf: int, box_counts, distinct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The chain regions of a click's leaf up to its top, and their granularity levels (only regions with
+        colours of their own, ``part_min_distinct``, when ``distinct``: a single click's chain)."""
         tree, cfg = self.tree, self.config
         chain = tree.chain(int(tree.leaf_node[leaf]))
         allowed = None
@@ -169,7 +173,8 @@ class HierarchyPredictor(BasePredictor):
         top = ch.chain_top(
             tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
         )
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct)
+        min_distinct = cfg.part_min_distinct if distinct else 0.0
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config
@@ -237,7 +242,8 @@ class HierarchyPredictor(BasePredictor):
         tree, cfg = self.tree, self.config
         leaves = ch.points_to_leaves(tree, points, self._original_size)
         box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
-        chains = [self._chain(leaf, box_counts) for leaf in leaves]
+        # a single click's levels skip texture fragments; corrections pick their own region from every level
+        chains = [self._chain(leaf, box_counts, len(leaves) == 1) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations, priors = [], [], {}, cfg.refine_iterations, {}
         for k, g in enumerate(levels):
@@ -273,12 +279,16 @@ class HierarchyPredictor(BasePredictor):
             if jobs
             else []
         )
+        grown = None  # with cut_within_next_level: the cuts before clipping, gathered by the top level below
         if cfg.cut_within_next_level and nested and cuts:
+            grown, cuts = list(cuts), list(cuts)
             nodes, levels_ = chains[0]
             for k, g in enumerate(levels):
                 answer = answered[keys[k]][0]
                 if isinstance(answer, int):  # a cut (not the hierarchy's selection itself)
                     cuts[answer] = ch.within_next_level(tree, nodes, levels_, g, cuts[answer])
+            if cfg.keep_connected:
+                grown = list(ch.connected_to_many(tree, np.stack(grown), leaves[labels == 1]))
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:
@@ -292,6 +302,8 @@ class HierarchyPredictor(BasePredictor):
             answer, score = answered[key]  # a job's index or a selection; a score or None (the contrast)
             selections[k] = cuts[answer] if isinstance(answer, int) else answer
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
+        if grown is not None:
+            self._gather_at_top(selections, levels, keys, answered, grown, chains[0])
         if object_prior:
             union = selections[-1] | cuts[-1]
             # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
@@ -307,6 +319,19 @@ class HierarchyPredictor(BasePredictor):
         if nested:
             _running_union(selections)
         return selections, scores
+
+    @staticmethod
+    def _gather_at_top(selections, levels, keys, answered, grown, chain) -> None:
+        """In place: the levels whose chain region is the top also hold every unclipped cut of the levels up to
+        them (``cut_within_next_level`` clips what a part level shows, not what the whole object may be)."""
+        nodes, chain_levels = chain
+        for k, g in enumerate(levels):
+            if ch.node_for_granularity(nodes, chain_levels, g) != nodes[-1]:
+                continue
+            for j in range(k + 1):
+                answer = answered[keys[j]][0]
+                if isinstance(answer, int):
+                    selections[k] |= grown[answer]
 
     def _reference(
         self, leaves, labels, chains, g: float, previous

@@ -8,7 +8,9 @@ Granularity over a chain (DESIGN.md sec. 5): the regions containing a click, fro
 ``min_fraction`` of the top's area up to the chain's *top* (the object, see :func:`chain_top`), each get the
 UnSAMv2 sqrt-area granularity relative to the others (:func:`granseg.regions.granularity.granularity_from_areas`:
 smallest 0.1, top 1.0); g answers the largest chain region whose granularity is <= g. Every region of the chain
-in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object.
+in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object;
+with ``min_distinct`` > 0 (the predictor's ``part_min_distinct``) only regions whose colours differ from their
+surroundings' count (:func:`colour_distinctness`), so a texture fragment of a part is never a level of its own.
 """
 
 from __future__ import annotations
@@ -104,12 +106,15 @@ def chain_levels(
     With ``min_distinct`` > 0 a region below the top is a level only where its colours differ from those of
     the rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]): a patch of a
     textured or uniform part (a few stripes, a dot and its background) is no part of its own, so the smallest
-    level is the part itself rather than one of its fragments."""
+    level is the part itself rather than one of its fragments. When no region below the top qualifies, every
+    region is kept (as with 0)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
     if min_distinct > 0 and len(nodes) > 1:
-        distinct[:-1] &= colour_distinctness(tree, nodes)[:-1] >= min_distinct
+        own = colour_distinctness(tree, nodes)[:-1] >= min_distinct
+        if own.any():  # else every region as before: a chain is never cut down to its top alone
+            distinct[:-1] &= own
     distinct[-1] = True
     nodes = nodes[distinct]
     return nodes, granularity_from_areas(tree.area[nodes])
@@ -150,10 +155,11 @@ def within_next_level(
 ) -> np.ndarray:
     """``selected`` (``(n_leaves,)`` bool, e.g. the cut started from the chain region g picks) clipped to the
     chain's next larger region: a level's refined answer may fill out its region and move its outline, but not
-    spill into the sibling parts that only a coarser level holds. The top level (no next region) is returned
-    unclipped (a copy)."""
+    spill into the sibling parts that only a coarser level holds. Where the next region is the top (the object)
+    or there is none, it is returned unclipped (a copy): on photographs the top is often short of the object,
+    and a part's cut that reaches past it is the better answer."""
     position = int(np.flatnonzero(nodes == node_for_granularity(nodes, levels, g))[0])
-    if position + 1 >= len(nodes):
+    if position + 2 >= len(nodes):
         return selected.copy()
     following = nodes[position + 1]
     out = np.zeros_like(selected)
