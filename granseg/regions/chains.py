@@ -135,7 +135,8 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
     members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
     hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)  # (N, B) colour histograms
     areas = tree.area[nodes]
-    surroundings = np.minimum(np.searchsorted(areas, factor * areas), len(nodes) - 1)  # areas grow along a chain
+    # areas grow along a chain: the first region of at least factor x each area (the last one if none)
+    surroundings = np.minimum(np.searchsorted(areas, factor * areas), len(nodes) - 1)
     surroundings = np.maximum(surroundings, np.arange(len(nodes)))
     rest = hists[surroundings] - hists
     own_total, rest_total = hists.sum(axis=1), rest.sum(axis=1)
