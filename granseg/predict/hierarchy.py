@@ -9,9 +9,10 @@ point / box / granularity prompts.
   persistence x (area fraction) ** ``top_size_power`` (a region before a strong-boundary merge, larger ones
   preferred among similarly persistent ones; never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
-  the leaf-level part to the whole object. A chain region below the top is a level only where its colours
-  differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a part is not a part:
-  :func:`granseg.regions.chains.colour_distinctness`). Several positive clicks give the union of their regions.
+  the leaf-level part to the whole object. For a single click, a chain region below the top is a level only
+  where its colours differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a
+  part is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, every region is).
+  Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
 * GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
@@ -20,7 +21,9 @@ point / box / granularity prompts.
   and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
   answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
   on the other g asked); with ``cut_within_next_level`` a single click's cut at g stays inside the chain's next
-  larger level (it refines its region, it does not spill into sibling parts). From the second click the reference is the previous answer when it comes back as
+  larger level unless that is the top (it refines its part, it does not spill into sibling parts), and the top
+  level holds every unclipped cut. From the second click the reference is the previous answer when it comes
+  back as
   ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
   click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
@@ -85,9 +88,9 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
-    part_min_distinct: float = 0.7  # a chain region below the top is a level only if its colours differ this
-    # much from its surroundings' (regions.chains.colour_distinctness; 0: every region is a level)
-    cut_within_next_level: bool = True  # one click: the cut at g stays inside the chain's next larger level
+    part_min_distinct: float = 0.7  # one click: a chain region below the top is a level only if its colours
+    # differ this much from its surroundings' (regions.chains.colour_distinctness; 0: every region)
+    cut_within_next_level: bool = True  # one click: a part level's cut stays inside the chain's next level
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
