@@ -90,7 +90,7 @@ class HierarchyConfig(Config):
     part_min_fraction: float = 0.05
     part_min_distinct: float = 0.7  # one click: a chain region below the top is a level only if its colours
     # differ this much from its surroundings' (regions.chains.colour_distinctness; 0: every region)
-    cut_within_next_level: bool = True  # one click: a part level's cut stays inside the chain's next level
+    cut_within_next_level: bool = False  # one click: a part level's cut stays inside the chain's next level
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
