@@ -26,7 +26,6 @@ PINNED = {
     "correction_max_change": 0.0,
     "keep_connected": False,
     "part_min_distinct": 0.0,
-    "cut_within_next_level": False,
 }
 
 

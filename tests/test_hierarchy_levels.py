@@ -1,5 +1,5 @@
-"""Which chain regions are granularity levels (``part_min_distinct``) and where a level's cut may go
-(``cut_within_next_level``): granseg.regions.chains and the hierarchy predictor (issue 18, synthetic parts)."""
+"""Which chain regions are granularity levels (``part_min_distinct``): granseg.regions.chains and the hierarchy
+predictor (issue 18, synthetic parts)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
 from granseg.synth import SynthConfig, generate_scene
 
-OLD = {"part_min_distinct": 0.0, "cut_within_next_level": False}  # the chain and cut before these options
+OLD = {"part_min_distinct": 0.0}  # the chain before this option
 
 
 def nested_tree(colours: list[list[int]], intervals: list[tuple[int, int]]) -> SimpleNamespace:
@@ -48,16 +48,6 @@ def test_colour_distinctness_separates_a_texture_fragment_from_a_part():
     assert ch.chain_levels(uniform, [0, 1, 2], 2, 0.0, 0.7)[0].tolist() == [0, 1, 2]
 
 
-def test_within_next_level_clips_to_the_next_part_level_not_to_the_top():
-    tree = nested_tree([[1]] * 8, [(0, 1), (0, 3), (0, 6), (0, 8)])
-    nodes, levels = np.arange(4), np.array([0.1, 0.4, 0.7, 1.0])
-    everything = np.ones(8, bool)
-    assert ch.within_next_level(tree, nodes, levels, 0.1, everything).tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
-    assert ch.within_next_level(tree, nodes, levels, 0.4, everything).tolist() == [1] * 6 + [0, 0]
-    assert ch.within_next_level(tree, nodes, levels, 0.7, everything).all()  # next region: the top
-    assert ch.within_next_level(tree, nodes, levels, 1.0, everything).all()  # the top itself
-
-
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:
     """The synth benchmark's click (bench_hierarchy.largest_part_click): best part IoU at g <= 0.3 and object
     IoU at g = 1.0."""
@@ -89,11 +79,3 @@ def test_a_textured_part_is_the_finest_level_not_its_fragments(seed):
     old_part, old_object = _part_and_object_iou(build_hierarchy(**OLD).create_predictor(), seed)
     assert new_part >= 0.85 and new_part >= old_part + 0.2
     assert new_object >= old_object - 0.01
-
-
-def test_the_next_level_clip_keeps_a_part_out_of_its_siblings():
-    # tune seed 7: the part's cut spills into a sibling part of a close colour (0.64); clipped to the next level
-    # of the chain it stays on the part (0.90)
-    clipped, _ = _part_and_object_iou(build_hierarchy(cut_within_next_level=True).create_predictor(), 7)
-    free, _ = _part_and_object_iou(build_hierarchy().create_predictor(), 7)
-    assert clipped >= 0.85 and clipped >= free + 0.2

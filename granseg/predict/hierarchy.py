@@ -20,10 +20,7 @@ point / box / granularity prompts.
   :func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
   and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
   answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
-  on the other g asked); with ``cut_within_next_level`` a single click's cut at g stays inside the chain's next
-  larger level unless that is the top (it refines its part, it does not spill into sibling parts), and the top
-  level holds every unclipped cut. From the second click the reference is the previous answer when it comes
-  back as
+  on the other g asked). From the second click the reference is the previous answer when it comes back as
   ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
   click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
   the previous answer's area and holding no click of the other label); else the hierarchy's selection.
@@ -90,7 +87,6 @@ class HierarchyConfig(Config):
     part_min_fraction: float = 0.05
     part_min_distinct: float = 0.7  # one click: a chain region below the top is a level only if its colours
     # differ this much from its surroundings' (regions.chains.colour_distinctness; 0: every region)
-    cut_within_next_level: bool = False  # one click: a part level's cut stays inside the chain's next level
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
@@ -282,16 +278,6 @@ class HierarchyPredictor(BasePredictor):
             if jobs
             else []
         )
-        grown = None  # with cut_within_next_level: the cuts before clipping, gathered by the top level below
-        if cfg.cut_within_next_level and nested and cuts:
-            grown, cuts = list(cuts), list(cuts)
-            nodes, levels_ = chains[0]
-            for k, g in enumerate(levels):
-                answer = answered[keys[k]][0]
-                if isinstance(answer, int):  # a cut (not the hierarchy's selection itself)
-                    cuts[answer] = ch.within_next_level(tree, nodes, levels_, g, cuts[answer])
-            if cfg.keep_connected:
-                grown = list(ch.connected_to_many(tree, np.stack(grown), leaves[labels == 1]))
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if cfg.correction_max_change > 0:
@@ -305,8 +291,6 @@ class HierarchyPredictor(BasePredictor):
             answer, score = answered[key]  # a job's index or a selection; a score or None (the contrast)
             selections[k] = cuts[answer] if isinstance(answer, int) else answer
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
-        if grown is not None:
-            self._gather_at_top(selections, levels, keys, answered, grown, chains[0])
         if object_prior:
             union = selections[-1] | cuts[-1]
             # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
@@ -322,19 +306,6 @@ class HierarchyPredictor(BasePredictor):
         if nested:
             _running_union(selections)
         return selections, scores
-
-    @staticmethod
-    def _gather_at_top(selections, levels, keys, answered, grown, chain) -> None:
-        """In place: the levels whose chain region is the top also hold every unclipped cut of the levels up to
-        them (``cut_within_next_level`` clips what a part level shows, not what the whole object may be)."""
-        nodes, chain_levels = chain
-        for k, g in enumerate(levels):
-            if ch.node_for_granularity(nodes, chain_levels, g) != nodes[-1]:
-                continue
-            for j in range(k + 1):
-                answer = answered[keys[j]][0]
-                if isinstance(answer, int):
-                    selections[k] |= grown[answer]
 
     def _reference(
         self, leaves, labels, chains, g: float, previous

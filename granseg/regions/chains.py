@@ -9,8 +9,9 @@ Granularity over a chain (DESIGN.md sec. 5): the regions containing a click, fro
 UnSAMv2 sqrt-area granularity relative to the others (:func:`granseg.regions.granularity.granularity_from_areas`:
 smallest 0.1, top 1.0); g answers the largest chain region whose granularity is <= g. Every region of the chain
 in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object;
-with ``min_distinct`` > 0 (the predictor's ``part_min_distinct``) only regions whose colours differ from their
-surroundings' count (:func:`colour_distinctness`), so a texture fragment of a part is never a level of its own.
+with ``min_distinct`` > 0 (the predictor's ``part_min_distinct``) the chain starts at the smallest region whose
+colours differ from its surroundings' (:func:`colour_distinctness`), so the texture fragments below a part are
+not levels of their own.
 """
 
 from __future__ import annotations
@@ -103,18 +104,18 @@ def chain_levels(
     """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module).
 
-    With ``min_distinct`` > 0 a region below the top is a level only where its colours differ from those of
-    the rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]): a patch of a
-    textured or uniform part (a few stripes, a dot and its background) is no part of its own, so the smallest
-    level is the part itself rather than one of its fragments. When no region below the top qualifies, every
-    region is kept (as with 0)."""
+    With ``min_distinct`` > 0 the levels start at the smallest region whose colours differ from those of the
+    rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]); the regions below it
+    are dropped: a patch of a textured or uniform part (a few stripes, a dot and its background) is no part of
+    its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
+    stays a level. When no region below the top qualifies, every region is kept (as with 0)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
     if min_distinct > 0 and len(nodes) > 1:
-        own = colour_distinctness(tree, nodes)[:-1] >= min_distinct
-        if own.any():  # else every region as before: a chain is never cut down to its top alone
-            distinct[:-1] &= own
+        own = np.flatnonzero(colour_distinctness(tree, nodes)[:-1] >= min_distinct)
+        if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
+            distinct[: own[0]] = False
     distinct[-1] = True
     nodes = nodes[distinct]
     return nodes, granularity_from_areas(tree.area[nodes])
@@ -149,23 +150,6 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
 def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
     """The largest region of a chain whose granularity is <= ``g`` (the smallest one if none)."""
     return int(nodes[max(int(np.searchsorted(levels, g + 1e-9, side="right")) - 1, 0)])
-
-
-def within_next_level(
-    tree: RegionTree, nodes: np.ndarray, levels: np.ndarray, g: float, selected: np.ndarray
-) -> np.ndarray:
-    """``selected`` (``(n_leaves,)`` bool, e.g. the cut started from the chain region g picks) clipped to the
-    chain's next larger region: a level's refined answer may fill out its region and move its outline, but not
-    spill into the sibling parts that only a coarser level holds. Where the next region is the top (the object)
-    or there is none, it is returned unclipped (a copy): on photographs the top is often short of the object,
-    and a part's cut that reaches past it is the better answer."""
-    position = int(np.flatnonzero(nodes == node_for_granularity(nodes, levels, g))[0])
-    if position + 2 >= len(nodes):
-        return selected.copy()
-    following = nodes[position + 1]
-    out = np.zeros_like(selected)
-    out[tree.lo[following] : tree.hi[following]] = selected[tree.lo[following] : tree.hi[following]]
-    return out
 
 
 def node_for_click(
