@@ -178,19 +178,14 @@ class _NumpyRounds:
 
 class _CompiledRounds:
     """A round's cuts of :func:`grabcut_many` by :func:`granseg.regions.graphcut_compiled.grabcut_round` (numba
-    only): the leaf graph in arc form built once per call, and each job's residual flow of its last cut, from
-    which its next round restarts (only the terminal capacities change between rounds; GrabCut's later rounds,
-    whose colour models change little, need few augmentations). The same integer capacities and the same cuts
-    as :func:`st_min_cut` from scratch."""
+    only): the leaf graph in arc form (built once per tree, :func:`_leaf_graph`), and each job's residual flow
+    of its last cut, from which its next round restarts (only the terminal capacities change between rounds;
+    GrabCut's later rounds, whose colour models change little, need few augmentations). The same integer
+    capacities and the same cuts as :func:`st_min_cut` from scratch."""
 
     def __init__(self, tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float) -> None:
-        from granseg.regions.maxflow_bk import arcs
-
         n, count = tree.n_leaves, len(jobs)
-        edge_a, edge_b = tree.edge_a.astype(np.int64), tree.edge_b.astype(np.int64)
-        self.graph = arcs(n, edge_a, edge_b)
-        self.arc_caps = np.repeat(_integer(pairwise_weights(tree, smoothness)).astype(np.int64), 2)
-        self.weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+        self.graph, self.arc_caps, self.weight = _leaf_graph(tree, smoothness)
         self.references = np.stack([job.reference for job in jobs])
         self.priors = np.array([job.prior_weight for job in jobs], np.float64)
         self.hard_labels = np.zeros((count, n), np.int8)
@@ -198,7 +193,7 @@ class _CompiledRounds:
             self.hard_labels[j, job.positives] = 1
             self.hard_labels[j, job.negatives] = -1
         self.settings = (float(colour_weight), float(HARD), float(CAPACITY_SCALE))
-        arcs_count = 2 * len(edge_a)
+        arcs_count = len(self.arc_caps)
         self.state = (
             np.zeros((count, arcs_count), np.int64),  # each job's residual arc capacities
             np.zeros((count, n), np.int64),  # ... residual terminal capacities
@@ -223,6 +218,28 @@ class _CompiledRounds:
             self.settings,
             self.state,
         )
+
+
+_LEAF_GRAPHS: list[
+    tuple
+] = []  # the last few (tree, smoothness, graph): one image's calls share its leaf graph
+
+
+def _leaf_graph(tree: RegionTree, smoothness: float) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """The leaf graph in arc form (:func:`granseg.regions.maxflow_bk.arcs`), its ``(2E,)`` integer arc capacities
+    and the ``(n_leaves,)`` area weights of the unaries, built once per tree and smoothness (kept for the last
+    two; the entry holds the tree itself, so a new tree never takes an old one's graph)."""
+    for entry in _LEAF_GRAPHS:
+        if entry[0] is tree and entry[1] == smoothness:
+            return entry[2]
+    from granseg.regions.maxflow_bk import arcs
+
+    graph = arcs(tree.n_leaves, tree.edge_a.astype(np.int64), tree.edge_b.astype(np.int64))
+    arc_caps = np.repeat(_integer(pairwise_weights(tree, smoothness)).astype(np.int64), 2)
+    weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+    _LEAF_GRAPHS.insert(0, (tree, smoothness, (graph, arc_caps, weight)))
+    del _LEAF_GRAPHS[2:]
+    return graph, arc_caps, weight
 
 
 def _terminal_caps(cost_object, cost_background, positives, negatives) -> tuple[np.ndarray, np.ndarray]:
