@@ -140,3 +140,18 @@ def test_hierarchy_session_masks_match_the_numpy_backend(monkeypatch):
     for k, (a, b) in enumerate(zip(fast, slow)):
         np.testing.assert_array_equal(a.masks, b.masks, err_msg=str(k))
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-9, err_msg=str(k))
+
+
+def test_compiled_paint_matches_fancy_indexing():
+    """Selections painted into chosen rows of a stack (others untouched) equal ``selection[leaf_map]``."""
+    from granseg.regions.leafgraph_compiled import paint
+
+    rng = np.random.default_rng(14)
+    leaf_map = rng.integers(0, 50, (23, 31)).astype(np.intp)
+    selections = rng.random((3, 50)) < 0.5
+    out = np.zeros((5, 23, 31), bool)
+    out[1] = True
+    paint(selections, leaf_map, np.array([4, 0, 2], np.int64), out)
+    for k, row in enumerate([4, 0, 2]):
+        np.testing.assert_array_equal(out[row], selections[k][leaf_map])
+    assert out[1].all() and not out[3].any()
