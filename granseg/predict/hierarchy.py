@@ -37,10 +37,11 @@ point / box / granularity prompts.
 Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
 cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), every
 min cut is solved by a compiled Boykov-Kolmogorov max flow where numba is installed (else scipy's; the same
-answers, :mod:`granseg.regions.maxflow`), and with numba the colour EM is compiled and GrabCut's later rounds
-restart the max flow from the previous round's flow (the same answers up to ~1e-10 in the colour models; the
-same masks); the pixel band is cut in the window of the mask; ``cut_threads`` > 1 spreads the cuts of a call
-over threads, and the last ``ANSWER_CACHE`` answers are kept per request.
+answers, :mod:`granseg.regions.maxflow`), and with numba the colour EM is compiled, each GrabCut round is one
+compiled call whose later rounds restart the max flow from the previous round's flow (the same answers up to
+~1e-10 in the colour models; the same masks), and each pixel band is found and cut in the window of the mask by
+one compiled call; ``cut_threads`` > 1 spreads the cuts of a call over threads, and the last ``ANSWER_CACHE``
+answers are kept per request.
 
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
