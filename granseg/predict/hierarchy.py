@@ -40,10 +40,11 @@ point / box / granularity prompts.
 Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
 cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), every
 min cut is solved by a compiled Boykov-Kolmogorov max flow where numba is installed (else scipy's; the same
-answers, :mod:`granseg.regions.maxflow`), and with numba the colour EM is compiled and GrabCut's later rounds
-restart the max flow from the previous round's flow (the same answers up to ~1e-10 in the colour models; the
-same masks); the pixel band is cut in the window of the mask; ``cut_threads`` > 1 spreads the cuts of a call
-over threads, and the last ``ANSWER_CACHE`` answers are kept per request.
+answers, :mod:`granseg.regions.maxflow`), and with numba the colour EM is compiled, each GrabCut round is one
+compiled call whose later rounds restart the max flow from the previous round's flow (the same answers up to
+~1e-10 in the colour models; the same masks), and each pixel band is found and cut in the window of the mask by
+one compiled call; ``cut_threads`` > 1 spreads the cuts of a call over threads, and the last ``ANSWER_CACHE``
+answers are kept per request.
 
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
@@ -360,20 +361,30 @@ class HierarchyPredictor(BasePredictor):
         """``(K, h, w)`` bool internal masks of ``(K, n_leaves)`` selections, with pixel-accurate outlines
         (:func:`granseg.regions.pixelcut.refine_outline`) when ``pixel_band`` > 0; each distinct selection is
         drawn and refined once."""
-        from granseg.regions.pixelcut import refine_outline
-
-        tree, cfg = self.tree, self.config
+        tree = self.tree
         distinct: dict[bytes, list[int]] = {}
         for k, selection in enumerate(selections):
             distinct.setdefault(selection.tobytes(), []).append(k)
         out = np.empty((len(selections), *tree.leaf_map.shape), bool)
-        refine = []
+        firsts = [rows[0] for rows in distinct.values()]  # each distinct selection is drawn in its first row
+        _paint(selections[firsts], self._leaf_index, firsts, out)
+        refine = [
+            rows
+            for rows in distinct.values()
+            if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all()
+        ]
+        if refine:
+            self._refine_outlines(out, refine, selections, points, labels)
         for rows in distinct.values():
-            out[rows] = selections[rows[0]][self._leaf_index]
-            if self._pixels is not None and selections[rows[0]].any() and not selections[rows[0]].all():
-                refine.append(rows)
-        if not refine:
-            return out
+            out[rows[1:]] = out[rows[0]]
+        return out
+
+    def _refine_outlines(self, out, refine: list[list[int]], selections, points, labels) -> None:
+        """In place: the ``out`` rows ``refine[k][0]`` refined by :func:`granseg.regions.pixelcut.refine_outline`
+        (the pixels near the outline relabelled by a graph cut), with the clicks' pixels fixed."""
+        from granseg.regions.pixelcut import refine_outline
+
+        tree, cfg = self.tree, self.config
         height, width = tree.leaf_map.shape
         fixed = np.zeros((height, width), np.int8)
         cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
@@ -392,8 +403,7 @@ class HierarchyPredictor(BasePredictor):
             thread_pool(threads).map(cut, range(len(refine))) if threads > 1 else map(cut, range(len(refine)))
         )
         for rows, mask in zip(refine, list(masks)):
-            out[rows] = mask
-        return out
+            out[rows[0]] = mask
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
         mask = _upsample(small, self._original_size)
@@ -418,6 +428,20 @@ def _first_equal(stack: np.ndarray) -> list[int]:
         if not same:
             distinct.append(k)
     return firsts
+
+
+def _paint(selections: np.ndarray, leaf_index: np.ndarray, rows: list[int], out: np.ndarray) -> None:
+    """In place: ``out[rows[k]] = selections[k][leaf_index]`` (compiled where numba runs: one pass over the leaf
+    map for all D ``(D, n_leaves)`` selections)."""
+    from granseg.regions.maxflow import default_backend
+
+    if default_backend() == "numba":
+        from granseg.regions.leafgraph_compiled import paint
+
+        paint(selections, leaf_index, np.asarray(rows, np.int64), out)
+        return
+    for selection, row in zip(selections, rows):
+        out[row] = selection[leaf_index]
 
 
 def _running_union(stack: np.ndarray) -> None:

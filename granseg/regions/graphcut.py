@@ -14,9 +14,11 @@ capacities) on at most a few thousand nodes by :func:`granseg.regions.maxflow.mi
 Boykov-Kolmogorov solver with numba, else scipy's Dinic; the same answers).
 
 :func:`grabcut_many` runs several such cuts side by side (a ``predict`` call's levels): one batched colour-model
-fit and one max flow over the disjoint union of their graphs per round, the same answers as one
-:func:`grabcut_leaves` per cut. With the compiled solver a cut's later rounds restart from its previous round's
-residual flow (only the terminal capacities change between rounds; :class:`_WarmCuts`).
+fit per round, the same answers as one :func:`grabcut_leaves` per cut. Without numba a round's cuts are one max
+flow over the disjoint union of their graphs; with the compiled solver a round is one compiled call
+(:mod:`granseg.regions.graphcut_compiled`: unaries, integer capacities and each cut's max flow, which restarts
+from its previous round's residual flow: only the terminal capacities change between rounds;
+:class:`_CompiledRounds`).
 """
 
 from __future__ import annotations
@@ -106,9 +108,10 @@ def grabcut_many(
     threads: int = 1,
 ) -> list[np.ndarray]:
     """:func:`grabcut_leaves` of every job, run side by side: each round fits the colour models of all running
-    jobs in one batch (``colours`` caches them per selection) and solves their cuts as one graph (the disjoint
-    union of the jobs' leaf graphs; its minimal minimum cut is the union of theirs), split into up to
-    ``threads`` such graphs solved on as many threads. Same answers as one :func:`grabcut_leaves` per job."""
+    jobs in one batch (``colours`` caches them per selection) and solves their cuts (:class:`_NumpyRounds`: as
+    one graph, the disjoint union of the jobs' leaf graphs, whose minimal minimum cut is the union of theirs;
+    :class:`_CompiledRounds` with the compiled solver: one compiled call per round), split over up to
+    ``threads`` threads. Same answers as one :func:`grabcut_leaves` per job."""
     out: list[np.ndarray | None] = [None] * len(jobs)
     model_of: dict[int, np.ndarray] = {}
     for j, job in enumerate(jobs):
@@ -121,34 +124,122 @@ def grabcut_many(
             model_of[j] = selected
     if not model_of:
         return out
-    weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
-    pair = pairwise_weights(tree, smoothness)
-    warm = _WarmCuts(tree, pair) if default_backend() == "numba" else None
+    rounds_type = _CompiledRounds if default_backend() == "numba" else _NumpyRounds
+    rounds = rounds_type(tree, jobs, smoothness, colour_weight)
     for round_ in range(max(max(1, job.iterations) for job in jobs)):
         running = [j for j in model_of if round_ < max(1, jobs[j].iterations)]
         if not running:
             break
-        _, leaf_ratio = colours.ratios(np.stack([model_of[j] for j in running]))
-        # the unaries of all running jobs at once, (R, n_leaves): the same arithmetic per element as one job's
-        ratio = np.clip(leaf_ratio, -10, 10) * colour_weight
-        reference = np.stack([jobs[j].reference for j in running])
-        prior = np.array([jobs[j].prior_weight for j in running], np.float64)[:, None]
-        snk = (np.maximum(-ratio, 0) + prior * ~reference) * weight  # cost of the object label
-        src = (np.maximum(ratio, 0) + prior * reference) * weight  # cost of the background label
-        for row, j in enumerate(running):
-            _hard_labels(src[row], snk[row], jobs[j].positives, jobs[j].negatives)
+        current = np.stack([model_of[j] for j in running])
+        _, leaf_ratio = colours.ratios(current)
         bounds = np.linspace(0, len(running), min(max(threads, 1), len(running)) + 1).astype(int)
         groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        solve = partial(_solve_group, tree, pair, warm, running, src, snk)
-        parts = thread_pool(len(groups)).map(solve, groups) if len(groups) > 1 else [solve(groups[0])]
-        cuts = [cut for part in parts for cut in part]
-        for j, cut in zip(running, cuts):
+        solve = partial(rounds.cut, running, leaf_ratio, current)
+        parts = list(thread_pool(len(groups)).map(solve, groups) if len(groups) > 1 else [solve(groups[0])])
+        cuts = [cut for part in parts for cut in part[0]]
+        finished = [done for part in parts for done in part[1]]
+        for j, cut, done in zip(running, cuts, finished):
             out[j] = cut
-            if not cut.any() or cut.all() or np.array_equal(cut, model_of[j]):
+            if done:
                 del model_of[j]
             else:
                 model_of[j] = cut
     return out
+
+
+class _NumpyRounds:
+    """A round's cuts of :func:`grabcut_many` with numpy unaries and one union graph per group of jobs (any
+    solver of :func:`st_min_cut`)."""
+
+    def __init__(self, tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float) -> None:
+        self.tree, self.jobs, self.colour_weight = tree, jobs, colour_weight
+        self.weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+        self.pair = pairwise_weights(tree, smoothness)
+
+    def cut(self, running: list[int], leaf_ratio, current, group: slice) -> tuple[list, list]:
+        """Cuts and "finished" flags (empty, full or unchanged from ``current``) of the jobs ``running[group]``
+        with ``(R, n_leaves)`` colour ratios ``leaf_ratio`` and current selections ``current`` of all R."""
+        jobs = [self.jobs[j] for j in running[group]]
+        # the unaries of all these jobs at once, (R, n_leaves): the same arithmetic per element as one job's
+        ratio = np.clip(leaf_ratio[group], -10, 10) * self.colour_weight
+        reference = np.stack([job.reference for job in jobs])
+        prior = np.array([job.prior_weight for job in jobs], np.float64)[:, None]
+        snk = (np.maximum(-ratio, 0) + prior * ~reference) * self.weight  # cost of the object label
+        src = (np.maximum(ratio, 0) + prior * reference) * self.weight  # cost of the background label
+        for row, job in enumerate(jobs):
+            _hard_labels(src[row], snk[row], job.positives, job.negatives)
+        cuts = _union_min_cut(self.tree, self.pair, src, snk)
+        finished = [
+            not cut.any() or cut.all() or np.array_equal(cut, model)
+            for cut, model in zip(cuts, current[group])
+        ]
+        return cuts, finished
+
+
+class _CompiledRounds:
+    """A round's cuts of :func:`grabcut_many` by :func:`granseg.regions.graphcut_compiled.grabcut_round` (numba
+    only): the leaf graph in arc form (built once per tree, :func:`_leaf_graph`), and each job's residual flow
+    of its last cut, from which its next round restarts (only the terminal capacities change between rounds;
+    GrabCut's later rounds, whose colour models change little, need few augmentations). The same integer
+    capacities and the same cuts as :func:`st_min_cut` from scratch."""
+
+    def __init__(self, tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float) -> None:
+        n, count = tree.n_leaves, len(jobs)
+        self.graph, self.arc_caps, self.weight = _leaf_graph(tree, smoothness)
+        self.references = np.stack([job.reference for job in jobs])
+        self.priors = np.array([job.prior_weight for job in jobs], np.float64)
+        self.hard_labels = np.zeros((count, n), np.int8)
+        for j, job in enumerate(jobs):  # positives, then negatives (as _hard_labels)
+            self.hard_labels[j, job.positives] = 1
+            self.hard_labels[j, job.negatives] = -1
+        self.settings = (float(colour_weight), float(HARD), float(CAPACITY_SCALE))
+        arcs_count = len(self.arc_caps)
+        self.state = (
+            np.zeros((count, arcs_count), np.int64),  # each job's residual arc capacities
+            np.zeros((count, n), np.int64),  # ... residual terminal capacities
+            np.zeros((count, n), np.int64),  # ... integer src - snk of its last cut
+            np.zeros(count, np.bool_),  # ... whether it has been cut yet
+        )
+
+    def cut(self, running: list[int], leaf_ratio, current, group: slice) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_NumpyRounds.cut` (arrays instead of lists)."""
+        from granseg.regions.graphcut_compiled import grabcut_round
+
+        return grabcut_round(
+            self.graph,
+            self.arc_caps,
+            np.asarray(running[group], np.int64),
+            np.ascontiguousarray(leaf_ratio[group]),
+            np.ascontiguousarray(current[group]),
+            self.references,
+            self.priors,
+            self.weight,
+            self.hard_labels,
+            self.settings,
+            self.state,
+        )
+
+
+_LEAF_GRAPHS: list[
+    tuple
+] = []  # the last few (tree, smoothness, graph): one image's calls share its leaf graph
+
+
+def _leaf_graph(tree: RegionTree, smoothness: float) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """The leaf graph in arc form (:func:`granseg.regions.maxflow_bk.arcs`), its ``(2E,)`` integer arc capacities
+    and the ``(n_leaves,)`` area weights of the unaries, built once per tree and smoothness (kept for the last
+    two; the entry holds the tree itself, so a new tree never takes an old one's graph)."""
+    for entry in _LEAF_GRAPHS:
+        if entry[0] is tree and entry[1] == smoothness:
+            return entry[2]
+    from granseg.regions.maxflow_bk import arcs
+
+    graph = arcs(tree.n_leaves, tree.edge_a.astype(np.int64), tree.edge_b.astype(np.int64))
+    arc_caps = np.repeat(_integer(pairwise_weights(tree, smoothness)).astype(np.int64), 2)
+    weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+    _LEAF_GRAPHS.insert(0, (tree, smoothness, (graph, arc_caps, weight)))
+    del _LEAF_GRAPHS[2:]
+    return graph, arc_caps, weight
 
 
 def _terminal_caps(cost_object, cost_background, positives, negatives) -> tuple[np.ndarray, np.ndarray]:
@@ -163,13 +254,6 @@ def _hard_labels(src_cap: np.ndarray, snk_cap: np.ndarray, positives, negatives)
     """In place: the click leaves' terminal capacities (positives object, then negatives background)."""
     src_cap[positives], snk_cap[positives] = HARD, 0
     snk_cap[negatives], src_cap[negatives] = HARD, 0
-
-
-def _solve_group(tree, pair, warm: _WarmCuts | None, jobs: list[int], src, snk, group: slice) -> list:
-    """The cuts of the rows ``group`` of a round's ``(R, n_leaves)`` terminal capacities (jobs ``jobs[group]``)."""
-    if warm is None:
-        return _union_min_cut(tree, pair, src[group], snk[group])
-    return warm.cut(jobs[group], src[group], snk[group])
 
 
 def _union_min_cut(tree: RegionTree, pair: np.ndarray, src: np.ndarray, snk: np.ndarray) -> list:
@@ -188,39 +272,3 @@ def _copies_edges(tree: RegionTree, copies: int) -> tuple[np.ndarray, np.ndarray
     edge_a = (tree.edge_a[None].astype(np.int64) + offsets).ravel()
     edge_b = (tree.edge_b[None].astype(np.int64) + offsets).ravel()
     return edge_a, edge_b
-
-
-class _WarmCuts:
-    """The compiled solver's residual flow of each job's last cut (:func:`grabcut_many`, numba only): a job's next
-    round starts from it, with its changed terminal capacities (:func:`granseg.regions.maxflow_bk.bk_flow`), so
-    the later rounds of GrabCut's loop, whose colour models change little, need few augmentations. The same
-    integer capacities and the same cuts as :func:`st_min_cut` from scratch."""
-
-    def __init__(self, tree: RegionTree, pair: np.ndarray) -> None:
-        self.tree = tree
-        self.arc_caps = np.repeat(_integer(pair).astype(np.int64), 2)  # arcs 2e (a -> b) and 2e + 1 (b -> a)
-        # per job: its arcs' residual capacities, its tr, its integer src - snk
-        self.flows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def cut(self, jobs: list[int], src: np.ndarray, snk: np.ndarray) -> list[np.ndarray]:
-        """Object sides ``(n_leaves,)`` bool of the cuts of ``jobs`` with ``(K, n_leaves)`` float terminal
-        capacities ``src`` / ``snk`` (scaled as :func:`st_min_cut` scales them), solved as one graph."""
-        from granseg.regions.maxflow_bk import bk_flow
-
-        tree, n, arcs = self.tree, self.tree.n_leaves, len(self.arc_caps)
-        shift = np.minimum(src, snk)  # only the difference matters
-        net = _integer(src - shift).astype(np.int64) - _integer(snk - shift)
-        rcap, tr = [], []
-        for row, job in enumerate(jobs):
-            if job in self.flows:
-                residual, last_tr, last_net = self.flows[job]
-                rcap.append(residual)
-                tr.append(last_tr + (net[row] - last_net))
-            else:
-                rcap.append(self.arc_caps)
-                tr.append(net[row])
-        rcap, tr = np.concatenate(rcap), np.concatenate(tr)
-        side = bk_flow(len(tr), *_copies_edges(tree, len(jobs)), rcap, tr)
-        for row, job in enumerate(jobs):
-            self.flows[job] = (rcap[row * arcs : (row + 1) * arcs], tr[row * n : (row + 1) * n], net[row])
-        return list(side.reshape(len(jobs), n))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from granseg.regions.graphcut import HARD, st_min_cut
+from granseg.regions.graphcut import CAPACITY_SCALE, HARD, st_min_cut
 from granseg.regions.maxflow import default_backend
 
 
@@ -66,7 +66,26 @@ def refine_outline(
         slice(max(y0 - band - 1, 0), y1 + band + 2),
         slice(max(x0 - band - 1, 0), x1 + band + 2),
     )
-    refined = _refine_window(image, window, mask[window], bin_ratio, fixed[window], band, smoothness)
+    if default_backend() == "numba":  # the same steps in one compiled call
+        from granseg.regions.pixelcut_compiled import refine_window
+
+        corner = (int(window[0].start), int(window[1].start))
+        refined, changed = refine_window(
+            mask[window],
+            fixed[window],
+            image.bins,
+            image.right,
+            image.down,
+            corner,
+            bin_ratio,
+            band,
+            float(smoothness),
+            HARD,
+            CAPACITY_SCALE,
+        )
+        refined = refined if changed else None
+    else:
+        refined = _refine_window(image, window, mask[window], bin_ratio, fixed[window], band, smoothness)
     if refined is None:
         return mask
     out = mask.copy()

@@ -5,6 +5,8 @@ graph and the same float sums, term by term, as the numpy construction (tested a
 import numba
 import numpy as np
 
+from granseg.regions.maxflow_bk import bk_min_cut
+
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _pull(weight, fixed_inside, s, t):
@@ -71,3 +73,119 @@ def band_graph(in_band, inside, bins, right, down, bin_ratio, smoothness, hard):
                     s, t = _pull(weight, inside[y - dy, x - dx], s, t)
             src[p], snk[p] = min(s, hard), t
     return edge_a[:e], edge_b[:e], weights[:e], src, snk
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mark(marks, y0, y1, x0, x1):
+    """Add one to the ``[y0, y1] x [x0, x1]`` rectangle (inclusive) of the difference table ``marks``."""
+    marks[y0, x0] += 1
+    marks[y0, x1 + 1] -= 1
+    marks[y1 + 1, x0] -= 1
+    marks[y1 + 1, x1 + 1] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _outline_band(mask, band):
+    """``h x w`` bool: cv2.dilate(mask) & ~cv2.erode(mask) by a ``2 band + 1`` square with OpenCV's default
+    border (pixels beyond the window: absent for the dilation, object for the erosion), i.e. the pixels whose
+    square, clipped to the window, holds mask and non-mask pixels; that is, a 4-adjacent pair of them that
+    differ. Each differing pair marks the pixels whose square holds both of its pixels (a difference table
+    summed once), in time linear in the window."""
+    h, w = mask.shape
+    marks = np.zeros((h + 1, w + 1), np.int32)
+    for y in range(h):
+        for x in range(w):
+            if x + 1 < w and mask[y, x] != mask[y, x + 1]:
+                _mark(
+                    marks, max(y - band, 0), min(y + band, h - 1), max(x + 1 - band, 0), min(x + band, w - 1)
+                )
+            if y + 1 < h and mask[y, x] != mask[y + 1, x]:
+                _mark(
+                    marks, max(y + 1 - band, 0), min(y + band, h - 1), max(x - band, 0), min(x + band, w - 1)
+                )
+    out = np.empty((h, w), np.bool_)
+    above = np.zeros(w + 1, np.int32)  # column sums of the rows above, then of this one
+    for y in range(h):
+        run = 0
+        for x in range(w):
+            above[x] += marks[y, x]
+            run += above[x]
+            out[y, x] = run > 0
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _integer(weight, scale, hard):
+    """:func:`granseg.regions.graphcut._integer` of one weight: ``min(round(weight x scale), hard)`` (round half
+    to even, as numpy)."""
+    return np.int64(min(np.rint(weight * scale), hard))
+
+
+def _refine_signature(contrast):
+    """``refine_window``'s argument types (``contrast``: the dtype of ``right`` / ``down``)."""
+    image = numba.types.Array
+    return (
+        image(numba.boolean, 2, "A"),
+        image(numba.int8, 2, "A"),
+        image(numba.int64, 2, "A"),
+        image(contrast, 2, "A"),
+        image(contrast, 2, "A"),
+        numba.types.UniTuple(numba.int64, 2),
+        image(numba.float64, 1, "A"),
+        numba.int64,
+        numba.float64,
+        numba.int64,
+        numba.float64,
+    )
+
+
+@numba.njit([_refine_signature(numba.float32), _refine_signature(numba.float64)], cache=True, nogil=True)
+def refine_window(mask, fixed, bins, right, down, corner, bin_ratio, band, smoothness, hard, scale):
+    """:func:`granseg.regions.pixelcut._refine_window` and its band cut in one compiled call (the same band,
+    graph, integer capacities and minimal minimum cut; tested against it): ``mask`` / ``fixed`` the window's
+    crops, ``corner`` its top-left (row, column) in the :class:`~granseg.regions.pixelcut.PixelImage` arrays
+    ``bins`` / ``right`` / ``down``; ``hard`` / ``scale`` the leaf graph cut's ``HARD`` and ``CAPACITY_SCALE``.
+    Returns the window's refined mask and whether any pixel was in the band (if not, the mask stays)."""
+    in_band = _outline_band(mask, band) & (fixed == 0)
+    inside = (mask | (fixed > 0)) & (fixed >= 0)
+    h, w = mask.shape
+    r0, r1, c0, c1 = h, -1, w, -1
+    for y in range(h):
+        for x in range(w):
+            if in_band[y, x]:
+                r0, r1 = min(r0, y), max(r1, y)
+                c0, c1 = min(c0, x), max(c1, x)
+    if r1 < 0:
+        return inside, False
+    r0, r1, c0, c1 = max(r0 - 1, 0), min(r1 + 2, h), max(c0 - 1, 0), min(c1 + 2, w)  # the band's box + 1 px
+    ay, ax = corner[0] + r0, corner[1] + c0  # its top-left pixel in the image
+    by, bx = corner[0] + r1, corner[1] + c1
+    crop_band, crop_inside = in_band[r0:r1, c0:c1], inside[r0:r1, c0:c1]
+    edge_a, edge_b, weights, src, snk = band_graph(
+        crop_band,
+        crop_inside,
+        bins[ay:by, ax:bx],
+        right[ay:by, ax : bx - 1],
+        down[ay : by - 1, ax:bx],
+        bin_ratio,
+        smoothness,
+        hard,
+    )
+    caps = np.empty(len(weights), np.int64)
+    for e in range(len(weights)):
+        caps[e] = _integer(weights[e], scale, hard)
+    src_caps, snk_caps = np.empty(len(src), np.int64), np.empty(len(src), np.int64)
+    for p in range(len(src)):  # only the difference of the terminal weights matters (graphcut.st_min_cut)
+        shift = min(src[p], snk[p])
+        src_caps[p], snk_caps[p] = (
+            _integer(src[p] - shift, scale, hard),
+            _integer(snk[p] - shift, scale, hard),
+        )
+    labels = bk_min_cut(len(src), edge_a, edge_b, caps, src_caps, snk_caps)
+    count = 0
+    for y in range(r1 - r0):
+        for x in range(c1 - c0):
+            if crop_band[y, x]:
+                crop_inside[y, x] = labels[count]
+                count += 1
+    return inside, True
