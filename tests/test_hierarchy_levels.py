@@ -48,6 +48,19 @@ def test_colour_distinctness_separates_a_texture_fragment_from_a_part():
     assert ch.chain_levels(uniform, [0, 1, 2], 2, 0.0, 0.7)[0].tolist() == [0, 1, 2]
 
 
+def test_chain_levels_drop_only_the_fragments_below_the_first_distinct_region():
+    # node 0: a fragment of the striped part (node 1); node 2: the part + a piece of a sibling part, which looks
+    # half like its surroundings (0.67 < 0.7) but lies above the part, so it stays a level; node 3: the object
+    tree = nested_tree(
+        [[6, 4, 0], [5, 5, 0], [0, 0, 10], [0, 0, 10], [0, 0, 10], [0, 0, 10]],
+        [(0, 1), (0, 2), (0, 3), (0, 6)],
+    )
+    tree.height = np.zeros(4)
+    score = ch.colour_distinctness(tree, np.arange(4))
+    assert score[0] < 0.7 <= score[1] and score[2] == pytest.approx(0.5 * (11 + 9 + 20) / 30)
+    assert ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)[0].tolist() == [1, 2, 3]
+
+
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:
     """The synth benchmark's click (bench_hierarchy.largest_part_click): best part IoU at g <= 0.3 and object
     IoU at g = 1.0."""

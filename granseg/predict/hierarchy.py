@@ -9,9 +9,9 @@ point / box / granularity prompts.
   persistence x (area fraction) ** ``top_size_power`` (a region before a strong-boundary merge, larger ones
   preferred among similarly persistent ones; never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
-  the leaf-level part to the whole object. For a single click, a chain region below the top is a level only
-  where its colours differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a
-  part is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, every region is).
+  the leaf-level part to the whole object. For a single click the levels start at the smallest chain region
+  whose colours differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a part
+  is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, at the leaf as before).
   Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
@@ -86,8 +86,9 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
-    part_min_distinct: float = 0.7  # one click: a chain region below the top is a level only if its colours
-    # differ this much from its surroundings' (regions.chains.colour_distinctness; 0: every region)
+    # one click: the levels start at the smallest chain region whose colours differ this much from its
+    # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
+    part_min_distinct: float = 0.7
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
@@ -162,8 +163,8 @@ class HierarchyPredictor(BasePredictor):
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
 
     def _chain(self, leaf: int, box_counts, distinct: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The chain regions of a click's leaf up to its top, and their granularity levels (only regions with
-        colours of their own, ``part_min_distinct``, when ``distinct``: a single click's chain)."""
+        """The chain regions of a click's leaf up to its top, and their granularity levels (from the smallest
+        region with colours of its own, ``part_min_distinct``, when ``distinct``: a single click's chain)."""
         tree, cfg = self.tree, self.config
         chain = tree.chain(int(tree.leaf_node[leaf]))
         allowed = None
