@@ -9,7 +9,10 @@ point / box / granularity prompts.
   persistence x (area fraction) ** ``top_size_power`` (a region before a strong-boundary merge, larger ones
   preferred among similarly persistent ones; never the whole image). g picks a region of the full chain by the UnSAMv2 sqrt-area
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
-  the leaf-level part to the whole object. Several positive clicks give the union of their regions.
+  the leaf-level part to the whole object. For a single click the levels start at the smallest chain region
+  whose colours differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a part
+  is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, at the leaf as before).
+  Several positive clicks give the union of their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
 * GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
@@ -83,6 +86,9 @@ class HierarchyConfig(Config):
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
+    # one click: the levels start at the smallest chain region whose colours differ this much from its
+    # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
+    part_min_distinct: float = 0.7
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     refine: bool = True
     refine_single_click: bool = True
@@ -156,8 +162,9 @@ class HierarchyPredictor(BasePredictor):
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
 
-    def _chain(self, leaf: int, box_counts) -> tuple[np.ndarray, np.ndarray]:
-        """The chain regions of a click's leaf up to its top, and their granularity levels."""
+    def _chain(self, leaf: int, box_counts, distinct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The chain regions of a click's leaf up to its top, and their granularity levels (from the smallest
+        region with colours of its own, ``part_min_distinct``, when ``distinct``: a single click's chain)."""
         tree, cfg = self.tree, self.config
         chain = tree.chain(int(tree.leaf_node[leaf]))
         allowed = None
@@ -167,7 +174,8 @@ class HierarchyPredictor(BasePredictor):
         top = ch.chain_top(
             tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
         )
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction)
+        min_distinct = cfg.part_min_distinct if distinct else 0.0
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config
@@ -235,7 +243,8 @@ class HierarchyPredictor(BasePredictor):
         tree, cfg = self.tree, self.config
         leaves = ch.points_to_leaves(tree, points, self._original_size)
         box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
-        chains = [self._chain(leaf, box_counts) for leaf in leaves]
+        # a single click's levels skip texture fragments; corrections pick their own region from every level
+        chains = [self._chain(leaf, box_counts, len(leaves) == 1) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations, priors = [], [], {}, cfg.refine_iterations, {}
         for k, g in enumerate(levels):

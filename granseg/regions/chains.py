@@ -8,7 +8,10 @@ Granularity over a chain (DESIGN.md sec. 5): the regions containing a click, fro
 ``min_fraction`` of the top's area up to the chain's *top* (the object, see :func:`chain_top`), each get the
 UnSAMv2 sqrt-area granularity relative to the others (:func:`granseg.regions.granularity.granularity_from_areas`:
 smallest 0.1, top 1.0); g answers the largest chain region whose granularity is <= g. Every region of the chain
-in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object.
+in that range is reachable, so ten g give up to ten nested masks from the smallest part to the whole object;
+with ``min_distinct`` > 0 (the predictor's ``part_min_distinct``) the chain starts at the smallest region whose
+colours differ from its surroundings' (:func:`colour_distinctness`), so the texture fragments below a part are
+not levels of their own.
 """
 
 from __future__ import annotations
@@ -92,16 +95,56 @@ def chain_top(
 
 
 def chain_levels(
-    tree: RegionTree, chain: list[int], top: int, min_fraction: float = 0.0
+    tree: RegionTree,
+    chain: list[int],
+    top: int,
+    min_fraction: float = 0.0,
+    min_distinct: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
-    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module)."""
+    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module).
+
+    With ``min_distinct`` > 0 the levels start at the smallest region whose colours differ from those of the
+    rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]); the regions below it
+    are dropped: a patch of a textured or uniform part (a few stripes, a dot and its background) is no part of
+    its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
+    stays a level. When no region below the top qualifies, every region is kept (as with 0)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
+    if min_distinct > 0 and len(nodes) > 1:
+        own = np.flatnonzero(colour_distinctness(tree, nodes)[:-1] >= min_distinct)
+        if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
+            distinct[: own[0]] = False
     distinct[-1] = True
     nodes = nodes[distinct]
     return nodes, granularity_from_areas(tree.area[nodes])
+
+
+def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes`` (smallest first): for each region, the total
+    variation distance between its colour histogram (the tree's quantised CIELAB bins) and that of the rest of
+    its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
+    is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
+    what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part)."""
+    from scipy.sparse import csr_matrix
+
+    nodes = np.asarray(nodes)
+    lo, hi = tree.lo[nodes], tree.hi[nodes]
+    ranks = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    rows = np.repeat(np.arange(len(nodes)), hi - lo)
+    members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
+    hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)  # (N, B) colour histograms
+    areas = tree.area[nodes]
+    # areas grow along a chain: the first region of at least factor x each area (the last one if none)
+    surroundings = np.minimum(np.searchsorted(areas, factor * areas), len(nodes) - 1)
+    surroundings = np.maximum(surroundings, np.arange(len(nodes)))
+    rest = hists[surroundings] - hists
+    own_total, rest_total = hists.sum(axis=1), rest.sum(axis=1)
+    out = np.ones(len(nodes))
+    ok = (own_total > 0) & (rest_total > 0)
+    out[ok] = 0.5 * np.abs(hists[ok] / own_total[ok, None] - rest[ok] / rest_total[ok, None]).sum(axis=1)
+    return out
 
 
 def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
