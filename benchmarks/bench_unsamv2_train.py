@@ -47,6 +47,10 @@
    results/unsamv2_train_plateau.md). ``--g-phase-lr-restart 1``: the lr schedule restarts at the switch;
    ``--g-phase-multimask-weight W``: the best-of-3 loss on the 3 SAM-2 outputs stays on after it (results/unsamv2_train_two_phase.md).
 
+10. ``--min-area N`` (optional, every run): the data config's ``min_area`` (masks under N pixels of the 128 px image
+   are dropped before prompts and levels are drawn; default 16). ``--focal W``: the runs' focal weight (the recipe:
+   20) (results/s9_tune_minarea82.md and neighbours).
+
 Writes ``benchmarks/results/unsamv2_train.md`` and ``benchmarks/results/unsamv2_train_miou_vs_g.png``.
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_unsamv2_train.py [--steps 200]``.
 """
@@ -117,6 +121,9 @@ class BenchSettings:
     # subset is drawn evenly over g instead of uniformly)
     pseudo_set: str = ""
     balance_granularity: int = 0
+    # every run: the data config's min_area (masks under this many pixels of the 128 px image are dropped before
+    # prompts and levels are drawn); 0 keeps the data default (16)
+    min_area: int = 0
     # "label" (the recipe: each mask asked at its own g) or "nearest_level" (g uniform over the range where the
     # mask is the nearest level at the click; UnSAMv2TrainConfig.granularity_sampling)
     granularity_sampling: str = "label"
@@ -252,6 +259,8 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         data_extra = {"balance_granularity": bool(settings.balance_granularity)}
     else:
         source = {"kind": "synth", "num_scenes": settings.train_scenes, "synth": asdict(synth_config())}
+    if settings.min_area:
+        data_extra["min_area"] = settings.min_area
     config = {
         "task": "unsamv2",
         "output_dir": str(work / f"run_{name}"),
