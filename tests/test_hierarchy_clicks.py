@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 
 from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
 from granseg.regions.tree import TreeParams, build_region_tree
 from tests.test_hierarchy import BODY, box_mask, iou, toy_image
 
+largest_part_click = load_benchmark("bench_hierarchy").largest_part_click  # the synth benchmark's click
+
 
 @pytest.fixture(scope="module")
 def tree():
     return build_region_tree(toy_image(), TreeParams())
-
-
-def _largest_part_click(scene):
-    import cv2
-
-    candidates = [
-        (part.mask.sum(), obj, part)
-        for obj in scene.objects()
-        for part in scene.children(obj.id)
-        if part.mask.sum() >= 64 and obj.mask.sum() > part.mask.sum()
-    ]
-    _, obj, part = max(candidates, key=lambda c: c[0])
-    dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    return obj, (x, y)
 
 
 def test_one_click_inside_a_part_answers_the_whole_object_at_g1():
@@ -43,7 +31,7 @@ def test_one_click_inside_a_part_answers_the_whole_object_at_g1():
     ious = []
     for seed in range(34, 42):
         scene = generate_scene(seed=seed, config=SynthConfig(size=256))
-        obj, (x, y) = _largest_part_click(scene)
+        obj, _, (x, y) = largest_part_click(scene)
         predictor.set_image(scene.image)
         mask = predictor.predict([[x, y]], [1], granularity=1.0).masks[0]
         ious.append(iou(mask, obj.mask))

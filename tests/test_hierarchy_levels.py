@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 from scipy.sparse import csr_matrix
 
 from granseg.predict.hierarchy import build_hierarchy
@@ -64,18 +65,8 @@ def test_chain_levels_drop_only_the_fragments_below_the_first_distinct_region():
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:
     """The synth benchmark's click (bench_hierarchy.largest_part_click): best part IoU at g <= 0.3 and object
     IoU at g = 1.0."""
-    import cv2
-
     scene = generate_scene(seed=seed, config=SynthConfig(size=256))
-    candidates = [
-        (part.mask.sum(), obj, part)
-        for obj in scene.objects()
-        for part in scene.children(obj.id)
-        if part.mask.sum() >= 64 and obj.mask.sum() > part.mask.sum()
-    ]
-    _, obj, part = max(candidates, key=lambda c: c[0])
-    dist = cv2.distanceTransform(np.pad(part.mask, 1).astype(np.uint8), cv2.DIST_L2, 0)[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    obj, part, (x, y) = load_benchmark("bench_hierarchy").largest_part_click(scene)
     predictor.set_image(scene.image)
     masks = predictor.predict([[x, y]], [1], granularity="all").masks
 
