@@ -353,3 +353,19 @@ def test_keep_alive_requests_are_not_delayed_by_nagle(server):
     finally:
         connection.close()
     assert statistics.median(times[1:]) < 0.03, times
+
+
+def test_the_server_compiles_the_click_path_at_start(server):
+    """The engine warms the hierarchy's compiled click path up in a background thread at start (a fresh install's
+    first click would otherwise wait ~28 s of CPU for numba); the thread finishes and the compiled functions hold
+    signatures."""
+    thread = server.app.state.granseg.engine.warm_up_thread
+    assert thread is not None
+    thread.join(timeout=300)
+    assert not thread.is_alive() and server.app.state.granseg.engine.warm_up_seconds is not None
+    from granseg.regions.maxflow import default_backend
+
+    if default_backend() == "numba":
+        from granseg.regions import graphcut_compiled, pixelcut_compiled
+
+        assert pixelcut_compiled.refine_window.signatures and graphcut_compiled.grabcut_round.signatures

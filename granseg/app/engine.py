@@ -79,6 +79,14 @@ class Engine:
         self.images = images
         self._cache_size = max(1, int(cache_images))
         self._predictors: OrderedDict[str, Any] = OrderedDict()
+        self.warm_up_thread: threading.Thread | None = None
+        self.warm_up_seconds: float | None = None  # set when the warm-up has finished
+        if hasattr(self.model, "warm_up"):  # compile the click path while the user uploads (hierarchy: numba)
+            self.warm_up_thread = threading.Thread(target=self._warm_up, name="granseg-warm-up", daemon=True)
+            self.warm_up_thread.start()
+
+    def _warm_up(self) -> None:
+        self.warm_up_seconds = self.model.warm_up()
 
     def is_embedded(self, image_id: str) -> bool:
         return image_id in self._predictors

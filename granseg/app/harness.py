@@ -125,10 +125,11 @@ def click_image(driver, x: float, y: float, right: bool = False) -> None:
     (chain.context_click() if right else chain.click()).perform()
 
 
-def wait_for(driver, script: str, timeout: float = 60.0, *args: Any) -> Any:
+def wait_for(driver, script: str, timeout: float = 180.0, *args: Any) -> Any:
     """Poll ``script`` (JS returning a value) until it is truthy; returns it or raises TimeoutError after
-    ``timeout`` s (60 by default: the first click of a fresh install compiles the numba max flow and colour EM,
-    ~14 s of CPU, which a loaded 2-core machine stretches past 20 s of wall time)."""
+    ``timeout`` s (180 by default: on a fresh install the server compiles the hierarchy's numba click path at
+    start, ~28 s of CPU, which a loaded 2-core CI machine stretches past a minute of wall time before the first
+    mask; a passing wait returns as soon as its condition holds)."""
     deadline = time.monotonic() + timeout
     while True:
         value = driver.execute_script(script, *args)
