@@ -63,6 +63,11 @@ def _integer(weights) -> np.ndarray:
     return np.minimum(np.round(np.asarray(weights, np.float64) * CAPACITY_SCALE), HARD).astype(np.int32)
 
 
+def _area_weights(tree: RegionTree) -> np.ndarray:
+    """``(n_leaves,)`` weights of the unaries: sqrt of each leaf's area over the mean leaf area."""
+    return np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+
+
 def pairwise_weights(tree: RegionTree, smoothness: float) -> np.ndarray:
     """``(E,)`` pairwise weights of the leaf edges (see the module docstring)."""
     mean_strength = tree.edge_strength / tree.edge_len
@@ -153,7 +158,7 @@ class _NumpyRounds:
 
     def __init__(self, tree: RegionTree, jobs: list[CutJob], smoothness: float, colour_weight: float) -> None:
         self.tree, self.jobs, self.colour_weight = tree, jobs, colour_weight
-        self.weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+        self.weight = _area_weights(tree)
         self.pair = pairwise_weights(tree, smoothness)
 
     def cut(self, running: list[int], leaf_ratio, current, group: slice) -> tuple[list, list]:
@@ -220,9 +225,8 @@ class _CompiledRounds:
         )
 
 
-_LEAF_GRAPHS: list[
-    tuple
-] = []  # the last few (tree, smoothness, graph): one image's calls share its leaf graph
+# the last few (tree, smoothness, graph): one image's calls share its leaf graph
+_LEAF_GRAPHS: list[tuple] = []
 
 
 def _leaf_graph(tree: RegionTree, smoothness: float) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -236,7 +240,7 @@ def _leaf_graph(tree: RegionTree, smoothness: float) -> tuple[tuple, np.ndarray,
 
     graph = arcs(tree.n_leaves, tree.edge_a.astype(np.int64), tree.edge_b.astype(np.int64))
     arc_caps = np.repeat(_integer(pairwise_weights(tree, smoothness)).astype(np.int64), 2)
-    weight = np.sqrt(tree.leaf_area / tree.leaf_area.mean())
+    weight = _area_weights(tree)
     _LEAF_GRAPHS.insert(0, (tree, smoothness, (graph, arc_caps, weight)))
     del _LEAF_GRAPHS[2:]
     return graph, arc_caps, weight

@@ -8,14 +8,7 @@ per cut instead of their disjoint union (the union's minimal minimum cut is the 
 import numba
 import numpy as np
 
-from granseg.regions.maxflow_bk import bk_solve
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _integer(weight, scale, hard):
-    """:func:`granseg.regions.graphcut._integer` of one weight: ``min(round(weight x scale), hard)`` (round half
-    to even, as numpy)."""
-    return np.int64(min(np.rint(weight * scale), hard))
+from granseg.regions.maxflow_bk import bk_solve, integer_terminals
 
 
 @numba.njit(cache=True, nogil=True)
@@ -32,8 +25,8 @@ def _net_terminals(ratio, reference, prior, weight, hard_label, colour_weight, h
             src, snk = hard, 0.0
         elif hard_label[i] < 0:
             src, snk = 0.0, hard
-        shift = min(src, snk)
-        out[i] = _integer(src - shift, scale, hard) - _integer(snk - shift, scale, hard)
+        src_cap, snk_cap = integer_terminals(src, snk, scale, hard)
+        out[i] = src_cap - snk_cap
 
 
 @numba.njit(cache=True, nogil=True)

@@ -15,6 +15,21 @@ TERMINAL, ORPHAN, FREE = -1, -2, -3
 INFINITE = 1 << 40
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def integer_capacity(weight, scale, hard):
+    """:func:`granseg.regions.graphcut._integer` of one weight: ``min(round(weight x scale), hard)`` (round half
+    to even, as numpy)."""
+    return np.int64(min(np.rint(weight * scale), hard))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def integer_terminals(src, snk, scale, hard):
+    """One node's integer ``(source, sink)`` capacities from float ones: only their difference matters, so the
+    smaller is shifted to 0 first (as :func:`granseg.regions.graphcut.st_min_cut`)."""
+    shift = min(src, snk)
+    return integer_capacity(src - shift, scale, hard), integer_capacity(snk - shift, scale, hard)
+
+
 @numba.njit(cache=True, nogil=True)
 def arcs(n, edge_a, edge_b):
     """``head`` of the ``2E`` arcs and the arcs out of node i: ``out_arcs[start[i]:start[i + 1]]``."""

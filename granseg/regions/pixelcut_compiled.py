@@ -5,7 +5,7 @@ graph and the same float sums, term by term, as the numpy construction (tested a
 import numba
 import numpy as np
 
-from granseg.regions.maxflow_bk import bk_min_cut
+from granseg.regions.maxflow_bk import bk_min_cut, integer_capacity, integer_terminals
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -114,13 +114,6 @@ def _outline_band(mask, band):
     return out
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _integer(weight, scale, hard):
-    """:func:`granseg.regions.graphcut._integer` of one weight: ``min(round(weight x scale), hard)`` (round half
-    to even, as numpy)."""
-    return np.int64(min(np.rint(weight * scale), hard))
-
-
 def _refine_signature(contrast):
     """``refine_window``'s argument types (``contrast``: the dtype of ``right`` / ``down``)."""
     image = numba.types.Array
@@ -173,14 +166,10 @@ def refine_window(mask, fixed, bins, right, down, corner, bin_ratio, band, smoot
     )
     caps = np.empty(len(weights), np.int64)
     for e in range(len(weights)):
-        caps[e] = _integer(weights[e], scale, hard)
+        caps[e] = integer_capacity(weights[e], scale, hard)
     src_caps, snk_caps = np.empty(len(src), np.int64), np.empty(len(src), np.int64)
-    for p in range(len(src)):  # only the difference of the terminal weights matters (graphcut.st_min_cut)
-        shift = min(src[p], snk[p])
-        src_caps[p], snk_caps[p] = (
-            _integer(src[p] - shift, scale, hard),
-            _integer(snk[p] - shift, scale, hard),
-        )
+    for p in range(len(src)):
+        src_caps[p], snk_caps[p] = integer_terminals(src[p], snk[p], scale, hard)
     labels = bk_min_cut(len(src), edge_a, edge_b, caps, src_caps, snk_caps)
     count = 0
     for y in range(r1 - r0):
