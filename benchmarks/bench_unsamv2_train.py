@@ -143,6 +143,10 @@ class BenchSettings:
     # runs (b) and (e): the engine mines the images of training seeds 0..N-1 (folders images_N / pseudo_N);
     # 0 = train_scenes, mined into images / pseudo (the earlier behaviour, so earlier work dirs are reused)
     pseudo_scenes: int = 0
+    # runs with g: UnSAMv2TrainConfig.granularity_init ("default" or "unit_variance")
+    granularity_init: str = "default"
+    # every run's training seed (initial weights, sample order, clicks): repeats measure run-to-run spread
+    train_seed: int = 0
 
 
 def _python() -> list[str]:
@@ -279,14 +283,16 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         "warmup_steps": max(settings.steps // 20, 1),
         "log_every": 10,
         "save_every": settings.steps,
-        "seed": 0,
+        "seed": settings.train_seed,
     }
     if model.granularity and settings.no_g_warmup_steps:
         config["no_g_warmup_steps"] = settings.no_g_warmup_steps
         if settings.g_phase_lr_restart:
             config["g_phase_lr_restart"] = True
-        if settings.g_phase_multimask_weight:
-            config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
+    if model.granularity and settings.granularity_init != "default":
+        config["granularity_init"] = settings.granularity_init
+    if model.granularity and settings.g_phase_multimask_weight:
+        config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
     if (
         not pretrained
     ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)

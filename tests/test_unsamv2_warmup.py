@@ -40,9 +40,14 @@ def test_config_checks_the_warmup(tmp_path):
     recipe = load_train_config(json.dumps({"task": "unsamv2"}))
     assert recipe.no_g_warmup_steps == 0  # the paper's recipe: off
     assert not recipe.g_phase_lr_restart and recipe.g_phase_multimask_weight == 0
-    for key, value in (("g_phase_lr_restart", True), ("g_phase_multimask_weight", 1.0)):
-        with pytest.raises(InputError, match="need no_g_warmup_steps > 0"):
-            _config(tmp_path, no_g_warmup_steps=0, **{key: value})
+    with pytest.raises(InputError, match="needs no_g_warmup_steps > 0"):
+        _config(tmp_path, no_g_warmup_steps=0, g_phase_lr_restart=True)
+    # the best-of-3 term also runs without a warm-up (from step 0), but only on a trainable decoder
+    assert (
+        _config(tmp_path, no_g_warmup_steps=0, g_phase_multimask_weight=1.0).g_phase_multimask_weight == 1.0
+    )
+    with pytest.raises(InputError, match="g_phase_multimask_weight trains SAM-2's own outputs"):
+        _config(tmp_path, no_g_warmup_steps=0, g_phase_multimask_weight=1.0, extra_trainable=[])
     with pytest.raises(InputError, match="g_phase_multimask_weight must be >= 0"):
         _config(tmp_path, g_phase_multimask_weight=-1.0)
 
@@ -147,18 +152,18 @@ def test_resume_across_the_switch_is_bit_for_bit(tmp_path, restart):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_g_phase_multimask_loss_trains_the_three_sam2_outputs_after_the_switch(tmp_path):
-    """After the switch, ``g_phase_multimask_weight`` w adds w x the best-of-3 loss of the same pass's three SAM-2
-    outputs: the loss grows linearly in w and the hypernetworks of mask tokens 1-3 (unused by the granularity
-    mask) get gradients only with it."""
+@pytest.mark.parametrize("warmup", [2, 0])
+def test_g_phase_multimask_loss_trains_the_three_sam2_outputs_after_the_switch(tmp_path, warmup):
+    """In the g phase (after the switch at step 2, or from step 0 without a warm-up), ``g_phase_multimask_weight``
+    w adds w x the best-of-3 loss of the same pass's three SAM-2 outputs: the loss grows linearly in w and the
+    hypernetworks of mask tokens 1-3 (unused by the granularity mask) get gradients only with it."""
     losses, grads = {}, {}
     for weight in (0.0, 1.0, 2.0):
-        task = UnSAMv2Task(
-            _config(tmp_path, g_phase_multimask_weight=weight) if weight else _config(tmp_path)
-        )
+        changes = {"no_g_warmup_steps": warmup, **({"g_phase_multimask_weight": weight} if weight else {})}
+        task = UnSAMv2Task(_config(tmp_path, **changes))
         torch.manual_seed(0)
         module = task.build_module()
-        task.begin_step(module, 2)  # the switch: g from now on
+        task.begin_step(module, warmup)  # g from now on (the switch, or the first step)
         loss = task.loss(module, task.load_samples([0], seed=(0,)))
         loss.backward()
         losses[weight] = float(loss.detach())
@@ -169,3 +174,24 @@ def test_g_phase_multimask_loss_trains_the_three_sam2_outputs_after_the_switch(t
     assert grads[0.0] == 0 and grads[1.0] > 0 and grads[2.0] > 0
     assert losses[1.0] > losses[0.0]
     assert losses[2.0] - losses[0.0] == pytest.approx(2 * (losses[1.0] - losses[0.0]), rel=1e-4)
+
+
+def test_unit_variance_granularity_init_makes_g_as_loud_as_the_type_embedding(tmp_path):
+    """PyTorch's Linear init leaves the g-dependent part of the g prompt token a small fraction of its N(0, 1) type
+    embedding; ``granularity_init: unit_variance`` gives it unit std per channel (dropout off) and zero biases; the
+    config rejects other names."""
+    g = torch.linspace(0.1, 1.0, 10)
+
+    def g_part(config):
+        encoder = UnSAMv2Task(config).build_module().model.granularity_encoder.eval()
+        with torch.no_grad():
+            return encoder(g) - encoder.type_embedding[0], encoder
+
+    default, _ = g_part(_config(tmp_path, no_g_warmup_steps=0))
+    loud, encoder = g_part(_config(tmp_path, no_g_warmup_steps=0, granularity_init="unit_variance"))
+    assert float(default.std()) < 0.35
+    assert float(loud.std()) == pytest.approx(1.0, abs=0.1)
+    assert all(float(m.bias.abs().max()) == 0 for m in encoder.mlp.mlp if isinstance(m, torch.nn.Linear))
+    assert float((loud[0] - loud[-1]).norm()) > 3 * float((default[0] - default[-1]).norm())
+    with pytest.raises(InputError, match="granularity_init must be"):
+        _config(tmp_path, granularity_init="xavier")

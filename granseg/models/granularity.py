@@ -85,6 +85,23 @@ class GranularityPromptEncoder(nn.Module):
         features = self.fourier(granularity).to(self.type_embedding.dtype)
         return self.mlp(features) + self.type_embedding[0]
 
+    @torch.no_grad()
+    def reset_unit_variance(self) -> None:
+        """Re-initialise the MLP so that its output (the g-dependent part of the token) has about unit variance
+        per channel, like the N(0, 1) type embedding: He-normal hidden layers (ReLU gain), zero biases, and the
+        last layer rescaled to unit output std on g = 0.1 ... 1.0. PyTorch's default Linear init shrinks the
+        variance about 3x per layer, so at init the g-dependent part is only ~7 % of the token's norm."""
+        layers = [m for m in self.mlp.mlp if isinstance(m, nn.Linear)]
+        for layer in layers:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+        grid = torch.linspace(0.1, 1.0, 91, dtype=self.type_embedding.dtype)
+        training = self.training
+        self.eval()  # no dropout while measuring
+        std = self.mlp(self.fourier(grid).to(grid.dtype)).std()
+        self.train(training)
+        layers[-1].weight.div_(std.clamp_min(1e-6))
+
 
 class GranularityDecoderHead(nn.Module):
     """The decoder's granularity output token and its hypernetwork (and optionally a dedicated IoU head).

@@ -54,9 +54,14 @@ class UnSAMv2TrainConfig(TrainConfig):
     # warm-up ``warmup_steps`` and a cosine to their own end), so the g head does not start at the first
     # phase's decayed lr; False: one schedule over the whole run
     g_phase_lr_restart: bool = False
-    # with no_g_warmup_steps: after the switch, add this weight x SAM-2's best-of-3 loss on the model's own three
-    # multimask outputs of the same decoder pass (the warm-up's loss keeps training the shared decoder); 0: off
+    # a granularity model's g phase (after a no-g warm-up, or the whole run without one): add this weight x SAM-2's
+    # best-of-3 loss on the model's own three multimask outputs of the same decoder pass, so the shared decoder
+    # also learns the twin's task (a from-scratch decoder leaves the empty-mask plateau sooner); 0: off
     g_phase_multimask_weight: float = 0.0
+    # the NEW granularity prompt MLP's init (checkpoint weights, when init_from has them, replace it): "default"
+    # (PyTorch's Linear init: the g-dependent part of the prompt token is ~7 % of its norm at start) or
+    # "unit_variance" (GranularityPromptEncoder.reset_unit_variance: as large as the N(0, 1) type embedding)
+    granularity_init: str = "default"
 
     def schedule_phases(self) -> tuple[int, ...]:
         """The lr restarts at the no-g warm-up's switch with ``g_phase_lr_restart`` (trainer.lr_factor)."""
@@ -80,6 +85,10 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 f"granularity_sampling must be 'label' or 'nearest_level', got {self.granularity_sampling!r}"
             )
+        if self.granularity_init not in ("default", "unit_variance"):
+            raise InputError(
+                f"granularity_init must be 'default' or 'unit_variance', got {self.granularity_init!r}"
+            )
         if self.max_prompts < 0:
             raise InputError("max_prompts must be >= 0 (0: every mask of the image)")
         if self.no_g_warmup_steps < 0:
@@ -94,8 +103,14 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 "no_g_warmup_steps needs the mask decoder trainable: add 'sam.mask_decoder.' to extra_trainable"
             )
-        if (self.g_phase_lr_restart or self.g_phase_multimask_weight) and not self.no_g_warmup_steps:
-            raise InputError("g_phase_lr_restart / g_phase_multimask_weight need no_g_warmup_steps > 0")
+        if self.g_phase_lr_restart and not self.no_g_warmup_steps:
+            raise InputError("g_phase_lr_restart needs no_g_warmup_steps > 0")
+        if self.g_phase_multimask_weight and not any(
+            "sam.mask_decoder.".startswith(p) for p in self.extra_trainable
+        ):
+            raise InputError(
+                "g_phase_multimask_weight trains SAM-2's own outputs: add 'sam.mask_decoder.' to extra_trainable"
+            )
         if self.g_phase_multimask_weight < 0:
             raise InputError("g_phase_multimask_weight must be >= 0 (0: off)")
         if self.cache_max_gb <= 0:

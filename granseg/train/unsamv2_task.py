@@ -139,6 +139,11 @@ def start_granularity_head(model: UnSAMv2Model, output: int) -> None:
         encoder.mlp.mlp[-1].bias.zero_()
 
 
+def _init_granularity(model: UnSAMv2Model, config: UnSAMv2TrainConfig) -> None:
+    if model.config.granularity and config.granularity_init == "unit_variance":
+        model.granularity_encoder.reset_unit_variance()
+
+
 def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
     """The model to train: ``config.model`` at random init, or ``init_from``'s weights in the architecture of
     ``config.model`` (default: ``init_from``'s own, with granularity modules and LoRA added)."""
@@ -147,6 +152,7 @@ def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
     if config.init_from is None:
         model = UnSAMv2Model(config.model)
         reset_random_init(model)
+        _init_granularity(model, config)
     else:
         from granseg.models.registry import load_model
 
@@ -157,6 +163,7 @@ def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
             base.config, granularity=True, lora=base.config.lora or LoraSettings()
         )
         model = UnSAMv2Model(wanted)
+        _init_granularity(model, config)  # before the transfer: a checkpoint's own g modules win
         if _transfer_weights(base, model) == 0:
             raise InputError(f"init_from {config.init_from!r} shares no weights with the configured model")
     for name, parameter in model.named_parameters():
