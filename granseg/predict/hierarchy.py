@@ -20,12 +20,13 @@ point / box / granularity prompts.
   :func:`granseg.regions.graphcut.grabcut_leaves`): Gaussian-mixture colour models of the reference selection
   and of the rest, a boundary-aware smoothness term and every click so far as a hard constraint. Single-click
   answers are then made nested by a running union over the ten standard levels (the answer at g does not depend
-  on the other g asked); with ``clip_to_next_level`` each refined answer is first cut to the pixels of the
-  chain's next larger region with colours of its own below the top (a part's answer does not spill into its
-  sibling parts; no extra graph cut: the clip follows that region's superpixel outline). From the second click the reference is the previous answer when it comes back as
-  ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal grid), corrected by the last
-  click's own region at g (grown for a positive click, cut for a negative one; at most ``correction_size`` x
-  the previous answer's area and holding no click of the other label); else the hierarchy's selection.
+  on the other g asked); with ``clip_to_next_level`` a refined answer that spilled past the chain's next larger
+  region with colours of its own (below the top) is first cut to that region's pixels (a part's answer does not
+  spread into its sibling parts; no extra graph cut). From the second click the reference is the previous
+  answer when it comes back as ``mask_input`` (the ``low_res_logits`` of the last call, +-10 on the internal
+  grid), corrected by the last click's own region at g (grown for a positive click, cut for a negative one; at
+  most ``correction_size`` x the previous answer's area and holding no click of the other label); else the
+  hierarchy's selection.
 * One click at g = 1.0: also GrabCut over the leaves seeded by a disk of ``object_prior_radius`` x the long side
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
