@@ -26,6 +26,7 @@ PINNED = {
     "correction_max_change": 0.0,
     "keep_connected": False,
     "part_min_distinct": 0.0,
+    "clip_to_next_level": False,
 }
 
 

@@ -1,5 +1,6 @@
-"""Which chain regions are granularity levels (``part_min_distinct``): granseg.regions.chains and the hierarchy
-predictor (issue 18, synthetic parts)."""
+"""Which chain regions are granularity levels (``part_min_distinct``) and the regions a single click's answer
+stays inside (``clip_to_next_level``): granseg.regions.chains and the hierarchy predictor (issue 18, synthetic
+parts)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
 from granseg.synth import SynthConfig, generate_scene
 
-OLD = {"part_min_distinct": 0.0}  # the chain before this option
+OLD = {"part_min_distinct": 0.0, "clip_to_next_level": False}  # the chain before these options
 
 
 def nested_tree(colours: list[list[int]], intervals: list[tuple[int, int]]) -> SimpleNamespace:
@@ -83,3 +84,50 @@ def test_a_textured_part_is_the_finest_level_not_its_fragments(seed):
     old_part, old_object = _part_and_object_iou(build_hierarchy(**OLD).create_predictor(), seed)
     assert new_part >= 0.85 and new_part >= old_part + 0.2
     assert new_object >= old_object - 0.01
+
+
+def _clip_regions(predictor, x: int, y: int) -> dict[float, np.ndarray]:
+    """For each standard g whose chain region has a larger region with colours of its own below the top: that
+    region's ``(h, w)`` bool pixels on the internal grid (the region a single click's answer must stay inside)."""
+    tree = predictor.tree
+    leaf = ch.points_to_leaves(tree, np.array([[x, y]], float), predictor._original_size)[0]
+    nodes, levels = predictor._chain(int(leaf), None)
+    own = np.flatnonzero(ch.colour_distinctness(tree, nodes)[:-1] >= predictor.config.part_min_distinct)
+    out = {}
+    for g in np.round(np.arange(1, 11) / 10, 1):
+        position = int(np.flatnonzero(nodes == ch.node_for_granularity(nodes, levels, g))[0])
+        above = own[own > position]
+        if len(above):
+            node = nodes[above[0]]
+            out[float(g)] = (predictor._leaf_index >= tree.lo[node]) & (predictor._leaf_index < tree.hi[node])
+    return out
+
+
+def test_a_single_click_answer_stays_inside_the_next_region_with_colours_of_its_own():
+    # tune seed 18: the largest part's GrabCut answer at g <= 0.3 spills into its sibling parts (47-65 % of its
+    # pixels outside the next region with colours of its own; part IoU 0.49); clip_to_next_level cuts it to that
+    # region (0.77), the g = 1.0 answer unchanged
+    scene = generate_scene(seed=18, config=SynthConfig(size=256))
+    _, _, (x, y) = load_benchmark("bench_hierarchy").largest_part_click(scene)
+    outside = []
+    for clip in (True, False):
+        predictor = build_hierarchy(clip_to_next_level=clip).create_predictor()
+        predictor.set_image(scene.image)
+        small = predictor.predict([[x, y]], [1], granularity="all").low_res_logits > 0
+        regions = _clip_regions(predictor, x, y)
+        assert 0.3 in regions, "the part levels have a region with colours of their own to stay inside"
+        outside.append(
+            {
+                g: (small[round(10 * g) - 1] & ~inside).sum() / small[round(10 * g) - 1].sum()
+                for g, inside in regions.items()
+            }
+        )
+    limit = build_hierarchy().config.clip_min_outside
+    assert all(v <= limit for v in outside[0].values())
+    assert outside[0][0.1] == 0 and outside[1][0.1] > 0.4  # without the clip the part's answer spills
+    new_part, new_object = _part_and_object_iou(build_hierarchy().create_predictor(), 18)
+    old_part, old_object = _part_and_object_iou(
+        build_hierarchy(clip_to_next_level=False).create_predictor(), 18
+    )
+    assert new_part >= 0.75 and new_part >= old_part + 0.2
+    assert new_object == pytest.approx(old_object, abs=1e-9)
