@@ -97,17 +97,14 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 f"no_g_warmup_steps ({self.no_g_warmup_steps}) must be below the run's steps ({self.total_steps})"
             )
-        if self.no_g_warmup_steps and not any(
-            "sam.mask_decoder.".startswith(p) for p in self.extra_trainable
-        ):
+        decoder_trainable = any("sam.mask_decoder.".startswith(p) for p in self.extra_trainable)
+        if self.no_g_warmup_steps and not decoder_trainable:
             raise InputError(
                 "no_g_warmup_steps needs the mask decoder trainable: add 'sam.mask_decoder.' to extra_trainable"
             )
         if self.g_phase_lr_restart and not self.no_g_warmup_steps:
             raise InputError("g_phase_lr_restart needs no_g_warmup_steps > 0")
-        if self.g_phase_multimask_weight and not any(
-            "sam.mask_decoder.".startswith(p) for p in self.extra_trainable
-        ):
+        if self.g_phase_multimask_weight and not decoder_trainable:
             raise InputError(
                 "g_phase_multimask_weight trains SAM-2's own outputs: add 'sam.mask_decoder.' to extra_trainable"
             )
