@@ -92,11 +92,7 @@ def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
     for rank in range(tree.n_leaves):
         chain = tree.chain(int(tree.leaf_node[rank]))
         top = chain_top(tree, chain, cfg.min_object_fraction, cfg.max_object_fraction)
-        chains.append(
-            chain_levels(
-                tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct, cfg.part_novelty_tolerance
-            )
-        )
+        chains.append(chain_levels(tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct))
     out = []
     for g in levels:
         chosen = {node_for_granularity(nodes, lv, g) for nodes, lv in chains}

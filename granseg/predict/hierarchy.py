@@ -93,8 +93,6 @@ class HierarchyConfig(Config):
     # one click: the levels start at the smallest chain region whose colours differ this much from its
     # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
     part_min_distinct: float = 0.7
-    # ... and whose colours the rest of the top lacks, with this tolerance (regions.chains.chain_levels; 0: off)
-    part_novelty_tolerance: float = 2.0
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
@@ -201,9 +199,7 @@ class HierarchyPredictor(BasePredictor):
             tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
-        return ch.chain_levels(
-            tree, chain, top, cfg.part_min_fraction, min_distinct, cfg.part_novelty_tolerance
-        )
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config

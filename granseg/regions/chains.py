@@ -100,7 +100,6 @@ def chain_levels(
     top: int,
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
-    novelty_tolerance: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module).
@@ -109,21 +108,12 @@ def chain_levels(
     rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]); the regions below it
     are dropped: a patch of a textured or uniform part (a few stripes, a dot and its background) is no part of
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
-    stays a level. When no region below the top qualifies, every region is kept (as with 0).
-
-    With ``novelty_tolerance`` > 0 a region must also show colours that the rest of the top lacks: its score is
-    the smaller of the two, :func:`colour_distinctness` against its surroundings and against the rest of the top
-    with that ``tolerance``. One square of a two-colour checker or one stripe differs from the few squares or
-    stripes of the other colour around it, but the rest of the part shows its colour; a sub-part or a part of a
-    colour of its own stays distinct."""
+    stays a level. When no region below the top qualifies, every region is kept (as with 0)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
     if min_distinct > 0 and len(nodes) > 1:
-        score = colour_distinctness(tree, nodes)
-        if novelty_tolerance > 0:
-            score = np.minimum(score, colour_distinctness(tree, nodes, np.inf, novelty_tolerance))
-        own = np.flatnonzero(score[:-1] >= min_distinct)
+        own = np.flatnonzero(colour_distinctness(tree, nodes)[:-1] >= min_distinct)
         if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
             distinct[: own[0]] = False
     distinct[-1] = True
@@ -131,20 +121,12 @@ def chain_levels(
     return nodes, granularity_from_areas(tree.area[nodes])
 
 
-def colour_distinctness(
-    tree: RegionTree, nodes: np.ndarray, factor: float = 2.0, tolerance: float = 1.0
-) -> np.ndarray:
+def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:
     """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes`` (smallest first): for each region, the total
     variation distance between its colour histogram (the tree's quantised CIELAB bins) and that of the rest of
     its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
-    is that large, e.g. ``factor=np.inf``; 1.0 for the last region, or when the rest is empty). Near 0: the region
-    looks like a sample of what surrounds it (a texture fragment); near 1: its colours are its own (a part, a
-    sub-part).
-
-    ``tolerance`` t generalises the distance to ``1 - sum_b min(p_b, t * q_b)`` (p: the region's normalised
-    histogram, q: the rest's; t = 1 is the total variation distance): the share of the region's colours that
-    the rest does not show at >= 1 / t of their frequency in the region. With t = 2, one colour of a two-colour
-    texture is not new where the rest shows it on a third of its pixels, and a colour the rest lacks is."""
+    is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
+    what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part)."""
     from scipy.sparse import csr_matrix
 
     nodes = np.asarray(nodes)
@@ -161,11 +143,7 @@ def colour_distinctness(
     own_total, rest_total = hists.sum(axis=1), rest.sum(axis=1)
     out = np.ones(len(nodes))
     ok = (own_total > 0) & (rest_total > 0)
-    own, rest = hists[ok] / own_total[ok, None], rest[ok] / rest_total[ok, None]
-    if tolerance == 1.0:  # the total variation distance (the same numbers as before tolerance existed)
-        out[ok] = 0.5 * np.abs(own - rest).sum(axis=1)
-    else:
-        out[ok] = np.clip(1.0 - np.minimum(own, tolerance * rest).sum(axis=1), 0.0, 1.0)
+    out[ok] = 0.5 * np.abs(hists[ok] / own_total[ok, None] - rest[ok] / rest_total[ok, None]).sum(axis=1)
     return out
 
 
