@@ -11,6 +11,7 @@ import pytest
 from bench_helpers import load_benchmark
 from scipy.sparse import csr_matrix
 
+from granseg.io.images import load_image
 from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
 from granseg.synth import SynthConfig, generate_scene
@@ -91,7 +92,7 @@ def _clip_regions(predictor, x: int, y: int) -> dict[float, np.ndarray]:
     region's ``(h, w)`` bool pixels on the internal grid (the region a single click's answer must stay inside)."""
     tree = predictor.tree
     leaf = ch.points_to_leaves(tree, np.array([[x, y]], float), predictor._original_size)[0]
-    nodes, levels = predictor._chain(int(leaf), None)
+    nodes, levels, _ = predictor._chain(int(leaf), None)
     own = np.flatnonzero(ch.colour_distinctness(tree, nodes)[:-1] >= predictor.config.part_min_distinct)
     out = {}
     for g in np.round(np.arange(1, 11) / 10, 1):
@@ -131,3 +132,23 @@ def test_a_single_click_answer_stays_inside_the_next_region_with_colours_of_its_
     )
     assert new_part >= 0.75 and new_part >= old_part + 0.2
     assert new_object == pytest.approx(old_object, abs=1e-9)
+
+
+def test_chain_distinctness_is_computed_once_and_equals_a_fresh_computation(sample_image_path, monkeypatch):
+    # the clip reuses the distinctness _chain computed; on a photo's chains (fragments and repeated areas dropped
+    # by part_min_fraction / part_min_distinct) the kept regions' values equal a fresh computation over them
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(load_image(sample_image_path))
+    tree, dropped = predictor.tree, 0
+    for leaf in range(0, tree.n_leaves, 7):
+        nodes, levels, distinctness = predictor._chain(leaf, None, True)
+        np.testing.assert_array_equal(distinctness, ch.colour_distinctness(tree, nodes))
+        assert len(distinctness) == len(nodes) == len(levels)
+        dropped += int(nodes[0] != tree.leaf_node[leaf])  # the chain's fragments below a part left out
+    assert dropped > 10
+    assert predictor._chain(0, None, False)[2] is None  # a correction's chain: not computed
+    calls = []
+    counted = ch.colour_distinctness
+    monkeypatch.setattr(ch, "colour_distinctness", lambda *a, **k: calls.append(1) or counted(*a, **k))
+    predictor.predict([[300, 150]], [1], granularity="all")
+    assert len(calls) == 1  # one chain, one computation (the clip used to compute it again)

@@ -109,16 +109,34 @@ def chain_levels(
     are dropped: a patch of a textured or uniform part (a few stripes, a dot and its background) is no part of
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
     stays a level. When no region below the top qualifies, every region is kept (as with 0)."""
+    return chain_levels_distinctness(tree, chain, top, min_fraction, min_distinct)[:2]
+
+
+def chain_levels_distinctness(
+    tree: RegionTree,
+    chain: list[int],
+    top: int,
+    min_fraction: float = 0.0,
+    min_distinct: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`chain_levels` and the ``(N,)`` :func:`colour_distinctness` of its N kept regions, computed once
+    (None when ``min_distinct`` <= 0: not computed). The kept regions' values are those over the whole chain up
+    to the top: a region's surroundings is a later region, and the regions dropped are earlier ones or repeat
+    a kept region's leaves (same area)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
-    if min_distinct > 0 and len(nodes) > 1:
-        own = np.flatnonzero(colour_distinctness(tree, nodes)[:-1] >= min_distinct)
+    distinctness = None
+    if min_distinct > 0:
+        distinctness = colour_distinctness(tree, nodes) if len(nodes) > 1 else np.ones(1)
+        own = np.flatnonzero(distinctness[:-1] >= min_distinct)
         if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
             distinct[: own[0]] = False
     distinct[-1] = True
     nodes = nodes[distinct]
-    return nodes, granularity_from_areas(tree.area[nodes])
+    if distinctness is not None:
+        distinctness = distinctness[distinct]
+    return nodes, granularity_from_areas(tree.area[nodes]), distinctness
 
 
 def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:
