@@ -16,25 +16,37 @@ def _pull(weight, fixed_inside, s, t):
     return s, t + weight
 
 
-def _signature(contrast):
-    """``band_graph``'s argument types, every 2-D crop in any memory layout (``"A"``), with ``contrast`` the
-    dtype of ``right`` / ``down`` (float32 from the predictor's Lab image, float64 elsewhere)."""
-    crop = numba.types.Array
-    return (
-        crop(numba.boolean, 2, "A"),
-        crop(numba.boolean, 2, "A"),
-        crop(numba.int64, 2, "A"),
-        crop(contrast, 2, "A"),
-        crop(contrast, 2, "A"),
-        crop(numba.float64, 1, "A"),
+CONTRAST = "contrast"  # in a signature spec: a 2-D contrast weight array (``right`` / ``down``)
+
+
+def _signatures(*spec) -> list[tuple]:
+    """Explicit numba signatures of a compiled function, one per dtype of its contrast weights (float32 from the
+    predictor's Lab image, float64 elsewhere): ``spec`` lists its arguments as numba scalar types, ``(dtype,
+    ndim)`` arrays or :data:`CONTRAST`. Arrays take any memory layout (``"A"``): without explicit signatures each
+    new combination of contiguous and non-contiguous crops compiled anew (about a second, once per machine and
+    combination)."""
+
+    def build(contrast):
+        arguments = ((contrast, 2) if a is CONTRAST else a for a in spec)
+        return tuple(numba.types.Array(a[0], a[1], "A") if isinstance(a, tuple) else a for a in arguments)
+
+    return [build(numba.float32), build(numba.float64)]
+
+
+@numba.njit(
+    _signatures(
+        (numba.boolean, 2),
+        (numba.boolean, 2),
+        (numba.int64, 2),
+        CONTRAST,
+        CONTRAST,
+        (numba.float64, 1),
         numba.float64,
         numba.int64,
-    )
-
-
-# explicit signatures: one compiled version for every memory layout of the window's crops (contiguous or not);
-# without them each new combination of layouts compiled anew (about a second, once per machine and combination)
-@numba.njit([_signature(numba.float32), _signature(numba.float64)], cache=True, nogil=True)
+    ),
+    cache=True,
+    nogil=True,
+)
 def band_graph(in_band, inside, bins, right, down, bin_ratio, smoothness, hard):
     """Edges ``(a, b, weight)`` between 4-adjacent band pixels and terminal weights ``src`` / ``snk`` of the
     ``in_band`` pixels (row-major numbering) of an ``h x w`` window: ``inside`` its fixed labels, ``bins`` its
@@ -114,25 +126,23 @@ def _outline_band(mask, band):
     return out
 
 
-def _refine_signature(contrast):
-    """``refine_window``'s argument types (``contrast``: the dtype of ``right`` / ``down``)."""
-    image = numba.types.Array
-    return (
-        image(numba.boolean, 2, "A"),
-        image(numba.int8, 2, "A"),
-        image(numba.int64, 2, "A"),
-        image(contrast, 2, "A"),
-        image(contrast, 2, "A"),
+@numba.njit(
+    _signatures(
+        (numba.boolean, 2),
+        (numba.int8, 2),
+        (numba.int64, 2),
+        CONTRAST,
+        CONTRAST,
         numba.types.UniTuple(numba.int64, 2),
-        image(numba.float64, 1, "A"),
+        (numba.float64, 1),
         numba.int64,
         numba.float64,
         numba.int64,
         numba.float64,
-    )
-
-
-@numba.njit([_refine_signature(numba.float32), _refine_signature(numba.float64)], cache=True, nogil=True)
+    ),
+    cache=True,
+    nogil=True,
+)
 def refine_window(mask, fixed, bins, right, down, corner, bin_ratio, band, smoothness, hard, scale):
     """:func:`granseg.regions.pixelcut._refine_window` and its band cut in one compiled call (the same band,
     graph, integer capacities and minimal minimum cut; tested against it): ``mask`` / ``fixed`` the window's
