@@ -41,9 +41,9 @@ def test_colour_distinctness_separates_a_texture_fragment_from_a_part():
     assert score[1] == pytest.approx(1.0)  # vs leaves 2-3: no colour in common
     assert score[2] == 1.0  # the last region is always kept
     tree.height = np.zeros(3)
-    kept, levels = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.7)
+    kept, levels, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.7)
     assert kept.tolist() == [1, 2] and levels.tolist() == pytest.approx([0.1, 1.0])
-    kept_all, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.0)
+    kept_all, _, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.0)
     assert kept_all.tolist() == [0, 1, 2]
     # no region below the top has colours of its own: every region stays (the chain is never just its top)
     uniform = nested_tree([[5, 5], [5, 5], [5, 5], [5, 5]], [(0, 1), (0, 2), (0, 4)])
@@ -61,7 +61,9 @@ def test_chain_levels_drop_only_the_fragments_below_the_first_distinct_region():
     tree.height = np.zeros(4)
     score = ch.colour_distinctness(tree, np.arange(4))
     assert score[0] < 0.7 <= score[1] and score[2] == pytest.approx(0.5 * (11 + 9 + 20) / 30)
-    assert ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)[0].tolist() == [1, 2, 3]
+    kept, _, distinctness = ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)
+    assert kept.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(distinctness, ch.colour_distinctness(tree, kept))  # handed over, the same
 
 
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:

@@ -202,7 +202,7 @@ class HierarchyPredictor(BasePredictor):
             tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
-        return ch.chain_levels_distinctness(tree, chain, top, cfg.part_min_fraction, min_distinct)
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config

@@ -4,6 +4,11 @@ graph and the same float sums, term by term, as the numpy construction (tested a
 
 import numba
 import numpy as np
+from numba import boolean as b1
+from numba import float64 as f8
+from numba import int8 as i1
+from numba import int64 as i8
+from numba.types import UniTuple
 
 from granseg.regions.maxflow_bk import bk_min_cut, integer_capacity, integer_terminals
 
@@ -16,34 +21,17 @@ def _pull(weight, fixed_inside, s, t):
     return s, t + weight
 
 
-CONTRAST = "contrast"  # in a signature spec: a 2-D contrast weight array (``right`` / ``down``)
-
-
-def _signatures(*spec) -> list[tuple]:
-    """Explicit numba signatures of a compiled function, one per dtype of its contrast weights (float32 from the
-    predictor's Lab image, float64 elsewhere): ``spec`` lists its arguments as numba scalar types, ``(dtype,
-    ndim)`` arrays or :data:`CONTRAST`. Arrays take any memory layout (``"A"``): without explicit signatures each
-    new combination of contiguous and non-contiguous crops compiled anew (about a second, once per machine and
-    combination)."""
-
-    def build(contrast):
-        arguments = ((contrast, 2) if a is CONTRAST else a for a in spec)
-        return tuple(numba.types.Array(a[0], a[1], "A") if isinstance(a, tuple) else a for a in arguments)
-
-    return [build(numba.float32), build(numba.float64)]
+def _signatures(arguments) -> list[tuple]:
+    """Explicit numba signatures of a compiled function, one per dtype of its ``right`` / ``down`` contrast
+    weights (float32 from the predictor's Lab image, float64 elsewhere): ``arguments(contrast)`` gives the
+    argument types. Arrays are typed ``dtype[:, :]`` (any memory layout, ``"A"``): without explicit signatures
+    each new combination of contiguous and non-contiguous crops compiled anew (about a second, once per machine
+    and combination)."""
+    return [arguments(numba.float32), arguments(numba.float64)]
 
 
 @numba.njit(
-    _signatures(
-        (numba.boolean, 2),
-        (numba.boolean, 2),
-        (numba.int64, 2),
-        CONTRAST,
-        CONTRAST,
-        (numba.float64, 1),
-        numba.float64,
-        numba.int64,
-    ),
+    _signatures(lambda c: (b1[:, :], b1[:, :], i8[:, :], c[:, :], c[:, :], f8[:], f8, i8)),
     cache=True,
     nogil=True,
 )
@@ -128,17 +116,7 @@ def _outline_band(mask, band):
 
 @numba.njit(
     _signatures(
-        (numba.boolean, 2),
-        (numba.int8, 2),
-        (numba.int64, 2),
-        CONTRAST,
-        CONTRAST,
-        numba.types.UniTuple(numba.int64, 2),
-        (numba.float64, 1),
-        numba.int64,
-        numba.float64,
-        numba.int64,
-        numba.float64,
+        lambda c: (b1[:, :], i1[:, :], i8[:, :], c[:, :], c[:, :], UniTuple(i8, 2), f8[:], i8, f8, i8, f8)
     ),
     cache=True,
     nogil=True,
