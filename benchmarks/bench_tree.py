@@ -23,7 +23,7 @@ Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundar
 weights), ``learned-owt`` (``learned`` with the oriented watershed transform's border gradients,
 ``build_region_tree(..., owt=True)``, its own fitted weights; the default since issue 18's OWT change, so
 ``learned`` is the same tree), ``learned-maxorient-pow3`` (``owt=False``: the tree before it); ``-pow3``: heights ``(1 - p) ** 3`` (the
-predictor's default). ``ensemble`` (edges only): the mean UCM of the trees of four superpixel starts
+predictor's default). ``ensemble`` (edges only): the mean UCM of the trees of five superpixel starts
 (``granseg/regions/ensemble.py``: the ``ucm`` edge map of ``granseg eval edges --model hierarchy``).
 """
 

@@ -4,7 +4,7 @@ An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary stre
 (:data:`EDGE_MAPS`) are chosen explicitly, or by the model with ``"auto"``:
 
 * ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
-* ``ucm``: the mean of the ultrametric contour maps of four learned region trees grown from different superpixel
+* ``ucm``: the mean of the ultrametric contour maps of five learned region trees grown from different superpixel
   starts (:func:`granseg.regions.ensemble.build_region_trees`, the ``hierarchy`` model's tree parameters;
   :func:`ensemble_contour_map`);
 * ``ucm-single``: the ultrametric contour map of the ``hierarchy`` predictor's own tree
