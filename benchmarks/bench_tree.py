@@ -21,8 +21,7 @@ Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundar
 ``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights),
 ``learned-spectral`` (``learned`` + the spectral cue, ``build_region_tree(..., spectral=True)``, its own fitted
 weights), ``learned-owt`` (``learned`` with the oriented watershed transform's border gradients,
-``build_region_tree(..., owt=True)``, its own fitted weights; the default since issue 18's OWT change, so
-``learned`` is the same tree), ``learned-maxorient-pow3`` (``owt=False``: the tree before it); ``-pow3``: heights ``(1 - p) ** 3`` (the
+``build_region_tree(..., owt=True)``, its own fitted weights; an option); ``-pow3``: heights ``(1 - p) ** 3`` (the
 predictor's default). ``ensemble`` (edges only): the mean UCM of the trees of five superpixel starts
 (``granseg/regions/ensemble.py``: the ``ucm`` edge map of ``granseg eval edges --model hierarchy``).
 """
@@ -59,7 +58,6 @@ VARIANTS["learned-spectral-pow3"] = {"merge": "learned", "spectral": True, "powe
 # + the oriented watershed transform's border gradients (granseg/regions/owt.py; its own fit)
 VARIANTS["learned-owt"] = {"merge": "learned", "owt": True}
 VARIANTS["learned-owt-pow3"] = {"merge": "learned", "owt": True, "power": 3}
-VARIANTS["learned-maxorient-pow3"] = {"merge": "learned", "owt": False, "power": 3}  # the tree before OWT
 # edge maps only: the mean UCM of several trees (granseg/regions/ensemble.py; the `ucm` edge map)
 ENSEMBLES = ("ensemble",)
 

@@ -21,8 +21,10 @@ def test_each_start_gives_the_tree_its_leaves_give_alone():
     from granseg.regions.tree import TreeParams, build_region_tree
 
     image = toy_image()
-    assert UCM_STARTS[0] == TreeStart("slic", TreeParams().n_superpixels, TreeParams().owt)  # the predictor's
-    assert UCM_STARTS[0].owt  # the predictor's tree reads its borders with the OWT
+    assert UCM_STARTS[0] == TreeStart(
+        "slic", TreeParams().n_superpixels, owt=True
+    )  # the predictor's start + OWT
+    assert not TreeParams().owt  # the predictor's tree keeps the largest orientation (held-out covering)
     starts = (
         TreeStart("slic", 200, owt=True),
         TreeStart("watershed", 150),

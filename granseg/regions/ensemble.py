@@ -12,11 +12,11 @@ merge loop. Each uses the shipped merge criterion of its kind (``merge_weights_o
 oriented watershed transform, ``merge_weights_watershed.json`` for watershed leaves; fit on BSDS500 val 1-50 over
 about 700 leaves).
 
-The starts (:data:`UCM_STARTS`) were chosen on BSDS500 val 26-50 (tune; UCM ODS of one tree 0.625 (before the
-OWT) / 0.633 (OWT); mean of four starts 0.677, of these five 0.680; a sixth at the full image resolution did not
-help: ``benchmarks/results/tree.md``). The ``hierarchy`` predictor keeps its one tree
-(:func:`granseg.regions.tree.build_region_tree`, the first start): its clicks and the 1 s ``set_image`` budget
-need one tree, not five.
+The starts (:data:`UCM_STARTS`) were chosen on BSDS500 val 26-50 (tune; UCM ODS of one tree 0.625, with the OWT
+0.633; mean of four starts 0.677, of these five 0.680; a sixth at the full image resolution did not help:
+``benchmarks/diag_ucm_ensemble.py``, ``benchmarks/results/tree.md``). The ``hierarchy`` predictor keeps its one
+tree (:func:`granseg.regions.tree.build_region_tree`, SLIC 700 without the OWT: ``--edge-map ucm-single``): its
+clicks and the 1 s ``set_image`` budget need one tree, not five.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class TreeStart:
 
 
 UCM_STARTS = (
-    TreeStart("slic", 700, owt=True),  # the predictor's own tree (TreeParams' defaults)
+    TreeStart("slic", 700, owt=True),  # the predictor's start (TreeParams' defaults) with the OWT
     TreeStart("watershed", 700),
     TreeStart("slic", 1000, owt=True),
     TreeStart("slic", 450, owt=True),

@@ -68,9 +68,10 @@ class TreeParams:
     height_power: float = 3.0
     # learned tree over SLIC leaves (without the spectral cue): read each border gradient across the border (the
     # oriented watershed transform, granseg.regions.owt; merge_weights_owt.json) instead of at its largest
-    # orientation. BSDS val 26-50 (tune): UCM ODS 0.625 -> 0.633, covering at best g 0.571 -> 0.593; +0.02 s
-    # CPU of set_image at 1024 px (benchmarks/results/tree.md)
-    owt: bool = True
+    # orientation. An option, off: BSDS val 26-50 (tune) UCM ODS 0.625 -> 0.633 and covering at best g 0.571 ->
+    # 0.593, but held out (val 51-75) covering 0.580 -> 0.554 (ODS 0.654 -> 0.657); +0.02 s CPU of set_image at
+    # 1024 px (benchmarks/results/tree.md). The `ucm` edge map's ensemble uses it (granseg.regions.ensemble).
+    owt: bool = False
 
 
 @dataclass
