@@ -240,6 +240,9 @@ def main() -> int:
     parser.add_argument("--only", default="timing,bsds,synth,grabcut")
     parser.add_argument("--limit", type=int, default=None, help="images per dataset (default all)")
     parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument(
+        "--first-seed", type=int, default=1000, help="synth: first scene seed (1000..: report; 0..: tune)"
+    )
     parser.add_argument("--skip", type=int, default=0, help="BSDS: skip the first N sorted val images")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--baseline", action="store_true", help="also run cv2.grabCut on GrabCut")
@@ -251,7 +254,7 @@ def main() -> int:
     sections = {
         "timing": bench_timing,
         "bsds": lambda: bench_bsds(args.limit, args.skip),
-        "synth": lambda: bench_synth(args.scenes),
+        "synth": lambda: bench_synth(args.scenes, first_seed=args.first_seed),
         "grabcut": lambda: bench_grabcut(args.limit, args.workers, args.baseline),
     }
     report = {}

@@ -143,7 +143,7 @@ class BenchSettings:
     # runs (b) and (e): the engine mines the images of training seeds 0..N-1 (folders images_N / pseudo_N);
     # 0 = train_scenes, mined into images / pseudo (the earlier behaviour, so earlier work dirs are reused)
     pseudo_scenes: int = 0
-    # runs with g: UnSAMv2TrainConfig.granularity_init ("default" or "unit_variance")
+    # runs with g: UnSAMv2TrainConfig.granularity_init ("default", "unit_variance" or "zero")
     granularity_init: str = "default"
     # every run's training seed (initial weights, sample order, clicks): repeats measure run-to-run spread
     train_seed: int = 0

@@ -195,3 +195,18 @@ def test_unit_variance_granularity_init_makes_g_as_loud_as_the_type_embedding(tm
     assert float((loud[0] - loud[-1]).norm()) > 3 * float((default[0] - default[-1]).norm())
     with pytest.raises(InputError, match="granularity_init must be"):
         _config(tmp_path, granularity_init="xavier")
+
+
+def test_zero_granularity_init_starts_the_g_token_at_zero_and_still_learns_g(tmp_path):
+    """``granularity_init: zero`` makes the g prompt token exactly 0 for every g at start (type embedding
+    included), while the MLP's last layer still receives a gradient that depends on g, so g can enter."""
+    config = _config(tmp_path, no_g_warmup_steps=0, granularity_init="zero")
+    encoder = UnSAMv2Task(config).build_module().model.granularity_encoder.eval()
+    g = torch.linspace(0.1, 1.0, 10)
+    token = encoder(g)
+    assert float(token.abs().max()) == 0
+    (token * torch.randn_like(token)).sum().backward()
+    last = encoder.mlp.mlp[-1]
+    assert float(last.weight.grad.abs().sum()) > 0 and float(encoder.type_embedding.grad.abs().sum()) > 0
+    default = UnSAMv2Task(_config(tmp_path, no_g_warmup_steps=0)).build_module().model.granularity_encoder
+    assert float(default.eval()(g).abs().max()) > 0.5

@@ -102,6 +102,16 @@ class GranularityPromptEncoder(nn.Module):
         self.train(training)
         layers[-1].weight.div_(std.clamp_min(1e-6))
 
+    @torch.no_grad()
+    def reset_zero(self) -> None:
+        """Start the granularity prompt token at exactly zero for every g: the MLP's last layer and the type
+        embedding zeroed (the hidden layers keep their init, so the last layer's gradient is not zero and g enters
+        as training grows it). At init the extra sparse token then carries nothing that the point tokens would
+        have to learn around."""
+        nn.init.zeros_(self.mlp.mlp[-1].weight)
+        nn.init.zeros_(self.mlp.mlp[-1].bias)
+        nn.init.zeros_(self.type_embedding)
+
 
 class GranularityDecoderHead(nn.Module):
     """The decoder's granularity output token and its hypernetwork (and optionally a dedicated IoU head).

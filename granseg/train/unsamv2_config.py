@@ -15,6 +15,9 @@ from granseg.train.trainer import TrainConfig
 from granseg.train.unsamv2_data import UnSAMv2DataConfig
 from granseg.train.unsamv2_losses import LossWeights
 
+# how the NEW granularity prompt encoder starts (UnSAMv2TrainConfig.granularity_init)
+GRANULARITY_INITS = ("default", "unit_variance", "zero")
+
 
 @dataclasses.dataclass
 class UnSAMv2TrainConfig(TrainConfig):
@@ -60,7 +63,8 @@ class UnSAMv2TrainConfig(TrainConfig):
     g_phase_multimask_weight: float = 0.0
     # the NEW granularity prompt MLP's init (checkpoint weights, when init_from has them, replace it): "default"
     # (PyTorch's Linear init: the g-dependent part of the prompt token is ~7 % of its norm at start) or
-    # "unit_variance" (GranularityPromptEncoder.reset_unit_variance: as large as the N(0, 1) type embedding)
+    # "unit_variance" (GranularityPromptEncoder.reset_unit_variance: as large as the N(0, 1) type embedding) or
+    # "zero" (GranularityPromptEncoder.reset_zero: the whole g prompt token starts at 0, type embedding included)
     granularity_init: str = "default"
 
     def schedule_phases(self) -> tuple[int, ...]:
@@ -85,9 +89,9 @@ class UnSAMv2TrainConfig(TrainConfig):
             raise InputError(
                 f"granularity_sampling must be 'label' or 'nearest_level', got {self.granularity_sampling!r}"
             )
-        if self.granularity_init not in ("default", "unit_variance"):
+        if self.granularity_init not in GRANULARITY_INITS:
             raise InputError(
-                f"granularity_init must be 'default' or 'unit_variance', got {self.granularity_init!r}"
+                f"granularity_init must be one of {', '.join(GRANULARITY_INITS)}, got {self.granularity_init!r}"
             )
         if self.max_prompts < 0:
             raise InputError("max_prompts must be >= 0 (0: every mask of the image)")

@@ -140,8 +140,12 @@ def start_granularity_head(model: UnSAMv2Model, output: int) -> None:
 
 
 def _init_granularity(model: UnSAMv2Model, config: UnSAMv2TrainConfig) -> None:
-    if model.config.granularity and config.granularity_init == "unit_variance":
+    if not model.config.granularity:
+        return
+    if config.granularity_init == "unit_variance":
         model.granularity_encoder.reset_unit_variance()
+    elif config.granularity_init == "zero":
+        model.granularity_encoder.reset_zero()
 
 
 def build_training_model(config: UnSAMv2TrainConfig) -> UnSAMv2Model:
