@@ -20,7 +20,10 @@ Variants: ``handcrafted`` (the previous tree: SLIC leaves, hand-weighted boundar
 ``learned`` (oriented gradients and the learned criterion over the same SLIC leaves: the ``ucm`` edge map's tree),
 ``learned-watershed`` (the same over watershed leaves of the oriented-gradient map, its own fitted weights),
 ``learned-spectral`` (``learned`` + the spectral cue, ``build_region_tree(..., spectral=True)``, its own fitted
-weights); ``-pow3``: heights ``(1 - p) ** 3`` (the predictor's default).
+weights), ``learned-owt`` (``learned`` with the oriented watershed transform's border gradients,
+``build_region_tree(..., owt=True)``, its own fitted weights; an option); ``-pow3``: heights ``(1 - p) ** 3`` (the
+predictor's default). ``ensemble`` (edges only): the mean UCM of the trees of five superpixel starts
+(``granseg/regions/ensemble.py``: the ``ucm`` edge map of ``granseg eval edges --model hierarchy``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ for _power in (2, 3, 4):  # heights (1 - p) ** power: the same tree and UCM orde
 # + gPb's spectral globalisation (granseg/regions/spectral.py) as features of the criterion (its own fit)
 VARIANTS["learned-spectral"] = {"merge": "learned", "spectral": True}
 VARIANTS["learned-spectral-pow3"] = {"merge": "learned", "spectral": True, "power": 3}
+# + the oriented watershed transform's border gradients (granseg/regions/owt.py; its own fit)
+VARIANTS["learned-owt"] = {"merge": "learned", "owt": True}
+VARIANTS["learned-owt-pow3"] = {"merge": "learned", "owt": True, "power": 3}
+# edge maps only: the mean UCM of several trees (granseg/regions/ensemble.py; the `ucm` edge map)
+ENSEMBLES = ("ensemble",)
 
 
 def tree_for(image, name: str):
@@ -82,14 +90,16 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
     from bench_hierarchy import covering, hierarchy_partitions
     from skimage.segmentation import slic
 
-    from granseg.eval.edge_maps import tree_contour_map
+    from granseg.eval.edge_maps import ensemble_contour_map, tree_contour_map
     from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
     from granseg.predict.hierarchy import HierarchyPredictor
+    from granseg.regions.ensemble import build_region_trees
 
     thresholds = bsds_thresholds(99)
     peak_too = "learned-peak" in variants
-    variants = [v for v in variants if v != "learned-peak"]
-    counts: dict[str, list] = {name: [] for name in [*variants, "learned-peak", "sobel"]}
+    ensembles = [v for v in variants if v in ENSEMBLES]
+    variants = [v for v in variants if v != "learned-peak" and v not in ENSEMBLES]
+    counts: dict[str, list] = {name: [] for name in [*variants, *ensembles, "learned-peak", "sobel"]}
     cover: dict[str, list] = {name: [] for name in [*variants, "slic"]}
     predictor = HierarchyPredictor()
     for index, image_id in enumerate(ids):
@@ -99,6 +109,10 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
             counts["sobel"].append(
                 evaluate_boundary_image(sobel_nms(image), boundaries, thresholds, image_id)
             )
+        if "edges" in sections:
+            for name in ensembles:
+                ucm = ensemble_contour_map(build_region_trees(image), image.shape[:2])
+                counts[name].append(evaluate_boundary_image(ucm, boundaries, thresholds, image_id))
         for name in variants:
             tree = tree_for(image, name)
             if "edges" in sections:
@@ -137,13 +151,20 @@ def timing(variants: list[str], repeats: int = 3) -> dict:
     image = load_image(DATA / "grabcut" / "data_GT" / "flower.jpg")
     scale = 1024 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    from granseg.regions.ensemble import build_region_trees
+
     out = {}
     for name in variants:
-        tree_for(image, name)  # warm-up
+        build = (
+            functools.partial(build_region_trees, image)
+            if name in ENSEMBLES
+            else functools.partial(tree_for, image, name)
+        )
+        build()  # warm-up
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            tree_for(image, name)
+            build()
             times.append(time.perf_counter() - start)
         out[name] = float(np.median(times))
     return out
@@ -248,7 +269,10 @@ def main(argv=None) -> int:
             lines.append("")
     if "timing" in sections:
         lines += ["| variant | build_region_tree at 1024 px, median of 3 (s) |", "|---|---|"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in timing([v for v in variants if v in VARIANTS]).items()]
+        lines += [
+            f"| {k} | {v:.3f} |"
+            for k, v in timing([v for v in variants if v in VARIANTS or v in ENSEMBLES]).items()
+        ]
         lines.append("")
     if "auto" in sections:
         lines += [

@@ -33,16 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bsds500"
 
 
-def initial_model(spectral: bool = False):
+def initial_model(spectral: bool = False, owt: bool = False):
     from granseg.regions.learned import MergeModel, feature_names
 
-    size = len(feature_names(spectral))
+    size = len(feature_names(spectral, owt))
     weights = np.zeros(size)
     weights[:20] = [-1.0] * 12 + [-2.0] * 4 + [-3.0, -0.5, 0.0, 1.0]
-    return MergeModel(weights, 0.0, np.zeros(size), np.ones(size), spectral)
+    return MergeModel(weights, 0.0, np.zeros(size), np.ones(size), spectral, owt)
 
 
-def prepare(image_id: str, leaves: str, spectral: bool = False):
+def prepare(image_id: str, leaves: str, spectral: bool = False, owt: bool = False):
     """Leaves, statistics and the per-leaf human-segment counts ``(n, S)`` of one image (annotators stacked)."""
     from granseg.eval.datasets.bsds import read_bsds_ground_truth
     from granseg.io.images import load_image
@@ -56,9 +56,10 @@ def prepare(image_id: str, leaves: str, spectral: bool = False):
     params = TreeParams()
     small, _ = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
-    labels, cues = learned_leaves(small, lab, params, leaves)
+    labels, cues = learned_leaves(small, lab, params, leaves, owt)
     extra = spectral_cues(cues.combined()) if spectral else None
-    stats, edges = learned_statistics(labels, lab, cues, extra)
+    stats, edges = learned_statistics(labels, lab, cues, extra, owt)
+    cues = None  # the structure tensors are large: keep only what the fit needs
     n = int(labels.max()) + 1
     counts, offset = [], 0
     for seg in segmentations:
@@ -94,7 +95,9 @@ def samples(prepared, model, weighting: str = "sqrt"):
     return features, np.clip(target, 0.0, 1.0), weight
 
 
-def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25, signs=None):
+def fit_logistic(
+    features, target, weight, l2: float = 1.0, iterations: int = 25, signs=None, owt_fit: bool = False
+):
     """Weighted logistic regression with soft targets by Newton's method on standardised features.
 
     ``signs`` ``(F,)`` in {-1, 0, +1}: a weight whose fitted sign disagrees with a non-zero entry is fixed at 0 and
@@ -111,7 +114,8 @@ def fit_logistic(features, target, weight, l2: float = 1.0, iterations: int = 25
         beta[free] = _newton(x[:, free], target, weight, l2, iterations)
         wrong = free[1:] & (beta[1:] * signs < 0)
         if not wrong.any():
-            return MergeModel(beta[1:], float(beta[0]), mean, scale, features.shape[1] > len(FEATURES))
+            spectral = features.shape[1] > len(FEATURES)
+            return MergeModel(beta[1:], float(beta[0]), mean, scale, spectral, bool(owt_fit))
         free[1:][wrong] = False
 
 
@@ -146,6 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--leaves", default="slic", choices=["slic", "watershed"])
     parser.add_argument("--spectral", action="store_true", help="with the spectral cue (slic leaves)")
     parser.add_argument(
+        "--owt", action="store_true", help="border gradients across the border (oriented watershed transform)"
+    )
+    parser.add_argument(
         "--free-signs",
         action="store_true",
         help="no sign constraints (the criterion may then not be monotone)",
@@ -155,19 +162,21 @@ def main(argv=None) -> int:
     from granseg.regions.learned import WEIGHTS_FILES, feature_signs
 
     if args.out is None:
-        args.out = WEIGHTS_FILES[f"{args.leaves}-spectral" if args.spectral else args.leaves]
+        args.out = WEIGHTS_FILES[
+            args.leaves + ("-spectral" if args.spectral else "") + ("-owt" if args.owt else "")
+        ]
     ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
     start = time.perf_counter()
-    prepared = [prepare(i, args.leaves, args.spectral) for i in ids]
+    prepared = [prepare(i, args.leaves, args.spectral, args.owt) for i in ids]
     print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
-    model, pool = initial_model(args.spectral), []
+    model, pool = initial_model(args.spectral, args.owt), []
     for round_index in range(args.rounds):
         batch = [samples(p, model, args.weighting) for p in prepared]
         pool.extend(batch)
         features, target, weight = (np.concatenate([s[k] for s in pool]) for k in range(3))
         before = log_loss(model, *(np.concatenate([s[k] for s in batch]) for k in range(3)))
         signs = None if args.free_signs else feature_signs(args.spectral)
-        model = fit_logistic(features, target, weight, args.l2, signs=signs)
+        model = fit_logistic(features, target, weight, args.l2, signs=signs, owt_fit=args.owt)
         print(
             f"round {round_index}: {len(features)} pairs, loss of the model that made them {before:.4f}, "
             f"refit loss {log_loss(model, features, target, weight):.4f}",
@@ -180,6 +189,7 @@ def main(argv=None) -> int:
         "l2": args.l2,
         "leaves": args.leaves,
         "spectral": args.spectral,
+        "owt": args.owt,
         "weighting": args.weighting,
         "signs": "free" if args.free_signs else "monotone (granseg.regions.learned.feature_signs)",
         "pairs": int(sum(len(s[0]) for s in pool)),

@@ -341,12 +341,12 @@ def test_both_criteria_build_valid_trees(merge):
         build_region_tree(toy_image(), merge="nope")
 
 
-def test_ucm_edge_map_uses_the_learned_tree():
+def test_ucm_single_edge_map_uses_the_learned_tree():
     from granseg.eval.edge_maps import edge_map_function, tree_contour_map
     from granseg.predict.hierarchy import HierarchyConfig
 
     image = toy_image()
-    edges = edge_map_function("hierarchy", kind="ucm")(image)
+    edges = edge_map_function("hierarchy", kind="ucm-single")(image)
     tree = build_region_tree(image, HierarchyConfig().tree_params(), merge="learned")
     assert np.allclose(edges, tree_contour_map(tree, image.shape[:2]))
     assert build_region_tree(image).criterion == "learned"  # one tree for the package (issue 18)

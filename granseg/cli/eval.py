@@ -94,8 +94,9 @@ def _add_edges(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--edge-map",
         default="auto",
-        choices=["auto", "sobel", "ucm", "features", "masks"],
-        help="sobel: Sobel + NMS on the image; ucm: the hierarchy model's contour map; features: Sobel + NMS "
+        choices=["auto", "sobel", "ucm", "ucm-single", "features", "masks"],
+        help="sobel: Sobel + NMS on the image; ucm: the hierarchy model's contour map (mean of five trees' UCMs); "
+        "ucm-single: the UCM of the hierarchy predictor's own tree; features: Sobel + NMS "
         "on a Gen2Seg feature image; masks: Sobel + NMS on the model's automatic masks (any model) "
         "(default auto: by --model; --model auto means sobel here)",
     )

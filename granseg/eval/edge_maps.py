@@ -4,8 +4,12 @@ An edge map is a function ``image (H x W x 3 uint8) -> H x W float boundary stre
 (:data:`EDGE_MAPS`) are chosen explicitly, or by the model with ``"auto"``:
 
 * ``sobel``: Sobel magnitude + non-maximum suppression on the image itself (no model; ``--model auto`` / ``sobel``);
-* ``ucm``: the ultrametric contour map of the region tree with the learned merge criterion
-  (:func:`granseg.regions.tree.build_region_tree` ``merge="learned"``, the ``hierarchy`` model's tree parameters);
+* ``ucm``: the mean of the ultrametric contour maps of five learned region trees grown from different superpixel
+  starts (:func:`granseg.regions.ensemble.build_region_trees`, the ``hierarchy`` model's tree parameters;
+  :func:`ensemble_contour_map`);
+* ``ucm-single``: the ultrametric contour map of the ``hierarchy`` predictor's own tree
+  (:func:`granseg.regions.tree.build_region_tree` ``merge="learned"``): a true UCM, whose thresholds are the tree's
+  segmentations;
 * ``features``: Sobel + NMS on a Gen2Seg model's feature image (the Gen2Seg paper's edge protocol);
 * ``masks``: Sobel + NMS on the model's automatic whole-image masks (any model: the "Sobel on automatic masks"
   baseline of the SAM and Gen2Seg papers; :func:`granseg.eval.edges.boundary_map_from_masks`). The masks come from
@@ -22,7 +26,7 @@ import numpy as np
 
 from granseg.errors import InputError
 
-EDGE_MAPS = ("auto", "sobel", "ucm", "features", "masks")
+EDGE_MAPS = ("auto", "sobel", "ucm", "ucm-single", "features", "masks")
 MASK_EDGE_POINTS_PER_SIDE = 16
 
 
@@ -63,17 +67,22 @@ def edge_map_function(model_name: str, device: str = "cpu", kind: str = "auto") 
     wanted = default_edge_map(model) if kind == "auto" else kind
     if wanted == "masks":
         return automatic_mask_edges(create_predictor(model))
-    if wanted != default_edge_map(model):
+    if wanted != default_edge_map(model) and not (
+        wanted == "ucm-single" and default_edge_map(model) == "ucm"
+    ):
         raise InputError(f"model {model_name!r} gives no {wanted!r} edge map")
     if wanted == "ucm":
+        from granseg.regions.ensemble import build_region_trees
+
+        params = model.config.tree_params()
+        return lambda image: ensemble_contour_map(build_region_trees(image, params), image.shape[:2])
+    if wanted == "ucm-single":
         from granseg.regions.tree import build_region_tree
 
         params = model.config.tree_params()
-
-        def hierarchy_edges(image: np.ndarray) -> np.ndarray:
-            return tree_contour_map(build_region_tree(image, params, merge="learned"), image.shape[:2])
-
-        return hierarchy_edges
+        return lambda image: tree_contour_map(
+            build_region_tree(image, params, merge="learned"), image.shape[:2]
+        )
     return lambda image: sobel_nms(model.feature_image(image))
 
 
@@ -91,6 +100,16 @@ def tree_contour_map(tree, original_size: tuple[int, int]) -> np.ndarray:
         ucm = np.power(ucm, np.float32(1.0 / power)) if power != 1.0 else ucm
         ucm *= np.float32(min(1.0, float(np.max(tree.height)) ** (1.0 / power)))
     return ucm
+
+
+def ensemble_contour_map(trees, original_size: tuple[int, int]) -> np.ndarray:
+    """``H x W`` float32 mean of the :func:`tree_contour_map` of each learned tree in ``trees`` (one image; e.g.
+    :func:`granseg.regions.ensemble.build_region_trees`). Not itself an ultrametric: a contour that only some
+    trees keep gets a fraction of its height."""
+    total = np.zeros(original_size, np.float32)
+    for tree in trees:
+        total += tree_contour_map(tree, original_size)
+    return total / np.float32(max(len(trees), 1))
 
 
 def automatic_mask_edges(predictor, points_per_side: int = MASK_EDGE_POINTS_PER_SIDE) -> Callable:

@@ -87,6 +87,7 @@ class HierarchyConfig(Config):
     small_region_fraction: float = 0.004
     boundary_texture_weight: float = 0.0
     height_power: float = 3.0  # learned tree: heights (1 - p(same)) ** this (TreeParams)
+    owt: bool = False  # learned tree: border gradients across the borders (the OWT option of TreeParams)
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05

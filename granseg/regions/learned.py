@@ -55,6 +55,7 @@ WEIGHTS_FILES = {  # one fit per kind of leaves (and per feature set: "-spectral
     "slic": Path(__file__).with_name("merge_weights.json"),
     "watershed": Path(__file__).with_name("merge_weights_watershed.json"),
     "slic-spectral": Path(__file__).with_name("merge_weights_spectral.json"),
+    "slic-owt": Path(__file__).with_name("merge_weights_owt.json"),  # border features across the border (OWT)
 }
 BORDER_FEATURES = tuple(f"border:{c}@{s:g}" for c in CHANNELS for s in SCALES)
 BORDER_LOG_OFFSET = 0.05  # log(mean border + this): steep for faint borders, flat for strong ones
@@ -93,9 +94,14 @@ FEATURE_SIGNS = np.array(
 SPECTRAL_SIGNS = np.array([-1, -1])  # a stronger sPb border, a larger embedding distance: never more p(same)
 
 
-def feature_names(spectral: bool = False) -> tuple[str, ...]:
-    """The features of the criterion without / with the spectral cue."""
-    return FEATURES + SPECTRAL_FEATURES if spectral else FEATURES
+OWT_FEATURES = tuple(f"owt:{c}@{s:g}" for c in CHANNELS for s in SCALES)  # replace BORDER_FEATURES with OWT
+
+
+def feature_names(spectral: bool = False, owt: bool = False) -> tuple[str, ...]:
+    """The features of the criterion without / with the spectral cue; ``owt``: the border gradients are read
+    across the border (:mod:`granseg.regions.owt`) instead of at their largest orientation (same order)."""
+    names = OWT_FEATURES + FEATURES[len(BORDER_FEATURES) :] if owt else FEATURES
+    return names + SPECTRAL_FEATURES if spectral else names
 
 
 def feature_signs(spectral: bool = False) -> np.ndarray:
@@ -113,6 +119,7 @@ class MergeModel:
     mean: np.ndarray
     scale: np.ndarray
     spectral: bool = False
+    owt: bool = False
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """``(m,)`` logit of ``p(same)`` for ``(m, F)`` features."""
@@ -120,7 +127,7 @@ class MergeModel:
 
     def to_dict(self) -> dict:
         return {
-            "features": list(feature_names(self.spectral)),
+            "features": list(feature_names(self.spectral, self.owt)),
             "weights": self.weights.tolist(),
             "bias": float(self.bias),
             "mean": self.mean.tolist(),
@@ -130,10 +137,12 @@ class MergeModel:
     @classmethod
     def from_dict(cls, data: dict) -> MergeModel:
         names = list(data["features"])
-        if names not in (list(FEATURES), list(feature_names(True))):
+        kinds = {(spectral, owt) for spectral in (False, True) for owt in (False, True)}
+        found = [k for k in kinds if names == list(feature_names(*k))]
+        if not found:
             raise ValueError("merge weights were fit on other features than granseg.regions.learned.FEATURES")
         arrays = [np.asarray(data[k], np.float64) for k in ("weights", "mean", "scale")]
-        return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2], len(names) > len(FEATURES))
+        return cls(arrays[0], float(data["bias"]), arrays[1], arrays[2], *found[0])
 
 
 @lru_cache(maxsize=3)
@@ -144,9 +153,17 @@ def default_model(leaves: str = "slic") -> MergeModel:
     if not path.exists():
         raise FileNotFoundError(
             f"no merge weights {path.name} for {leaves!r}: fit them with benchmarks/fit_merge.py "
-            f"{'--spectral' if leaves.endswith('-spectral') else '--leaves ' + leaves}, or pass a MergeModel"
+            f"{_fit_flags(leaves)}, or pass a MergeModel"
         )
     return MergeModel.from_dict(json.loads(path.read_text()))
+
+
+def _fit_flags(key: str) -> str:
+    """The ``benchmarks/fit_merge.py`` options that write the weights of ``key`` (e.g. ``"slic-owt"``)."""
+    leaves, *extras = key.split("-")
+    return " ".join(
+        [*([] if leaves == "slic" and extras else [f"--leaves {leaves}"]), *(f"--{e}" for e in extras)]
+    )
 
 
 class NodeStats:

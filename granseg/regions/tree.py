@@ -40,8 +40,9 @@ import numpy as np
 
 from granseg.regions.agglomerate import agglomerate
 from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
-from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, gradient_cues
+from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, GradientCues, gradient_cues
 from granseg.regions.learned import WEIGHTS_FILES, MergeModel, NodeStats, default_model, learned_merge
+from granseg.regions.owt import owt_gradients
 from granseg.regions.spectral import spectral_cues
 from granseg.regions.superpixels import resize_long_side, superpixels, watershed_superpixels
 
@@ -65,6 +66,12 @@ class TreeParams:
     # instead of three, g = 1.0 the rim ring: benchmarks/results/tree.md). The ``ucm`` edge map undoes it
     # (granseg.eval.edge_maps.tree_contour_map), so its scores are those of 1 - p.
     height_power: float = 3.0
+    # learned tree over SLIC leaves (without the spectral cue): read each border gradient across the border (the
+    # oriented watershed transform, granseg.regions.owt; merge_weights_owt.json) instead of at its largest
+    # orientation. An option, off: BSDS val 26-50 (tune) UCM ODS 0.625 -> 0.633 and covering at best g 0.571 ->
+    # 0.593, but held out (val 51-75) covering 0.580 -> 0.554 (ODS 0.654 -> 0.657); +0.02 s CPU of set_image at
+    # 1024 px (benchmarks/results/tree.md). The `ucm` edge map's ensemble uses it (granseg.regions.ensemble).
+    owt: bool = False
 
 
 @dataclass
@@ -277,11 +284,19 @@ def _handcrafted_merge(small: np.ndarray, lab: np.ndarray, strength: np.ndarray,
     return labels, merged
 
 
-def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leaves: str = "slic"):
+def learned_leaves(
+    small: np.ndarray,
+    lab: np.ndarray,
+    params: TreeParams,
+    leaves: str = "slic",
+    owt: bool = False,
+    cues: GradientCues | None = None,
+):
     """Leaves and cues of the learned criterion: ``(labels, cues)`` with ``labels`` ``h x w`` int64 leaf ids
-    (a watershed of the oriented-gradient map, or SLIC with ``leaves="slic"``) and the
-    :class:`~granseg.regions.gradients.GradientCues` of ``lab``, the CIELAB of the ``h x w x 3`` RGB ``small``."""
-    cues = gradient_cues(lab)
+    (a watershed of the oriented-gradient map, or SLIC with ``leaves="slic"``; about ``params.n_superpixels``)
+    and the :class:`~granseg.regions.gradients.GradientCues` of ``lab``, the CIELAB of the ``h x w x 3`` RGB
+    ``small`` (with their structure tensors when ``owt``; ``cues``: already computed, reused)."""
+    cues = cues if cues is not None else gradient_cues(lab, tensors=owt)
     height_px, width_px = lab.shape[:2]
     n_segments = max(1, min(params.n_superpixels, height_px * width_px // 16))
     if leaves == "slic":
@@ -293,9 +308,11 @@ def learned_leaves(small: np.ndarray, lab: np.ndarray, params: TreeParams, leave
     return watershed_superpixels(cues.combined(), n_segments, WATERSHED_COMPACTNESS), cues
 
 
-def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues, spectral=None):
+def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues, spectral=None, owt: bool = False):
     """``(NodeStats, edges)`` for :func:`granseg.regions.learned.learned_merge` over the ``h x w`` leaves;
-    ``spectral``: the :class:`~granseg.regions.spectral.SpectralCues` of the image (None: without that cue)."""
+    ``spectral``: the :class:`~granseg.regions.spectral.SpectralCues` of the image (None: without that cue);
+    ``owt``: the border sums read each gradient across the leaf border (:mod:`granseg.regions.owt`; ``cues``
+    must hold the tensors) instead of at its largest orientation."""
     n = int(labels.max()) + 1
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
@@ -304,7 +321,8 @@ def learned_statistics(labels: np.ndarray, lab: np.ndarray, cues, spectral=None)
     for channel, codes in zip(CHANNELS, cues.codes):
         bins = CHANNEL_BINS[channel]
         histograms.append(np.bincount(flat * bins + codes.ravel(), minlength=n * bins).reshape(n, bins))
-    maps, embedding = cues.gradients, None
+    maps = owt_gradients(cues.tensors, labels) if owt else cues.gradients
+    embedding = None
     if spectral is not None:
         maps = np.concatenate([maps, spectral.boundary[None]])
         embedding = np.stack(
@@ -326,6 +344,7 @@ def build_region_tree(
     model: MergeModel | None = None,
     leaves: str = "slic",
     spectral: bool = False,
+    owt: bool | None = None,
 ) -> RegionTree:
     """Region tree of an ``H x W x 3`` uint8 RGB image (module docstring).
 
@@ -335,38 +354,46 @@ def build_region_tree(
     ``"watershed"`` (a watershed of the oriented-gradient map: leaf borders on its ridges). ``spectral`` (learned,
     SLIC leaves): add gPb's spectral globalisation (:mod:`granseg.regions.spectral`) to the criterion's features,
     with its own fit (``model``, or ``merge_weights_spectral.json`` from ``benchmarks/fit_merge.py --spectral``: not
-    shipped, the cue did not improve the tree); about 0.35 s more per image."""
+    shipped, the cue did not improve the tree); about 0.35 s more per image. ``owt`` (learned, SLIC leaves): the
+    oriented watershed transform's border gradients (:mod:`granseg.regions.owt`) with their own fit
+    (``merge_weights_owt.json``, ``benchmarks/fit_merge.py --owt``); None (default): ``params.owt`` where it
+    applies (a learned tree over SLIC leaves without the spectral cue; the other trees have no OWT fit)."""
     if merge not in MERGE_CRITERIA:
         raise ValueError(f"merge must be one of {MERGE_CRITERIA}, got {merge!r}")
     if leaves not in LEAVES:
         raise ValueError(f"leaves must be one of {LEAVES}, got {leaves!r}")
-    weights_key = f"{leaves}-spectral" if spectral else leaves
-    if spectral and (merge != "learned" or weights_key not in WEIGHTS_FILES):
-        raise ValueError("spectral=True needs merge='learned' and leaves='slic'")
     params = params or TreeParams()
+    if owt is None:
+        owt = params.owt and merge == "learned" and leaves == "slic" and not spectral
+    weights_key = leaves + ("-spectral" if spectral else "") + ("-owt" if owt else "")
+    if (spectral or owt) and (merge != "learned" or weights_key not in WEIGHTS_FILES):
+        raise ValueError("spectral=True or owt=True needs merge='learned' and leaves='slic' (one of them)")
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     if merge == "handcrafted":
         labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, strength, params)
     else:
-        labels, cues = learned_leaves(small, lab, params, leaves)
+        labels, cues = learned_leaves(small, lab, params, leaves, owt)
         model = model or default_model(weights_key)
-        if model.spectral != spectral:
+        if (model.spectral, model.owt) != (spectral, owt):
             raise ValueError(
-                f"the merge model was fit {'with' if model.spectral else 'without'} the spectral cue"
+                f"the merge model was fit with spectral={model.spectral}, owt={model.owt}: "
+                f"not spectral={spectral}, owt={owt}"
             )
         extra = spectral_cues(cues.combined()) if spectral else None
-        stats, edges = learned_statistics(labels, lab, cues, extra)
+        stats, edges = learned_statistics(labels, lab, cues, extra, owt)
         parent, children, height, node_area = learned_merge(stats, edges, model)
         height = height**params.height_power
-    tree = _assemble(labels, lab, strength, (parent, children, height, node_area), scale)
+    tree = assemble_tree(labels, lab, strength, (parent, children, height, node_area), scale)
     tree.criterion = merge
     tree.height_power = params.height_power if merge == "learned" else 1.0
     return tree
 
 
-def _assemble(labels: np.ndarray, lab: np.ndarray, strength: np.ndarray, merged, scale: float) -> RegionTree:
+def assemble_tree(
+    labels: np.ndarray, lab: np.ndarray, strength: np.ndarray, merged, scale: float
+) -> RegionTree:
     """The :class:`RegionTree` of ``h x w`` leaf ``labels`` and their merge tree ``merged``: depth-first leaf
     ranks, leaf adjacency with the summed ``strength`` map, mean colours and colour histograms."""
     from scipy import sparse

@@ -1,0 +1,82 @@
+"""Several learned region trees of one image, grown from different superpixel starts (for the ``ucm`` edge map).
+
+One greedy merge tree commits to its leaves: a SLIC leaf border that misses an image contour by two pixels puts
+the whole contour's UCM value two pixels off, and an early wrong merge removes a contour at every threshold. Trees
+grown from other leaf sets (SLIC at other sizes, a watershed of the oriented-gradient map) make other such
+mistakes; the mean of their ultrametric contour maps (:func:`granseg.eval.edge_maps.ensemble_contour_map`) keeps
+what they agree on (the same idea as averaging hierarchies over several superpixel scales in MCG, Arbelaez et al.
+2014, without its learned alignment).
+
+The trees share the image's oriented-gradient cues (computed once); each start costs only its leaves and its
+merge loop. Each uses the shipped merge criterion of its kind (``merge_weights_owt.json`` for SLIC leaves with the
+oriented watershed transform, ``merge_weights_watershed.json`` for watershed leaves; fit on BSDS500 val 1-50 over
+about 700 leaves).
+
+The starts (:data:`UCM_STARTS`) were chosen on BSDS500 val 26-50 (tune; UCM ODS of one tree 0.625, with the OWT
+0.633; mean of four starts 0.677, of these five 0.680; a sixth at the full image resolution did not help:
+``benchmarks/diag_ucm_ensemble.py``, ``benchmarks/results/tree.md``). The ``hierarchy`` predictor keeps its one
+tree (:func:`granseg.regions.tree.build_region_tree`, SLIC 700 without the OWT: ``--edge-map ucm-single``): its
+clicks and the 1 s ``set_image`` budget need one tree, not five.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from granseg.regions.cues import boundary_map, to_lab
+from granseg.regions.gradients import gradient_cues
+from granseg.regions.learned import default_model, learned_merge
+from granseg.regions.superpixels import resize_long_side
+from granseg.regions.tree import RegionTree, TreeParams, assemble_tree, learned_leaves, learned_statistics
+
+
+@dataclass(frozen=True)
+class TreeStart:
+    """One start of the ensemble: ``leaves`` (``"slic"`` or ``"watershed"``), about how many of them, and
+    whether the merge reads the border gradients across the borders (``owt``, SLIC leaves only:
+    :mod:`granseg.regions.owt`, ``merge_weights_owt.json``)."""
+
+    leaves: str = "slic"
+    n_superpixels: int = 700
+    owt: bool = False
+
+    @property
+    def weights(self) -> str:
+        """The key of the shipped merge weights of this start (:data:`granseg.regions.learned.WEIGHTS_FILES`)."""
+        return self.leaves + ("-owt" if self.owt else "")
+
+
+UCM_STARTS = (
+    TreeStart("slic", 700, owt=True),  # the predictor's start (TreeParams' defaults) with the OWT
+    TreeStart("watershed", 700),
+    TreeStart("slic", 1000, owt=True),
+    TreeStart("slic", 450, owt=True),
+    TreeStart("watershed", 1000),
+)
+
+
+def build_region_trees(
+    image: np.ndarray, params: TreeParams | None = None, starts: tuple[TreeStart, ...] = UCM_STARTS
+) -> list[RegionTree]:
+    """One learned :class:`~granseg.regions.tree.RegionTree` of the ``H x W x 3`` uint8 RGB ``image`` per start
+    (``params``: the other tree parameters, e.g. the internal resolution and ``height_power``; the start sets
+    ``n_superpixels``). The oriented-gradient cues are computed once and shared."""
+    params = params or TreeParams()
+    small, scale = resize_long_side(image, params.internal_long_side)
+    lab = to_lab(small)
+    strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
+    cues = gradient_cues(lab, tensors=any(start.owt for start in starts))
+    trees = []
+    for start in starts:
+        start_params = replace(params, n_superpixels=start.n_superpixels)
+        labels, _ = learned_leaves(small, lab, start_params, start.leaves, cues=cues)
+        stats, edges = learned_statistics(labels, lab, cues, owt=start.owt)
+        parent, children, height, area = learned_merge(stats, edges, default_model(start.weights))
+        tree = assemble_tree(
+            labels, lab, strength, (parent, children, height**params.height_power, area), scale
+        )
+        tree.criterion, tree.height_power = "learned", params.height_power
+        trees.append(tree)
+    return trees
