@@ -95,7 +95,7 @@ def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
         chains.append(chain_levels(tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct))
     out = []
     for g in levels:
-        chosen = {node_for_granularity(nodes, lv, g) for nodes, lv in chains}
+        chosen = {node_for_granularity(nodes, lv, g) for nodes, lv, _ in chains}
         labels = np.full(tree.n_leaves, -1, np.int64)
         for node in sorted(chosen, key=lambda n: -tree.area[n]):  # larger first: keep only maximal regions
             span = labels[tree.lo[node] : tree.hi[node]]

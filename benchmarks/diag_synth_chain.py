@@ -111,7 +111,9 @@ def main() -> int:
         leaf = ch.points_to_leaves(tree, np.array([[x, y]], float), scene.image.shape[:2])[0]
         chain = np.asarray(tree.chain(int(tree.leaf_node[leaf])))
         top = ch.chain_top(tree, list(chain), cfg.min_object_fraction, cfg.max_object_fraction)
-        nodes, levels = ch.chain_levels(tree, list(chain), top, cfg.part_min_fraction, cfg.part_min_distinct)
+        nodes, levels, _ = ch.chain_levels(
+            tree, list(chain), top, cfg.part_min_fraction, cfg.part_min_distinct
+        )
         pi, oi = node_ious(tree, small["part"]), node_ious(tree, small["obj"])
         row = {
             "seed": seed,

@@ -80,7 +80,7 @@ def scene_row(predictor, scene) -> dict | None:
     }
     leaf = int(ch.points_to_leaves(tree, np.array([[x, y]], float), scene.image.shape[:2])[0])
     chain = np.asarray(tree.chain(int(tree.leaf_node[leaf])))
-    nodes, levels = predictor._chain(leaf, None, True)
+    nodes, levels, _ = predictor._chain(leaf, None, True)
     pi, oi = node_ious(tree, small["part"]), node_ious(tree, small["obj"])
     low = [ch.node_for_granularity(nodes, levels, g) for g in (0.1, 0.2, 0.3)]
     part_final = max(_iou(m, part.mask) for m in masks[:3])

@@ -11,6 +11,7 @@ import pytest
 from bench_helpers import load_benchmark
 from scipy.sparse import csr_matrix
 
+from granseg.io.images import load_image
 from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
 from granseg.synth import SynthConfig, generate_scene
@@ -40,9 +41,9 @@ def test_colour_distinctness_separates_a_texture_fragment_from_a_part():
     assert score[1] == pytest.approx(1.0)  # vs leaves 2-3: no colour in common
     assert score[2] == 1.0  # the last region is always kept
     tree.height = np.zeros(3)
-    kept, levels = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.7)
+    kept, levels, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.7)
     assert kept.tolist() == [1, 2] and levels.tolist() == pytest.approx([0.1, 1.0])
-    kept_all, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.0)
+    kept_all, _, _ = ch.chain_levels(tree, [0, 1, 2], 2, 0.0, 0.0)
     assert kept_all.tolist() == [0, 1, 2]
     # no region below the top has colours of its own: every region stays (the chain is never just its top)
     uniform = nested_tree([[5, 5], [5, 5], [5, 5], [5, 5]], [(0, 1), (0, 2), (0, 4)])
@@ -60,7 +61,9 @@ def test_chain_levels_drop_only_the_fragments_below_the_first_distinct_region():
     tree.height = np.zeros(4)
     score = ch.colour_distinctness(tree, np.arange(4))
     assert score[0] < 0.7 <= score[1] and score[2] == pytest.approx(0.5 * (11 + 9 + 20) / 30)
-    assert ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)[0].tolist() == [1, 2, 3]
+    kept, _, distinctness = ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)
+    assert kept.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(distinctness, ch.colour_distinctness(tree, kept))  # handed over, the same
 
 
 def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:
@@ -91,7 +94,7 @@ def _clip_regions(predictor, x: int, y: int) -> dict[float, np.ndarray]:
     region's ``(h, w)`` bool pixels on the internal grid (the region a single click's answer must stay inside)."""
     tree = predictor.tree
     leaf = ch.points_to_leaves(tree, np.array([[x, y]], float), predictor._original_size)[0]
-    nodes, levels = predictor._chain(int(leaf), None)
+    nodes, levels, _ = predictor._chain(int(leaf), None)
     own = np.flatnonzero(ch.colour_distinctness(tree, nodes)[:-1] >= predictor.config.part_min_distinct)
     out = {}
     for g in np.round(np.arange(1, 11) / 10, 1):
@@ -131,3 +134,23 @@ def test_a_single_click_answer_stays_inside_the_next_region_with_colours_of_its_
     )
     assert new_part >= 0.75 and new_part >= old_part + 0.2
     assert new_object == pytest.approx(old_object, abs=1e-9)
+
+
+def test_chain_distinctness_is_computed_once_and_equals_a_fresh_computation(sample_image_path, monkeypatch):
+    # the clip reuses the distinctness _chain computed; on a photo's chains (fragments and repeated areas dropped
+    # by part_min_fraction / part_min_distinct) the kept regions' values equal a fresh computation over them
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(load_image(sample_image_path))
+    tree, dropped = predictor.tree, 0
+    for leaf in range(0, tree.n_leaves, 7):
+        nodes, levels, distinctness = predictor._chain(leaf, None, True)
+        np.testing.assert_array_equal(distinctness, ch.colour_distinctness(tree, nodes))
+        assert len(distinctness) == len(nodes) == len(levels)
+        dropped += int(nodes[0] != tree.leaf_node[leaf])  # the chain's fragments below a part left out
+    assert dropped > 10
+    assert predictor._chain(0, None, False)[2] is None  # a correction's chain: not computed
+    calls = []
+    counted = ch.colour_distinctness
+    monkeypatch.setattr(ch, "colour_distinctness", lambda *a, **k: calls.append(1) or counted(*a, **k))
+    predictor.predict([[300, 150]], [1], granularity="all")
+    assert len(calls) == 1  # one chain, one computation (the clip used to compute it again)

@@ -118,14 +118,27 @@ def _start_cli(images: Path, out: Path, config_path: Path, workers: int, resume:
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
+def _job_with_reference(tmp_path: Path, count: int) -> tuple[Path, Path, Path]:
+    """For a CLI job to kill and resume: ``count`` scenes (``tmp_path/images``), the FAST engine config as JSON
+    (``tmp_path/config.json``) and the in-process labels of those images with it (``tmp_path/reference``)."""
     images = tmp_path / "images"
-    _write_scenes(images, 8)
+    _write_scenes(images, count)
     config_path = tmp_path / "config.json"
     PseudoLabelConfig(**FAST).to_json(config_path)
     reference = tmp_path / "reference"
     run_pipeline(images, reference, PseudoLabelConfig.from_json(config_path))
+    return images, config_path, reference
 
+
+def _resume_cli(images: Path, out: Path, config_path: Path, workers: int) -> None:
+    """Runs the CLI job in ``out`` again with ``--resume`` to its end; it must succeed."""
+    resumed = _start_cli(images, out, config_path, workers=workers, resume=True)
+    _, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr.decode()
+
+
+def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
+    images, config_path, reference = _job_with_reference(tmp_path, 8)
     out = tmp_path / "killed"
     process = _start_cli(images, out, config_path, workers=2)
     deadline = time.time() + 60
@@ -145,9 +158,7 @@ def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
     assert process.returncode != 0
     assert len(list(out.glob("scene_*.json"))) < 8
 
-    resumed = _start_cli(images, out, config_path, workers=2, resume=True)
-    _, stderr = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, stderr.decode()
+    _resume_cli(images, out, config_path, workers=2)
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert _outputs(out) == _outputs(reference)
     lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
@@ -157,12 +168,7 @@ def test_kill_a_worker_then_resume_gives_identical_files(tmp_path):
 
 
 def test_kill_the_whole_job_then_resume(tmp_path):
-    images = tmp_path / "images"
-    _write_scenes(images, 6)
-    config_path = tmp_path / "config.json"
-    PseudoLabelConfig(**FAST).to_json(config_path)
-    reference = tmp_path / "reference"
-    run_pipeline(images, reference, PseudoLabelConfig.from_json(config_path))
+    images, config_path, reference = _job_with_reference(tmp_path, 6)
     out = tmp_path / "killed"
     process = _start_cli(images, out, config_path, workers=1)
     deadline = time.time() + 60
@@ -171,9 +177,7 @@ def test_kill_the_whole_job_then_resume(tmp_path):
     process.kill()
     process.communicate(timeout=30)
     (out / "manifest.jsonl").open("a").write('{"image": "scene_05.png", "sta')  # a torn last line
-    resumed = _start_cli(images, out, config_path, workers=1, resume=True)
-    _, stderr = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, stderr.decode()
+    _resume_cli(images, out, config_path, workers=1)
     assert _outputs(out) == _outputs(reference)
 
 

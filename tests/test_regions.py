@@ -53,7 +53,7 @@ def test_chain_levels_span_leaf_to_top_and_node_for_click_avoids_other_clicks(tr
     leaf = ch.points_to_leaves(tree, np.array([[65.0, 70.0]]), (160, 200))[0]
     chain = tree.chain(int(tree.leaf_node[leaf]))
     top = ch.chain_top(tree, chain, 0.01, 0.7)
-    nodes, levels = ch.chain_levels(tree, chain, top)
+    nodes, levels, _ = ch.chain_levels(tree, chain, top)
     assert levels[0] == pytest.approx(0.1) and levels[-1] == pytest.approx(1.0)
     assert np.all(np.diff(levels) > 0) and nodes[0] == chain[0] and nodes[-1] == chain[top]
     assert ch.node_for_click(tree, nodes, levels, 1.0, np.zeros(0, np.int64)) == nodes[-1]

@@ -187,9 +187,12 @@ class HierarchyPredictor(BasePredictor):
         if self.config.pixel_band > 0:
             self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
 
-    def _chain(self, leaf: int, box_counts, distinct: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The chain regions of a click's leaf up to its top, and their granularity levels (from the smallest
-        region with colours of its own, ``part_min_distinct``, when ``distinct``: a single click's chain)."""
+    def _chain(
+        self, leaf: int, box_counts, distinct: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The chain regions of a click's leaf up to its top, their granularity levels (from the smallest region
+        with colours of its own, ``part_min_distinct``, when ``distinct``: a single click's chain) and their
+        ``colour_distinctness`` (None when not computed: not ``distinct`` or ``part_min_distinct`` 0)."""
         tree, cfg = self.tree, self.config
         chain = tree.chain(int(tree.leaf_node[leaf]))
         allowed = None
@@ -269,7 +272,7 @@ class HierarchyPredictor(BasePredictor):
         self, points, labels, box, levels, previous, refine, nested
     ) -> tuple[np.ndarray, np.ndarray, list]:
         """``(K, n_leaves)`` bool leaf selections and ``(K,)`` scores at the K ``levels`` (module docstring), and
-        each click's chain (``(nodes, levels)``, :meth:`_chain`)."""
+        each click's chain (``(nodes, levels, distinctness)``, :meth:`_chain`)."""
         tree, cfg = self.tree, self.config
         leaves = ch.points_to_leaves(tree, points, self._original_size)
         box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
@@ -280,7 +283,7 @@ class HierarchyPredictor(BasePredictor):
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             key = (
-                tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_ in chains),
+                tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_, _ in chains),
                 None if prior is None else prior.tobytes(),
             )
             keys.append(key)
@@ -350,10 +353,14 @@ class HierarchyPredictor(BasePredictor):
         often short of the object on photographs, and a part's answer reaching past it is the better one there.
         Only an answer with more than ``clip_min_outside`` of its pixels outside its clip region is cut (one that
         mostly spilled); a smaller overflow is the part growing past a clip region that is only a piece of it.
-        ``chain``: ``(nodes, levels)`` of :meth:`_chain`; the running union follows in the caller."""
-        tree, (nodes, chain_levels) = self.tree, chain
+        ``chain``: ``(nodes, levels, distinctness)`` of :meth:`_chain` (its distinctness, computed once there;
+        None: ``part_min_distinct`` 0, every level qualifies); the running union follows in the caller."""
+        tree, (nodes, chain_levels, distinctness) = self.tree, chain
         # the clip regions: the chain's levels below the top with colours of their own (a part, a group of parts)
-        own = np.flatnonzero(ch.colour_distinctness(tree, nodes)[:-1] >= self.config.part_min_distinct)
+        if distinctness is None:
+            own = np.arange(len(nodes) - 1)
+        else:
+            own = np.flatnonzero(distinctness[:-1] >= self.config.part_min_distinct)
         regions: dict[int, list[int]] = {}  # clip region -> the rows clipped to it
         for k, g in enumerate(levels):
             position = int(np.flatnonzero(nodes == ch.node_for_granularity(nodes, chain_levels, g))[0])
@@ -382,7 +389,9 @@ class HierarchyPredictor(BasePredictor):
         tree, cfg = self.tree, self.config
         positives, negatives = leaves[labels == 1], leaves[labels == 0]
         picked = [
-            ch.node_for_granularity(nodes, levels, g) for (nodes, levels), lab in zip(chains, labels) if lab
+            ch.node_for_granularity(nodes, levels, g)
+            for (nodes, levels, _), lab in zip(chains, labels)
+            if lab
         ]
         if previous is None:
             reference = np.zeros(tree.n_leaves, bool)
@@ -394,7 +403,7 @@ class HierarchyPredictor(BasePredictor):
             prior_weight = cfg.refine_prior
         else:  # the previous answer, corrected by the last click's own region at g
             reference = previous.copy()
-            nodes, levels = chains[-1]
+            nodes, levels, _ = chains[-1]
             below = [
                 n for n in tree.chain(int(tree.leaf_node[leaves[-1]])) if tree.area[n] < tree.area[nodes[0]]
             ]

@@ -100,25 +100,33 @@ def chain_levels(
     top: int,
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
-    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), and their granularity (see the module).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The N chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
+    (the smallest part g = 0.1 can answer; 0: the leaf superpixel), their ``(N,)`` granularity (see the module)
+    and, when ``min_distinct`` > 0, their ``(N,)`` :func:`colour_distinctness` (None otherwise: not computed),
+    computed once here for the callers that read it again (the predictor's clip to the next level).
 
     With ``min_distinct`` > 0 the levels start at the smallest region whose colours differ from those of the
     rest of its surroundings by at least that (:func:`colour_distinctness`, in [0, 1]); the regions below it
     are dropped: a patch of a textured or uniform part (a few stripes, a dot and its background) is no part of
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
-    stays a level. When no region below the top qualifies, every region is kept (as with 0)."""
+    stays a level. When no region below the top qualifies, every region is kept (as with 0). The kept regions'
+    distinctness over the whole chain is theirs over the kept regions alone: a region's surroundings is a later
+    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
-    if min_distinct > 0 and len(nodes) > 1:
-        own = np.flatnonzero(colour_distinctness(tree, nodes)[:-1] >= min_distinct)
+    distinctness = None
+    if min_distinct > 0:
+        distinctness = colour_distinctness(tree, nodes) if len(nodes) > 1 else np.ones(1)
+        own = np.flatnonzero(distinctness[:-1] >= min_distinct)
         if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
             distinct[: own[0]] = False
     distinct[-1] = True
     nodes = nodes[distinct]
-    return nodes, granularity_from_areas(tree.area[nodes])
+    if distinctness is not None:
+        distinctness = distinctness[distinct]
+    return nodes, granularity_from_areas(tree.area[nodes]), distinctness
 
 
 def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:

@@ -4,6 +4,11 @@ graph and the same float sums, term by term, as the numpy construction (tested a
 
 import numba
 import numpy as np
+from numba import boolean as b1
+from numba import float64 as f8
+from numba import int8 as i1
+from numba import int64 as i8
+from numba.types import UniTuple
 
 from granseg.regions.maxflow_bk import bk_min_cut, integer_capacity, integer_terminals
 
@@ -16,25 +21,20 @@ def _pull(weight, fixed_inside, s, t):
     return s, t + weight
 
 
-def _signature(contrast):
-    """``band_graph``'s argument types, every 2-D crop in any memory layout (``"A"``), with ``contrast`` the
-    dtype of ``right`` / ``down`` (float32 from the predictor's Lab image, float64 elsewhere)."""
-    crop = numba.types.Array
-    return (
-        crop(numba.boolean, 2, "A"),
-        crop(numba.boolean, 2, "A"),
-        crop(numba.int64, 2, "A"),
-        crop(contrast, 2, "A"),
-        crop(contrast, 2, "A"),
-        crop(numba.float64, 1, "A"),
-        numba.float64,
-        numba.int64,
-    )
+def _signatures(arguments) -> list[tuple]:
+    """Explicit numba signatures of a compiled function, one per dtype of its ``right`` / ``down`` contrast
+    weights (float32 from the predictor's Lab image, float64 elsewhere): ``arguments(contrast)`` gives the
+    argument types. Arrays are typed ``dtype[:, :]`` (any memory layout, ``"A"``): without explicit signatures
+    each new combination of contiguous and non-contiguous crops compiled anew (about a second, once per machine
+    and combination)."""
+    return [arguments(numba.float32), arguments(numba.float64)]
 
 
-# explicit signatures: one compiled version for every memory layout of the window's crops (contiguous or not);
-# without them each new combination of layouts compiled anew (about a second, once per machine and combination)
-@numba.njit([_signature(numba.float32), _signature(numba.float64)], cache=True, nogil=True)
+@numba.njit(
+    _signatures(lambda c: (b1[:, :], b1[:, :], i8[:, :], c[:, :], c[:, :], f8[:], f8, i8)),
+    cache=True,
+    nogil=True,
+)
 def band_graph(in_band, inside, bins, right, down, bin_ratio, smoothness, hard):
     """Edges ``(a, b, weight)`` between 4-adjacent band pixels and terminal weights ``src`` / ``snk`` of the
     ``in_band`` pixels (row-major numbering) of an ``h x w`` window: ``inside`` its fixed labels, ``bins`` its
@@ -114,25 +114,13 @@ def _outline_band(mask, band):
     return out
 
 
-def _refine_signature(contrast):
-    """``refine_window``'s argument types (``contrast``: the dtype of ``right`` / ``down``)."""
-    image = numba.types.Array
-    return (
-        image(numba.boolean, 2, "A"),
-        image(numba.int8, 2, "A"),
-        image(numba.int64, 2, "A"),
-        image(contrast, 2, "A"),
-        image(contrast, 2, "A"),
-        numba.types.UniTuple(numba.int64, 2),
-        image(numba.float64, 1, "A"),
-        numba.int64,
-        numba.float64,
-        numba.int64,
-        numba.float64,
-    )
-
-
-@numba.njit([_refine_signature(numba.float32), _refine_signature(numba.float64)], cache=True, nogil=True)
+@numba.njit(
+    _signatures(
+        lambda c: (b1[:, :], i1[:, :], i8[:, :], c[:, :], c[:, :], UniTuple(i8, 2), f8[:], i8, f8, i8, f8)
+    ),
+    cache=True,
+    nogil=True,
+)
 def refine_window(mask, fixed, bins, right, down, corner, bin_ratio, band, smoothness, hard, scale):
     """:func:`granseg.regions.pixelcut._refine_window` and its band cut in one compiled call (the same band,
     graph, integer capacities and minimal minimum cut; tested against it): ``mask`` / ``fixed`` the window's
