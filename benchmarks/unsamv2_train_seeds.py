@@ -96,11 +96,15 @@ def t_interval(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def evaluate(pairs: list[tuple[str, str]], first: int, scenes: int, tune_scenes: int, rounds: int) -> dict:
+def evaluate(
+    pairs: list[tuple[str, str]], first: int, scenes: int, tune_scenes: int, rounds: int, rows=()
+) -> dict:
+    """Score ``pairs`` click by click; ``rows``: pairs already scored on the same scenes (``--include``), kept
+    as they are and counted in the summary."""
     records = click_records(range(first, first + scenes))
     tune_records = click_records(range(TUNE_FIRST, TUNE_FIRST + tune_scenes))
     scene_of = np.asarray([r["seed"] for r in records])
-    rows = []
+    rows = list(rows)
     for g_path, twin_path in pairs:
         g_values, _ = model_clicks(g_path, records, tune_records)
         twin_values, twin_outputs = model_clicks(twin_path, records, tune_records)
@@ -127,6 +131,19 @@ def evaluate(pairs: list[tuple[str, str]], first: int, scenes: int, tune_scenes:
             "seeds": len(diffs),
         }
     return {"clicks": len(records), "first": first, "scenes": scenes, "pairs": rows, "summary": summary}
+
+
+def included_rows(paths: list[str], first: int, scenes: int, tune_scenes: int) -> list[dict]:
+    """The scored pairs of earlier results (their JSON files), refused unless they used the same scenes."""
+    from granseg.errors import InputError
+
+    rows = []
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        if (earlier["first"], earlier["scenes"], earlier["tune_scenes"]) != (first, scenes, tune_scenes):
+            raise InputError(f"{path} was scored on other scenes than --first/--scenes/--tune-scenes")
+        rows += earlier["pairs"]
+    return rows
 
 
 def write_markdown(result: dict, path: Path) -> None:
@@ -170,7 +187,10 @@ def write_markdown(result: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--pair", action="append", required=True, help="G_RUN_DIR:TWIN_RUN_DIR (repeat per seed)"
+        "--pair", action="append", default=[], help="G_RUN_DIR:TWIN_RUN_DIR (repeat per seed)"
+    )
+    parser.add_argument(
+        "--include", action="append", default=[], help="an earlier result JSON on the same scenes (its pairs)"
     )
     parser.add_argument("--label", required=True, help="what the pairs are, for the report title")
     parser.add_argument(
@@ -186,7 +206,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     started = time.time()
-    result = evaluate(pairs, args.first, args.scenes, args.tune_scenes, args.bootstrap)
+    earlier = included_rows(args.include, args.first, args.scenes, args.tune_scenes)
+    result = evaluate(pairs, args.first, args.scenes, args.tune_scenes, args.bootstrap, earlier)
     threads = os.environ.get("OMP_NUM_THREADS", "?")
     result.update(
         label=args.label,

@@ -47,3 +47,14 @@ def test_per_click_averages_the_three_small_g_and_reads_g_one():
     values = seeds.per_click([record], [sweep], 0)
     assert values["part IoU g=0.1-0.3"][0] == pytest.approx((0.5 + 1 + 1) / 3)
     assert values["object IoU g=1.0"][0] == 1.0
+
+
+def test_include_refuses_results_scored_on_other_scenes(tmp_path):
+    from granseg.errors import InputError
+
+    seeds = _seeds()
+    path = tmp_path / "earlier.json"
+    path.write_text('{"first": 10000, "scenes": 300, "tune_scenes": 8, "pairs": [{"g model": "a"}]}')
+    assert seeds.included_rows([str(path)], 10000, 300, 8) == [{"g model": "a"}]
+    with pytest.raises(InputError, match="other scenes"):
+        seeds.included_rows([str(path)], 10000, 100, 8)
