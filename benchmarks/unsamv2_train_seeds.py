@@ -34,16 +34,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unsamv2_train_eval import G_LEVELS, SMALL_G, best_fixed_output, click_records, predict_sweep  # noqa: E402
+from unsamv2_train_eval import (  # noqa: E402
+    G_LEVELS,
+    SMALL_G,
+    _iou,
+    best_fixed_output,
+    click_records,
+    predict_sweep,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPORT_FIRST, TUNE_FIRST = 10000, 20000
 METRICS = ("part IoU g=0.1-0.3", "object IoU g=1.0")
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def per_click(records, sweeps, output: int) -> dict[str, np.ndarray]:

@@ -27,9 +27,9 @@ import numpy as np
 
 from granseg.regions.cues import boundary_map, to_lab
 from granseg.regions.gradients import gradient_cues
-from granseg.regions.learned import default_model, learned_merge
+from granseg.regions.learned import default_model
 from granseg.regions.superpixels import resize_long_side
-from granseg.regions.tree import RegionTree, TreeParams, assemble_tree, learned_leaves, learned_statistics
+from granseg.regions.tree import RegionTree, TreeParams, learned_tree
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,17 @@ def build_region_trees(
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     cues = gradient_cues(lab, tensors=any(start.owt for start in starts))
-    trees = []
-    for start in starts:
-        start_params = replace(params, n_superpixels=start.n_superpixels)
-        labels, _ = learned_leaves(small, lab, start_params, start.leaves, cues=cues)
-        stats, edges = learned_statistics(labels, lab, cues, owt=start.owt)
-        parent, children, height, area = learned_merge(stats, edges, default_model(start.weights))
-        tree = assemble_tree(
-            labels, lab, strength, (parent, children, height**params.height_power, area), scale
+    return [
+        learned_tree(
+            small,
+            lab,
+            strength,
+            scale,
+            replace(params, n_superpixels=start.n_superpixels),
+            start.leaves,
+            start.owt,
+            default_model(start.weights),
+            cues=cues,
         )
-        tree.criterion, tree.height_power = "learned", params.height_power
-        trees.append(tree)
-    return trees
+        for start in starts
+    ]

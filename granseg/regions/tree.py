@@ -371,23 +371,44 @@ def build_region_tree(
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
-    if merge == "handcrafted":
-        labels, (parent, children, height, node_area) = _handcrafted_merge(small, lab, strength, params)
-    else:
-        labels, cues = learned_leaves(small, lab, params, leaves, owt)
+    if merge == "learned":
         model = model or default_model(weights_key)
-        if (model.spectral, model.owt) != (spectral, owt):
-            raise ValueError(
-                f"the merge model was fit with spectral={model.spectral}, owt={model.owt}: "
-                f"not spectral={spectral}, owt={owt}"
-            )
-        extra = spectral_cues(cues.combined()) if spectral else None
-        stats, edges = learned_statistics(labels, lab, cues, extra, owt)
-        parent, children, height, node_area = learned_merge(stats, edges, model)
-        height = height**params.height_power
-    tree = assemble_tree(labels, lab, strength, (parent, children, height, node_area), scale)
-    tree.criterion = merge
-    tree.height_power = params.height_power if merge == "learned" else 1.0
+        return learned_tree(small, lab, strength, scale, params, leaves, owt, model, spectral)
+    labels, merged = _handcrafted_merge(small, lab, strength, params)
+    tree = assemble_tree(labels, lab, strength, merged, scale)
+    tree.criterion, tree.height_power = merge, 1.0
+    return tree
+
+
+def learned_tree(
+    small: np.ndarray,
+    lab: np.ndarray,
+    strength: np.ndarray,
+    scale: float,
+    params: TreeParams,
+    leaves: str,
+    owt: bool,
+    model: MergeModel,
+    spectral: bool = False,
+    cues: GradientCues | None = None,
+) -> RegionTree:
+    """The learned criterion's :class:`RegionTree` of the ``h x w x 3`` RGB ``small`` (``lab`` its CIELAB,
+    ``strength`` its boundary map, ``scale`` its factor to the original image): ``leaves`` (about
+    ``params.n_superpixels``), their statistics (``owt``: border gradients across the borders; ``spectral``: with
+    the spectral cue), ``model``'s merge, heights ``** params.height_power``. ``cues``: the image's
+    :class:`~granseg.regions.gradients.GradientCues` when already computed (with tensors for ``owt``)."""
+    if (model.spectral, model.owt) != (spectral, owt):
+        raise ValueError(
+            f"the merge model was fit with spectral={model.spectral}, owt={model.owt}: "
+            f"not spectral={spectral}, owt={owt}"
+        )
+    labels, cues = learned_leaves(small, lab, params, leaves, owt, cues)
+    extra = spectral_cues(cues.combined()) if spectral else None
+    stats, edges = learned_statistics(labels, lab, cues, extra, owt)
+    parent, children, height, node_area = learned_merge(stats, edges, model)
+    merged = (parent, children, height**params.height_power, node_area)
+    tree = assemble_tree(labels, lab, strength, merged, scale)
+    tree.criterion, tree.height_power = "learned", params.height_power
     return tree
 
 
