@@ -140,6 +140,9 @@ class BenchSettings:
     # weight > 0 keeps the best-of-3 loss on the 3 SAM-2 outputs after the switch (g_phase_multimask_weight)
     g_phase_lr_restart: int = 0
     g_phase_multimask_weight: float = 0.0
+    # with that weight > 0: the g mask's loss weight ramps 1/N -> 1 over the g phase's first N steps
+    # (UnSAMv2TrainConfig.g_loss_ramp_steps); 0: off
+    g_loss_ramp_steps: int = 0
     # runs (b) and (e): the engine mines the images of training seeds 0..N-1 (folders images_N / pseudo_N);
     # 0 = train_scenes, mined into images / pseudo (the earlier behaviour, so earlier work dirs are reused)
     pseudo_scenes: int = 0
@@ -293,6 +296,8 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         config["granularity_init"] = settings.granularity_init
     if model.granularity and settings.g_phase_multimask_weight:
         config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
+        if settings.g_loss_ramp_steps:
+            config["g_loss_ramp_steps"] = settings.g_loss_ramp_steps
     if (
         not pretrained
     ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)

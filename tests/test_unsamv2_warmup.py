@@ -210,3 +210,30 @@ def test_zero_granularity_init_starts_the_g_token_at_zero_and_still_learns_g(tmp
     assert float(last.weight.grad.abs().sum()) > 0 and float(encoder.type_embedding.grad.abs().sum()) > 0
     default = UnSAMv2Task(_config(tmp_path, no_g_warmup_steps=0)).build_module().model.granularity_encoder
     assert float(default.eval()(g).abs().max()) > 0.5
+
+
+@pytest.mark.parametrize("warmup", [2, 0])
+def test_g_loss_ramp_scales_the_granularity_loss_only(tmp_path, warmup):
+    """``g_loss_ramp_steps`` N: at the g phase's k-th step the loss is k / N x the granularity mask's loss + the
+    full best-of-3 term (from step ``warmup + N - 1`` on, the unramped loss); checked against the same batch's two
+    terms measured apart (the ramp off, best-of-3 weight 0 and 1). Without a best-of-3 term the config refuses."""
+
+    def loss_at(step, **changes):
+        task = UnSAMv2Task(_config(tmp_path, no_g_warmup_steps=warmup, **changes))
+        torch.manual_seed(0)
+        module = task.build_module()
+        task.begin_step(module, warmup)  # the switch happens at its own step: weights as at the g phase start
+        task.begin_step(module, step)
+        return float(task.loss(module, task.load_samples([0], seed=(0,))).detach())
+
+    g_only = loss_at(warmup)  # best-of-3 weight 0: the granularity loss alone
+    both = loss_at(warmup, g_phase_multimask_weight=1.0)
+    best_of_3 = both - g_only
+    assert g_only > 0 and best_of_3 > 0
+    for k, expected in ((1, 0.25), (2, 0.5), (4, 1.0), (9, 1.0)):
+        ramped = loss_at(warmup + k - 1, g_phase_multimask_weight=1.0, g_loss_ramp_steps=4)
+        assert ramped == pytest.approx(expected * g_only + best_of_3, rel=1e-5), k
+    with pytest.raises(InputError, match="g_loss_ramp_steps needs g_phase_multimask_weight > 0"):
+        _config(tmp_path, g_loss_ramp_steps=4)
+    with pytest.raises(InputError, match="g_loss_ramp_steps must be >= 0"):
+        _config(tmp_path, g_phase_multimask_weight=1.0, g_loss_ramp_steps=-1)

@@ -61,6 +61,11 @@ class UnSAMv2TrainConfig(TrainConfig):
     # best-of-3 loss on the model's own three multimask outputs of the same decoder pass, so the shared decoder
     # also learns the twin's task (a from-scratch decoder leaves the empty-mask plateau sooner); 0: off
     g_phase_multimask_weight: float = 0.0
+    # with g_phase_multimask_weight > 0: the granularity mask's own loss weight rises linearly from 1/N to 1 over
+    # the first N steps of the g phase (from the no-g warm-up's switch, or from step 0), while the best-of-3 term
+    # keeps its full weight: the shared decoder first learns the twin's task, then the g output takes over
+    # gradually instead of at a hard switch; 0: off (full weight from the start)
+    g_loss_ramp_steps: int = 0
     # the NEW granularity prompt MLP's init (checkpoint weights, when init_from has them, replace it): "default"
     # (PyTorch's Linear init: the g-dependent part of the prompt token is ~7 % of its norm at start) or
     # "unit_variance" (GranularityPromptEncoder.reset_unit_variance: as large as the N(0, 1) type embedding) or
@@ -111,6 +116,12 @@ class UnSAMv2TrainConfig(TrainConfig):
         if self.g_phase_multimask_weight and not decoder_trainable:
             raise InputError(
                 "g_phase_multimask_weight trains SAM-2's own outputs: add 'sam.mask_decoder.' to extra_trainable"
+            )
+        if self.g_loss_ramp_steps < 0:
+            raise InputError("g_loss_ramp_steps must be >= 0 (0: off)")
+        if self.g_loss_ramp_steps and not self.g_phase_multimask_weight:
+            raise InputError(
+                "g_loss_ramp_steps needs g_phase_multimask_weight > 0 (the term that trains while the ramp is low)"
             )
         if self.g_phase_multimask_weight < 0:
             raise InputError("g_phase_multimask_weight must be >= 0 (0: off)")

@@ -215,6 +215,14 @@ class UnSAMv2Task:
             torch.distributed.all_reduce(counts)
         start_granularity_head(self._model, int(counts.argmax()))
 
+    def granularity_loss_weight(self) -> float:
+        """The weight of the granularity mask's own loss at the current step: ``g_loss_ramp_steps`` N > 0 makes it
+        ``k / N`` at the g phase's k-th step (1-based; the phase starts at ``no_g_warmup_steps``), 1 from step N on."""
+        ramp = self.config.g_loss_ramp_steps
+        if not ramp:
+            return 1.0
+        return min(1.0, (self._step - self.config.no_g_warmup_steps + 1) / ramp)
+
     def dataset_size(self) -> int:
         return len(self.dataset)
 
@@ -294,16 +302,20 @@ class UnSAMv2Task:
         size: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One round's loss and the output each prompt continues from ``(P,)`` long; logits ``(P, M, H, W)`` at the
-        loss resolution, targets ``(P, H, W)``. A granularity mask (M = 1): :func:`unsamv2_loss`, plus (after a
+        loss resolution, targets ``(P, H, W)``. A granularity mask (M = 1): :func:`unsamv2_loss` (x
+        :meth:`granularity_loss_weight`), plus (after a
         no-g warm-up, ``g_phase_multimask_weight`` > 0) that weight x the best-of-3 loss of SAM-2's three outputs
         of the same pass (``out.multimask_logits``; no object-score term: the granularity loss has it). Plain
         SAM-2 (M = 3): the best of its outputs per prompt, wins counted during a granularity model's warm-up."""
         weights = self.config.loss
         if logits.shape[1] == 1:
             best = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-            loss = unsamv2_loss(
-                logits[:, 0], targets, out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0], weights
-            )[0]
+            loss = (
+                self.granularity_loss_weight()
+                * unsamv2_loss(
+                    logits[:, 0], targets, out.iou_scores[0, :, 0], out.object_score_logits[0, :, 0], weights
+                )[0]
+            )
             if out.multimask_logits is not None:
                 extra = self._logits_for_loss(out.multimask_logits[0], size)
                 mask_only = dataclasses.replace(weights, object_score=0.0)
