@@ -419,7 +419,7 @@ def throughput(settings: BenchSettings, work: Path, architecture: str, steps: in
         cache_embeddings=True,
         extra_trainable=["sam.mask_decoder.", "sam.prompt_encoder."],
     )
-    for key in ("no_g_warmup_steps", "g_phase_lr_restart", "g_phase_multimask_weight"):
+    for key in ("no_g_warmup_steps", "g_phase_lr_restart", "g_phase_multimask_weight", "g_loss_ramp_steps"):
         base.pop(key, None)  # granularity steps are measured
     result = {}
     for label in ("cold cache (encoder runs)", "warm cache (encoder skipped)"):
