@@ -296,8 +296,10 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         config["granularity_init"] = settings.granularity_init
     if model.granularity and settings.g_phase_multimask_weight:
         config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
-        if settings.g_loss_ramp_steps:
-            config["g_loss_ramp_steps"] = settings.g_loss_ramp_steps
+    if (
+        model.granularity and settings.g_loss_ramp_steps
+    ):  # the trainer's config refuses it without the term above
+        config["g_loss_ramp_steps"] = settings.g_loss_ramp_steps
     if (
         not pretrained
     ):  # one cache for the runs of this work dir (its key is the encoder's weights: no mix-ups)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from granseg.errors import InputError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from unsamv2_train_eval import (  # noqa: E402
     G_LEVELS,
@@ -137,8 +139,6 @@ def evaluate(
 
 def included_rows(paths: list[str], first: int, scenes: int, tune_scenes: int) -> list[dict]:
     """The scored pairs of earlier results (their JSON files), refused unless they used the same scenes."""
-    from granseg.errors import InputError
-
     rows = []
     for path in paths:
         earlier = json.loads(Path(path).read_text())
@@ -206,9 +206,14 @@ def main(argv=None) -> int:
         "--out", default=str(RESULTS), help="folder of the report (default benchmarks/results)"
     )
     args = parser.parse_args(argv)
+    if not args.pair and not args.include:
+        parser.error("give at least one --pair or --include")
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     started = time.time()
-    earlier = included_rows(args.include, args.first, args.scenes, args.tune_scenes)
+    try:
+        earlier = included_rows(args.include, args.first, args.scenes, args.tune_scenes)
+    except InputError as error:
+        parser.error(str(error))
     result = evaluate(pairs, args.first, args.scenes, args.tune_scenes, args.bootstrap, earlier)
     threads = os.environ.get("OMP_NUM_THREADS", "?")
     result.update(

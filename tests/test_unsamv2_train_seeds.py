@@ -58,3 +58,19 @@ def test_include_refuses_results_scored_on_other_scenes(tmp_path):
     assert seeds.included_rows([str(path)], 10000, 300, 8) == [{"g model": "a"}]
     with pytest.raises(InputError, match="other scenes"):
         seeds.included_rows([str(path)], 10000, 100, 8)
+
+
+def test_main_refuses_no_pairs_and_other_scenes_with_a_usage_error(tmp_path, capsys):
+    """Nothing to score, or an --include scored on other scenes: exit 2 with one line, before any model loads."""
+    seeds = _seeds()
+    with pytest.raises(SystemExit) as exit_info:
+        seeds.main(["--label", "x", "--tag", "t", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "at least one --pair or --include" in capsys.readouterr().err
+    path = tmp_path / "earlier.json"
+    path.write_text('{"first": 10000, "scenes": 300, "tune_scenes": 8, "pairs": []}')
+    with pytest.raises(SystemExit) as exit_info:
+        seeds.main(
+            ["--label", "x", "--tag", "t", "--out", str(tmp_path), "--include", str(path), "--scenes", "5"]
+        )
+    assert exit_info.value.code == 2 and "other scenes" in capsys.readouterr().err
+    assert not list(tmp_path.glob("t.*"))

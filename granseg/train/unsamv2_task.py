@@ -302,11 +302,11 @@ class UnSAMv2Task:
         size: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One round's loss and the output each prompt continues from ``(P,)`` long; logits ``(P, M, H, W)`` at the
-        loss resolution, targets ``(P, H, W)``. A granularity mask (M = 1): :func:`unsamv2_loss` (x
-        :meth:`granularity_loss_weight`), plus (after a
-        no-g warm-up, ``g_phase_multimask_weight`` > 0) that weight x the best-of-3 loss of SAM-2's three outputs
-        of the same pass (``out.multimask_logits``; no object-score term: the granularity loss has it). Plain
-        SAM-2 (M = 3): the best of its outputs per prompt, wins counted during a granularity model's warm-up."""
+        loss resolution, targets ``(P, H, W)``. A granularity mask (M = 1): :meth:`granularity_loss_weight` x
+        :func:`unsamv2_loss`, plus (after a no-g warm-up, ``g_phase_multimask_weight`` > 0) that weight x the
+        best-of-3 loss of SAM-2's three outputs of the same pass (``out.multimask_logits``; no object-score term:
+        the granularity loss has it). Plain SAM-2 (M = 3): the best of its outputs per prompt, wins counted during
+        a granularity model's warm-up."""
         weights = self.config.loss
         if logits.shape[1] == 1:
             best = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
