@@ -187,15 +187,15 @@ def test_connected_to_many_matches_a_flood_fill_per_row(backend, monkeypatch):
 
 
 def test_cut_threads_change_no_answer():
-    """The pixel-band cuts of one call on 1 or 3 threads: the same masks and scores (one click, all g, and a
-    corrective click fed back through mask_input); cut_threads 0 is refused."""
+    """The pixel-band cuts of one call on 1, 3 or the automatic number of threads: the same masks and scores (one
+    click, all g, and a corrective click fed back through mask_input); a negative cut_threads is refused."""
     from granseg.errors import InputError
     from granseg.predict.hierarchy import build_hierarchy
     from granseg.synth import SynthConfig, generate_scene
 
     scene = generate_scene(seed=5, config=SynthConfig(size=256))
     answers = []
-    for threads in (1, 3):
+    for threads in (1, 3, 0):
         predictor = build_hierarchy(cut_threads=threads).create_predictor()
         predictor.set_image(scene.image)
         one = predictor.predict([[100.0, 120.0]], [1], granularity="all")
@@ -203,12 +203,30 @@ def test_cut_threads_change_no_answer():
             [[100.0, 120.0], [60.0, 40.0]], [1, 0], granularity="all", mask_input=one.low_res_logits
         )
         answers.append((one, two))
-    for a, b in zip(*answers):
-        np.testing.assert_array_equal(a.masks, b.masks)
-        np.testing.assert_array_equal(a.scores, b.scores)
+    for other in answers[1:]:
+        for a, b in zip(answers[0], other):
+            np.testing.assert_array_equal(a.masks, b.masks)
+            np.testing.assert_array_equal(a.scores, b.scores)
     assert len({m.tobytes() for m in answers[0][0].masks}) > 1  # several distinct outlines were cut
     with pytest.raises(InputError, match="cut_threads"):
-        build_hierarchy(cut_threads=0)
+        build_hierarchy(cut_threads=-1)
+
+
+def test_auto_cut_threads_follows_the_cores_and_the_environment(monkeypatch):
+    """cut_threads 0 (auto): GRANSEG_CUT_THREADS where set, else 2 on a process allowed >= 2 cores, else 1."""
+    import os
+
+    from granseg.regions import maxflow
+
+    monkeypatch.delenv(maxflow.CUT_THREADS_ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert maxflow.auto_cut_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert maxflow.auto_cut_threads() == 2
+    monkeypatch.setenv(maxflow.CUT_THREADS_ENV, "1")
+    assert maxflow.auto_cut_threads() == 1
+    monkeypatch.setenv(maxflow.CUT_THREADS_ENV, "3")
+    assert maxflow.auto_cut_threads() == 3
 
 
 def _reference_refine_outline(image, mask, bin_ratio, fixed, band, smoothness) -> np.ndarray:

@@ -204,6 +204,11 @@ _WORKER: dict = {}
 def _worker_init(
     factory: Callable[[], BasePredictor], dataset: EvalDataset, config: InteractiveConfig
 ) -> None:
+    import os
+
+    from granseg.regions.maxflow import CUT_THREADS_ENV
+
+    os.environ.setdefault(CUT_THREADS_ENV, "1")  # the workers already fill the cores: no threads inside one
     _WORKER.update(predictor=factory(), dataset=dataset, config=config)
 
 

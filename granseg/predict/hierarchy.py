@@ -46,8 +46,9 @@ min cut is solved by a compiled Boykov-Kolmogorov max flow where numba is instal
 answers, :mod:`granseg.regions.maxflow`), and with numba the colour EM is compiled, each GrabCut round is one
 compiled call whose later rounds restart the max flow from the previous round's flow (the same answers up to
 ~1e-10 in the colour models; the same masks), and each pixel band is found and cut in the window of the mask by
-one compiled call; ``cut_threads`` > 1 spreads the cuts of a call over threads, and the last ``ANSWER_CACHE``
-answers are kept per request.
+one compiled call; the cuts of a call run on ``cut_threads`` threads (0, the default: 2 where the process has 2
+cores, :func:`granseg.regions.maxflow.auto_cut_threads`), and the last ``ANSWER_CACHE`` answers are kept per
+request.
 
 Scores: a single click's answer scores the persistence in the tree of the region g picked on its chain
 (:func:`granseg.regions.chains.node_score`: whole objects with a strong outline high, fragments of a uniform area
@@ -116,7 +117,7 @@ class HierarchyConfig(Config):
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
     pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
     pixel_smoothness: float = 50.0
-    cut_threads: int = 1  # > 1: the graph cuts of one call run on up to this many threads (same answers)
+    cut_threads: int = 0  # the graph cuts of one call run on up to this many threads (same answers); 0 = auto
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
 
     def validate(self) -> None:
@@ -125,8 +126,8 @@ class HierarchyConfig(Config):
 
         if self.tree_merge not in MERGE_CRITERIA:
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
-        if self.cut_threads < 1:
-            raise InputError(f"cut_threads must be >= 1, got {self.cut_threads}")
+        if self.cut_threads < 0:
+            raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -309,7 +310,7 @@ class HierarchyPredictor(BasePredictor):
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
         cuts = (
-            grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours, cfg.cut_threads)
+            grabcut_many(tree, jobs, cfg.refine_smoothness, 1.0, self._colours, self._cut_threads())
             if jobs
             else []
         )
@@ -341,6 +342,15 @@ class HierarchyPredictor(BasePredictor):
         if nested:
             _running_union(selections)
         return selections, scores, chains
+
+    def _cut_threads(self) -> int:
+        """Threads for the cuts of one call: ``cut_threads``, or where it is 0 (auto)
+        :func:`granseg.regions.maxflow.auto_cut_threads`."""
+        if self.config.cut_threads:
+            return self.config.cut_threads
+        from granseg.regions.maxflow import auto_cut_threads
+
+        return auto_cut_threads()
 
     def _clip_to_next_level(self, small: np.ndarray, chain, levels) -> None:
         """In place: the ``(K, h, w)`` internal masks of a single click's refined answers at the K ``levels``,
@@ -473,7 +483,7 @@ class HierarchyPredictor(BasePredictor):
                 self._pixels, out[refine[k][0]], ratios[k], fixed, cfg.pixel_band, cfg.pixel_smoothness
             )
 
-        threads = min(cfg.cut_threads, len(refine))
+        threads = min(self._cut_threads(), len(refine))
         masks = (
             thread_pool(threads).map(cut, range(len(refine))) if threads > 1 else map(cut, range(len(refine)))
         )

@@ -38,6 +38,20 @@ def default_backend() -> str:
     return "numba"
 
 
+CUT_THREADS_ENV = "GRANSEG_CUT_THREADS"
+
+
+def auto_cut_threads() -> int:
+    """Threads for the independent cuts of one call when a config asks for ``0`` (auto): ``GRANSEG_CUT_THREADS``
+    where set (the evaluation's worker processes set 1: they already fill the cores), else 2 where this process
+    may run on at least 2 cores, else 1. More than 2 rarely helps: a call has ~2-3 cuts."""
+    value = os.environ.get(CUT_THREADS_ENV, "").strip()
+    if value:
+        return max(1, int(value))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cores >= 2 else 1
+
+
 @lru_cache(maxsize=4)
 def thread_pool(threads: int) -> ThreadPoolExecutor:
     """A process-wide pool of ``threads`` worker threads for independent cuts (the compiled solver releases the
