@@ -84,15 +84,13 @@ def covering(gt: np.ndarray, seg: np.ndarray) -> float:
 
 def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
     """For each g, the partition (``h x w`` int labels at the internal resolution) formed by the maximal regions
-    that a single click on each superpixel selects at g."""
-    from granseg.regions.chains import chain_levels, chain_top, node_for_granularity
+    that a single click on each superpixel selects at g (the predictor's own chain and levels, ``_chain``: its
+    chain top rule with ``top_size_power`` and ``top_height``; before 2026-11-30 21:30 UTC this ignored
+    ``top_size_power``, i.e. measured the top rule with power 0)."""
+    from granseg.regions.chains import node_for_granularity
 
-    tree, cfg = predictor.tree, predictor.config
-    chains = []
-    for rank in range(tree.n_leaves):
-        chain = tree.chain(int(tree.leaf_node[rank]))
-        top = chain_top(tree, chain, cfg.min_object_fraction, cfg.max_object_fraction)
-        chains.append(chain_levels(tree, chain, top, cfg.part_min_fraction, cfg.part_min_distinct))
+    tree = predictor.tree
+    chains = [predictor._chain(rank, None) for rank in range(tree.n_leaves)]
     out = []
     for g in levels:
         chosen = {node_for_granularity(nodes, lv, g) for nodes, lv, _ in chains}

@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tree.py [--skip 50] [--images 50]
         [--variants handcrafted,learned-slic,learned] [--only edges,covering,timing] [--write results/tree.md]
+        [--set FIELD=VALUE ...]
 
 Split: benchmarks/fit_merge.py fits the merge criterion on the first 50 sorted val ids; the default here reports
 on the other 50 (``--skip 50``).
@@ -10,7 +11,8 @@ on the other 50 (``--skip 50``).
   variant's ultrametric contour map (:func:`granseg.eval.edge_maps.tree_contour_map`), next to Sobel + NMS on the
   same images; ``learned-peak`` (listed in ``--variants``): ``learned``'s UCM divided by each image's peak.
 * covering: the ``hierarchy`` predictor's partition at each g over each variant's tree (benchmarks/bench_hierarchy.py
-  ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count.
+  ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count. ``--set``
+  overrides the predictor's ``HierarchyConfig`` fields (its chain rules; the tree is the variant's).
 * auto (``--only auto``): whole-image AR of the tree readout of ``granseg auto --model hierarchy`` over each
   variant's tree (COCO sample, BSDS val 51-75; the readout's score weights were fit on BSDS val tune-half images).
 * timing: ``build_region_tree`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled), median of 3, each
@@ -24,6 +26,8 @@ weights), ``learned-owt`` (``learned`` with the oriented watershed transform's b
 ``build_region_tree(..., owt=True)``, its own fitted weights; an option); ``-pow3``: heights ``(1 - p) ** 3`` (the
 predictor's default). ``ensemble`` (edges only): the mean UCM of the trees of five superpixel starts
 (``granseg/regions/ensemble.py``: the ``ucm`` edge map of ``granseg eval edges --model hierarchy``).
+``consensus<k>-pow3``: the consensus tree of the first k of those trees (``granseg/regions/consensus.py``, the
+predictor's ``tree_starts=k``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ VARIANTS["learned-owt"] = {"merge": "learned", "owt": True}
 VARIANTS["learned-owt-pow3"] = {"merge": "learned", "owt": True, "power": 3}
 # edge maps only: the mean UCM of several trees (granseg/regions/ensemble.py; the `ucm` edge map)
 ENSEMBLES = ("ensemble",)
+# the consensus tree of the first k ensemble trees (granseg/regions/consensus.py; HierarchyConfig.tree_starts)
+for _k in (2, 3, 4, 5):
+    VARIANTS[f"consensus{_k}-pow3"] = {"merge": "learned", "power": 3, "starts": _k}
 
 
 def tree_for(image, name: str):
@@ -68,6 +75,11 @@ def tree_for(image, name: str):
 
     kwargs = dict(VARIANTS[name])
     params = TreeParams(height_power=float(kwargs.pop("power", 1.0)))
+    if "starts" in kwargs:
+        from granseg.regions.consensus import build_consensus_tree
+        from granseg.regions.ensemble import UCM_STARTS
+
+        return build_consensus_tree(image, params, UCM_STARTS[: kwargs["starts"]])
     return build_region_tree(image, params, **kwargs)
 
 
@@ -85,14 +97,16 @@ def load(image_id: str):
     return image, boundaries, segmentations
 
 
-def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
+def run_images(
+    ids: list[str], variants: list[str], sections: set[str], overrides: dict | None = None
+) -> dict:
     """Per-image edge counts and best-g covering of every variant (and of Sobel and SLIC)."""
     from bench_hierarchy import covering, hierarchy_partitions
     from skimage.segmentation import slic
 
     from granseg.eval.edge_maps import ensemble_contour_map, tree_contour_map
     from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
-    from granseg.predict.hierarchy import HierarchyPredictor
+    from granseg.predict.hierarchy import HierarchyConfig, HierarchyPredictor
     from granseg.regions.ensemble import build_region_trees
 
     thresholds = bsds_thresholds(99)
@@ -101,7 +115,7 @@ def run_images(ids: list[str], variants: list[str], sections: set[str]) -> dict:
     variants = [v for v in variants if v != "learned-peak" and v not in ENSEMBLES]
     counts: dict[str, list] = {name: [] for name in [*variants, *ensembles, "learned-peak", "sobel"]}
     cover: dict[str, list] = {name: [] for name in [*variants, "slic"]}
-    predictor = HierarchyPredictor()
+    predictor = HierarchyPredictor(HierarchyConfig.from_dict(overrides or {}))
     for index, image_id in enumerate(ids):
         image, boundaries, segmentations = load(image_id)
         size = (image.shape[1], image.shape[0])
@@ -229,6 +243,18 @@ def _recall_sets(segmenter, sets: dict, name: str) -> dict:
     return out
 
 
+def _value(text: str):
+    """A ``--set`` value: a number, true / false, or the string itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main(argv=None) -> int:
     from granseg.eval.edges import bsds_thresholds, summarize_edges
 
@@ -242,7 +268,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--only", default="edges,covering,timing")
     parser.add_argument("--write", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
+    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     variants, sections = args.variants.split(","), set(args.only.split(","))
     ids = bsds_ids(args.skip, args.images)
     lines = [
@@ -256,7 +284,7 @@ def main(argv=None) -> int:
         "",
     ]
     if sections & {"edges", "covering"}:
-        results = run_images(ids, variants, sections)
+        results = run_images(ids, variants, sections, overrides)
         if results["counts"]:
             lines += ["| edge map | ODS F | OIS F | AP |", "|---|---|---|---|"]
             for name, per_image in results["counts"].items():

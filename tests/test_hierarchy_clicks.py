@@ -52,6 +52,51 @@ def test_chain_top_size_power_weights_persistence_by_area(tree):
     assert tops == sorted(tops)
 
 
+def test_chain_top_at_a_height_is_the_region_of_the_trees_cut(tree):
+    """``max_height``: the top is the click's region of the cut at ``1 - p <= max_height`` (its parent is
+    formed above it), within the area range; a tiny cut region gives the smallest region big enough."""
+    power = tree.height_power
+    checked = 0
+    for leaf in range(0, tree.n_leaves, 7):
+        chain = tree.chain(int(tree.leaf_node[leaf]))
+        nodes = np.asarray(chain)
+        fraction = tree.area[nodes] / tree.leaf_map.size
+        one_minus_p = tree.height[nodes] ** (1 / power)
+        for tau in (0.3, 0.6, 0.9):
+            top = ch.chain_top(tree, chain, 0.01, 0.7, size_power=0.5, max_height=tau)
+            assert 0.01 <= fraction[top] <= 0.7 or fraction[: top + 1].max() < 0.01
+            if one_minus_p[top] <= tau and top + 1 < len(chain) and fraction[top + 1] <= 0.7:
+                assert one_minus_p[top + 1] > tau  # the largest region of the cut
+                checked += 1
+            elif one_minus_p[top] > tau:
+                assert fraction[top - 1] < 0.01  # only because the cut's region is too small
+    assert checked > 0
+    # 0 keeps the persistence rule; a larger threshold never gives a smaller top
+    chain = tree.chain(int(tree.leaf_node[0]))
+    assert ch.chain_top(tree, chain, 0.01, 0.7, size_power=0.5, max_height=0.0) == ch.chain_top(
+        tree, chain, 0.01, 0.7, size_power=0.5
+    )
+    tops = [ch.chain_top(tree, chain, 0.01, 0.7, size_power=0.5, max_height=t) for t in (0.2, 0.5, 0.8, 1.0)]
+    assert tops == sorted(tops)
+
+
+def test_top_height_option_reaches_the_predictor():
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError):
+        build_hierarchy(top_height=1.5)
+    with pytest.raises(InputError):
+        build_hierarchy(top_height=0.5, tree_merge="handcrafted")
+    image = toy_image()
+    answers = {}
+    for tau in (0.0, 0.05, 0.99):
+        predictor = build_hierarchy(top_height=tau, refine_single_click=False).create_predictor()
+        predictor.set_image(image)
+        answers[tau] = predictor.predict([[65, 70]], [1], granularity=1.0).masks[0]
+    assert answers[0.05].sum() < answers[0.99].sum()  # a low threshold: a smaller object region
+    assert answers[0.99].sum() <= 0.7 * image.shape[0] * image.shape[1] + 1
+
+
 def test_bounded_change_keeps_a_small_correction_and_refuses_a_flood(tree):
     previous = ch.selection_from_mask(tree, box_mask(BODY))
     reference = previous.copy()

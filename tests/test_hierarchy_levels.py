@@ -82,11 +82,16 @@ def _part_and_object_iou(predictor, seed: int) -> tuple[float, float]:
 
 @pytest.mark.parametrize("seed", [3, 20])  # tune seeds: a textured part clicked at its centre
 def test_a_textured_part_is_the_finest_level_not_its_fragments(seed):
-    # measured: seed 3 part 0.90 (old 0.37), seed 20 0.89 (old 0.65); objects 0.97 / 0.94 both ways
-    new_part, new_object = _part_and_object_iou(build_hierarchy().create_predictor(), seed)
-    old_part, old_object = _part_and_object_iou(build_hierarchy(**OLD).create_predictor(), seed)
+    # measured on the one tree (tree_starts=1): seed 3 part 0.90 (old 0.37), seed 20 0.89 (old 0.65); objects
+    # 0.97 / 0.94 both ways. The consensus tree (the default since issue 18's covering work) holds these parts
+    # with either rule (seed 3: 0.94 both), so the rule is compared on the tree it was made for.
+    new_part, new_object = _part_and_object_iou(build_hierarchy(tree_starts=1).create_predictor(), seed)
+    old_part, old_object = _part_and_object_iou(
+        build_hierarchy(**OLD, tree_starts=1).create_predictor(), seed
+    )
     assert new_part >= 0.85 and new_part >= old_part + 0.2
     assert new_object >= old_object - 0.01
+    assert _part_and_object_iou(build_hierarchy().create_predictor(), seed)[0] >= 0.85  # the default
 
 
 def _clip_regions(predictor, x: int, y: int) -> dict[float, np.ndarray]:

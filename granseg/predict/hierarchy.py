@@ -67,6 +67,8 @@ from granseg.config import Config
 from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
 from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
+from granseg.regions.consensus import build_consensus_tree
+from granseg.regions.ensemble import UCM_STARTS
 from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.maxflow import thread_pool
 from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
@@ -96,6 +98,9 @@ class HierarchyConfig(Config):
     # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
     part_min_distinct: float = 0.7
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
+    # chain top (learned tree), when > 0: instead the click's region of the tree's cut at 1 - p(same) <= this
+    # (regions.chains.chain_top max_height; an option, off: see docs/hierarchy.md, issue 18 covering)
+    top_height: float = 0.0
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
     clip_to_next_level: bool = True
@@ -119,6 +124,11 @@ class HierarchyConfig(Config):
     pixel_smoothness: float = 50.0
     cut_threads: int = 0  # the graph cuts of one call run on up to this many threads (same answers); 0 = auto
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
+    # learned tree, k >= 2: the consensus tree (regions.consensus) of the first k trees of the `ucm` edge map's
+    # ensemble (regions.ensemble.UCM_STARTS; over the first start's leaves, SLIC 700 whatever n_superpixels);
+    # 1: the one tree (build_region_tree; also the handcrafted tree's only form). 2 since issue 18's covering work (tune: covering, GrabCut 1-25;
+    # set_image 0.29 -> 0.41 s at 1024 px): docs/hierarchy.md
+    tree_starts: int = 2
 
     def validate(self) -> None:
         from granseg.errors import InputError
@@ -128,6 +138,10 @@ class HierarchyConfig(Config):
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
         if self.cut_threads < 0:
             raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
+        if not 1 <= self.tree_starts <= len(UCM_STARTS):
+            raise InputError(f"tree_starts must be in 1..{len(UCM_STARTS)}, got {self.tree_starts}")
+        if not 0.0 <= self.top_height <= 1.0 or (self.top_height > 0 and self.tree_merge != "learned"):
+            raise InputError(f"top_height must be in [0, 1] (> 0: learned tree only), got {self.top_height}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""
@@ -179,7 +193,11 @@ class HierarchyPredictor(BasePredictor):
         self.tree: RegionTree | None = None
 
     def _set_image(self, image: np.ndarray) -> None:
-        self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
+        if self.config.tree_starts > 1 and self.config.tree_merge == "learned":
+            starts = UCM_STARTS[: self.config.tree_starts]
+            self.tree = build_consensus_tree(image, self.config.tree_params(), starts)
+        else:
+            self.tree = build_region_tree(image, self.config.tree_params(), merge=self.config.tree_merge)
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
         self._leaf_index = self.tree.leaf_map.astype(np.intp)  # painting selections: ~2x faster than int32
@@ -201,7 +219,13 @@ class HierarchyPredictor(BasePredictor):
             nodes = np.asarray(chain)
             allowed = box_counts[tree.hi[nodes]] - box_counts[tree.lo[nodes]] >= 0.8 * tree.area[nodes]
         top = ch.chain_top(
-            tree, chain, cfg.min_object_fraction, cfg.max_object_fraction, allowed, cfg.top_size_power
+            tree,
+            chain,
+            cfg.min_object_fraction,
+            cfg.max_object_fraction,
+            allowed,
+            cfg.top_size_power,
+            cfg.top_height,
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
         return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)

@@ -75,12 +75,18 @@ def chain_top(
     max_fraction: float,
     allowed: np.ndarray | None = None,
     size_power: float = 0.0,
+    max_height: float = 0.0,
 ) -> int:
     """Index in ``chain`` of the object region: among chain regions covering ``[min_fraction, max_fraction]`` of
     the image (and ``allowed``, e.g. inside a box), the one with the largest persistence x (area fraction) **
     ``size_power`` (0: the most persistent one, the region just before the strongest merge; > 0 favours larger
     regions among similarly persistent ones). Falls back to the largest allowed region under the cap (the leaf at
-    least)."""
+    least).
+
+    ``max_height`` > 0 (a learned tree: heights ``(1 - p(same)) ** height_power``): instead, the largest of those
+    regions whose ``1 - p(same)`` is at most ``max_height``, i.e. the click's region of the tree's cut at that
+    probability (the same in every image); the smallest region of at least ``min_fraction`` when that region
+    is smaller."""
     nodes = np.asarray(chain)
     area = tree.area[nodes] / float(tree.leaf_map.size)
     ok = area <= max_fraction
@@ -90,6 +96,13 @@ def chain_top(
     big_enough = ok & (area >= min_fraction)
     if not big_enough.any():
         return int(np.nonzero(ok)[0].max())
+    if max_height > 0:
+        power = float(getattr(tree, "height_power", 1.0)) or 1.0
+        below = ok & (tree.height[nodes] <= max_height**power)
+        below &= np.cumprod(below).astype(bool)  # a contiguous run from the leaf (heights only grow)
+        hits = below & big_enough
+        # the cut's region under min_fraction: the smallest region big enough
+        return int(np.nonzero(hits)[0].max() if hits.any() else np.nonzero(big_enough)[0].min())
     score = persistence(tree, nodes) * area**size_power
     return int(np.argmax(np.where(big_enough, score, -np.inf)))
 

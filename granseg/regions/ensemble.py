@@ -16,7 +16,8 @@ The starts (:data:`UCM_STARTS`) were chosen on BSDS500 val 26-50 (tune; UCM ODS 
 0.633; mean of four starts 0.677, of these five 0.680; a sixth at the full image resolution did not help:
 ``benchmarks/diag_ucm_ensemble.py``, ``benchmarks/results/tree.md``). The ``hierarchy`` predictor keeps its one
 tree (:func:`granseg.regions.tree.build_region_tree`, SLIC 700 without the OWT: ``--edge-map ucm-single``): its
-clicks and the 1 s ``set_image`` budget need one tree, not five.
+clicks and the 1 s ``set_image`` budget need one tree, not five. ``HierarchyConfig.tree_starts`` (an option) gives
+it one tree rebuilt from the first k of these (:mod:`granseg.regions.consensus`).
 """
 
 from __future__ import annotations
@@ -63,12 +64,21 @@ def build_region_trees(
     """One learned :class:`~granseg.regions.tree.RegionTree` of the ``H x W x 3`` uint8 RGB ``image`` per start
     (``params``: the other tree parameters, e.g. the internal resolution and ``height_power``; the start sets
     ``n_superpixels``). The oriented-gradient cues are computed once and shared."""
+    return ensemble_inputs(image, params, starts)[-1]
+
+
+def ensemble_inputs(
+    image: np.ndarray, params: TreeParams | None = None, starts: tuple[TreeStart, ...] = UCM_STARTS
+):
+    """``(small, lab, strength, scale, trees)``: the internal RGB image, its CIELAB, its boundary map, its
+    factor to ``image`` and :func:`build_region_trees`' trees (for a tree built over them, e.g. the consensus
+    tree of :mod:`granseg.regions.consensus`)."""
     params = params or TreeParams()
     small, scale = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     cues = gradient_cues(lab, tensors=any(start.owt for start in starts))
-    return [
+    trees = [
         learned_tree(
             small,
             lab,
@@ -82,3 +92,4 @@ def build_region_trees(
         )
         for start in starts
     ]
+    return small, lab, strength, scale, trees
