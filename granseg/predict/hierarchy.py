@@ -32,6 +32,12 @@ point / box / granularity prompts.
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
   dropped whole objects whose parts have the stronger outline).
+* A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
+  ``correction_reach`` x the click's distance to the previous answer's outline (at least
+  ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
+  earlier click's neighbourhood (its leaves within ``correction_min_reach``), is replaced by the previous answer
+  edited by the cut only within the reach: a click a few pixels off the outline edits the outline there, it does
+  not flood the background of the object's colours.
 * ``correction_max_change`` > 0 (off by default): a correction click's cut that changes more than the previous
   answer's area or that fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
