@@ -6,7 +6,9 @@ point of the error farthest from the error's outline). The click's distance ``r`
 click inside it) is then about the size of the mistake it points at: a click one superpixel off the outline asks
 for a small edit there, not for a flood over the background that happens to share the object's colours. A
 correction may relabel only the leaves with a pixel within ``factor x r`` of the click (at least ``min_radius``);
-every other leaf keeps its previous label (a hard constraint of the correction's graph cut).
+every other leaf keeps its previous label. The rule is applied after the correction's graph cut
+(:func:`limit_to_reach`: a cut that stays within bounds is kept whole), not as a constraint inside it (hard
+constraints in the cut were measured worse on the tune sets, docs/hierarchy.md).
 """
 
 from __future__ import annotations
