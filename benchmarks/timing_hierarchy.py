@@ -3,7 +3,8 @@
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/timing_hierarchy.py [--tree handcrafted|learned]
         [--repeats 30] [--maxflow numba|scipy] [--spectral] [FIELD=VALUE ...]
 
-Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side). Each case runs ``--repeats`` times on fresh random
+Image: GrabCut 'flower.jpg' upscaled to 1024 px (long side); the correction case is a negative click with the
+centre click's g = 1.0 answer as ``mask_input`` (as a user session sends it). Each case runs ``--repeats`` times on fresh random
 clicks (seeded); the script prints the median wall time and the median CPU time (``time.process_time``: on a
 shared machine, the wall time also counts the waits for a core) and the ratio to one cv2.grabCut ``predict``
 (the `grabcut-baseline`, one click) measured in the same process the same way. ``--tree`` picks the region tree (the
@@ -103,11 +104,20 @@ def main() -> None:
     p.predict([[img.shape[1] / 2, img.shape[0] / 2]], [1], granularity=1.0)  # warm-up (numba: compile / load)
     p.set_image(img)  # an empty answer cache again
     rows = [("set_image", set_wall, set_cpu)]
+    centre = [[img.shape[1] / 2, img.shape[0] / 2]]
+    previous = p.predict(centre, [1], granularity=1.0).low_res_logits  # the answer a correction click edits
+    p.set_image(img)
     for name, fn in [
         ("1 click, g = 1.0", lambda q: p.predict(q[:1], [1], granularity=1.0)),
         ("1 click, all 10 g", lambda q: p.predict(q[:1], [1], granularity="all")),
         ("3 clicks, g = 1.0", lambda q: p.predict(q[:3], [1, 0, 1], granularity=1.0)),
         ("3 clicks, all 10 g", lambda q: p.predict(q[:3], [1, 0, 1], granularity="all")),
+        (
+            "correction (2nd click, mask_input)",
+            lambda q: p.predict(
+                np.concatenate([centre, q[:1]]), [1, 0], granularity=1.0, mask_input=previous
+            ),
+        ),
     ]:
         rows.append((name, *timed(fn, args.repeats, rng, img.shape[:2])))
     rows.append(("cv2.grabCut predict (reference)", ref_wall, ref_cpu))

@@ -159,3 +159,76 @@ def test_a_click_does_not_take_a_far_patch_of_the_same_colours():
     assert (connected & right.astype(bool)).sum() == 0
     loose = answer(keep_connected=False)
     assert (loose & right.astype(bool)).sum() > 0.5 * right.sum()
+
+
+def _disc_and_slab():
+    """A red disc touching a large red slab on grey (the slab: background of the object's colours), and a
+    previous answer that is the disc short of its right rim (x >= 132 missing)."""
+    import cv2
+
+    image = np.full((160, 320, 3), 128, np.uint8)
+    image += np.random.default_rng(1).integers(0, 6, image.shape, dtype=np.uint8)
+    cv2.circle(image, (100, 80), 40, (200, 30, 30), -1)
+    cv2.rectangle(image, (138, 40), (300, 120), (200, 30, 30), -1)
+    previous = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(previous, (100, 80), 40, 1, -1)
+    previous[:, 132:] = 0
+    return image, previous.astype(bool)
+
+
+def test_outline_distance_and_leaves_within(tree):
+    from granseg.regions.reach import leaves_within, outline_distance
+
+    mask = np.zeros((50, 60), bool)
+    mask[10:20, 10:20] = True
+    assert outline_distance(mask, 25, 15, positive=True) == 6.0  # to column 19
+    assert outline_distance(mask, 15, 15, positive=True) == 0.0  # already inside
+    assert outline_distance(mask, 15, 15, positive=False) == 5.0  # to row 9 / column 9 outside it
+    assert outline_distance(np.zeros_like(mask), 5, 5, positive=True) == float("inf")
+    assert outline_distance(mask, 59, 49, positive=True) == pytest.approx(
+        np.hypot(40, 30)
+    )  # past the windows
+    near = leaves_within(tree, 100, 80, 10.0)
+    yy, xx = np.mgrid[: tree.leaf_map.shape[0], : tree.leaf_map.shape[1]]
+    inside = (yy - 80) ** 2 + (xx - 100) ** 2 <= 100
+    np.testing.assert_array_equal(np.flatnonzero(near), np.unique(tree.leaf_map[inside]))
+    assert leaves_within(tree, 100, 80, float("inf")).all()
+
+
+def test_a_correction_click_next_to_the_outline_edits_only_near_itself():
+    """A positive click 5 px outside the previous answer (the disc short of its rim) fills the rim next to the
+    click, not the slab of the object's colours touching the disc: the cut's change (the slab) is larger than the
+    click's reach (3 x 5 px), so the answer is the previous one edited within the reach only (widened to whole
+    superpixels). ``correction_reach=0`` (the rule off) floods the slab."""
+    image, previous = _disc_and_slab()
+    logits = np.where(previous, 10.0, -10.0).astype(np.float32)[None]
+
+    def change(**overrides):
+        predictor = build_hierarchy(pixel_band=0, **overrides).create_predictor()
+        predictor.set_image(image)
+        mask = predictor.predict([[100, 80], [136, 80]], [1, 1], granularity=1.0, mask_input=logits).masks[0]
+        ys, xs = np.nonzero(mask != previous)
+        return len(ys), float(np.hypot(xs - 136, ys - 80).max())
+
+    changed, farthest = change()
+    assert 0 < changed < 1500 and farthest < 40
+    changed, farthest = change(correction_reach=0.0)
+    assert changed > 10000 and farthest > 100
+
+
+def test_limit_to_reach_keeps_a_small_cut_and_cuts_back_a_flood_or_a_broken_click(tree):
+    from granseg.regions.reach import click_neighbourhoods, leaves_within, limit_to_reach
+
+    previous = ch.selection_from_mask(tree, box_mask(BODY))  # the body (rows 30..130, cols 30..120)
+    near = leaves_within(tree, 125, 80, 8.0)  # a positive click just right of the body
+    small = previous | near
+    none = np.zeros(tree.n_leaves, bool)
+    assert limit_to_reach(tree, small, previous, near, none, none) is small
+    flood = np.ones(tree.n_leaves, bool)  # the whole background: far more than the reach covers
+    np.testing.assert_array_equal(limit_to_reach(tree, flood, previous, near, none, none), previous | near)
+    # an earlier positive click inside the body: a cut that removes its neighbourhood is cut back, even if small
+    keep_in, keep_out = click_neighbourhoods(tree, np.array([50]), np.array([110]), np.array([1]), 8.0)
+    assert (keep_in & previous).any() and not keep_out.any()
+    hole = small & ~keep_in
+    limited = limit_to_reach(tree, hole, previous, near, keep_in, keep_out)
+    assert limited[keep_in & previous].all() and limited[near].all()

@@ -32,6 +32,12 @@ point / box / granularity prompts.
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
   dropped whole objects whose parts have the stronger outline).
+* A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
+  ``correction_reach`` x the click's distance to the previous answer's outline (at least
+  ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
+  earlier click's neighbourhood (its leaves within ``correction_min_reach``), is replaced by the previous answer
+  edited by the cut only within the reach: a click a few pixels off the outline edits the outline there, it does
+  not flood the background of the object's colours.
 * ``correction_max_change`` > 0 (off by default): a correction click's cut that changes more than the previous
   answer's area or that fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
@@ -113,6 +119,11 @@ class HierarchyConfig(Config):
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
     correction_max_change: float = 0.0  # a correction's cut changes <= max(previous area, this x image)
+    # a correction's reach: this x the click's distance to the previous outline, at least correction_min_reach
+    # internal pixels (also the radius of an earlier click's neighbourhood); a cut that changes more than the
+    # reach's area or breaks an earlier click's neighbourhood is cut back to the reach (regions.reach; 0: off)
+    correction_reach: float = 3.0
+    correction_min_reach: float = 8.0
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
@@ -237,9 +248,11 @@ class HierarchyPredictor(BasePredictor):
             centre = np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]])
             points, labels = np.concatenate([points, centre]), np.concatenate([labels, [1]])
         refine = cfg.refine and (len(points) > 1 or cfg.refine_single_click)
-        previous = None
+        previous = reach = None
         if refine and mask_input is not None and len(points) > 1:
             previous = [ch.selection_from_mask(tree, np.asarray(m) > 0) for m in np.asarray(mask_input)]
+            if cfg.correction_reach > 0:
+                reach = self._reach(np.asarray(mask_input), points[-1], labels[-1])
         nested = refine and len(points) == 1
         # one click with the cut: every standard level up to the largest g asked is answered and the answers are
         # made nested by a running union from small to large g, so the mask at g does not depend on the other g
@@ -248,7 +261,7 @@ class HierarchyPredictor(BasePredictor):
             if nested
             else list(map(float, granularity))
         )
-        small, scores = self._answers(points, labels, box, levels, previous, refine, nested)
+        small, scores = self._answers(points, labels, box, levels, (previous, reach), refine, nested)
         rows = [levels.index(float(g)) for g in granularity]
         small, scores = small[rows], scores[rows]
         masks = np.empty((len(small), *self._original_size), bool)
@@ -269,12 +282,13 @@ class HierarchyPredictor(BasePredictor):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(K, h, w)`` bool internal masks and ``(K,)`` scores at the K ``levels``. Kept for the last
         ``ANSWER_CACHE`` requests of this image (same clicks, box, previous answer, levels and config), so asking
-        again (another g of the same levels, a repeated request) costs nothing."""
+        again (another g of the same levels, a repeated request) costs nothing. ``previous``: the previous
+        answers' leaf selections and the leaves the last click may relabel in each (:meth:`_reach`), or Nones."""
         key = (
             points.tobytes(),
             labels.tobytes(),
             None if box is None else np.asarray(box, np.float64).tobytes(),
-            None if previous is None else b"".join(p.tobytes() for p in previous),
+            *(None if p is None else b"".join(s.tobytes() for s in p) for p in previous),
             tuple(levels),
             repr(self.config),  # a config changed between calls is a different request
         )
@@ -299,17 +313,20 @@ class HierarchyPredictor(BasePredictor):
         """``(K, n_leaves)`` bool leaf selections and ``(K,)`` scores at the K ``levels`` (module docstring), and
         each click's chain (``(nodes, levels, distinctness)``, :meth:`_chain`)."""
         tree, cfg = self.tree, self.config
+        previous, reach = previous
         leaves = ch.points_to_leaves(tree, points, self._original_size)
         box_counts = ch.leaf_box_counts(tree, box, self._original_size) if box is not None else None
         # a single click's levels skip texture fragments; corrections pick their own region from every level
         chains = [self._chain(leaf, box_counts, len(leaves) == 1) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
-        keys, jobs, answered, iterations, priors = [], [], {}, cfg.refine_iterations, {}
+        keys, jobs, answered, iterations, priors, reaches = [], [], {}, cfg.refine_iterations, {}, {}
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
+            near = None if reach is None else reach[min(k, len(reach) - 1)]
             key = (
                 tuple(ch.node_for_granularity(nodes, levels_, g) for nodes, levels_, _ in chains),
                 None if prior is None else prior.tobytes(),
+                None if near is None else near.tobytes(),
             )
             keys.append(key)
             if key in answered:
@@ -329,6 +346,8 @@ class HierarchyPredictor(BasePredictor):
             answered[key] = (len(jobs), score)
             if prior is not None:
                 priors[len(jobs)] = prior
+            if near is not None:
+                reaches[len(jobs)] = (prior, near)
             jobs.append(CutJob(reference, leaves[labels == 1], leaves[labels == 0], prior_weight, iterations))
         object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
         if object_prior:
@@ -340,6 +359,8 @@ class HierarchyPredictor(BasePredictor):
         )
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
+        if reaches:  # corrections that change more than their reach or break an earlier click's neighbourhood
+            self._within_reach(cuts, reaches, points, labels, leaves)
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(
@@ -366,6 +387,50 @@ class HierarchyPredictor(BasePredictor):
         if nested:
             _running_union(selections)
         return selections, scores, chains
+
+    def _within_reach(self, cuts, reaches, points, labels, leaves) -> None:
+        """In place: each correction's cut ``cuts[index]``, for ``reaches[index] = (previous, near)``, limited to
+        the click's reach (:func:`granseg.regions.reach.limit_to_reach`), the pieces joined to a positive click
+        kept again where it was cut back (``keep_connected``)."""
+        from granseg.regions.reach import click_neighbourhoods, limit_to_reach
+
+        tree, cfg = self.tree, self.config
+        height, width = tree.leaf_map.shape
+        xs = np.clip(np.floor(points[:-1, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
+        ys = np.clip(np.floor(points[:-1, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        keep_in, keep_out = click_neighbourhoods(tree, xs, ys, labels[:-1], cfg.correction_min_reach)
+        for index, (prior, near) in reaches.items():
+            limited = limit_to_reach(tree, cuts[index], prior, near, keep_in, keep_out)
+            if limited is not cuts[index]:
+                cuts[index] = (
+                    ch.connected_to(tree, limited, leaves[labels == 1]) if cfg.keep_connected else limited
+                )
+
+    def _reach(self, mask_input: np.ndarray, point: np.ndarray, label: int) -> list[np.ndarray]:
+        """Per previous answer (``(K, h, w)`` low-res logits), the ``(n_leaves,)`` bool leaves the last click (``(2,)``
+        x, y in original pixels; its label) may relabel: within ``correction_reach`` x its distance to that
+        answer's outline (:func:`granseg.regions.reach.correction_reach`)."""
+        from granseg.regions.reach import correction_reach
+
+        tree, cfg = self.tree, self.config
+        height, width = tree.leaf_map.shape
+        x = int(np.clip(np.floor(point[0] * width / self._original_size[1]), 0, width - 1))
+        y = int(np.clip(np.floor(point[1] * height / self._original_size[0]), 0, height - 1))
+        out = []
+        for logits in mask_input:
+            mask = logits > 0
+            if mask.shape != (height, width):
+                import cv2
+
+                mask = (
+                    cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+                )
+            out.append(
+                correction_reach(
+                    tree, mask, x, y, bool(label == 1), cfg.correction_reach, cfg.correction_min_reach
+                )
+            )
+        return out
 
     def _cut_threads(self) -> int:
         """Threads for the cuts of one call: ``cut_threads``, or where it is 0 (auto)
