@@ -14,7 +14,9 @@ on the other 50 (``--skip 50``).
   ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count. ``--set``
   overrides the predictor's ``HierarchyConfig`` fields (its chain rules; the tree is the variant's).
 * auto (``--only auto``): whole-image AR of the tree readout of ``granseg auto --model hierarchy`` over each
-  variant's tree (COCO sample, BSDS val 51-75; the readout's score weights were fit on BSDS val tune-half images).
+  variant's tree (built by the predictor: the variant's ``tree_merge`` and ``height_power``, ``--set`` others,
+  e.g. ``tree_starts``; COCO sample, BSDS val 51-75; the readout's score weights were fit on BSDS val tune-half
+  images).
 * timing: ``build_region_tree`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled), median of 3, each
   variant in the same run (the machine is shared: compare the ratios).
 
@@ -184,7 +186,7 @@ def timing(variants: list[str], repeats: int = 3) -> dict:
     return out
 
 
-def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
+def auto_recall(variants: list[str], bsds_images: int = 25, overrides: dict | None = None) -> dict:
     """Whole-image AR@10/100/1000 of ``granseg auto --model hierarchy`` (the tree readout) over each variant's
     tree: the COCO sample and the first ``bsds_images`` of BSDS val's report half (benchmarks/bench_auto.py)."""
     from bench_auto import COCO, bsds_ground_truth
@@ -203,7 +205,8 @@ def auto_recall(variants: list[str], bsds_images: int = 25) -> dict:
     out = {}
     for name in variants:
         merge, power = VARIANTS[name]["merge"], float(VARIANTS[name].get("power", 1.0))
-        predictor = build_hierarchy(device="cpu", tree_merge=merge, height_power=power).create_predictor()
+        settings = {"tree_merge": merge, "height_power": power, **(overrides or {})}
+        predictor = build_hierarchy(device="cpu", **settings).create_predictor()
         segmenter = AutomaticSegmenter(predictor, preset_config("official", source="tree"))
         with _tree_builder(VARIANTS[name].get("spectral", False)):
             out.update(_recall_sets(segmenter, sets, name))
@@ -307,7 +310,9 @@ def main(argv=None) -> int:
             "| whole image (`auto`, tree readout) | tree | AR@10 | AR@100 | AR@1000 |",
             "|---|---|---|---|---|",
         ]
-        for (set_name, name), values in auto_recall([v for v in variants if v in VARIANTS]).items():
+        for (set_name, name), values in auto_recall(
+            [v for v in variants if v in VARIANTS], overrides=overrides
+        ).items():
             lines.append(f"| {set_name} | {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
         lines.append("")
     text = "\n".join(lines)
