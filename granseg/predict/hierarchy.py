@@ -137,8 +137,8 @@ class HierarchyConfig(Config):
     tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
     # learned tree, k >= 2: the consensus tree (regions.consensus) of the first k trees of the `ucm` edge map's
     # ensemble (regions.ensemble.UCM_STARTS; over the first start's leaves, SLIC 700 whatever n_superpixels);
-    # 1: the one tree (build_region_tree; also the handcrafted tree's only form). 2 since issue 18's covering work (tune: covering, GrabCut 1-25;
-    # set_image 0.29 -> 0.41 s at 1024 px): docs/hierarchy.md
+    # 1: the one tree (build_region_tree; also the handcrafted tree's only form). 2 since issue 18's covering
+    # work (tune: covering, GrabCut 1-25, BSDS objects; set_image 0.29 -> 0.41 s at 1024 px): docs/hierarchy.md
     tree_starts: int = 2
 
     def validate(self) -> None:

@@ -14,10 +14,11 @@ about 700 leaves).
 
 The starts (:data:`UCM_STARTS`) were chosen on BSDS500 val 26-50 (tune; UCM ODS of one tree 0.625, with the OWT
 0.633; mean of four starts 0.677, of these five 0.680; a sixth at the full image resolution did not help:
-``benchmarks/diag_ucm_ensemble.py``, ``benchmarks/results/tree.md``). The ``hierarchy`` predictor keeps its one
-tree (:func:`granseg.regions.tree.build_region_tree`, SLIC 700 without the OWT: ``--edge-map ucm-single``): its
-clicks and the 1 s ``set_image`` budget need one tree, not five. ``HierarchyConfig.tree_starts`` (an option) gives
-it one tree rebuilt from the first k of these (:mod:`granseg.regions.consensus`).
+``benchmarks/diag_ucm_ensemble.py``, ``benchmarks/results/tree.md``). The ``hierarchy`` predictor answers
+clicks on one tree: by default (``HierarchyConfig.tree_starts`` 2) the consensus of the first two of these
+(:mod:`granseg.regions.consensus`), within the 1 s ``set_image`` budget that five trees would break;
+``tree_starts=1`` gives the single tree (:func:`granseg.regions.tree.build_region_tree`, SLIC 700 without the OWT,
+also ``--edge-map ucm-single``).
 """
 
 from __future__ import annotations
