@@ -232,3 +232,37 @@ def test_limit_to_reach_keeps_a_small_cut_and_cuts_back_a_flood_or_a_broken_clic
     hole = small & ~keep_in
     limited = limit_to_reach(tree, hole, previous, near, keep_in, keep_out)
     assert limited[keep_in & previous].all() and limited[near].all()
+
+
+def test_a_negative_click_in_a_spill_of_the_object_colours_removes_its_region():
+    """BSDS pyramid-on-sand failure (issue 18): the previous answer is a red disc plus a strip of nearly the same
+    red below it (the spill); a negative click in the strip. The cut's colour model still holds the strip's
+    colours (the rest of the strip stays in the reference) and its memory of the previous answer, so without the
+    rule (``correction_keep_size=0``) it puts the click's own region back and the click changes nothing; with it
+    that region stays out (the click's label), the disc stays whole."""
+    import cv2
+
+    image = np.full((160, 320, 3), 128, np.uint8)
+    image += np.random.default_rng(1).integers(0, 6, image.shape, dtype=np.uint8)
+    cv2.rectangle(image, (0, 112), (319, 159), (185, 45, 35), -1)
+    cv2.circle(image, (100, 70), 40, (200, 30, 30), -1)
+    disc = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(disc, (100, 70), 40, 1, -1)
+    disc = disc.astype(bool)
+    strip = np.zeros_like(disc)
+    strip[112:] = True
+    strip &= ~disc
+    logits = np.where(disc | strip, 10.0, -10.0).astype(np.float32)[None]
+
+    def answer(**overrides):
+        predictor = build_hierarchy(**overrides).create_predictor()
+        predictor.set_image(image)
+        clicks = [[100, 70], [250, 136]]
+        return predictor.predict(clicks, [1, 0], granularity=1.0, mask_input=logits).masks[0]
+
+    kept = answer()
+    assert not kept[136, 250]
+    assert (kept & strip).sum() < 0.8 * strip.sum()
+    assert (kept & disc).sum() > 0.99 * disc.sum()
+    off = answer(correction_keep_size=0.0)
+    assert (off & strip).sum() > 0.95 * strip.sum()

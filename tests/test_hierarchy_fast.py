@@ -25,6 +25,7 @@ PINNED = {
     "object_prior_contrast": 1.0,
     "correction_max_change": 0.0,
     "correction_reach": 0.0,
+    "correction_keep_size": 0.0,
     "keep_connected": False,
     "part_min_distinct": 0.0,
     "clip_to_next_level": False,

@@ -27,6 +27,9 @@ point / box / granularity prompts.
   grid), corrected by the last click's own region at g (grown for a positive click, cut for a negative one; at
   most ``correction_size`` x the previous answer's area and holding no click of the other label); else the
   hierarchy's selection.
+  After the cut, that region keeps the click's label (``correction_keep_size``: when it is at most that x the
+  previous answer's area): the cut's colour model and memory of the previous answer otherwise put a spill of
+  the object's colours straight back, and negative clicks in it change nothing.
 * One click at g = 1.0: also GrabCut over the leaves seeded by a disk of ``object_prior_radius`` x the long side
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
@@ -119,6 +122,10 @@ class HierarchyConfig(Config):
     correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
     correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
     correction_max_change: float = 0.0  # a correction's cut changes <= max(previous area, this x image)
+    # a correction click's own region at g (the one its reference was corrected by) keeps the click's label in
+    # the cut's answer when it is at most this x the previous answer's area (0: off): the cut may move the rest
+    # of the outline but not undo what the click asked for
+    correction_keep_size: float = 0.5
     # a correction's reach: this x the click's distance to the previous outline, at least correction_min_reach
     # internal pixels (also the radius of an earlier click's neighbourhood); a cut that changes more than the
     # reach's area or breaks an earlier click's neighbourhood is cut back to the reach (regions.reach; 0: off)
@@ -320,6 +327,7 @@ class HierarchyPredictor(BasePredictor):
         chains = [self._chain(leaf, box_counts, len(leaves) == 1) for leaf in leaves]
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations, priors, reaches = [], [], {}, cfg.refine_iterations, {}, {}
+        owns: dict[int, np.ndarray] = {}  # job index -> the correction click's own region (leaves)
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             near = None if reach is None else reach[min(k, len(reach) - 1)]
@@ -336,7 +344,7 @@ class HierarchyPredictor(BasePredictor):
                 answered[key] = (len(jobs), 0.0)
                 jobs.append(self._object_prior_job(first, leaves, labels))
                 continue
-            reference, prior_weight, score = self._reference(leaves, labels, chains, g, prior)
+            reference, prior_weight, score, own = self._reference(leaves, labels, chains, g, prior)
             if not refine:  # the hierarchy's selection itself
                 answered[key] = (
                     reference,
@@ -348,6 +356,11 @@ class HierarchyPredictor(BasePredictor):
                 priors[len(jobs)] = prior
             if near is not None:
                 reaches[len(jobs)] = (prior, near)
+            if (
+                own is not None
+                and tree.leaf_area[own].sum() <= cfg.correction_keep_size * tree.leaf_area[prior].sum()
+            ):
+                owns[len(jobs)] = own
             jobs.append(CutJob(reference, leaves[labels == 1], leaves[labels == 0], prior_weight, iterations))
         object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
         if object_prior:
@@ -357,6 +370,9 @@ class HierarchyPredictor(BasePredictor):
             if jobs
             else []
         )
+        for index, own in owns.items():  # the correction click's own region keeps its label
+            cuts[index] = cuts[index].copy()
+            cuts[index][own] = bool(labels[-1] == 1)
         if cfg.keep_connected and cuts:
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if reaches:  # corrections that change more than their reach or break an earlier click's neighbourhood
@@ -482,11 +498,14 @@ class HierarchyPredictor(BasePredictor):
 
     def _reference(
         self, leaves, labels, chains, g: float, previous
-    ) -> tuple[np.ndarray, float, float | None]:
-        """The selection the cut at g starts from (see the module docstring), its prior weight, and the answer's
-        score for a single click (the persistence of the region picked; None: score the outline contrast)."""
+    ) -> tuple[np.ndarray, float, float | None, np.ndarray | None]:
+        """The selection the cut at g starts from (see the module docstring), its prior weight, the answer's
+        score for a single click (the persistence of the region picked; None: score the outline contrast) and,
+        for a correction from a previous answer, the ``(n_leaves,)`` bool leaves of the last click's own region
+        (None: no previous answer or no region)."""
         tree, cfg = self.tree, self.config
         positives, negatives = leaves[labels == 1], leaves[labels == 0]
+        own = None
         picked = [
             ch.node_for_granularity(nodes, levels, g)
             for (nodes, levels, _), lab in zip(chains, labels)
@@ -516,10 +535,12 @@ class HierarchyPredictor(BasePredictor):
             node = ch.node_for_click(tree, nodes, levels, g, other, budget)
             if node is not None:
                 reference[tree.lo[node] : tree.hi[node]] = bool(labels[-1] == 1)
+                own = np.zeros(tree.n_leaves, bool)
+                own[tree.lo[node] : tree.hi[node]] = True
             prior_weight = cfg.refine_memory
         reference[positives] = True
         reference[negatives] = False
-        return reference, prior_weight, ch.node_score(tree, picked[0]) if len(leaves) == 1 else None
+        return reference, prior_weight, ch.node_score(tree, picked[0]) if len(leaves) == 1 else None, own
 
     def _object_prior_job(self, point: np.ndarray, leaves: np.ndarray, labels: np.ndarray) -> CutJob:
         """GrabCut over the leaves from the leaves mostly inside a disk of radius ``object_prior_radius`` x the
