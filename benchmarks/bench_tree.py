@@ -246,18 +246,6 @@ def _recall_sets(segmenter, sets: dict, name: str) -> dict:
     return out
 
 
-def _value(text: str):
-    """A ``--set`` value: a number, true / false, or the string itself."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main(argv=None) -> int:
     from granseg.eval.edges import bsds_thresholds, summarize_edges
 
@@ -273,7 +261,9 @@ def main(argv=None) -> int:
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
-    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    from bench_clicks import parse_overrides
+
+    overrides = parse_overrides(args.set)
     variants, sections = args.variants.split(","), set(args.only.split(","))
     ids = bsds_ids(args.skip, args.images)
     lines = [

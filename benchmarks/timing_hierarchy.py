@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from bench_clicks import parse_overrides
 
 from granseg.eval.baselines import build_grabcut_baseline
 from granseg.io.images import load_image
@@ -43,18 +44,6 @@ def timed(fn, repeats: int, rng, size) -> tuple[float, float]:
     return float(np.median(walls)), float(np.median(cpus))
 
 
-def _value(text: str):
-    """A ``FIELD=VALUE`` value: bool, int, float or string."""
-    if text in ("true", "false"):
-        return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tree", choices=["handcrafted", "learned"])
@@ -63,8 +52,7 @@ def main() -> None:
     parser.add_argument("--spectral", action="store_true", help="tree with the spectral cue")
     parser.add_argument("overrides", nargs="*", help="HierarchyConfig FIELD=VALUE")
     args = parser.parse_args()
-    over = dict(kv.split("=") for kv in args.overrides)
-    over = {k: _value(v) for k, v in over.items()}
+    over = parse_overrides(args.overrides)
     if args.maxflow:
         os.environ["GRANSEG_MAXFLOW"] = args.maxflow
     if args.tree and hasattr(HierarchyConfig, "tree_merge"):
