@@ -296,9 +296,7 @@ def train_config(settings: BenchSettings, name: str, work: Path) -> dict:
         config["granularity_init"] = settings.granularity_init
     if model.granularity and settings.g_phase_multimask_weight:
         config["g_phase_multimask_weight"] = settings.g_phase_multimask_weight
-    if (
-        model.granularity and settings.g_loss_ramp_steps
-    ):  # the trainer's config refuses it without the term above
+    if model.granularity and settings.g_loss_ramp_steps:  # the trainer refuses it without the term above
         config["g_loss_ramp_steps"] = settings.g_loss_ramp_steps
     if (
         not pretrained

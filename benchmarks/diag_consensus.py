@@ -39,8 +39,7 @@ THRESHOLDS = np.round(np.arange(0.04, 0.99, 0.04), 2)
 
 def cut_labels(tree, t: float) -> np.ndarray:
     """Leaf-map labels of the tree cut at ``1 - p <= t`` (maximal nodes whose height is at most t)."""
-    power = float(getattr(tree, "height_power", 1.0)) or 1.0
-    heights = np.power(np.maximum(tree.height, 0.0), 1.0 / power)
+    heights = tree.split_heights
     labels = np.arange(tree.n_leaves)
     nodes = np.flatnonzero(heights <= t)
     nodes = nodes[nodes >= tree.n_leaves]
@@ -57,8 +56,7 @@ def partitions_height_top(tree, config, tau: float) -> list[np.ndarray]:
 
     from granseg.regions.chains import chain_levels, node_for_granularity
 
-    power = float(getattr(tree, "height_power", 1.0)) or 1.0
-    heights = np.power(np.maximum(tree.height, 0.0), 1.0 / power)
+    heights = tree.split_heights
     chains = []
     for rank in range(tree.n_leaves):
         chain = tree.chain(int(tree.leaf_node[rank]))

@@ -213,7 +213,8 @@ def test_cut_threads_change_no_answer():
 
 
 def test_auto_cut_threads_follows_the_cores_and_the_environment(monkeypatch):
-    """cut_threads 0 (auto): GRANSEG_CUT_THREADS where set, else 2 on a process allowed >= 2 cores, else 1."""
+    """cut_threads 0 (auto): GRANSEG_CUT_THREADS where set (a non-number is an InputError), else 2 on a process
+    allowed >= 2 cores, else 1."""
     import os
 
     from granseg.regions import maxflow
@@ -227,6 +228,11 @@ def test_auto_cut_threads_follows_the_cores_and_the_environment(monkeypatch):
     assert maxflow.auto_cut_threads() == 1
     monkeypatch.setenv(maxflow.CUT_THREADS_ENV, "3")
     assert maxflow.auto_cut_threads() == 3
+    from granseg.errors import InputError
+
+    monkeypatch.setenv(maxflow.CUT_THREADS_ENV, "two")
+    with pytest.raises(InputError, match="GRANSEG_CUT_THREADS"):
+        maxflow.auto_cut_threads()
 
 
 def _reference_refine_outline(image, mask, bin_ratio, fixed, band, smoothness) -> np.ndarray:

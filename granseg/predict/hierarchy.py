@@ -68,102 +68,21 @@ low); several clicks score the boundary contrast of the mask's outline
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
 
 import numpy as np
 
-from granseg.config import Config
 from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
+from granseg.predict.hierarchy_config import HierarchyConfig
 from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
 from granseg.regions.consensus import build_consensus_tree
 from granseg.regions.ensemble import UCM_STARTS
 from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.maxflow import thread_pool
-from granseg.regions.tree import RegionTree, TreeParams, build_region_tree
+from granseg.regions.tree import RegionTree, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
 ANSWER_CACHE = 16  # answers kept per image (HierarchyPredictor._answers)
-
-
-@dataclass
-class HierarchyConfig(Config):
-    """Parameters of the weight-free hierarchy predictor (see docs/hierarchy.md)."""
-
-    internal_long_side: int = 448
-    n_superpixels: int = 700
-    slic_compactness: float = 12.0
-    boundary_weight: float = 1.0
-    colour_weight: float = 1.0
-    texture_weight: float = 0.3
-    small_region_fraction: float = 0.004
-    boundary_texture_weight: float = 0.0
-    height_power: float = 3.0  # learned tree: heights (1 - p(same)) ** this (TreeParams)
-    owt: bool = False  # learned tree: border gradients across the borders (the OWT option of TreeParams)
-    min_object_fraction: float = 0.01
-    max_object_fraction: float = 0.7
-    part_min_fraction: float = 0.05
-    # one click: the levels start at the smallest chain region whose colours differ this much from its
-    # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
-    part_min_distinct: float = 0.7
-    top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
-    # chain top (learned tree), when > 0: instead the click's region of the tree's cut at 1 - p(same) <= this
-    # (regions.chains.chain_top max_height; an option, off: see docs/hierarchy.md, issue 18 covering)
-    top_height: float = 0.0
-    # one click: the answer at g stays inside the chain's next larger region with colours of its own
-    # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
-    clip_to_next_level: bool = True
-    clip_min_outside: float = 0.3  # ... only an answer with more than this fraction of its pixels outside it
-    refine: bool = True
-    refine_single_click: bool = True
-    refine_smoothness: float = 2.0
-    refine_prior: float = 0.1
-    refine_memory: float = 0.5  # prior weight towards the previous answer (mask_input)
-    correction_size: float = 0.5  # a correction click's region: at most this x the previous answer's area
-    correction_min_fraction: float = 0.0  # ... or this fraction of the image, whichever is larger
-    correction_max_change: float = 0.0  # a correction's cut changes <= max(previous area, this x image)
-    # a correction click's own region at g (the one its reference was corrected by) keeps the click's label in
-    # the cut's answer when it is at most this x the previous answer's area (0: off): the cut may move the rest
-    # of the outline but not undo what the click asked for
-    correction_keep_size: float = 0.5
-    # a correction's reach: this x the click's distance to the previous outline, at least correction_min_reach
-    # internal pixels (also the radius of an earlier click's neighbourhood); a cut that changes more than the
-    # reach's area or breaks an earlier click's neighbourhood is cut back to the reach (regions.reach; 0: off)
-    correction_reach: float = 3.0
-    correction_min_reach: float = 8.0
-    refine_iterations: int = 3
-    gmm_components: int = 5
-    object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
-    object_prior_iterations: int = 5
-    object_mode: bool = False
-    object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
-    keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
-    pixel_band: int = 4  # pixel-accurate outline: graph cut over the pixels this close to it (0: off)
-    pixel_smoothness: float = 50.0
-    cut_threads: int = 0  # the graph cuts of one call run on up to this many threads (same answers); 0 = auto
-    tree_merge: str = "learned"  # the region tree's merge criterion: "learned" (shared tree) or "handcrafted"
-    # learned tree, k >= 2: the consensus tree (regions.consensus) of the first k trees of the `ucm` edge map's
-    # ensemble (regions.ensemble.UCM_STARTS; over the first start's leaves, SLIC 700 whatever n_superpixels);
-    # 1: the one tree (build_region_tree; also the handcrafted tree's only form). 2 since issue 18's covering
-    # work (tune: covering, GrabCut 1-25, BSDS objects; set_image 0.29 -> 0.41 s at 1024 px): docs/hierarchy.md
-    tree_starts: int = 2
-
-    def validate(self) -> None:
-        from granseg.errors import InputError
-        from granseg.regions.tree import MERGE_CRITERIA
-
-        if self.tree_merge not in MERGE_CRITERIA:
-            raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
-        if self.cut_threads < 0:
-            raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
-        if not 1 <= self.tree_starts <= len(UCM_STARTS):
-            raise InputError(f"tree_starts must be in 1..{len(UCM_STARTS)}, got {self.tree_starts}")
-        if not 0.0 <= self.top_height <= 1.0 or (self.top_height > 0 and self.tree_merge != "learned"):
-            raise InputError(f"top_height must be in [0, 1] (> 0: learned tree only), got {self.top_height}")
-
-    def tree_params(self) -> TreeParams:
-        """The :class:`TreeParams` fields of this config (same names, same values)."""
-        return TreeParams(**{f.name: getattr(self, f.name) for f in fields(TreeParams)})
 
 
 class HierarchyModel:
@@ -411,9 +330,7 @@ class HierarchyPredictor(BasePredictor):
         from granseg.regions.reach import click_neighbourhoods, limit_to_reach
 
         tree, cfg = self.tree, self.config
-        height, width = tree.leaf_map.shape
-        xs = np.clip(np.floor(points[:-1, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
-        ys = np.clip(np.floor(points[:-1, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        xs, ys = ch.points_to_pixels(tree, points[:-1], self._original_size)
         keep_in, keep_out = click_neighbourhoods(tree, xs, ys, labels[:-1], cfg.correction_min_reach)
         for index, (prior, near) in reaches.items():
             limited = limit_to_reach(tree, cuts[index], prior, near, keep_in, keep_out)
@@ -430,8 +347,7 @@ class HierarchyPredictor(BasePredictor):
 
         tree, cfg = self.tree, self.config
         height, width = tree.leaf_map.shape
-        x = int(np.clip(np.floor(point[0] * width / self._original_size[1]), 0, width - 1))
-        y = int(np.clip(np.floor(point[1] * height / self._original_size[0]), 0, height - 1))
+        x, y = (int(v[0]) for v in ch.points_to_pixels(tree, point, self._original_size))
         out = []
         for logits in mask_input:
             mask = logits > 0
@@ -582,8 +498,7 @@ class HierarchyPredictor(BasePredictor):
         tree, cfg = self.tree, self.config
         height, width = tree.leaf_map.shape
         fixed = np.zeros((height, width), np.int8)
-        cols = np.clip(np.floor(points[:, 0] * width / self._original_size[1]), 0, width - 1).astype(int)
-        ys = np.clip(np.floor(points[:, 1] * height / self._original_size[0]), 0, height - 1).astype(int)
+        cols, ys = ch.points_to_pixels(tree, points, self._original_size)
         for x, y, label in zip(cols, ys, labels):
             fixed[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = 1 if label == 1 else -1
         ratios, _ = self._colours.ratios(selections[[rows[0] for rows in refine]])

@@ -24,12 +24,22 @@ from granseg.regions.maxflow import default_backend
 from granseg.regions.tree import RegionTree
 
 
-def points_to_leaves(tree: RegionTree, points: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-    """Leaf ranks under ``(N, 2)`` (x, y) points given in pixels of the original ``(H, W)`` image."""
+def points_to_pixels(
+    tree: RegionTree, points: np.ndarray, original_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(columns, rows)`` ``(N,)`` int64 internal pixels under ``(N, 2)`` (x, y) points given in pixels of the
+    original ``(H, W)`` image (clipped to the internal image)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     height, width = tree.leaf_map.shape
     sx, sy = width / original_size[1], height / original_size[0]
     cols = np.clip(np.floor(points[:, 0] * sx), 0, width - 1).astype(np.int64)
     rows = np.clip(np.floor(points[:, 1] * sy), 0, height - 1).astype(np.int64)
+    return cols, rows
+
+
+def points_to_leaves(tree: RegionTree, points: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Leaf ranks under ``(N, 2)`` (x, y) points given in pixels of the original ``(H, W)`` image."""
+    cols, rows = points_to_pixels(tree, points, original_size)
     return tree.leaf_map[rows, cols].astype(np.int64)
 
 
@@ -97,8 +107,7 @@ def chain_top(
     if not big_enough.any():
         return int(np.nonzero(ok)[0].max())
     if max_height > 0:
-        power = float(getattr(tree, "height_power", 1.0)) or 1.0
-        below = ok & (tree.height[nodes] <= max_height**power)
+        below = ok & (tree.split_heights[nodes] <= max_height)
         below &= np.cumprod(below).astype(bool)  # a contiguous run from the leaf (heights only grow)
         hits = below & big_enough
         # the cut's region under min_fraction: the smallest region big enough

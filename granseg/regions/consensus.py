@@ -36,8 +36,7 @@ def leaf_ultrametric(tree: RegionTree, a: np.ndarray, b: np.ndarray) -> np.ndarr
     """``1 - p(same)`` (heights with the tree's ``height_power`` undone) of the lowest common ancestor of leaf
     ranks ``a[i]`` and ``b[i]`` (0 where they are equal; the largest height where they are in different roots)."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    power = float(getattr(tree, "height_power", 1.0)) or 1.0
-    heights = np.power(np.maximum(tree.height, 0.0), 1.0 / power)
+    heights = tree.split_heights
     out = np.zeros(a.size)
     todo = np.flatnonzero(a != b)
     node = tree.leaf_node[a[todo]]

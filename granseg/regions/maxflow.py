@@ -47,6 +47,10 @@ def auto_cut_threads() -> int:
     may run on at least 2 cores, else 1. More than 2 rarely helps: a call has ~2-3 cuts."""
     value = os.environ.get(CUT_THREADS_ENV, "").strip()
     if value:
+        if not value.isdigit():
+            from granseg.errors import InputError
+
+            raise InputError(f"{CUT_THREADS_ENV} must be a whole number of threads, got {value!r}")
         return max(1, int(value))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 2 if cores >= 2 else 1

@@ -123,6 +123,13 @@ class RegionTree:
         return int(self.parent.size)
 
     @property
+    def split_heights(self) -> np.ndarray:
+        """``(n_nodes,)`` heights with ``height_power`` undone: ``1 - p(same)`` of each merge for a learned tree
+        (the same in every image), the heights themselves otherwise (power 1)."""
+        power = float(self.height_power) or 1.0
+        return np.power(np.maximum(self.height, 0.0), 1.0 / power)
+
+    @property
     def leaf_area(self) -> np.ndarray:
         """``(n_leaves,)`` pixel count of each leaf rank."""
         return self.area[self.leaf_node]
