@@ -362,3 +362,45 @@ def test_height_power_keeps_the_learned_tree_its_order_and_its_edge_map():
     assert np.allclose(powered.height, plain.height**3)
     # the ucm edge map is 1 - p(same) whatever the power
     assert np.allclose(tree_contour_map(powered, (160, 200)), tree_contour_map(plain, (160, 200)), atol=1e-4)
+
+
+def _grid_tree(rows: int, cols: int, lab: np.ndarray):
+    """A stand-in for a RegionTree's leaf graph: ``rows x cols`` leaves (rank r * cols + c), 4-adjacent, each of
+    area 1 with the ``(rows, cols, 3)`` CIELAB colour ``lab`` (only what :func:`chains.chroma_close_pieces`
+    reads)."""
+    from types import SimpleNamespace
+
+    rank = np.arange(rows * cols).reshape(rows, cols)
+    right = np.stack([rank[:, :-1].ravel(), rank[:, 1:].ravel()], 1)
+    down = np.stack([rank[:-1].ravel(), rank[1:].ravel()], 1)
+    pairs = np.concatenate([right, down])
+    tree = SimpleNamespace(
+        n_leaves=rows * cols,
+        edge_a=pairs[:, 0],
+        edge_b=pairs[:, 1],
+        leaf_area=np.ones(rows * cols, np.int64),
+        leaf_lab=lab.reshape(-1, 3).astype(np.float32),
+    )
+    return tree, rank
+
+
+def test_chroma_close_pieces_keeps_a_darker_part_and_drops_a_neighbour_of_another_colour():
+    lab = np.zeros((4, 8, 3))
+    lab[:, :3] = (60, 170, 160)  # the answer: columns 0-2, red
+    lab[:, 3:5] = (30, 165, 158)  # a darker red part next to it (lightness ignored)
+    lab[:, 5:] = (60, 110, 80)  # a touching neighbour, blue-green
+    tree, rank = _grid_tree(4, 8, lab)
+    base = np.zeros(tree.n_leaves, bool)
+    base[rank[:, :3].ravel()] = True
+    dark = np.zeros(tree.n_leaves, bool)
+    dark[rank[:2, 3:5].ravel()] = True  # rows 0-1, columns 3-4
+    other = np.zeros(tree.n_leaves, bool)
+    other[rank[2:, 5:].ravel()] = True  # rows 2-3, columns 5-7: not joined to `dark`
+    added = dark | other | base  # base's own leaves are never returned
+    assert (ch.chroma_close_pieces(tree, base, added, 20.0) == dark).all()
+    assert (ch.chroma_close_pieces(tree, base, added, 0.0) == (dark | other)).all()  # 0: off
+    assert (ch.chroma_close_pieces(tree, base, added, 200.0) == (dark | other)).all()
+    # one piece holding both colours is judged on its mean: kept or dropped whole
+    joined = np.zeros(tree.n_leaves, bool)
+    joined[rank[0, 3:].ravel()] = True  # row 0, columns 3-7: 2 dark red + 3 blue-green leaves
+    assert not ch.chroma_close_pieces(tree, base, joined, 20.0).any()

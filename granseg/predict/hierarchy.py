@@ -34,7 +34,9 @@ point / box / granularity prompts.
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
-  dropped whole objects whose parts have the stronger outline).
+  dropped whole objects whose parts have the stronger outline); only its pieces whose mean colour (CIELAB a, b)
+  lies within ``object_prior_max_chroma`` of the chain answer's are added (a touching object of another colour
+  is not).
 * A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
   ``correction_reach`` x the click's distance to the previous answer's outline (at least
   ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
@@ -308,7 +310,9 @@ class HierarchyPredictor(BasePredictor):
             selections[k] = cuts[answer] if isinstance(answer, int) else answer
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
         if object_prior:
-            union = selections[-1] | cuts[-1]
+            # with object_prior_max_chroma > 0 only its pieces of about the chain answer's colour
+            added = ch.chroma_close_pieces(tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma)
+            union = selections[-1] | added
             # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
             # object_prior_contrast > 0, only where its outline is the stronger boundary
             small_enough = tree.leaf_area[union].sum() <= cfg.max_object_fraction * tree.leaf_map.size

@@ -307,3 +307,40 @@ def connected_to_many(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray)
         if len(held):  # no seed inside: the selection as it is
             out[r] &= np.isin(component[r], component[r, held])
     return out
+
+
+def chroma_close_pieces(
+    tree: RegionTree, base: np.ndarray, added: np.ndarray, max_distance: float
+) -> np.ndarray:
+    """The connected pieces of ``added`` whose mean chromaticity lies within ``max_distance`` of ``base``'s.
+
+    Args:
+        base: ``(n_leaves,)`` bool, an answer (e.g. the chain's cut at g = 1.0).
+        added: ``(n_leaves,)`` bool, leaves another answer would add to it (``base``'s own leaves are ignored).
+        max_distance: CIELAB (a, b) distance between the area-weighted mean colours of a piece and of ``base``
+            (lightness ignored: a shaded or darker part of the object keeps its hue); <= 0 keeps every piece.
+    Returns:
+        ``(n_leaves,)`` bool, the kept pieces of ``added`` (4-adjacency of the leaves). A part of the object
+        grown from another part of it usually keeps its colour family; a touching neighbour object of another
+        colour is dropped, not the whole answer.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    base = np.asarray(base, bool)
+    added = np.asarray(added, bool) & ~base
+    if max_distance <= 0 or not added.any() or not base.any():
+        return added
+    ea, eb = tree.edge_a, tree.edge_b
+    n = tree.n_leaves
+    inner = added[ea] & added[eb]
+    graph = coo_matrix((np.ones(int(inner.sum())), (ea[inner], eb[inner])), shape=(n, n))
+    _, piece = connected_components(graph, directed=False)
+    area = tree.leaf_area.astype(np.float64)
+    chroma = tree.leaf_lab[:, 1:].astype(np.float64) * area[:, None]  # (n_leaves, 2) a, b x area
+    base_mean = chroma[base].sum(axis=0) / area[base].sum()
+    weight = np.bincount(piece[added], weights=area[added], minlength=n)
+    sums = np.stack([np.bincount(piece[added], weights=chroma[added, k], minlength=n) for k in (0, 1)], 1)
+    means = sums / np.maximum(weight, 1e-9)[:, None]
+    keep = np.hypot(*(means - base_mean).T) <= max_distance
+    return added & keep[piece]
