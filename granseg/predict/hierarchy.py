@@ -34,9 +34,8 @@ point / box / granularity prompts.
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
-  dropped whole objects whose parts have the stronger outline); only its pieces whose mean colour (CIELAB a, b)
-  lies within ``object_prior_max_chroma`` of the chain answer's are added (a touching object of another colour
-  is not).
+  dropped whole objects whose parts have the stronger outline); with ``object_prior_max_chroma`` > 0 (off by
+  default) only its pieces whose mean colour (CIELAB a, b) lies within that of the chain answer's are added.
 * A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
   ``correction_reach`` x the click's distance to the previous answer's outline (at least
   ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
