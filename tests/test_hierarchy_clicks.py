@@ -97,6 +97,53 @@ def test_top_height_option_reaches_the_predictor():
     assert answers[0.99].sum() <= 0.7 * image.shape[0] * image.shape[1] + 1
 
 
+def test_cut_levels_are_the_clicks_regions_of_the_ladders_cuts(tree):
+    """``cut_levels``: for each ladder height h below the top, the largest chain region whose ``1 - p`` is at
+    most h; regions whose parent merges within the same step are left out; the top is always kept."""
+    heights_of = tree.split_heights
+    for leaf in range(0, tree.n_leaves, 5):
+        chain = tree.chain(int(tree.leaf_node[leaf]))
+        top = len(chain) - 1
+        kept = ch.cut_levels(tree, chain, top, 0.3, 0.1)
+        heights = heights_of[np.asarray(chain)]
+        assert kept[-1] == top and np.all(np.diff(kept) > 0)
+        expected = {top}
+        for h in np.arange(0.3, heights[top], 0.1):
+            expected.add(max(int(np.flatnonzero(heights <= h).max(initial=0)), 0))
+        assert set(kept.tolist()) == expected
+    chain = tree.chain(int(tree.leaf_node[0]))
+    # a finer ladder keeps every region a coarser one keeps (at the same heights) and no fewer
+    coarse = set(ch.cut_levels(tree, chain, len(chain) - 1, 0.2, 0.2).tolist())
+    fine = set(ch.cut_levels(tree, chain, len(chain) - 1, 0.2, 0.1).tolist())
+    assert coarse <= fine
+    assert ch.cut_levels(tree, chain, 2, 0.3, 0.0).tolist() == [2]  # no ladder: the top alone
+
+
+def test_chain_levels_eligible_restricts_the_levels(tree):
+    leaf = ch.points_to_leaves(tree, np.array([[65.0, 70.0]]), (160, 200))[0]
+    chain = tree.chain(int(tree.leaf_node[leaf]))
+    top = len(chain) - 1
+    every, _, _ = ch.chain_levels(tree, chain, top)
+    eligible = ch.cut_levels(tree, chain, top, 0.3, 0.2)
+    some, levels, _ = ch.chain_levels(tree, chain, top, eligible=eligible)
+    assert set(some.tolist()) <= {chain[i] for i in eligible.tolist()} and some[-1] == chain[top]
+    assert set(some.tolist()) <= set(every.tolist()) and levels[-1] == 1.0
+    from granseg.errors import InputError
+
+    with pytest.raises(InputError):
+        build_hierarchy(level_step=-0.1)
+    with pytest.raises(InputError):
+        build_hierarchy(level_step=0.1, tree_merge="handcrafted")
+    # the option reaches the predictor: its chain's levels are a subset of those without the ladder
+    chains = {}
+    for step in (0.0, 0.2):
+        predictor = build_hierarchy(level_step=step, part_min_fraction=0.0, part_min_distinct=0.0)
+        predictor = predictor.create_predictor()
+        predictor.set_image(toy_image())
+        chains[step] = predictor._chain(int(leaf), None)[0]
+    assert set(chains[0.2].tolist()) < set(chains[0.0].tolist()) and chains[0.2][-1] == chains[0.0][-1]
+
+
 def test_bounded_change_keeps_a_small_correction_and_refuses_a_flood(tree):
     previous = ch.selection_from_mask(tree, box_mask(BODY))
     reference = previous.copy()

@@ -166,7 +166,10 @@ class HierarchyPredictor(BasePredictor):
             cfg.top_height,
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
+        eligible = None
+        if cfg.level_step > 0:
+            eligible = ch.cut_levels(tree, chain, top, cfg.level_start, cfg.level_step)
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct, eligible)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config

@@ -116,12 +116,26 @@ def chain_top(
     return int(np.argmax(np.where(big_enough, score, -np.inf)))
 
 
+def cut_levels(tree: RegionTree, chain: list[int], top: int, start: float, step: float) -> np.ndarray:
+    """Sorted indices in ``chain`` (up to ``top``) of the click's regions of the tree's cuts at ``1 - p(same)`` =
+    ``start``, ``start + step``, ... below the top's own merge height (a learned tree's
+    :attr:`~granseg.regions.tree.RegionTree.split_heights`), and of the top: at each height the largest chain
+    region whose merges all lie at or below it (the leaf when none does). A region that no cut of the ladder
+    ends at (its parent merges within the same step) is left out, so the chain's levels are cuts of the tree
+    shared by every click, not its every merge."""
+    heights = tree.split_heights[np.asarray(chain[: top + 1])]  # non-decreasing along a chain
+    ladder = np.arange(start, heights[-1], step) if step > 0 else np.zeros(0)
+    index = np.searchsorted(heights, ladder, side="right") - 1
+    return np.unique(np.concatenate([np.maximum(index, 0), [top]])).astype(np.int64)
+
+
 def chain_levels(
     tree: RegionTree,
     chain: list[int],
     top: int,
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
+    eligible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The N chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), their ``(N,)`` granularity (see the module)
@@ -134,7 +148,13 @@ def chain_levels(
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
     stays a level. When no region below the top qualifies, every region is kept (as with 0). The kept regions'
     distinctness over the whole chain is theirs over the kept regions alone: a region's surroundings is a later
-    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area)."""
+    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area).
+
+    ``eligible`` (indices in ``chain``, e.g. :func:`cut_levels`; None: all): only these regions (and the top)
+    can be levels."""
+    if eligible is not None:
+        chain = [chain[i] for i in eligible if i <= top]
+        top = len(chain) - 1
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
