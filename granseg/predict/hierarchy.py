@@ -42,6 +42,10 @@ point / box / granularity prompts.
   earlier click's neighbourhood (its leaves within ``correction_min_reach``), is replaced by the previous answer
   edited by the cut only within the reach: a click a few pixels off the outline edits the outline there, it does
   not flood the background of the object's colours.
+* Guards on a correction's answer (:func:`granseg.regions.reach.guard_correction`): a positive correction only
+  adds leaves, a negative one only removes them (``correction_sign``); a negative one never separates two
+  earlier positive clicks (``correction_split_guard``); a leaf a positive one adds must look more like the
+  click's leaf than like the negative clicks' (``correction_colour_vote``).
 * ``correction_max_change`` > 0 (off by default): a correction click's cut that changes more than the previous
   answer's area or that fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
@@ -80,6 +84,7 @@ from granseg.regions.consensus import build_consensus_tree
 from granseg.regions.ensemble import UCM_STARTS
 from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.maxflow import thread_pool
+from granseg.regions.reach import guard_correction
 from granseg.regions.tree import RegionTree, build_region_tree
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
@@ -300,6 +305,10 @@ class HierarchyPredictor(BasePredictor):
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if reaches:  # corrections that change more than their reach or break an earlier click's neighbourhood
             self._within_reach(cuts, reaches, points, labels, leaves)
+        if cfg.correction_split_guard or cfg.correction_sign or cfg.correction_colour_vote > 0:
+            xy = tuple(int(v[0]) for v in ch.points_to_pixels(tree, points[-1], self._original_size))
+            for index, prior in priors.items():  # sign, split and colour guards (regions.reach)
+                cuts[index] = guard_correction(tree, cuts[index], prior, leaves, labels, xy, cfg)
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(

@@ -59,6 +59,14 @@ class HierarchyConfig(Config):
     # reach's area or breaks an earlier click's neighbourhood is cut back to the reach (regions.reach; 0: off)
     correction_reach: float = 3.0
     correction_min_reach: float = 8.0
+    # a negative correction that separates two earlier positive clicks is cut back to correction_min_reach
+    correction_split_guard: bool = True
+    # a positive correction only adds leaves to the previous answer, a negative one only removes leaves
+    correction_sign: bool = True
+    # a leaf a correction flips stays flipped only where its colour distance to the click's leaf is under this x
+    # that to the other label's earlier clicks' leaves (0: off); only for positive clicks with the second option
+    correction_colour_vote: float = 1.0
+    correction_vote_positive_only: bool = True
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side

@@ -106,3 +106,106 @@ def limit_to_reach(
     limited[held_in] = True
     limited[held_out] = False
     return limited
+
+
+def splits_clicks(tree: RegionTree, previous: np.ndarray, answer: np.ndarray, positives: np.ndarray) -> bool:
+    """Whether ``answer`` (``(n_leaves,)`` bool) separates two earlier positive clicks (``(P,)`` leaf ranks) that
+    one connected piece of ``previous`` held together: a negative click on a slit between two legs that takes a
+    leg away with it. Pieces: 4-adjacency of the selected leaves."""
+    positives = np.unique(np.asarray(positives, dtype=np.int64))
+    if len(positives) < 2:
+        return False
+    with_clicks = np.zeros(tree.n_leaves, bool)
+    with_clicks[positives] = True  # a click's leaf can be mostly outside the answer's pixels
+    before, after = _pieces(tree, previous | with_clicks), _pieces(tree, answer | with_clicks)
+    for a in range(len(positives)):
+        for b in range(a + 1, len(positives)):
+            p, q = positives[a], positives[b]
+            together = before[p] >= 0 and before[p] == before[q]
+            if together and after[p] != after[q]:
+                return True
+    return False
+
+
+def _pieces(tree: RegionTree, selected: np.ndarray) -> np.ndarray:
+    """``(n_leaves,)`` int: the connected piece of each selected leaf (4-adjacency of the leaves), -1 elsewhere."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = tree.n_leaves
+    inside = selected[tree.edge_a] & selected[tree.edge_b]
+    graph = coo_matrix((np.ones(int(inside.sum())), (tree.edge_a[inside], tree.edge_b[inside])), shape=(n, n))
+    labels = connected_components(graph, directed=False)[1]
+    return np.where(selected, labels, -1)
+
+
+def guard_split(
+    tree: RegionTree,
+    cut: np.ndarray,
+    previous: np.ndarray,
+    positives: np.ndarray,
+    x: int,
+    y: int,
+    radius: float,
+) -> np.ndarray:
+    """A negative correction's answer (``(n_leaves,)`` bool selections): the ``cut`` itself unless it separates
+    earlier positive clicks (:func:`splits_clicks`, ``positives`` their leaf ranks), else the ``previous``
+    answer edited by the cut only within ``radius`` internal pixels of the click at ``(x, y)``, or where that
+    still separates them the ``previous`` answer itself."""
+    if not splits_clicks(tree, previous, cut, positives):
+        return cut
+    limited = np.where(leaves_within(tree, x, y, radius), cut, previous)
+    return previous.copy() if splits_clicks(tree, previous, limited, positives) else limited
+
+
+def colour_vote(
+    tree: RegionTree,
+    cut: np.ndarray,
+    previous: np.ndarray,
+    leaf: int,
+    others: np.ndarray,
+    ratio: float = 1.0,
+) -> np.ndarray:
+    """A correction's answer (``(n_leaves,)`` bool selections) in which a leaf the ``cut`` flips against the
+    ``previous`` answer stays flipped only where its mean CIELAB colour is nearer the correcting click's leaf
+    ``leaf`` than ``ratio`` x its distance to the nearest earlier click of the other label (``others``, their leaf
+    ranks): a negative click on the dark slit between two legs speaks for the slit, not for the legs that look
+    like the positive clicks."""
+    others = np.asarray(others, dtype=np.int64)
+    if len(others) == 0:
+        return cut
+    lab = tree.leaf_lab
+    own = np.linalg.norm(lab - lab[leaf], axis=1)
+    other = np.linalg.norm(lab[:, None] - lab[others][None], axis=2).min(1)
+    flipped = (cut != previous) & (own >= ratio * other)
+    flipped[leaf] = False
+    return np.where(flipped, previous, cut)
+
+
+def guard_correction(
+    tree: RegionTree,
+    cut: np.ndarray,
+    previous: np.ndarray,
+    leaves: np.ndarray,
+    labels: np.ndarray,
+    xy: tuple[int, int],
+    config,
+) -> np.ndarray:
+    """A correction's answer after the guards ``config`` (a HierarchyConfig) turns on, in this order
+    (``(n_leaves,)`` bool selections; ``leaves``, ``labels``: ``(N,)`` leaf ranks and labels of every click, the
+    correction last, at internal pixel ``xy``):
+
+    * ``correction_split_guard``: a negative click's :func:`guard_split`;
+    * ``correction_sign``: a positive click only adds leaves to ``previous``, a negative one only removes leaves
+      (the user said "this is missing" or "this is too much" there, nothing about the rest of the answer);
+    * ``correction_colour_vote``: :func:`colour_vote` against the earlier clicks of the other label."""
+    positive = bool(labels[-1] == 1)
+    if config.correction_split_guard and not positive:
+        cut = guard_split(tree, cut, previous, leaves[labels == 1], *xy, config.correction_min_reach)
+    if config.correction_sign:
+        cut = cut | previous if positive else cut & previous
+    vote = config.correction_colour_vote
+    if vote > 0 and (positive or not config.correction_vote_positive_only):
+        others = leaves[:-1][labels[:-1] != labels[-1]]
+        cut = colour_vote(tree, cut, previous, int(leaves[-1]), others, vote)
+    return cut
