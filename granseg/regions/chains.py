@@ -344,18 +344,12 @@ def chroma_close_pieces(
         grown from another part of it usually keeps its colour family; a touching neighbour object of another
         colour is dropped, not the whole answer.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     base = np.asarray(base, bool)
     added = np.asarray(added, bool) & ~base
     if max_distance <= 0 or not added.any() or not base.any():
         return added
-    ea, eb = tree.edge_a, tree.edge_b
     n = tree.n_leaves
-    inner = added[ea] & added[eb]
-    graph = coo_matrix((np.ones(int(inner.sum())), (ea[inner], eb[inner])), shape=(n, n))
-    _, piece = connected_components(graph, directed=False)
+    piece = leaf_pieces(tree, added)
     area = tree.leaf_area.astype(np.float64)
     chroma = tree.leaf_lab[:, 1:].astype(np.float64) * area[:, None]  # (n_leaves, 2) a, b x area
     base_mean = chroma[base].sum(axis=0) / area[base].sum()
@@ -364,3 +358,16 @@ def chroma_close_pieces(
     means = sums / np.maximum(weight, 1e-9)[:, None]
     keep = np.hypot(*(means - base_mean).T) <= max_distance
     return added & keep[piece]
+
+
+def leaf_pieces(tree: RegionTree, selected: np.ndarray) -> np.ndarray:
+    """``(n_leaves,)`` int: the connected piece of each ``selected`` leaf (``(n_leaves,)`` bool; 4-adjacency of
+    the leaves, pieces numbered from 0 in no particular order), -1 for the leaves not selected."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    selected = np.asarray(selected, bool)
+    n = tree.n_leaves
+    inside = selected[tree.edge_a] & selected[tree.edge_b]
+    graph = coo_matrix((np.ones(int(inside.sum())), (tree.edge_a[inside], tree.edge_b[inside])), shape=(n, n))
+    return np.where(selected, connected_components(graph, directed=False)[1], -1)

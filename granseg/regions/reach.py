@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from granseg.regions.chains import leaf_pieces
 from granseg.regions.tree import RegionTree
 
 
@@ -117,7 +118,7 @@ def splits_clicks(tree: RegionTree, previous: np.ndarray, answer: np.ndarray, po
         return False
     with_clicks = np.zeros(tree.n_leaves, bool)
     with_clicks[positives] = True  # a click's leaf can be mostly outside the answer's pixels
-    before, after = _pieces(tree, previous | with_clicks), _pieces(tree, answer | with_clicks)
+    before, after = leaf_pieces(tree, previous | with_clicks), leaf_pieces(tree, answer | with_clicks)
     for a in range(len(positives)):
         for b in range(a + 1, len(positives)):
             p, q = positives[a], positives[b]
@@ -125,18 +126,6 @@ def splits_clicks(tree: RegionTree, previous: np.ndarray, answer: np.ndarray, po
             if together and after[p] != after[q]:
                 return True
     return False
-
-
-def _pieces(tree: RegionTree, selected: np.ndarray) -> np.ndarray:
-    """``(n_leaves,)`` int: the connected piece of each selected leaf (4-adjacency of the leaves), -1 elsewhere."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = tree.n_leaves
-    inside = selected[tree.edge_a] & selected[tree.edge_b]
-    graph = coo_matrix((np.ones(int(inside.sum())), (tree.edge_a[inside], tree.edge_b[inside])), shape=(n, n))
-    labels = connected_components(graph, directed=False)[1]
-    return np.where(selected, labels, -1)
 
 
 def guard_split(
