@@ -34,8 +34,7 @@ point / box / granularity prompts.
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
-  dropped whole objects whose parts have the stronger outline); with ``object_prior_max_chroma`` > 0 (off by
-  default) only its pieces whose mean colour (CIELAB a, b) lies within that of the chain answer's are added.
+  dropped whole objects whose parts have the stronger outline; ``object_prior_max_chroma``: a hue gate, off).
 * A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
   ``correction_reach`` x the click's distance to the previous answer's outline (at least
   ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
@@ -46,8 +45,8 @@ point / box / granularity prompts.
   adds leaves, a negative one only removes them (``correction_sign``); a negative one never separates two
   earlier positive clicks (``correction_split_guard``); a leaf a positive one adds must look more like the
   click's leaf than like the negative clicks' (``correction_colour_vote``).
-* ``correction_max_change`` > 0 (off by default): a correction click's cut that changes more than the previous
-  answer's area or that fraction of the image falls back to the reference it started from.
+* ``correction_max_change`` > 0 (off): a correction's cut changing more than the previous answer's area or that
+  fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph
   cut with GrabCut's per-pixel energy (:func:`granseg.regions.pixelcut.refine_outline`); ``low_res_logits``
   are the refined internal masks.
@@ -305,10 +304,9 @@ class HierarchyPredictor(BasePredictor):
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if reaches:  # corrections that change more than their reach or break an earlier click's neighbourhood
             self._within_reach(cuts, reaches, points, labels, leaves)
-        if cfg.correction_split_guard or cfg.correction_sign or cfg.correction_colour_vote > 0:
+        for index, prior in priors.items():  # the sign, split and colour guards (regions.reach)
             xy = tuple(int(v[0]) for v in ch.points_to_pixels(tree, points[-1], self._original_size))
-            for index, prior in priors.items():  # sign, split and colour guards (regions.reach)
-                cuts[index] = guard_correction(tree, cuts[index], prior, leaves, labels, xy, cfg)
+            cuts[index] = guard_correction(tree, cuts[index], prior, leaves, labels, xy, cfg)
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(

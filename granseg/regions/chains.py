@@ -362,7 +362,7 @@ def chroma_close_pieces(
 
 def leaf_pieces(tree: RegionTree, selected: np.ndarray) -> np.ndarray:
     """``(n_leaves,)`` int: the connected piece of each ``selected`` leaf (``(n_leaves,)`` bool; 4-adjacency of
-    the leaves, pieces numbered from 0 in no particular order), -1 for the leaves not selected."""
+    the leaves; piece labels are >= 0 but not consecutive), -1 for the leaves not selected."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
