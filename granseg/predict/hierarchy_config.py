@@ -11,19 +11,11 @@ from granseg.regions.tree import TreeParams
 
 
 @dataclass
-class HierarchyConfig(Config):
-    """Parameters of the weight-free hierarchy predictor (see docs/hierarchy.md)."""
+class HierarchyConfig(TreeParams, Config):
+    """Parameters of the weight-free hierarchy predictor (see docs/hierarchy.md). The region tree's own fields come
+    first, inherited from :class:`~granseg.regions.tree.TreeParams` (same names, defaults and order: one
+    definition for both)."""
 
-    internal_long_side: int = 448
-    n_superpixels: int = 700
-    slic_compactness: float = 12.0
-    boundary_weight: float = 1.0
-    colour_weight: float = 1.0
-    texture_weight: float = 0.3
-    small_region_fraction: float = 0.004
-    boundary_texture_weight: float = 0.0
-    height_power: float = 3.0  # learned tree: heights (1 - p(same)) ** this (TreeParams)
-    owt: bool = False  # learned tree: border gradients across the borders (the OWT option of TreeParams)
     min_object_fraction: float = 0.01
     max_object_fraction: float = 0.7
     part_min_fraction: float = 0.05
