@@ -304,9 +304,10 @@ class HierarchyPredictor(BasePredictor):
             cuts = list(ch.connected_to_many(tree, np.stack(cuts), leaves[labels == 1]))
         if reaches:  # corrections that change more than their reach or break an earlier click's neighbourhood
             self._within_reach(cuts, reaches, points, labels, leaves)
-        for index, prior in priors.items():  # the sign, split and colour guards (regions.reach)
+        if priors:  # the sign, split and colour guards (regions.reach), at the last click's internal pixel
             xy = tuple(int(v[0]) for v in ch.points_to_pixels(tree, points[-1], self._original_size))
-            cuts[index] = guard_correction(tree, cuts[index], prior, leaves, labels, xy, cfg)
+            for index, prior in priors.items():
+                cuts[index] = guard_correction(tree, cuts[index], prior, leaves, labels, xy, cfg)
         if cfg.correction_max_change > 0:
             for index, prior in priors.items():
                 cuts[index] = ch.bounded_change(
@@ -359,17 +360,10 @@ class HierarchyPredictor(BasePredictor):
         from granseg.regions.reach import correction_reach
 
         tree, cfg = self.tree, self.config
-        height, width = tree.leaf_map.shape
         x, y = (int(v[0]) for v in ch.points_to_pixels(tree, point, self._original_size))
         out = []
         for logits in mask_input:
-            mask = logits > 0
-            if mask.shape != (height, width):
-                import cv2
-
-                mask = (
-                    cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
-                )
+            mask = ch.mask_at_tree_size(tree, logits > 0) > 0.5
             out.append(
                 correction_reach(
                     tree, mask, x, y, bool(label == 1), cfg.correction_reach, cfg.correction_min_reach

@@ -267,12 +267,19 @@ def upsample_selection(tree: RegionTree, selected: np.ndarray, original_size: tu
 def selection_from_mask(tree: RegionTree, mask: np.ndarray) -> np.ndarray:
     """``(n_leaves,)`` bool: leaves more than half covered by an ``h x w`` bool/float mask (any size; resized to
     the internal resolution)."""
+    mask = mask_at_tree_size(tree, mask)
+    inside = np.bincount(tree.leaf_map.ravel(), weights=mask.ravel(), minlength=tree.n_leaves)
+    return inside > 0.5 * tree.leaf_area
+
+
+def mask_at_tree_size(tree: RegionTree, mask: np.ndarray) -> np.ndarray:
+    """``h x w`` float32 (the tree's internal resolution) of an ``H x W`` bool/float ``mask`` of any size
+    (bilinear; unchanged values when it already has that size)."""
     height, width = tree.leaf_map.shape
     mask = np.asarray(mask, dtype=np.float32)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-    inside = np.bincount(tree.leaf_map.ravel(), weights=mask.ravel(), minlength=tree.n_leaves)
-    return inside > 0.5 * tree.leaf_area
+    return mask
 
 
 def bounded_change(
