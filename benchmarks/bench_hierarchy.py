@@ -6,7 +6,8 @@
 1. timing: ``set_image`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled) and ``predict`` (median).
 2. bsds: BSDS500 val; for each image and g, the hierarchy's partition at g (the maximal regions chosen by a click
    on every superpixel) and its best-overlap covering of the human regions (mean over annotators), best g per
-   image; a flat SLIC partition with the same region count as baseline (and SLIC's own best count).
+   image; a flat SLIC partition with the same region count as baseline (and SLIC's own best count); also the
+   predictor's own whole-image partition at g (``partition``: one cut of the tree per g, granseg/regions/cuts.py).
 3. synth: seeded synthetic scenes (seeds 1000.., held out from the seeds 0..29 used to pick
    ``part_min_fraction``); per scene the largest part (>= 64 px); click at its interior-most pixel;
    IoU(g=0.1, part), IoU(g=1.0, whole object); also every part (>= 64 px) clicked at its interior-most pixel,
@@ -113,7 +114,7 @@ def bench_bsds(limit: int | None = None, skip: int = 0) -> dict:
     root = DATA / "bsds500"
     ids = sorted(p.stem for p in (root / "images" / "val").glob("*.jpg"))[skip:][:limit]
     predictor = make_predictor()
-    ours, slic_same, slic_best, counts = [], [], [], []
+    ours, slic_same, slic_best, counts, cuts = [], [], [], [], []
     for image_id in ids:
         image = load_image(root / "images" / "val" / f"{image_id}.jpg")
         _, segmentations = read_bsds_ground_truth(root / "groundTruth" / "val" / f"{image_id}.mat")
@@ -127,6 +128,7 @@ def bench_bsds(limit: int | None = None, skip: int = 0) -> dict:
 
         per_g = [(score(p), len(np.unique(p))) for p in hierarchy_partitions(predictor)]
         best_score, best_count = max(per_g)
+        cuts.append(max(score(p) for p in predictor.partition(LEVELS)))
         small = cv2.resize(image, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_AREA)
         slic_scores = [
             score(slic(small, n_segments=max(count, 2), compactness=10, start_label=0)) for _, count in per_g
@@ -144,6 +146,7 @@ def bench_bsds(limit: int | None = None, skip: int = 0) -> dict:
     return {
         "images": f"{len(ids)} (sorted val ids {skip + 1}..{skip + len(ids)})",
         "hierarchy_best_g_covering": float(np.mean(ours)),
+        "hierarchy_partition_best_g_covering": float(np.mean(cuts)),
         "slic_same_count_covering": float(np.mean(slic_same)),
         "slic_best_of_same_10_counts_covering": float(np.mean(slic_best)),
         "median_regions_at_best_g": float(np.median(counts)),

@@ -10,9 +10,12 @@ on the other 50 (``--skip 50``).
 * edges: BSDS boundary P/R (``granseg.eval.edges``, 99 thresholds, thinning, the BSDS matching) of each
   variant's ultrametric contour map (:func:`granseg.eval.edge_maps.tree_contour_map`), next to Sobel + NMS on the
   same images; ``learned-peak`` (listed in ``--variants``): ``learned``'s UCM divided by each image's peak.
-* covering: the ``hierarchy`` predictor's partition at each g over each variant's tree (benchmarks/bench_hierarchy.py
-  ``hierarchy_partitions``), best g per image, mean over annotators; SLIC with the same region count. ``--set``
-  overrides the predictor's ``HierarchyConfig`` fields (its chain rules; the tree is the variant's).
+* covering: the ``hierarchy`` predictor's partition at each g over each variant's tree, best g per image, mean
+  over annotators, two partitions at g: ``click-union`` (the maximal regions single clicks answer at g,
+  benchmarks/bench_hierarchy.py ``hierarchy_partitions``) and ``partition`` (what ``HierarchyPredictor.partition``
+  / ``granseg auto --partition`` answers: the tree's cut at one split height per g, granseg/regions/cuts.py);
+  SLIC with the click-union's region count. ``--set`` overrides the predictor's ``HierarchyConfig`` fields (its
+  chain rules and partition heights; the tree is the variant's).
 * auto (``--only auto``): whole-image AR of the tree readout of ``granseg auto --model hierarchy`` over each
   variant's tree (built by the predictor: the variant's ``tree_merge`` and ``height_power``, ``--set`` others,
   e.g. ``tree_starts``; COCO sample, BSDS val 51-75; the readout's score weights were fit on BSDS val tune-half
@@ -103,12 +106,13 @@ def run_images(
     ids: list[str], variants: list[str], sections: set[str], overrides: dict | None = None
 ) -> dict:
     """Per-image edge counts and best-g covering of every variant (and of Sobel and SLIC)."""
-    from bench_hierarchy import covering, hierarchy_partitions
+    from bench_hierarchy import LEVELS, covering, hierarchy_partitions
     from skimage.segmentation import slic
 
     from granseg.eval.edge_maps import ensemble_contour_map, tree_contour_map
     from granseg.eval.edges import bsds_thresholds, evaluate_boundary_image, sobel_nms
     from granseg.predict.hierarchy import HierarchyConfig, HierarchyPredictor
+    from granseg.regions.cuts import partitions
     from granseg.regions.ensemble import build_region_trees
 
     thresholds = bsds_thresholds(99)
@@ -116,7 +120,9 @@ def run_images(
     ensembles = [v for v in variants if v in ENSEMBLES]
     variants = [v for v in variants if v != "learned-peak" and v not in ENSEMBLES]
     counts: dict[str, list] = {name: [] for name in [*variants, *ensembles, "learned-peak", "sobel"]}
-    cover: dict[str, list] = {name: [] for name in [*variants, "slic"]}
+    cover: dict[str, list] = {key: [] for name in variants for key in (name, f"{name} partition")}
+    cover |= {"slic": [], "slic (partition count)": []}
+    cut_tables: dict[str, list] = {}  # variant -> per image, the partition's covering at each g
     predictor = HierarchyPredictor(HierarchyConfig.from_dict(overrides or {}))
     for index, image_id in enumerate(ids):
         image, boundaries, segmentations = load(image_id)
@@ -149,15 +155,25 @@ def run_images(
                 per_g = [(score(p), len(np.unique(p))) for p in hierarchy_partitions(predictor)]
                 best, regions = max(per_g)
                 cover[name].append(best)
+                cfg = predictor.config
+                cuts = partitions(tree, LEVELS, cfg.partition_finest, cfg.partition_coarsest)
+                cut_scores = [score(p) for p in cuts]
+                cover[f"{name} partition"].append(max(cut_scores))
+                cut_tables.setdefault(name, []).append(cut_scores)
                 if name == variants[-1]:
                     small = cv2.resize(image, tree.leaf_map.shape[::-1], interpolation=cv2.INTER_AREA)
                     cover["slic"].append(
                         score(slic(small, n_segments=max(regions, 2), compactness=10, start_label=0))
                     )
+                    count = int(cuts[int(np.argmax(cut_scores))].max()) + 1
+                    cover["slic (partition count)"].append(
+                        score(slic(small, n_segments=max(count, 2), compactness=10, start_label=0))
+                    )
         print(f"  {index + 1}/{len(ids)} {image_id}", flush=True)
     return {
         "counts": {k: v for k, v in counts.items() if v},
         "covering": {k: v for k, v in cover.items() if v},
+        "partition_per_g": cut_tables,
     }
 
 
@@ -277,6 +293,8 @@ def main(argv=None) -> int:
         "",
     ]
     if sections & {"edges", "covering"}:
+        from bench_hierarchy import LEVELS
+
         results = run_images(ids, variants, sections, overrides)
         if results["counts"]:
             lines += ["| edge map | ODS F | OIS F | AP |", "|---|---|---|---|"]
@@ -287,6 +305,12 @@ def main(argv=None) -> int:
         if results["covering"]:
             lines += ["| partition | covering at best g (mean) |", "|---|---|"]
             lines += [f"| {k} | {np.mean(v):.4f} |" for k, v in results["covering"].items()]
+            for name, table in results["partition_per_g"].items():  # one g for every image (dataset-wide)
+                means = np.mean(table, axis=0)
+                best = int(np.argmax(means))
+                lines.append(
+                    f"| {name} partition, one g for all images (g = {LEVELS[best]}) | {means[best]:.4f} |"
+                )
             lines.append("")
     if "timing" in sections:
         lines += ["| variant | build_region_tree at 1024 px, median of 3 (s) |", "|---|---|"]

@@ -115,3 +115,44 @@ def test_mask_edge_map_is_sobel_on_the_automatic_masks():
     edge_map = edge_map_function("hierarchy", kind="masks")(image)
     assert edge_map.shape == (40, 50) and edge_map.max() == pytest.approx(1.0)
     assert edge_map[10:30, 10:14].max() > 0 and edge_map[20, 20] == 0  # on the object's boundary, not inside
+
+
+def test_partition_alone_writes_one_label_map_per_g(capsys, tmp_path, scene_png):
+    out = tmp_path / "labels.npz"
+    code, stdout, err = run_cli(
+        capsys, "auto", str(scene_png), "--model", "hierarchy", "--partition", str(out)
+    )
+    assert code == 0, err
+    data = np.load(out)
+    assert data["labels"].shape == (10, 60, 80) and data["labels"].dtype == np.int32
+    assert np.allclose(data["granularity"], np.arange(1, 11) / 10)
+    assert str(out) in stdout and "regions" in err
+
+
+def test_partition_png_with_masks_is_one_16_bit_map(capsys, tmp_path, scene_png):
+    masks, labels = tmp_path / "masks.json", tmp_path / "labels.png"
+    argv = ["--model", "hierarchy", "--granularity", "0.5", "--out", str(masks), "--partition", str(labels)]
+    code, _, err = run_cli(capsys, "auto", str(scene_png), *argv)
+    assert code == 0, err
+    picture = np.asarray(Image.open(labels))
+    assert picture.shape == (60, 80) and picture.max() >= 1
+    assert isinstance(json.loads(masks.read_text()), list)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--partition", "{tmp}/l.png"], "one g"),  # all ten g do not fit one PNG
+        (["--partition", "{tmp}/l.tif", "--granularity", "0.5"], ".npz or .png"),
+        (["--partition", "{tmp}/l.npz", "--model", "unsamv2-tiny-random"], "hierarchy"),
+        ([], "--partition"),  # neither --out nor --partition
+        (["--partition", "{tmp}/l.npz", "--overlay", "{tmp}/o.png"], "--overlay"),
+        (["--partition", "{image}", "--granularity", "0.5"], "input"),  # never over the input image
+    ],
+)
+def test_partition_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, scene_png, argv, message):
+    before = scene_png.read_bytes()
+    argv = [a.format(tmp=tmp_path, image=scene_png) for a in argv]
+    code, _, err = run_cli(capsys, "auto", str(scene_png), *argv)
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert list(tmp_path.iterdir()) == [] and scene_png.read_bytes() == before

@@ -52,7 +52,16 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         metavar="IOU",
         help="merge masks of different g with IoU >= IOU (smallest g kept, granularity_range recorded)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="masks.json ('-': standard output)")
+    parser.add_argument("--out", type=Path, default=None, help="masks.json ('-': standard output)")
+    parser.add_argument(
+        "--partition",
+        type=Path,
+        default=None,
+        metavar="NPZ|PNG",
+        help="also (or only) write the hierarchy model's whole-image partition at each g: one cut of its region "
+        "tree per g, nested across g (.npz: int32 'labels' G x H x W and 'granularity'; .png: one g, 16-bit "
+        "labels)",
+    )
     parser.add_argument("--format", choices=["json", "coco"], default=None)
     parser.add_argument(
         "--overlay",
@@ -99,12 +108,18 @@ def run(args: argparse.Namespace) -> int:
     from granseg.predict.base import parse_granularity
     from granseg.predict.factory import create_predictor
 
-    fmt = output_format(args.out, args.format, ("json", "coco"))
+    if args.out is None and args.partition is None:
+        raise InputError("give --out masks.json, --partition labels.npz, or both")
+    if args.out is None and args.overlay is not None:
+        raise InputError("--overlay draws the masks of --out: give --out too")
+    fmt = output_format(args.out, args.format, ("json", "coco")) if args.out is not None else None
     levels = parse_granularity(args.granularity)
+    partition_kind = _partition_kind(args.partition, levels)
     config = _config(args, levels)
     outputs = OutputSet(inputs=[args.image])
-    for name in [args.out] + ([args.overlay] if args.overlay is not None else []):
-        outputs.reserve(name)
+    for name in [args.out, args.overlay, args.partition]:
+        if name is not None:
+            outputs.reserve(name)
     image = load_image(args.image, **image_limits(args))
     model_name = args.model
     if model_name == "auto":
@@ -112,30 +127,77 @@ def run(args: argparse.Namespace) -> int:
         info(args, f"model: {reason}")
     if config.source == "tree" and model_name != "hierarchy":
         raise InputError("--source tree needs the hierarchy model (a region tree); use grid or auto")
+    if args.partition is not None and model_name != "hierarchy":
+        raise InputError(f"--partition needs the hierarchy model (a region tree), not {model_name!r}")
     predictor = create_predictor(load_model(model_name, device=args.device))
-    segmenter = AutomaticSegmenter(predictor, config)
-    records = segmenter.generate(image, quiet=args.quiet)
-    height, width = image.shape[:2]
-    document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
-    outputs.put(args.out, json_text(document).encode())
-    if args.overlay is not None:
-        outputs.put(args.overlay, _overlay_png(image, records, OVERLAY_LONG_SIDE))
-    if not is_stdout(args.out):
-        clean_stale_temporaries(Path(args.out).parent)
+    shown = ", ".join(f"{g:.1f}" for g in levels)
+    if args.out is not None:
+        segmenter = AutomaticSegmenter(predictor, config)
+        records = segmenter.generate(image, quiet=args.quiet)
+        height, width = image.shape[:2]
+        document = records_to_coco(records, str(args.image), height, width) if fmt == "coco" else records
+        outputs.put(args.out, json_text(document).encode())
+        if args.overlay is not None:
+            outputs.put(args.overlay, _overlay_png(image, records, OVERLAY_LONG_SIDE))
+        stats = segmenter.stats
+        work = (
+            f"{stats['nodes']} regions of the region tree"
+            if stats["source"] == "tree"
+            else f"{stats['decoded']} (point, g) pairs decoded"
+        )
+        info(args, f"{len(records)} masks at g = {shown} ({args.preset} preset, {work})")
+    if args.partition is not None:
+        if not predictor.is_image_set:
+            predictor.set_image(image)
+        labels = predictor.partition(levels)
+        outputs.put(args.partition, _partition_bytes(labels, levels, partition_kind))
+        counts = ", ".join(str(int(m.max()) + 1) for m in labels)
+        info(args, f"partition at g = {shown}: {counts} regions")
+    for name in (args.out, args.partition):
+        if name is not None and not is_stdout(name):
+            clean_stale_temporaries(Path(name).parent)
     written = outputs.commit()
-    stats = segmenter.stats
-    work = (
-        f"{stats['nodes']} regions of the region tree"
-        if stats["source"] == "tree"
-        else f"{stats['decoded']} (point, g) pairs decoded"
-    )
-    info(
-        args,
-        f"{len(records)} masks at g = {', '.join(f'{g:.1f}' for g in levels)} ({args.preset} preset, {work})",
-    )
     for path in written[::-1] if not is_stdout(args.out) else []:
         print(path)
     return 0
+
+
+def _partition_kind(path: Path | None, levels) -> str | None:
+    """``"npz"`` or ``"png"`` from ``--partition``'s extension (None without it); InputError otherwise, or for a
+    PNG asked for several g."""
+    from granseg.errors import InputError
+
+    if path is None:
+        return None
+    if str(path) == "-":
+        raise InputError("--partition writes a file (.npz or .png), not standard output")
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in ("npz", "png"):
+        raise InputError(f"--partition: name a .npz or .png file, got {path.name!r}")
+    if kind == "png" and len(levels) != 1:
+        raise InputError("--partition .png holds one g: give --granularity G, or name a .npz for several")
+    return kind
+
+
+def _partition_bytes(labels, levels, kind: str) -> bytes:
+    """The ``(G, H, W)`` int32 partition as ``.npz`` bytes (``labels``, ``granularity``) or a 16-bit PNG (one g)."""
+    import io
+
+    import cv2
+    import numpy as np
+
+    from granseg.errors import InputError
+
+    if kind == "png":
+        if int(labels.max()) > 65535:
+            raise InputError(f"{int(labels.max()) + 1} regions do not fit a 16-bit PNG: name a .npz")
+        ok, encoded = cv2.imencode(".png", labels[0].astype(np.uint16))
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        return encoded.tobytes()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, labels=labels.astype(np.int32), granularity=np.asarray(levels, np.float64))
+    return buffer.getvalue()
 
 
 def _overlay_png(image, records: list[dict], long_side: int) -> bytes:

@@ -52,6 +52,8 @@ point / box / granularity prompts.
   are the refined internal masks.
 * A box restricts candidate regions to those mostly inside it and clips the mask to it; a box without points
   uses its centre as the positive click.
+* ``partition(g)``: the whole image at g as one cut of the tree (:mod:`granseg.regions.cuts`; one split height
+  per g, so unlike the clicks' chain-relative g the ten partitions are nested cuts of one tree).
 
 Speed: all GrabCuts of a call run side by side (:func:`granseg.regions.graphcut.grabcut_many`), colour models are
 cached per selection for the image (:class:`granseg.regions.colour.LeafColours`, built in ``set_image``), every
@@ -75,7 +77,7 @@ import time
 
 import numpy as np
 
-from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Prediction
+from granseg.predict.base import GRANULARITY_LEVELS, BasePredictor, Granularity, Prediction, parse_granularity
 from granseg.predict.hierarchy_config import HierarchyConfig
 from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
@@ -83,6 +85,7 @@ from granseg.regions.consensus import build_consensus_tree
 from granseg.regions.ensemble import UCM_STARTS
 from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.maxflow import thread_pool
+from granseg.regions.pixelcut import tree_pixel_image
 from granseg.regions.reach import guard_correction
 from granseg.regions.tree import RegionTree, build_region_tree
 
@@ -146,7 +149,7 @@ class HierarchyPredictor(BasePredictor):
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
-            self._pixels = _pixel_image(image, self.config.internal_long_side, self.tree)
+            self._pixels = tree_pixel_image(image, self.config.internal_long_side, self.tree)
 
     def _chain(
         self, leaf: int, box_counts, distinct: bool = True
@@ -174,6 +177,15 @@ class HierarchyPredictor(BasePredictor):
         if cfg.level_step > 0:
             eligible = ch.cut_levels(tree, chain, top, cfg.level_start, cfg.level_step)
         return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct, eligible)
+
+    def partition(self, granularity: Granularity = 1.0) -> np.ndarray:
+        """Whole-image partitions: ``(G, H, W)`` int32 region labels at the original size, one map per g of
+        ``granularity`` (a number, a list or "all"): the tree's cut at one split height per g, nested across g
+        (:func:`granseg.regions.cuts.partitions`)."""
+        from granseg.regions.cuts import partitions
+
+        cfg, levels, size = self.config, parse_granularity(granularity), self.image_size
+        return partitions(self.tree, levels, cfg.partition_finest, cfg.partition_coarsest, size)
 
     def _predict(self, points, labels, box, granularity, mask_input) -> Prediction:
         tree, cfg = self.tree, self.config
@@ -578,17 +590,3 @@ def _upsample(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
         small.astype(np.float32), (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR
     )
     return big > 0.5
-
-
-def _pixel_image(image: np.ndarray, long_side: int, tree: RegionTree):
-    """:class:`granseg.regions.pixelcut.PixelImage` of the internal image behind ``tree``."""
-    from granseg.regions.cues import colour_bins, to_lab
-    from granseg.regions.pixelcut import pixel_image
-    from granseg.regions.superpixels import resize_long_side
-
-    small, _ = resize_long_side(image, long_side)
-    lab = to_lab(small)
-    bins, centres = colour_bins(lab)
-    used, index = np.unique(bins.ravel(), return_inverse=True)
-    assert len(used) == len(tree.colour_centres), "colour bins differ from the tree's"
-    return pixel_image(lab, index.reshape(bins.shape))

@@ -79,6 +79,11 @@ class HierarchyConfig(TreeParams, Config):
     # 1: the one tree (build_region_tree; also the handcrafted tree's only form). 2 since issue 18's covering
     # work (tune: covering, GrabCut 1-25, BSDS objects; set_image 0.29 -> 0.41 s at 1024 px): docs/hierarchy.md
     tree_starts: int = 2
+    # whole-image partition at g (HierarchyPredictor.partition, regions.cuts): the tree's cut at split height
+    # 1 - p(same) = partition_finest at g = 0.1 ... partition_coarsest at g = 1.0, linear in g (one cut per g,
+    # nested across g; never the whole image as one region; picked on BSDS val 26-50 covering: docs/hierarchy.md)
+    partition_finest: float = 0.1
+    partition_coarsest: float = 0.7
 
     def validate(self) -> None:
         from granseg.errors import InputError
@@ -94,6 +99,11 @@ class HierarchyConfig(TreeParams, Config):
             raise InputError(f"top_height must be in [0, 1] (> 0: learned tree only), got {self.top_height}")
         if self.level_step < 0 or (self.level_step > 0 and self.tree_merge != "learned"):
             raise InputError(f"level_step must be >= 0 (> 0: learned tree only), got {self.level_step}")
+        if not 0.0 <= self.partition_finest <= self.partition_coarsest <= 1.0:
+            raise InputError(
+                "partition heights need 0 <= partition_finest <= partition_coarsest <= 1, got "
+                f"{self.partition_finest} and {self.partition_coarsest}"
+            )
         if not 0.0 <= self.level_start <= 1.0:
             raise InputError(f"level_start must be in [0, 1], got {self.level_start}")
 
