@@ -87,7 +87,7 @@ def covering(gt: np.ndarray, seg: np.ndarray) -> float:
 def hierarchy_partitions(predictor, levels=LEVELS) -> list[np.ndarray]:
     """For each g, the partition (``h x w`` int labels at the internal resolution) formed by the maximal regions
     that a single click on each superpixel selects at g (the predictor's own chain and levels, ``_chain``: its
-    chain top rule with ``top_size_power`` and ``top_height``; before 2026-11-30 21:30 UTC this ignored
+    chain top rule with ``top_size_power``; before 2026-11-30 21:30 UTC this ignored
     ``top_size_power``, i.e. measured the top rule with power 0)."""
     from granseg.regions.chains import node_for_granularity
 

@@ -1,5 +1,5 @@
 """The covering benchmark's partitions (benchmarks/bench_hierarchy.py ``hierarchy_partitions``) follow the
-predictor's own chain rule (its ``_chain``: chain top with ``top_size_power`` / ``top_height``)."""
+predictor's own chain rule (its ``_chain``: chain top with ``top_size_power``)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def test_partitions_read_the_predictors_chain():
 def test_partitions_change_with_the_top_rule():
     image = toy_image()
     parts = {}
-    for tau in (0.0, 0.05):
-        predictor = build_hierarchy(top_height=tau).create_predictor()
+    for fraction in (0.7, 0.05):
+        predictor = build_hierarchy(max_object_fraction=fraction).create_predictor()
         predictor.set_image(image)
-        parts[tau] = bench.hierarchy_partitions(predictor)
-    counts = {tau: [len(np.unique(labels)) for labels in p] for tau, p in parts.items()}
-    assert counts[0.05] != counts[0.0]  # a low cut: other tops (under 1 % of the image: the smallest above)
-    assert all(a >= b for a, b in zip(counts[0.05], counts[0.0]))  # ... never larger ones
+        parts[fraction] = bench.hierarchy_partitions(predictor)
+    counts = {f: [len(np.unique(labels)) for labels in p] for f, p in parts.items()}
+    assert counts[0.05] != counts[0.7]  # a smaller cap on the top: other, smaller tops
+    assert all(a >= b for a, b in zip(counts[0.05], counts[0.7]))  # ... never larger ones

@@ -170,13 +170,9 @@ class HierarchyPredictor(BasePredictor):
             cfg.max_object_fraction,
             allowed,
             cfg.top_size_power,
-            cfg.top_height,
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
-        eligible = None
-        if cfg.level_step > 0:
-            eligible = ch.cut_levels(tree, chain, top, cfg.level_start, cfg.level_step)
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct, eligible)
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct)
 
     def partition(self, granularity: Granularity = 1.0) -> np.ndarray:
         """Whole-image partitions: ``(G, H, W)`` int32 region labels at the original size, one map per g of

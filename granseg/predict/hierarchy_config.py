@@ -23,13 +23,6 @@ class HierarchyConfig(TreeParams, Config):
     # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
     part_min_distinct: float = 0.7
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
-    # chain top (learned tree), when > 0: instead the click's region of the tree's cut at 1 - p(same) <= this
-    # (regions.chains.chain_top max_height; an option, off: see docs/hierarchy.md, issue 18 covering)
-    top_height: float = 0.0
-    # learned tree, when > 0: a chain's levels are only its regions of the tree's cuts at 1 - p(same) =
-    # level_start, level_start + level_step, ... (and the top; regions.chains.cut_levels), not its every merge
-    level_step: float = 0.0
-    level_start: float = 0.3
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
     clip_to_next_level: bool = True
@@ -95,17 +88,11 @@ class HierarchyConfig(TreeParams, Config):
             raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
         if not 1 <= self.tree_starts <= len(UCM_STARTS):
             raise InputError(f"tree_starts must be in 1..{len(UCM_STARTS)}, got {self.tree_starts}")
-        if not 0.0 <= self.top_height <= 1.0 or (self.top_height > 0 and self.tree_merge != "learned"):
-            raise InputError(f"top_height must be in [0, 1] (> 0: learned tree only), got {self.top_height}")
-        if self.level_step < 0 or (self.level_step > 0 and self.tree_merge != "learned"):
-            raise InputError(f"level_step must be >= 0 (> 0: learned tree only), got {self.level_step}")
         if not 0.0 <= self.partition_finest <= self.partition_coarsest <= 1.0:
             raise InputError(
                 "partition heights need 0 <= partition_finest <= partition_coarsest <= 1, got "
                 f"{self.partition_finest} and {self.partition_coarsest}"
             )
-        if not 0.0 <= self.level_start <= 1.0:
-            raise InputError(f"level_start must be in [0, 1], got {self.level_start}")
 
     def tree_params(self) -> TreeParams:
         """The :class:`TreeParams` fields of this config (same names, same values)."""

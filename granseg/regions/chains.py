@@ -85,18 +85,12 @@ def chain_top(
     max_fraction: float,
     allowed: np.ndarray | None = None,
     size_power: float = 0.0,
-    max_height: float = 0.0,
 ) -> int:
     """Index in ``chain`` of the object region: among chain regions covering ``[min_fraction, max_fraction]`` of
     the image (and ``allowed``, e.g. inside a box), the one with the largest persistence x (area fraction) **
     ``size_power`` (0: the most persistent one, the region just before the strongest merge; > 0 favours larger
     regions among similarly persistent ones). Falls back to the largest allowed region under the cap (the leaf at
-    least).
-
-    ``max_height`` > 0 (a learned tree: heights ``(1 - p(same)) ** height_power``): instead, the largest of those
-    regions whose ``1 - p(same)`` is at most ``max_height``, i.e. the click's region of the tree's cut at that
-    probability (the same in every image); the smallest region of at least ``min_fraction`` when that region
-    is smaller."""
+    least)."""
     nodes = np.asarray(chain)
     area = tree.area[nodes] / float(tree.leaf_map.size)
     ok = area <= max_fraction
@@ -106,27 +100,8 @@ def chain_top(
     big_enough = ok & (area >= min_fraction)
     if not big_enough.any():
         return int(np.nonzero(ok)[0].max())
-    if max_height > 0:
-        below = ok & (tree.split_heights[nodes] <= max_height)
-        below &= np.cumprod(below).astype(bool)  # a contiguous run from the leaf (heights only grow)
-        hits = below & big_enough
-        # the cut's region under min_fraction: the smallest region big enough
-        return int(np.nonzero(hits)[0].max() if hits.any() else np.nonzero(big_enough)[0].min())
     score = persistence(tree, nodes) * area**size_power
     return int(np.argmax(np.where(big_enough, score, -np.inf)))
-
-
-def cut_levels(tree: RegionTree, chain: list[int], top: int, start: float, step: float) -> np.ndarray:
-    """Sorted indices in ``chain`` (up to ``top``) of the click's regions of the tree's cuts at ``1 - p(same)`` =
-    ``start``, ``start + step``, ... below the top's own merge height (a learned tree's
-    :attr:`~granseg.regions.tree.RegionTree.split_heights`), and of the top: at each height the largest chain
-    region whose merges all lie at or below it (the leaf when none does). A region that no cut of the ladder
-    ends at (its parent merges within the same step) is left out, so the chain's levels are cuts of the tree
-    shared by every click, not its every merge."""
-    heights = tree.split_heights[np.asarray(chain[: top + 1])]  # non-decreasing along a chain
-    ladder = np.arange(start, heights[-1], step) if step > 0 else np.zeros(0)
-    index = np.searchsorted(heights, ladder, side="right") - 1
-    return np.unique(np.concatenate([np.maximum(index, 0), [top]])).astype(np.int64)
 
 
 def chain_levels(
@@ -135,7 +110,6 @@ def chain_levels(
     top: int,
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
-    eligible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The N chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), their ``(N,)`` granularity (see the module)
@@ -148,13 +122,7 @@ def chain_levels(
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
     stays a level. When no region below the top qualifies, every region is kept (as with 0). The kept regions'
     distinctness over the whole chain is theirs over the kept regions alone: a region's surroundings is a later
-    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area).
-
-    ``eligible`` (indices in ``chain``, e.g. :func:`cut_levels`; None: all): only these regions (and the top)
-    can be levels."""
-    if eligible is not None:
-        chain = [chain[i] for i in eligible if i <= top]
-        top = len(chain) - 1
+    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
