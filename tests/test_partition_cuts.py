@@ -87,10 +87,13 @@ def test_the_scene_s_objects_are_covered_better_than_by_one_region(predictor, sc
     assert best > covering(gt, np.zeros_like(gt)) + 0.2
 
 
-def test_the_whole_image_is_never_one_region(predictor):
+def test_the_whole_image_is_one_region_only_when_the_finest_cut_merges_it(predictor):
     tree = predictor.tree
     assert int(partition_labels(tree, 1.0, 0.1, 1.0).max()) + 1 >= 2  # coarsest 1.0: every merge allowed
-    assert int(partition_labels(tree, 0.1, 1.0, 1.0).max()) + 1 >= 2
+    assert int(partition_labels(tree, 1.0, 0.01, 1.0).max()) + 1 >= 2
+    uniform = HierarchyPredictor(HierarchyConfig())
+    uniform.set_image(np.full((40, 50, 3), 90, np.uint8))
+    assert [int(m.max()) + 1 for m in uniform.partition([0.1, 1.0])] == [1, 1]
 
 
 def test_predictor_partition_is_at_the_original_size(predictor, scene):

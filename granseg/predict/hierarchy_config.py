@@ -74,7 +74,7 @@ class HierarchyConfig(TreeParams, Config):
     tree_starts: int = 2
     # whole-image partition at g (HierarchyPredictor.partition, regions.cuts): the tree's cut at split height
     # 1 - p(same) = partition_finest at g = 0.1 ... partition_coarsest at g = 1.0, linear in g (one cut per g,
-    # nested across g; never the whole image as one region; picked on BSDS val 26-50 covering: docs/hierarchy.md)
+    # nested across g; the whole image one region only if g = 0.1 merges it; BSDS val 26-50 covering: docs/hierarchy.md)
     partition_finest: float = 0.1
     partition_coarsest: float = 0.7
 

@@ -10,9 +10,10 @@ learned probability that the two sides are one segment, comparable across images
     t(g) = finest + (coarsest - finest) * (g - 0.1) / 0.9
 
 so larger g merges every pair the criterion is less sure of, and the partitions of increasing g are nested (each
-region at g is a union of regions at any smaller g). The whole image is never one region: ``coarsest`` is
-lowered to the largest height below the tree's last merge when it is above it (:func:`top_height_below_root`),
-and ``finest`` with it, so g = 1.0 is the coarsest cut that still splits the image. For a tree on an image-dependent height scale (the
+region at g is a union of regions at any smaller g). The whole image is one region only when even the finest
+cut merges it (the criterion is at least 1 - ``finest`` sure that the image is one segment: a uniform picture);
+otherwise ``coarsest`` is lowered to the largest height below the tree's last merge when it is above it
+(:func:`top_height_below_root`), so g = 1.0 is the coarsest cut that still splits the image. For a tree on an image-dependent height scale (the
 ``handcrafted`` criterion) the heights are first divided by the tree's largest height.
 
 Labels are ``h x w`` int32 at the tree's internal resolution, numbered 0..K-1 in the order of the regions' first
@@ -78,8 +79,9 @@ def partition_labels(
     internal resolution (``tree.leaf_map``'s shape), or resized to ``size`` = (H, W) (nearest neighbour: a
     region label per original pixel)."""
     heights = cut_scale_heights(tree) if heights is None else heights
-    coarsest = min(coarsest, top_height_below_root(heights))
-    regions = cut_regions(tree, cut_height(g, min(finest, coarsest), coarsest), heights)
+    if float(heights.max()) > finest:  # the finest cut splits the image: no cut may merge it whole
+        coarsest = max(finest, min(coarsest, top_height_below_root(heights)))
+    regions = cut_regions(tree, cut_height(g, finest, coarsest), heights)
     # a region is an interval of leaf ranks: number the intervals in rank order
     numbers = np.concatenate([[0], np.cumsum(regions[1:] != regions[:-1])]).astype(np.int32)
     labels = numbers[tree.leaf_map]
