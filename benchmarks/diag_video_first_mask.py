@@ -7,7 +7,7 @@ ground truth, for several ``FlowTrackerConfig`` settings side by side.
 Cases (never the held-out DAVIS sequences): the tune pair blackswan (start frames 0, 10, .., 40) and bmx-trees
 (0, 10, .., 70), first click at the ground truth's deepest point, and synthetic moving scenes (``--seeds``, 60
 frames, 160 px; back and front object at g = 1.0, start frames 0, 20, 40), each with the learned and the
-handcrafted region tree. Per case: the predictor's masks at the ten levels and the motion mask (frames
+handcrafted region tree (``--trees``; ``--model-set`` JSON: hierarchy overrides, e.g. ``{"tree_starts": 1}``). Per case: the predictor's masks at the ten levels and the motion mask (frames
 ``motion_offsets`` after the start) are computed once; each setting then picks a first mask from them.
 """
 
@@ -66,13 +66,20 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="FlowTrackerConfig overrides (JSON), repeat"
     )
+    parser.add_argument(
+        "--trees", default="learned,handcrafted", help="region trees (tree_merge), comma-separated"
+    )
+    parser.add_argument(
+        "--model-set", default="{}", help="hierarchy model overrides (JSON), e.g. '{\"tree_starts\": 1}'"
+    )
     args = parser.parse_args()
+    model_set = json.loads(args.model_set)
     settings = [json.loads(s) for s in args.set] or [{}]
     configs = [FlowTrackerConfig.from_dict(s) for s in settings]
     seeds = [int(s) for s in args.seeds.split(",")]
     means = {}
-    for tree in ("learned", "handcrafted"):
-        predictor = load_predictor("hierarchy", tree_merge=tree)
+    for tree in args.trees.split(","):
+        predictor = load_predictor("hierarchy", **{"tree_merge": tree, **model_set})
         for tag, frame, later, point, gt in _cases(args.data_root, seeds):
             predictor.set_image(frame)
             masks = predictor.predict([point], [1], granularity=list(LEVELS)).masks

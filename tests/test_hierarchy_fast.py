@@ -32,6 +32,7 @@ PINNED = {
     "keep_connected": False,
     "part_min_distinct": 0.0,
     "clip_to_next_level": False,
+    "cap_single_answers": False,
 }
 
 

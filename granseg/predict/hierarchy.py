@@ -263,6 +263,7 @@ class HierarchyPredictor(BasePredictor):
         # levels that pick the same regions share one cut; all cuts of this call run side by side
         keys, jobs, answered, iterations, priors, reaches = [], [], {}, cfg.refine_iterations, {}, {}
         owns: dict[int, np.ndarray] = {}  # job index -> the correction click's own region (leaves)
+        references: dict[tuple, np.ndarray] = {}  # level key -> the selection its cut started from
         for k, g in enumerate(levels):
             prior = None if previous is None else previous[min(k, len(previous) - 1)]
             near = None if reach is None else reach[min(k, len(reach) - 1)]
@@ -280,6 +281,7 @@ class HierarchyPredictor(BasePredictor):
                 jobs.append(self._object_prior_job(first, leaves, labels))
                 continue
             reference, prior_weight, score, own = self._reference(leaves, labels, chains, g, prior)
+            references[key] = reference
             if not refine:  # the hierarchy's selection itself
                 answered[key] = (
                     reference,
@@ -327,6 +329,8 @@ class HierarchyPredictor(BasePredictor):
             answer, score = answered[key]  # a job's index or a selection; a score or None (the contrast)
             selections[k] = cuts[answer] if isinstance(answer, int) else answer
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
+        if nested and cfg.cap_single_answers and references:
+            ch.cap_nested(tree, selections, [references.get(key) for key in keys], cfg.max_object_fraction)
         if object_prior:
             # with object_prior_max_chroma > 0 only its pieces of about the chain answer's colour
             added = ch.chroma_close_pieces(tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma)

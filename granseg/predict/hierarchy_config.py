@@ -27,6 +27,10 @@ class HierarchyConfig(TreeParams, Config):
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
     clip_to_next_level: bool = True
     clip_min_outside: float = 0.3  # ... only an answer with more than this fraction of its pixels outside it
+    # one click: a level's cut covering more than max_object_fraction of the image (the chain top's own cap: a cut
+    # that flooded the background) is refused, the level answers the chain region it started from
+    # (regions.chains.cap_nested)
+    cap_single_answers: bool = True
     refine: bool = True
     refine_single_click: bool = True
     refine_smoothness: float = 2.0

@@ -262,6 +262,18 @@ def bounded_change(
     return cut if changed <= limit else reference.copy()
 
 
+def cap_nested(tree: RegionTree, selections: np.ndarray, references: list, max_fraction: float) -> None:
+    """In place: a single click's answers ``selections`` (``(K, n_leaves)`` bool, levels ascending, before their
+    running union) capped at ``max_fraction`` of the image. The chain top obeys the same cap, so an answer above
+    it is a cut that flooded the background (a top with the background's colours), not a larger object: such a
+    level answers its own ``references[k]`` instead (the chain region its cut started from, ``(n_leaves,)``
+    bool, under the cap; the level is left as is when None)."""
+    limit = max_fraction * float(tree.leaf_map.size)
+    for k in range(len(selections)):
+        if references[k] is not None and float(tree.leaf_area[selections[k]].sum()) > limit:
+            selections[k] = references[k]
+
+
 def connected_to(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The leaves of ``selected`` joined to a ``seeds`` leaf through selected, adjacent leaves.
 
