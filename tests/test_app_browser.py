@@ -84,6 +84,7 @@ def test_click_slide_negative_commit_export(tmp_path, sample_image_path, shots, 
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     driver = browser
     with ServerThread(AppConfig(model="hierarchy", workdir=str(tmp_path / "work"))) as server:
@@ -168,6 +169,14 @@ def test_click_slide_negative_commit_export(tmp_path, sample_image_path, shots, 
         assert int(shown(driver)["autoCount"]) > 0
         time.sleep(0.2)
         driver.save_screenshot(str(shots / "07_whole_image.png"))
+        # the same at g as a partition of the image (hierarchy)
+        driver.execute_script("delete document.body.dataset.autoCount")
+        Select(driver.find_element(By.ID, "auto-source")).select_by_value("partition")
+        driver.find_element(By.ID, "auto-run").click()
+        wait_for(driver, "return document.body.dataset.autoCount", 60)
+        assert int(shown(driver)["autoCount"]) > 1
+        assert "regions at g" in driver.find_element(By.ID, "auto-status").text
+        driver.save_screenshot(str(shots / "08_partition.png"))
 
         origins = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)"

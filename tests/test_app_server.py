@@ -305,6 +305,22 @@ def test_whole_image_job_reads_the_hierarchy_tree(server, coffee_id):
     assert bad[0] == 400
 
 
+def test_whole_image_partition_job_gives_every_pixel_one_region(server, coffee_id):
+    status, job, _ = call(
+        server.url, "POST", f"/api/images/{coffee_id}/auto", {"granularity": 0.3, "source": "partition"}
+    )
+    assert status == 200
+    job = _finished(server, job)
+    assert job["state"] == "done" and job["total"] == job["done"] == 1 and job["count"] > 1 and job["overlay"]
+    before = len(call(server.url, "GET", f"/api/images/{coffee_id}/objects")[1])
+    assert call(server.url, "POST", f"/api/jobs/{job['id']}/commit")[1]["added"] == job["count"]
+    added = call(server.url, "GET", f"/api/images/{coffee_id}/objects")[1][before:]
+    assert (
+        sum(o["area"] for o in added) == 600 * 400
+    )  # the regions tile the image (disjoint: test_partition_cuts)
+    assert all(o["granularity"] == 0.3 for o in added)
+
+
 def test_whole_image_job_with_progress_and_commit(server, coffee_id):
     status, job, _ = call(
         server.url,

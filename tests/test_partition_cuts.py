@@ -118,3 +118,23 @@ def test_handcrafted_tree_heights_are_scaled_to_one():
     heights = cut_scale_heights(predictor.tree)
     assert heights.max() == pytest.approx(1.0)
     assert int(predictor.partition(1.0).max()) + 1 <= int(predictor.partition(0.1).max()) + 1
+
+
+def test_label_map_records_are_disjoint_regions_with_an_inner_click():
+    from granseg.io.masks import decode_rle, label_map_to_records
+
+    labels = np.zeros((40, 60), np.int64)
+    labels[5:35, 5:35] = 7  # a square with a hole: a ring
+    labels[15:25, 15:25] = 3
+    labels[:, 45:] = -2
+    records = label_map_to_records(labels, 0.4)
+    masks = np.stack([decode_rle(r["segmentation"]) for r in records]).astype(bool)
+    assert len(records) == 4 and masks.sum(0).max() == 1 and masks.any(0).all()  # a partition of the image
+    assert [r["area"] for r in records] == sorted((r["area"] for r in records), reverse=True)
+    assert all(r["granularity"] == 0.4 and r["score"] == 1.0 for r in records)
+    for record, mask in zip(records, masks):
+        ((x, y),) = record["point_coords"]
+        assert mask[int(y), int(x)]  # the click lies inside its own region (the ring's too)
+    ring = next(m for m in masks if m[5, 5])
+    ((x, y),) = records[[m[5, 5] for m in masks].index(True)]["point_coords"]
+    assert ring[int(y), int(x)] and not (15 <= y < 25 and 15 <= x < 25)

@@ -2,7 +2,9 @@
 
 A job runs :class:`granseg.AutomaticSegmenter` at one g with a dedicated predictor. For a grid of
 ``points_per_side**2`` positive clicks it counts the prompts answered so the browser can show progress; a model
-with a region tree (``hierarchy``, ``source="auto"``) reads its masks from the tree in one step (``total`` 1). At most
+with a region tree (``hierarchy``, ``source="auto"``) reads its masks from the tree in one step (``total`` 1);
+``source="partition"`` (``hierarchy`` only) gives the regions of its whole-image partition at g instead (one cut of
+the tree: every pixel in one region, ``HierarchyPredictor.partition``). At most
 ``max_jobs`` jobs run or wait at once (more raise :class:`TooManyJobs`, HTTP 429); the last few finished jobs are
 kept for their results.
 """
@@ -93,6 +95,11 @@ class AutoJobs:
         try:
             if self._predictor is None:
                 self._predictor = granseg.create_predictor(self.model)
+            if job["source"] == "partition":
+                job["records"] = self._partition(job)
+                job["state"] = "done"
+                job["seconds"] = round(time.perf_counter() - start, 3)
+                return
             config = granseg.AutomaticConfig(
                 points_per_side=job["points_per_side"],
                 granularities=(job["granularity"],),
@@ -114,6 +121,19 @@ class AutoJobs:
             job["state"] = "error"
             job["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         job["seconds"] = round(time.perf_counter() - start, 3)
+
+    def _partition(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The regions of the predictor's whole-image partition at the job's g, largest first (one step)."""
+        from granseg.errors import InputError
+        from granseg.io.masks import label_map_to_records
+
+        if not hasattr(self._predictor, "partition"):
+            raise InputError("source 'partition' needs a model with a region tree (hierarchy)")
+        job["total"] = 1
+        self._predictor.set_image(self.images.pixels(job["image_id"]))
+        labels = self._predictor.partition(job["granularity"])[0]
+        job["done"] = 1
+        return label_map_to_records(labels, job["granularity"])
 
     def get(self, job_id: str) -> dict[str, Any]:
         job = self._jobs.get(str(job_id))

@@ -396,8 +396,8 @@ def _register_jobs(api: FastAPI, state: App) -> None:
         if not isinstance(per_side, int) or not 2 <= per_side <= 64:
             raise InputError("points_per_side is an integer in [2, 64]")
         source = body.get("source", "auto")
-        if source not in ("auto", "grid", "tree"):
-            raise InputError("source is one of auto, grid, tree")
+        if source not in ("auto", "grid", "tree", "partition"):
+            raise InputError("source is one of auto, grid, tree, partition")
         return public(state.jobs.start(image_id, prompts["granularity"], per_side, source))
 
     @api.get("/api/jobs/{job_id}")

@@ -151,3 +151,34 @@ def records_to_coco(
         "annotations": annotations,
         "categories": [{"id": 1, "name": "object"}],
     }
+
+
+def label_map_to_records(labels: np.ndarray, granularity: float | None = None) -> list[dict[str, Any]]:
+    """One record per region of an ``H x W`` int label map (a partition: every pixel one region), largest first,
+    fields as :func:`masks_to_records` with ``score`` 1.0 (a partition has no confidence) and ``point_coords`` one
+    ``[x, y]`` per region: its pixel farthest from the region's outline (inside it, also for a ring)."""
+    import cv2
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    values, numbered = np.unique(labels, return_inverse=True)
+    numbered = numbered.reshape(labels.shape).astype(np.int32)
+    # distance of every pixel to the nearest pixel of another region (the image border counts as outside)
+    outline = np.zeros(labels.shape, bool)
+    outline[:, 1:] |= numbered[:, 1:] != numbered[:, :-1]
+    outline[:, :-1] |= numbered[:, 1:] != numbered[:, :-1]
+    outline[1:] |= numbered[1:] != numbered[:-1]
+    outline[:-1] |= numbered[1:] != numbered[:-1]
+    inner = np.pad(~outline, 1).astype(np.uint8)
+    distance = cv2.distanceTransform(inner, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    index = np.arange(len(values))
+    deepest = ndimage.maximum_position(distance, numbered, index)
+    areas = np.bincount(numbered.ravel(), minlength=len(values))
+    records = []
+    for k in np.argsort(-areas, kind="stable"):
+        mask = numbered == k
+        y, x = deepest[k]
+        records.extend(
+            masks_to_records(mask, [1.0], None if granularity is None else [granularity], [[x, y]])
+        )
+    return records

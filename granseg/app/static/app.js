@@ -359,7 +359,9 @@ async function importExport(file) {
 // ---- whole image ------------------------------------------------------------------------------------------------
 async function runAuto() {
   if (!S.imageId) return;
-  const body = { granularity: Number($("auto-g").value), points_per_side: Number($("auto-pps").value) };
+  const body = {
+    granularity: Number($("auto-g").value), points_per_side: Number($("auto-pps").value), source: $("auto-source").value,
+  };
   try {
     S.job = await api("POST", `/api/images/${S.imageId}/auto`, body);
     $("auto-commit").hidden = true; S.autoImg = null; draw();
@@ -371,7 +373,7 @@ async function runAuto() {
     }
     $("auto-progress").value = S.job.done;
     $("auto-status").textContent = S.job.state === "done"
-      ? `${S.job.count} masks at g = ${S.job.granularity.toFixed(2)} in ${S.job.seconds} s`
+      ? `${S.job.count} ${S.job.source === "partition" ? "regions" : "masks"} at g = ${S.job.granularity.toFixed(2)} in ${S.job.seconds} s`
       : `${S.job.state}${S.job.error ? ": " + S.job.error : ""}`;
     document.body.dataset.autoCount = String(S.job.count);
     if (S.job.overlay) { S.autoImg = await loadImage(S.job.overlay); draw(); }
