@@ -1,5 +1,6 @@
 """Guards on a correction click's answer (issue 18, the per-click curve must not fall): sign-consistent
-corrections, the split guard and the colour vote (granseg.regions.reach)."""
+corrections, the split guard, the colour vote and the watershed of a negative click's removal
+(granseg.regions.reach)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import pytest
 
 from granseg.predict.hierarchy import HierarchyConfig, build_hierarchy
 from granseg.regions import chains as ch
-from granseg.regions.reach import colour_vote, guard_correction, guard_split, leaves_within, splits_clicks
+from granseg.regions.reach import (
+    boundary_watershed,
+    colour_vote,
+    guard_correction,
+    guard_split,
+    leaves_within,
+    splits_clicks,
+)
 from granseg.regions.tree import TreeParams, build_region_tree
 from tests.test_hierarchy import BODY, box_mask, toy_image
 
@@ -102,3 +110,28 @@ def test_sign_guard_reaches_the_predictor():
 
     assert lost(correction_sign=False) > 500
     assert lost() == 0  # the default
+
+
+def test_boundary_watershed_gives_back_what_the_click_reaches_only_over_a_strong_boundary(tree):
+    """The previous answer = the body plus a beige spill below it; a negative click in the spill. The cut removes
+    the spill and also the body's lower band: the band lies across the body's strong outline from the click and
+    joins the kept body over weak boundaries, so it goes back; the spill stays removed."""
+    spill = ch.selection_from_mask(tree, box_mask((slice(131, 155), BODY[1])))
+    body = ch.selection_from_mask(tree, box_mask(BODY))
+    previous = body | spill
+    click = leaf_at(tree, 75, 145)
+    lower = band(tree, slice(110, 130))
+    cut = previous & ~spill & ~lower
+    out = boundary_watershed(tree, cut, previous, click)  # costs: the tree's ultrametric of adjacent leaves
+    assert out[lower].all() and not out[spill].any() and out[body].all()
+    strength = boundary_watershed(tree, cut, previous, click, by_tree=False)  # the mean boundary strength
+    assert strength[lower].all() and not strength[spill].any()
+    config = HierarchyConfig(correction_watershed=True)
+    leaves, labels = np.array([leaf_at(tree, 75, 40), click]), np.array([1, 0])
+    np.testing.assert_array_equal(
+        guard_correction(tree, cut, previous, leaves, labels, (75, 145), config), out
+    )
+    off = guard_correction(
+        tree, cut, previous, leaves, labels, (75, 145), HierarchyConfig(correction_watershed=False)
+    )
+    assert not off[lower].any()  # without the option the band stays removed

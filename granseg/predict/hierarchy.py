@@ -44,7 +44,9 @@ point / box / granularity prompts.
 * Guards on a correction's answer (:func:`granseg.regions.reach.guard_correction`): a positive correction only
   adds leaves, a negative one only removes them (``correction_sign``); a negative one never separates two
   earlier positive clicks (``correction_split_guard``); a leaf a positive one adds must look more like the
-  click's leaf than like the negative clicks' (``correction_colour_vote``).
+  click's leaf than like the negative clicks' (``correction_colour_vote``); a leaf a negative one removes goes
+  back where the kept answer reaches it over lower tree boundaries than the click does (``correction_watershed``,
+  off).
 * ``correction_max_change`` > 0 (off): a correction's cut changing more than the previous answer's area or that
   fraction of the image falls back to the reference it started from.
 * Pixel-accurate outlines (``pixel_band`` > 0): the pixels near each answer's outline are relabelled by a graph

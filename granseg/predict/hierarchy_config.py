@@ -56,6 +56,12 @@ class HierarchyConfig(TreeParams, Config):
     # that to the other label's earlier clicks' leaves (0: off); only for positive clicks with the second option
     correction_colour_vote: float = 1.0
     correction_vote_positive_only: bool = True
+    # the leaves a negative correction removes go back where the kept answer reaches them over lower boundaries
+    # (the tree's ultrametric of adjacent leaves; False for correction_watershed_tree: mean boundary strength)
+    # inside the previous answer than the click's leaf does, x the margin (regions.reach.boundary_watershed)
+    correction_watershed: bool = False
+    correction_watershed_margin: float = 1.0
+    correction_watershed_tree: bool = True
     refine_iterations: int = 3
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side

@@ -13,9 +13,12 @@ constraints in the cut were measured worse on the tune sets, docs/hierarchy.md).
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from granseg.regions.chains import leaf_pieces
+from granseg.regions.consensus import leaf_ultrametric
 from granseg.regions.tree import RegionTree
 
 
@@ -171,6 +174,60 @@ def colour_vote(
     return np.where(flipped, previous, cut)
 
 
+def bottleneck(n: int, a: np.ndarray, b: np.ndarray, strength: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """``(n,)`` minimax path cost from the ``seeds`` (``(n,)`` bool; 0 there) over the undirected edges
+    ``(a[k], b[k])`` of cost ``strength[k]``: the weakest strongest-boundary on a path (``inf``: no path)."""
+    start = np.concatenate([[0], np.cumsum(np.bincount(np.concatenate([a, b]), minlength=n))])
+    order = np.argsort(np.concatenate([a, b]), kind="stable")
+    other, cost = np.concatenate([b, a])[order].tolist(), np.concatenate([strength, strength])[order].tolist()
+    dist = np.where(seeds, 0.0, np.inf)
+    heap = [(0.0, int(i)) for i in np.flatnonzero(seeds)]
+    while heap:
+        d, i = heapq.heappop(heap)
+        if d > dist[i]:
+            continue
+        for k in range(int(start[i]), int(start[i + 1])):
+            j, c = other[k], max(d, cost[k])
+            if c < dist[j]:
+                dist[j] = c
+                heapq.heappush(heap, (c, j))
+    return dist
+
+
+def boundary_watershed(
+    tree: RegionTree,
+    cut: np.ndarray,
+    previous: np.ndarray,
+    leaf: int,
+    margin: float = 1.0,
+    by_tree: bool = True,
+) -> np.ndarray:
+    """A negative correction's answer (``(n_leaves,)`` bool selections) in which a leaf the ``cut`` removes from
+    the ``previous`` answer goes back when the kept answer reaches it over weaker boundaries than the click's
+    leaf ``leaf`` does: its :func:`bottleneck` over paths through the removed leaves (inside ``previous``) from
+    the leaves the cut keeps, times ``margin``, is below that from the click's leaf (a removal the cut carried
+    across a strong boundary from the click, away from a weak one to the rest of the answer). A boundary's cost:
+    the tree's ultrametric of its two leaves (``by_tree``), else their mean boundary strength
+    (``edge_strength / edge_len``)."""
+    removed = previous & ~cut
+    if not removed.any():
+        return cut
+    a, b = tree.edge_a.astype(np.int64), tree.edge_b.astype(np.int64)
+    click = np.arange(tree.n_leaves) == leaf
+    inside = previous | click
+    use = inside[a] & inside[b] & (removed[a] | removed[b] | click[a] | click[b])
+    if by_tree:  # the tree's ultrametric between the two leaves instead of the boundary strength
+        strength = leaf_ultrametric(tree, a[use], b[use])
+    else:
+        strength = tree.edge_strength[use] / np.maximum(tree.edge_len[use], 1.0)
+    kept = previous & cut & ~click
+    keep_cost = bottleneck(tree.n_leaves, a[use], b[use], strength, kept)
+    click_cost = bottleneck(tree.n_leaves, a[use], b[use], strength, click & ~kept)
+    back = removed & (margin * keep_cost < click_cost)
+    back[leaf] = False
+    return cut | back
+
+
 def guard_correction(
     tree: RegionTree,
     cut: np.ndarray,
@@ -187,7 +244,9 @@ def guard_correction(
     * ``correction_split_guard``: a negative click's :func:`guard_split`;
     * ``correction_sign``: a positive click only adds leaves to ``previous``, a negative one only removes leaves
       (the user said "this is missing" or "this is too much" there, nothing about the rest of the answer);
-    * ``correction_colour_vote``: :func:`colour_vote` against the earlier clicks of the other label."""
+    * ``correction_colour_vote``: :func:`colour_vote` against the earlier clicks of the other label;
+    * ``correction_watershed``: a negative click's :func:`boundary_watershed` (the leaves it removed across a
+      stronger boundary from the click than from the kept answer go back)."""
     positive = bool(labels[-1] == 1)
     if config.correction_split_guard and not positive:
         cut = guard_split(tree, cut, previous, leaves[labels == 1], *xy, config.correction_min_reach)
@@ -197,4 +256,7 @@ def guard_correction(
     if vote > 0 and (positive or not config.correction_vote_positive_only):
         others = leaves[:-1][labels[:-1] != labels[-1]]
         cut = colour_vote(tree, cut, previous, int(leaves[-1]), others, vote)
+    if config.correction_watershed and not positive:
+        margin, by_tree = config.correction_watershed_margin, config.correction_watershed_tree
+        cut = boundary_watershed(tree, cut, previous, int(leaves[-1]), margin, by_tree)
     return cut
