@@ -22,6 +22,16 @@ from pathlib import Path
 import numpy as np
 
 
+def write_rows_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys) as a CSV file with a header (the diagnosis scripts' ``--csv``)."""
+    import csv
+
+    with Path(path).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def hierarchy_factory(**overrides):
     from granseg.predict.hierarchy import build_hierarchy
 

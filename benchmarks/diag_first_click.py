@@ -11,7 +11,6 @@ The first click is the RITM one (interior-most ground-truth pixel), as in ``gran
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -22,6 +21,10 @@ from granseg.eval.clicker import next_click
 from granseg.io.images import load_image
 from granseg.predict.hierarchy import build_hierarchy
 from granseg.regions import chains as ch
+from granseg.regions.graphcut import grabcut_many
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_clicks import write_rows_csv  # noqa: E402
 
 LEVELS = [round(0.1 * k, 1) for k in range(1, 11)]
 
@@ -60,7 +63,8 @@ def diagnose(predictor, image: np.ndarray, gt: np.ndarray) -> dict:
     predictor.config.object_prior_radius = 0.0
     no_disk = predictor.predict(point, [1], granularity=1.0).masks[0]
     predictor.config.object_prior_radius = cfg_radius = HierarchyDefaults.radius
-    disk = predictor._object_prior_cut(point[0], np.array([leaf]), np.array([1]))
+    job = predictor._object_prior_job(point[0], np.array([leaf]), np.array([1]))
+    disk = grabcut_many(tree, [job], predictor.config.refine_smoothness, 1.0, predictor._colours)[0]
     disk_mask = ch.upsample_selection(tree, disk, image.shape[:2])
     area = gt.mean()
     return {
@@ -119,10 +123,7 @@ def main() -> int:
     print("mean", " ".join(f"{k}={np.mean([r[k] for r in rows]):.3f}" for k in keys))
     print("disk used", sum(r["disk_used"] for r in rows), "of", len(rows))
     if args.csv:
-        with args.csv.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows_csv(args.csv, rows)
     return 0
 
 

@@ -14,7 +14,6 @@ The click is the RITM first click (interior-most ground-truth pixel), as in ``gr
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from pathlib import Path
@@ -106,10 +105,10 @@ def main() -> int:
         keys = ("g1", "best", "top_iou", "top_frac", "g1_frac")
         print(f"[{s}] n={len(mine)} " + " ".join(f"{k}={np.mean([r[k] for r in mine]):.3f}" for k in keys))
     if args.csv:
-        with args.csv.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_clicks import write_rows_csv
+
+        write_rows_csv(args.csv, rows)
     return 0
 
 
