@@ -24,7 +24,7 @@ from granseg.regions import chains as ch
 from granseg.regions.graphcut import grabcut_many
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_clicks import write_rows_csv  # noqa: E402
+from bench_clicks import parse_overrides, write_rows_csv  # noqa: E402
 
 LEVELS = [round(0.1 * k, 1) for k in range(1, 11)]
 
@@ -107,10 +107,7 @@ def main() -> int:
         drop = set(args.skip_ids.read_text().split())
         ids = [i for i in ids if i not in drop]
     ids = ids[: args.limit]
-    overrides = {
-        k: type(getattr(build_hierarchy().config, k))(v) for k, v in (s.split("=") for s in args.set)
-    }
-    predictor = build_hierarchy(**overrides).create_predictor()
+    predictor = build_hierarchy(**parse_overrides(args.set)).create_predictor()  # bools: 0/1/true/false
     HierarchyDefaults.radius = predictor.config.object_prior_radius
     rows = []
     for sample in ids:
