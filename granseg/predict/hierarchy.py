@@ -347,6 +347,9 @@ class HierarchyPredictor(BasePredictor):
                 * ch.selection_contrast(tree, np.logical_or.reduce(selections, axis=0))
             ):
                 selections[-1] = union
+        if nested and cfg.single_click_min_cover > 0 and references:
+            refs = [references.get(key) for key in keys]
+            ch.keep_uncollapsed(tree, selections, refs, cfg.single_click_min_cover)
         if nested:
             _running_union(selections)
         return selections, scores, chains

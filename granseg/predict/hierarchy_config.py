@@ -31,6 +31,10 @@ class HierarchyConfig(TreeParams, Config):
     # that flooded the background) is refused, the level answers the chain region it started from
     # (regions.chains.cap_nested)
     cap_single_answers: bool = True
+    # one click: a level's cut keeping less than this fraction of the chain region it started from collapsed onto
+    # the click (the region's colours are not its own); the level answers that region, within the largest g's
+    # answer (0: off; regions.chains.keep_uncollapsed)
+    single_click_min_cover: float = 0.3
     refine: bool = True
     refine_single_click: bool = True
     refine_smoothness: float = 2.0

@@ -274,6 +274,29 @@ def cap_nested(tree: RegionTree, selections: np.ndarray, references: list, max_f
             selections[k] = references[k]
 
 
+def keep_uncollapsed(tree: RegionTree, selections: np.ndarray, references: list, min_cover: float) -> None:
+    """In place: a single click's answers ``selections`` (``(K, n_leaves)`` bool, levels ascending, the last the
+    largest g's answer after the object prior's union, before the running union) where a cut collapsed onto the
+    click: it keeps less than ``min_cover`` of the area of ``references[k]``, the chain region it started from
+    (``(n_leaves,)`` bool; None: left as is). The region's colour model did not tell it from its surroundings (a
+    textured or camouflaged object), so the cut says nothing about its outline and the level answers the region
+    instead. The last answer is checked first; a smaller level answers its region within the last answer, so the
+    fallback never changes the largest answer through the running union (where that did not collapse, e.g. the
+    object prior's cut found the object)."""
+    area = tree.leaf_area
+
+    def collapsed(k: int) -> bool:
+        kept = float(area[selections[k] & references[k]].sum())
+        return kept < min_cover * float(area[references[k]].sum())
+
+    last = len(selections) - 1
+    if references[last] is not None and collapsed(last):
+        selections[last] = references[last]
+    for k in range(last):
+        if references[k] is not None and collapsed(k):
+            selections[k] = references[k] & selections[last]
+
+
 def connected_to(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The leaves of ``selected`` joined to a ``seeds`` leaf through selected, adjacent leaves.
 
