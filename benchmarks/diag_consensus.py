@@ -38,14 +38,11 @@ THRESHOLDS = np.round(np.arange(0.04, 0.99, 0.04), 2)
 
 
 def cut_labels(tree, t: float) -> np.ndarray:
-    """Leaf-map labels of the tree cut at ``1 - p <= t`` (maximal nodes whose height is at most t)."""
-    heights = tree.split_heights
-    labels = np.arange(tree.n_leaves)
-    nodes = np.flatnonzero(heights <= t)
-    nodes = nodes[nodes >= tree.n_leaves]
-    for node in nodes.tolist():  # children before parents: the maximal node is written last
-        labels[tree.lo[node] : tree.hi[node]] = node
-    return labels[tree.leaf_map]
+    """Leaf-map labels of the tree cut at ``1 - p <= t`` (maximal nodes whose height is at most t;
+    :func:`granseg.regions.cuts.cut_regions` over the learned tree's split heights)."""
+    from granseg.regions.cuts import cut_regions
+
+    return cut_regions(tree, t, tree.split_heights)[tree.leaf_map]
 
 
 def partitions_height_top(tree, config, tau: float) -> list[np.ndarray]:

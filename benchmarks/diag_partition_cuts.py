@@ -29,13 +29,10 @@ from bench_tree import bsds_ids, load  # noqa: E402
 
 
 def cut_labels(tree, heights: np.ndarray, threshold: float) -> np.ndarray:
-    """``h x w`` labels of the tree's cut at ``threshold``: each leaf's highest ancestor of height <= it."""
-    rep = np.arange(tree.n_nodes)
-    for node in range(tree.n_nodes - 1, -1, -1):  # parents have larger ids: top-down
-        parent = tree.parent[node]
-        if parent >= 0 and heights[parent] <= threshold:
-            rep[node] = rep[parent]
-    return rep[tree.leaf_node][tree.leaf_map]
+    """``h x w`` labels of the tree's cut at ``threshold`` (:func:`granseg.regions.cuts.cut_regions`)."""
+    from granseg.regions.cuts import cut_regions
+
+    return cut_regions(tree, threshold, heights)[tree.leaf_map]
 
 
 def object_height(tree, heights: np.ndarray, max_fraction: float) -> float:

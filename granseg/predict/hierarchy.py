@@ -331,8 +331,9 @@ class HierarchyPredictor(BasePredictor):
             answer, score = answered[key]  # a job's index or a selection; a score or None (the contrast)
             selections[k] = cuts[answer] if isinstance(answer, int) else answer
             scores[k] = ch.selection_contrast(tree, selections[k]) if score is None else score
+        refs = [references.get(key) for key in keys]  # per level: the selection its cut started from, or None
         if nested and cfg.cap_single_answers and references:
-            ch.cap_nested(tree, selections, [references.get(key) for key in keys], cfg.max_object_fraction)
+            ch.cap_nested(tree, selections, refs, cfg.max_object_fraction)
         if object_prior:
             # with object_prior_max_chroma > 0 only its pieces of about the chain answer's colour
             added = ch.chroma_close_pieces(tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma)
@@ -348,7 +349,6 @@ class HierarchyPredictor(BasePredictor):
             ):
                 selections[-1] = union
         if nested and cfg.single_click_min_cover > 0 and references:
-            refs = [references.get(key) for key in keys]
             ch.keep_uncollapsed(tree, selections, refs, cfg.single_click_min_cover)
         if nested:
             _running_union(selections)

@@ -13,8 +13,9 @@ so larger g merges every pair the criterion is less sure of, and the partitions 
 region at g is a union of regions at any smaller g). The whole image is one region only when even the finest
 cut merges it (the criterion is at least 1 - ``finest`` sure that the image is one segment: a uniform picture);
 otherwise ``coarsest`` is lowered to the largest height below the tree's last merge when it is above it
-(:func:`top_height_below_root`), so g = 1.0 is the coarsest cut that still splits the image. For a tree on an image-dependent height scale (the
-``handcrafted`` criterion) the heights are first divided by the tree's largest height.
+(:func:`top_height_below_root`), so g = 1.0 is the coarsest cut that still splits the image. For a tree on an
+image-dependent height scale (the ``handcrafted`` criterion) the heights are first divided by the tree's largest
+height.
 
 Labels are ``h x w`` int32 at the tree's internal resolution, numbered 0..K-1 in the order of the regions' first
 leaf rank.
