@@ -22,6 +22,8 @@ class HierarchyConfig(TreeParams, Config):
     # one click: the levels start at the smallest chain region whose colours differ this much from its
     # surroundings' (regions.chains.colour_distinctness; 0: at the leaf)
     part_min_distinct: float = 0.7
+    part_max_recurrence: float = 0.5  # ... and (if a level by size) whose colours recur at most this much
+    # in its wider surroundings (regions.chains.colour_recurrence: a texture dot or stripe; 1: any)
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)

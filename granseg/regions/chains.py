@@ -110,6 +110,7 @@ def chain_levels(
     top: int,
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
+    max_recurrence: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The N chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), their ``(N,)`` granularity (see the module)
@@ -122,14 +123,23 @@ def chain_levels(
     its own, so the smallest level is the part itself rather than one of its fragments. Every region above it
     stays a level. When no region below the top qualifies, every region is kept (as with 0). The kept regions'
     distinctness over the whole chain is theirs over the kept regions alone: a region's surroundings is a later
-    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area)."""
+    region, and the regions dropped are earlier ones or repeat a kept region's leaves (same area).
+
+    With ``max_recurrence`` < 1 a region of at least ``min_fraction`` x the top whose colours recur more than
+    that in its wider surroundings (:func:`colour_recurrence`: a dot or a stripe of a textured part, whose
+    colours differ from its immediate surroundings') does not count as having colours of its own."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
     distinctness = None
     if min_distinct > 0:
         distinctness = colour_distinctness(tree, nodes) if len(nodes) > 1 else np.ones(1)
-        own = np.flatnonzero(distinctness[:-1] >= min_distinct)
+        own_colours = distinctness[:-1] >= min_distinct
+        if max_recurrence < 1:  # ... and, among the regions large enough to be levels, colours found nowhere
+            # else around it (not one of a texture's dots or stripes; :func:`colour_recurrence`)
+            repeated = colour_recurrence(tree, nodes)[:-1] > max_recurrence
+            own_colours &= ~(repeated & (areas[:-1] >= min_fraction * areas[-1]))
+        own = np.flatnonzero(own_colours)
         if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
             distinct[: own[0]] = False
     distinct[-1] = True
@@ -163,6 +173,29 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
     ok = (own_total > 0) & (rest_total > 0)
     out[ok] = 0.5 * np.abs(hists[ok] / own_total[ok, None] - rest[ok] / rest_total[ok, None]).sum(axis=1)
     return out
+
+
+def colour_recurrence(tree: RegionTree, nodes: np.ndarray, factor: float = 8.0) -> np.ndarray:
+    """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes``: how much of each region's colour histogram
+    (the tree's quantised CIELAB bins) recurs in the rest of its wider surroundings, the smallest later chain
+    region of at least ``factor`` x its area: ``sum_b min(own_b, rest_b) / own total``. Near 1: more of the same
+    colours lie around it (a dot or a stripe of a textured part); near 0: its colours are found nowhere else
+    around it (a sub-part, a part). 0 where no chain region is that large (a region over 1 / ``factor`` of the
+    chain's last one is too large to be one element of a repeated pattern)."""
+    from scipy.sparse import csr_matrix
+
+    nodes = np.asarray(nodes)
+    lo, hi = tree.lo[nodes], tree.hi[nodes]
+    ranks = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    rows = np.repeat(np.arange(len(nodes)), hi - lo)
+    members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
+    hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)
+    areas = tree.area[nodes]
+    wider = np.searchsorted(areas, factor * areas)
+    room = wider < len(nodes)
+    rest = hists[np.minimum(wider, len(nodes) - 1)] - hists
+    total = np.maximum(hists.sum(axis=1), 1e-9)
+    return np.where(room, np.minimum(hists, rest).sum(axis=1) / total, 0.0)
 
 
 def node_for_granularity(nodes: np.ndarray, levels: np.ndarray, g: float) -> int:
