@@ -163,7 +163,7 @@ def largest_part_click(scene, own_pixels: bool = True):
     its sub-parts. The deepest pixel of the whole part lies inside a sub-part in 17 of the 100 tune scenes; a
     click there is a click on the sub-part, which the sqrt-area formula answers at g <= 0.3 (the part, mostly
     40-90 % of its object, lies near g = 0.9), so no model could pass the part target on it. False: the old
-    click (the whole part's deepest pixel), still reported as ``*_subpart_clicks_kept``."""
+    click (the whole part's deepest pixel), still reported as ``old_click_*`` by :func:`bench_synth`."""
     candidates = [
         (part.mask.sum(), obj, part)
         for obj in scene.objects()

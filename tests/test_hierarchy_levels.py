@@ -185,14 +185,12 @@ def test_colour_recurrence_tells_a_texture_dot_from_a_sub_part():
     dotted = [[0, 10, 0], [10, 0, 0]] * 4 + [[0, 0, 10]]
     tree = nested_tree(dotted, [(0, 1), (0, 2), (0, 8), (0, 9)])
     recurrence = ch.colour_recurrence(tree, np.arange(4))
-    assert recurrence[0] == pytest.approx(
-        1.0
-    )  # three more dots of its colour in the rest of the part (node 2)
+    # three more dots of its colour in the rest of the part (node 2)
+    assert recurrence[0] == pytest.approx(1.0)
     assert recurrence.tolist()[1:] == [0.0, 0.0, 0.0]  # no chain region 8x as large: too large to repeat
     assert ch.colour_recurrence(tree, np.arange(4), factor=4.0)[1] == pytest.approx(1.0)
-    assert (
-        ch.colour_distinctness(tree, np.arange(4))[0] >= 0.7
-    )  # its colours differ: the dot passes that test
+    # its colours differ from its immediate surroundings': the dot passes the distinctness test
+    assert ch.colour_distinctness(tree, np.arange(4))[0] >= 0.7
     tree.height = np.zeros(4)
     assert ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7)[0].tolist() == [0, 1, 2, 3]
     assert ch.chain_levels(tree, [0, 1, 2, 3], 3, 0.0, 0.7, max_recurrence=0.5)[0].tolist() == [2, 3]
@@ -205,9 +203,8 @@ def test_colour_recurrence_tells_a_texture_dot_from_a_sub_part():
     assert ch.chain_levels(sub, [0, 1], 1, 0.0, 0.7, max_recurrence=0.5)[0].tolist() == [0, 1]
 
 
-@pytest.mark.parametrize(
-    "seed", [26, 28]
-)  # tune seeds: the click lands on a dot (26) or a stripe (28) of a part
+# tune seeds: the click lands on a dot (26) or a stripe (28) of a part
+@pytest.mark.parametrize("seed", [26, 28])
 def test_a_texture_dot_under_the_click_is_not_the_first_level(seed):
     # measured: seed 26 part 0.06 -> 0.81, seed 28 0.19 -> 0.92 (best IoU at g <= 0.3); objects unchanged
     new_part, new_object = _part_and_object_iou(build_hierarchy().create_predictor(), seed, True)

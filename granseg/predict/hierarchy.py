@@ -174,14 +174,7 @@ class HierarchyPredictor(BasePredictor):
             cfg.top_size_power,
         )
         min_distinct = cfg.part_min_distinct if distinct else 0.0
-        return ch.chain_levels(
-            tree,
-            chain,
-            top,
-            cfg.part_min_fraction,
-            min_distinct,
-            cfg.part_max_recurrence,
-        )
+        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct, cfg.part_max_recurrence)
 
     def partition(self, granularity: Granularity = 1.0) -> np.ndarray:
         """Whole-image partitions: ``(G, H, W)`` int32 region labels at the original size, one map per g of

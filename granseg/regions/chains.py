@@ -181,7 +181,7 @@ def colour_recurrence(tree: RegionTree, nodes: np.ndarray, factor: float = 8.0) 
     region of at least ``factor`` x its area: ``sum_b min(own_b, rest_b) / own total``. Near 1: more of the same
     colours lie around it (a dot or a stripe of a textured part); near 0: its colours are found nowhere else
     around it (a sub-part, a part). 0 where no chain region is that large (a region over 1 / ``factor`` of the
-    chain's last one is too large to be one element of a repeated pattern)."""
+    chain's last one is too large to be one element of a repeated pattern). ``factor`` must be > 1."""
     from scipy.sparse import csr_matrix
 
     nodes = np.asarray(nodes)
@@ -191,7 +191,7 @@ def colour_recurrence(tree: RegionTree, nodes: np.ndarray, factor: float = 8.0) 
     members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
     hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)
     areas = tree.area[nodes]
-    wider = np.searchsorted(areas, factor * areas)
+    wider = np.maximum(np.searchsorted(areas, factor * areas), np.arange(len(nodes)) + 1)
     room = wider < len(nodes)
     rest = hists[np.minimum(wider, len(nodes) - 1)] - hists
     total = np.maximum(hists.sum(axis=1), 1e-9)
