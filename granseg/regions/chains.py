@@ -133,11 +133,12 @@ def chain_levels(
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
     distinctness = None
     if min_distinct > 0:
-        distinctness = colour_distinctness(tree, nodes) if len(nodes) > 1 else np.ones(1)
+        hists = chain_histograms(tree, nodes)
+        distinctness = colour_distinctness(tree, nodes, hists=hists) if len(nodes) > 1 else np.ones(1)
         own_colours = distinctness[:-1] >= min_distinct
         if max_recurrence < 1:  # ... and, among the regions large enough to be levels, colours found nowhere
             # else around it (not one of a texture's dots or stripes; :func:`colour_recurrence`)
-            repeated = colour_recurrence(tree, nodes)[:-1] > max_recurrence
+            repeated = colour_recurrence(tree, nodes, hists=hists)[:-1] > max_recurrence
             own_colours &= ~(repeated & (areas[:-1] >= min_fraction * areas[-1]))
         own = np.flatnonzero(own_colours)
         if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
@@ -149,12 +150,9 @@ def chain_levels(
     return nodes, granularity_from_areas(tree.area[nodes]), distinctness
 
 
-def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0) -> np.ndarray:
-    """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes`` (smallest first): for each region, the total
-    variation distance between its colour histogram (the tree's quantised CIELAB bins) and that of the rest of
-    its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
-    is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
-    what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part)."""
+def chain_histograms(tree: RegionTree, nodes: np.ndarray) -> np.ndarray:
+    """``(N, B)`` float64 colour histograms (the tree's quantised CIELAB bins, pixel counts) of the ``(N,)``
+    regions ``nodes``."""
     from scipy.sparse import csr_matrix
 
     nodes = np.asarray(nodes)
@@ -162,7 +160,20 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
     ranks = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
     rows = np.repeat(np.arange(len(nodes)), hi - lo)
     members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
-    hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)  # (N, B) colour histograms
+    return np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)
+
+
+def colour_distinctness(
+    tree: RegionTree, nodes: np.ndarray, factor: float = 2.0, hists: np.ndarray | None = None
+) -> np.ndarray:
+    """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes`` (smallest first): for each region, the total
+    variation distance between its colour histogram (the tree's quantised CIELAB bins) and that of the rest of
+    its *surroundings*, the smallest later chain region of at least ``factor`` x its area (the last one when none
+    is that large; 1.0 for the last region, or when the rest is empty). Near 0: the region looks like a sample of
+    what surrounds it (a texture fragment); near 1: its colours are its own (a part, a sub-part). ``hists``:
+    the regions' :func:`chain_histograms` when the caller has them."""
+    nodes = np.asarray(nodes)
+    hists = chain_histograms(tree, nodes) if hists is None else hists
     areas = tree.area[nodes]
     # areas grow along a chain: the first region of at least factor x each area (the last one if none)
     surroundings = np.minimum(np.searchsorted(areas, factor * areas), len(nodes) - 1)
@@ -175,21 +186,18 @@ def colour_distinctness(tree: RegionTree, nodes: np.ndarray, factor: float = 2.0
     return out
 
 
-def colour_recurrence(tree: RegionTree, nodes: np.ndarray, factor: float = 8.0) -> np.ndarray:
+def colour_recurrence(
+    tree: RegionTree, nodes: np.ndarray, factor: float = 8.0, hists: np.ndarray | None = None
+) -> np.ndarray:
     """``(N,)`` in [0, 1] for the nested ``(N,)`` chain ``nodes``: how much of each region's colour histogram
     (the tree's quantised CIELAB bins) recurs in the rest of its wider surroundings, the smallest later chain
     region of at least ``factor`` x its area: ``sum_b min(own_b, rest_b) / own total``. Near 1: more of the same
     colours lie around it (a dot or a stripe of a textured part); near 0: its colours are found nowhere else
     around it (a sub-part, a part). 0 where no chain region is that large (a region over 1 / ``factor`` of the
-    chain's last one is too large to be one element of a repeated pattern). ``factor`` must be > 1."""
-    from scipy.sparse import csr_matrix
-
+    chain's last one is too large to be one element of a repeated pattern). ``factor`` must be > 1; ``hists``:
+    the regions' :func:`chain_histograms` when the caller has them."""
     nodes = np.asarray(nodes)
-    lo, hi = tree.lo[nodes], tree.hi[nodes]
-    ranks = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
-    rows = np.repeat(np.arange(len(nodes)), hi - lo)
-    members = csr_matrix((np.ones(len(ranks)), (rows, ranks)), shape=(len(nodes), tree.n_leaves))
-    hists = np.asarray((members @ tree.leaf_colours).todense(), dtype=np.float64)
+    hists = chain_histograms(tree, nodes) if hists is None else hists
     areas = tree.area[nodes]
     wider = np.maximum(np.searchsorted(areas, factor * areas), np.arange(len(nodes)) + 1)
     room = wider < len(nodes)
