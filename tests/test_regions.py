@@ -378,6 +378,7 @@ def _grid_tree(rows: int, cols: int, lab: np.ndarray):
         n_leaves=rows * cols,
         edge_a=pairs[:, 0],
         edge_b=pairs[:, 1],
+        edge_len=np.ones(len(pairs)),
         leaf_area=np.ones(rows * cols, np.int64),
         leaf_lab=lab.reshape(-1, 3).astype(np.float32),
     )
@@ -404,3 +405,26 @@ def test_chroma_close_pieces_keeps_a_darker_part_and_drops_a_neighbour_of_anothe
     joined = np.zeros(tree.n_leaves, bool)
     joined[rank[0, 3:].ravel()] = True  # row 0, columns 3-7: 2 dark red + 3 blue-green leaves
     assert not ch.chroma_close_pieces(tree, base, joined, 20.0).any()
+
+
+def test_chroma_close_pieces_keeps_the_other_colour_of_a_two_coloured_object_along_a_long_seam():
+    # object_prior_keep_shared: a far piece that borders the answer along much of its outline is kept (the teal
+    # half of tests/test_video.py's red + teal object shares 0.34 of its outline with the red half)
+    lab = np.zeros((6, 8, 3))
+    lab[:, :3] = (60, 170, 160)  # the answer: columns 0-2, red
+    lab[:, 3:] = (60, 110, 80)  # everything else blue-green
+    tree, rank = _grid_tree(6, 8, lab)
+    base = np.zeros(tree.n_leaves, bool)
+    base[rank[:, :3].ravel()] = True
+    half = np.zeros(tree.n_leaves, bool)
+    half[rank[:4, 3:5].ravel()] = True  # rows 0-3, columns 3-4: 4 of its 10 outline edges border the answer
+    touching = np.zeros(tree.n_leaves, bool)
+    touching[rank[5, 3:].ravel()] = True  # row 5, columns 3-7: 1 of 6 (the image border is no outline)
+    added = half | touching
+    piece = ch.leaf_pieces(tree, added)
+    shared = ch.shared_outline(tree, piece, base)
+    assert shared[piece[half][0]] == pytest.approx(0.4) and shared[piece[touching][0]] == pytest.approx(1 / 6)
+    assert not ch.chroma_close_pieces(tree, base, added, 20.0).any()  # both far in (a, b): the old gate
+    assert (ch.chroma_close_pieces(tree, base, added, 20.0, 0.3) == half).all()
+    assert not ch.chroma_close_pieces(tree, base, added, 20.0, 0.5).any()
+    assert (ch.chroma_close_pieces(tree, base, added, 0.0, 0.3) == added).all()  # the colour gate off: all

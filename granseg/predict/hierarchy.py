@@ -34,7 +34,7 @@ point / box / granularity prompts.
   around the click (as cv2.grabCut is seeded from one click); its union with the chain answer is the g = 1.0
   answer where it covers at most ``max_object_fraction`` of the image (and, with ``object_prior_contrast`` > 0,
   where its outline contrast is at least that x the chain answers'; the default 0 keeps the union: the gate
-  dropped whole objects whose parts have the stronger outline; ``object_prior_max_chroma``: a hue gate, off).
+  dropped whole objects whose parts have the stronger outline; ``object_prior_max_chroma``: a hue gate).
 * A correction click's reach (``correction_reach`` > 0, :mod:`granseg.regions.reach`): the leaves within
   ``correction_reach`` x the click's distance to the previous answer's outline (at least
   ``correction_min_reach`` internal pixels). A cut that changes more area than the reach covers, or breaks an
@@ -335,8 +335,10 @@ class HierarchyPredictor(BasePredictor):
         if nested and cfg.cap_single_answers and references:
             ch.cap_nested(tree, selections, refs, cfg.max_object_fraction)
         if object_prior:
-            # with object_prior_max_chroma > 0 only its pieces of about the chain answer's colour
-            added = ch.chroma_close_pieces(tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma)
+            # only its pieces of about the chain answer's colour or on a long seam with it (object_prior_*)
+            added = ch.chroma_close_pieces(
+                tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma, cfg.object_prior_keep_shared
+            )
             union = selections[-1] | added
             # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
             # object_prior_contrast > 0, only where its outline is the stronger boundary

@@ -72,10 +72,13 @@ class HierarchyConfig(TreeParams, Config):
     gmm_components: int = 5
     object_prior_radius: float = 0.2  # single click, g = 1.0: also a cut from a disk of this x the long side
     object_prior_iterations: int = 5
-    # ... only its connected pieces whose mean CIELAB (a, b) lies within this of the chain answer's (0, the default:
-    # all of it; regions.chains.chroma_close_pieces: a touching neighbour object of another colour is not added,
-    # nor a part of the object of another colour; 60: synth objects +0.026, off: docs/hierarchy.md)
-    object_prior_max_chroma: float = 0.0
+    # ... only its connected pieces whose mean CIELAB (a, b) lies within this of the chain answer's (0: all of it;
+    # regions.chains.chroma_close_pieces: a touching neighbour object of another colour is not added), or that
+    # share at least object_prior_keep_shared of their outline with it (0: off; the other colour of a two-coloured
+    # object meets it along a long seam, a neighbour along a short stretch). 60 / 0.3 since issue 18 session 16
+    # (synth tune objects +0.016 / +0.010, photos unchanged; docs/hierarchy.md)
+    object_prior_max_chroma: float = 60.0
+    object_prior_keep_shared: float = 0.3
     object_mode: bool = False
     object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)

@@ -381,15 +381,20 @@ def connected_to_many(tree: RegionTree, selected: np.ndarray, seeds: np.ndarray)
 
 
 def chroma_close_pieces(
-    tree: RegionTree, base: np.ndarray, added: np.ndarray, max_distance: float
+    tree: RegionTree, base: np.ndarray, added: np.ndarray, max_distance: float, min_shared: float = 0.0
 ) -> np.ndarray:
-    """The connected pieces of ``added`` whose mean chromaticity lies within ``max_distance`` of ``base``'s.
+    """The connected pieces of ``added`` whose mean chromaticity lies within ``max_distance`` of ``base``'s, or
+    (``min_shared`` > 0) that share at least that fraction of their outline with ``base``.
 
     Args:
         base: ``(n_leaves,)`` bool, an answer (e.g. the chain's cut at g = 1.0).
         added: ``(n_leaves,)`` bool, leaves another answer would add to it (``base``'s own leaves are ignored).
         max_distance: CIELAB (a, b) distance between the area-weighted mean colours of a piece and of ``base``
             (lightness ignored: a shaded or darker part of the object keeps its hue); <= 0 keeps every piece.
+        min_shared: a piece farther than ``max_distance`` is still kept when at least this fraction of its outline
+            (the leaf-graph boundary length to leaves outside it, :func:`shared_outline`) borders ``base``: the
+            other half of a two-coloured object meets it along a long seam, a touching neighbour object along a
+            short stretch; 0 (off) drops every far piece.
     Returns:
         ``(n_leaves,)`` bool, the kept pieces of ``added`` (4-adjacency of the leaves). A part of the object
         grown from another part of it usually keeps its colour family; a touching neighbour object of another
@@ -408,7 +413,33 @@ def chroma_close_pieces(
     sums = np.stack([np.bincount(piece[added], weights=chroma[added, k], minlength=n) for k in (0, 1)], 1)
     means = sums / np.maximum(weight, 1e-9)[:, None]
     keep = np.hypot(*(means - base_mean).T) <= max_distance
+    if min_shared > 0:
+        keep |= shared_outline(tree, piece, base) >= min_shared
     return added & keep[piece]
+
+
+def shared_outline(tree: RegionTree, piece: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``(n_leaves,)`` float, indexed by piece label: the fraction of each piece's outline that borders ``base``.
+
+    Args:
+        piece: ``(n_leaves,)`` int piece label per leaf, -1 outside every piece (:func:`leaf_pieces`).
+        base: ``(n_leaves,)`` bool, leaves of no piece.
+    Returns:
+        per label, the leaf-graph boundary length (``tree.edge_len``, internal pixels) between the piece and
+        ``base`` over that between the piece and every leaf outside it (0 for labels with no outline; the image
+        border is no outline).
+    """
+    n = tree.n_leaves
+    a, b, length = tree.edge_a, tree.edge_b, tree.edge_len.astype(np.float64)
+    pa, pb = piece[a], piece[b]
+    total = np.zeros(n)
+    shared = np.zeros(n)
+    for p, q, other in ((pa, pb, b), (pb, pa, a)):  # each direction: the piece's side p, the other leaf's q
+        out = (p >= 0) & (q != p)
+        np.add.at(total, p[out], length[out])
+        touch = out & base[other]
+        np.add.at(shared, p[touch], length[touch])
+    return shared / np.maximum(total, 1e-9)
 
 
 def leaf_pieces(tree: RegionTree, selected: np.ndarray) -> np.ndarray:
