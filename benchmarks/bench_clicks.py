@@ -88,6 +88,7 @@ def run(name, factory, dataset, config, out: Path, workers: int) -> dict:
 
 
 def main() -> int:
+    from granseg.cli.eval import parse_id_list
     from granseg.eval.datasets import load_dataset
     from granseg.eval.interactive import InteractiveConfig
 
@@ -109,12 +110,7 @@ def main() -> int:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.data_root)
     if args.subset:
-        text = (
-            Path(args.subset[1:]).read_text()
-            if args.subset.startswith("@")
-            else args.subset.replace(",", " ")
-        )
-        dataset.restrict(text.split()[: args.limit])
+        dataset.restrict(parse_id_list(args.subset)[: args.limit])
     elif args.limit:
         dataset.restrict([dataset.item_id(k) for k in range(min(args.limit, len(dataset)))])
     print(

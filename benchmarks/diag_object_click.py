@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from granseg.cli.eval import parse_id_list
 from granseg.eval.clicker import iou, make_clicker
 from granseg.regions import chains as ch
 
@@ -83,8 +84,7 @@ def main() -> int:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.data_root)
     if args.subset:
-        text = Path(args.subset[1:]).read_text() if args.subset.startswith("@") else args.subset
-        dataset.restrict(text.replace(",", " ").split())
+        dataset.restrict(parse_id_list(args.subset))
     settings = args.set or [""]
     predictors = [build_hierarchy(device="cpu", **parse_setting(s)).create_predictor() for s in settings]
     print(f"{len(dataset)} images, settings {settings}, load {os.getloadavg()}", flush=True)

@@ -46,10 +46,10 @@ def bsds_object(segmentation: np.ndarray, rank: int = 1) -> np.ndarray | None:
 
 def read_ids(spec: str | None) -> set[str] | None:
     """Sample ids from ``@FILE`` (one a line) or a comma-separated list; None for None."""
-    if spec is None:
-        return None
-    text = Path(spec[1:]).read_text() if spec.startswith("@") else spec.replace(",", "\n")
-    return {line.strip() for line in text.splitlines() if line.strip()}
+    from granseg.cli.eval import parse_id_list
+
+    ids = parse_id_list(spec)
+    return None if ids is None else set(ids)
 
 
 def build_bsds(out: Path, rank: int = 1, ids: set[str] | None = None, exclude: set[str] | None = None) -> int:

@@ -124,7 +124,9 @@ def _add_video(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_video)
 
 
-def _parse_subset(text: str | None) -> list[str] | None:
+def parse_id_list(text: str | None) -> list[str] | None:
+    """Sample ids from ``--subset``-style text: ``@FILE`` (one id a line) or a comma-separated list; None when
+    empty. Also used by the benchmark scripts."""
     if not text:
         return None
     if text.startswith("@"):
@@ -195,7 +197,7 @@ def run_interactive(args: argparse.Namespace) -> int:
     dataset = load_dataset(
         args.dataset, args.data_root, split=args.split, annotation=args.annotations, level=args.level
     )
-    dataset.restrict(_parse_subset(args.subset))
+    dataset.restrict(parse_id_list(args.subset))
     model_name, factory = _predictor_factory(args)
     results = evaluate_dataset(dataset, factory, config, args.max_instances, max(1, args.workers), args.quiet)
     if not results:
@@ -287,7 +289,7 @@ def run_video(args: argparse.Namespace) -> int:
         predictor_factory=factory,
         model_name=model_name,
         granularity=args.granularity,
-        sequences=_parse_subset(args.sequences),
+        sequences=parse_id_list(args.sequences),
         max_frames=args.max_frames,
         quiet=args.quiet,
         propagation=args.propagation,
