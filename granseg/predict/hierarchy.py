@@ -90,6 +90,7 @@ from granseg.regions.maxflow import thread_pool
 from granseg.regions.pixelcut import tree_pixel_image
 from granseg.regions.reach import guard_correction
 from granseg.regions.tree import RegionTree, build_region_tree
+from granseg.regions.union_pieces import select_pieces
 
 LOGIT = 10.0  # magnitude of the returned low-res logits (inside +, outside -)
 ANSWER_CACHE = 16  # answers kept per image (HierarchyPredictor._answers)
@@ -335,10 +336,9 @@ class HierarchyPredictor(BasePredictor):
         if nested and cfg.cap_single_answers and references:
             ch.cap_nested(tree, selections, refs, cfg.max_object_fraction)
         if object_prior:
-            # only its pieces of about the chain answer's colour or on a long seam with it (object_prior_*)
-            added = ch.chroma_close_pieces(
-                tree, selections[-1], cuts[-1], cfg.object_prior_max_chroma, cfg.object_prior_keep_shared
-            )
+            # only its pieces the object_prior_pieces rule takes (regions.union_pieces, object_prior_*)
+            gate = (cfg.object_prior_max_chroma, cfg.object_prior_keep_shared, cfg.object_prior_same_chroma)
+            added = select_pieces(tree, selections[-1], cuts[-1], cfg.object_prior_pieces, *gate)
             union = selections[-1] | added
             # the larger answer never above max_object_fraction of the image (the chain top's own cap) and, with
             # object_prior_contrast > 0, only where its outline is the stronger boundary

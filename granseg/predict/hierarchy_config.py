@@ -79,6 +79,11 @@ class HierarchyConfig(TreeParams, Config):
     # (synth tune objects +0.016 / +0.010, photos unchanged; docs/hierarchy.md)
     object_prior_max_chroma: float = 60.0
     object_prior_keep_shared: float = 0.3
+    # which pieces: "chroma" (the two settings above) or "learned" (regions.union_pieces: boosted trees over piece
+    # geometry and colour fit on synthetic scenes, benchmarks/fit_union_pieces.py), which also keeps every piece
+    # within object_prior_same_chroma of the chain answer's (a, b)
+    object_prior_pieces: str = "chroma"
+    object_prior_same_chroma: float = 15.0
     object_mode: bool = False
     object_prior_contrast: float = 0.0  # ... kept only where its contrast is >= this x the chain's
     keep_connected: bool = True  # a cut keeps only its pieces joined to a positive click (regions.chains)
@@ -100,9 +105,14 @@ class HierarchyConfig(TreeParams, Config):
     def validate(self) -> None:
         from granseg.errors import InputError
         from granseg.regions.tree import MERGE_CRITERIA
+        from granseg.regions.union_pieces import PIECE_RULES
 
         if self.tree_merge not in MERGE_CRITERIA:
             raise InputError(f"tree_merge must be one of {MERGE_CRITERIA}, got {self.tree_merge!r}")
+        if self.object_prior_pieces not in PIECE_RULES:
+            raise InputError(
+                f"object_prior_pieces must be one of {PIECE_RULES}, got {self.object_prior_pieces!r}"
+            )
         if self.cut_threads < 0:
             raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
         if not 1 <= self.tree_starts <= len(UCM_STARTS):
