@@ -5,8 +5,8 @@
     OMP_NUM_THREADS=1 GRANSEG_CUT_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/fit_union_pieces.py \
         [--seeds 10000-11999] [--workers 2] [--trees 100] [--depth 2] [--out granseg/regions/union_pieces.json]
 
-Data: synthetic scenes (granseg/synth, 256 px) of the TRAINING seeds only; the synthetic target's tune seeds
-(0-99, 2000-2099) and report seeds (1000-1099) are never fit on. Every part of every object (the clicks of
+Data: synthetic scenes (granseg/synth, 256 px) of the TRAINING seeds only; the seeds the synthetic target is
+tuned on (0-199, 2000-2099) and reported on (1000-1199, 3000-3099) are refused. Every part of every object (the clicks of
 ``bench_hierarchy.every_part_clicks``) is clicked once and answered at g = 1.0 with the default predictor; each
 piece the disk cut would add to the chain's answer is one sample: its :data:`~granseg.regions.union_pieces.FEATURES`
 and whether most of its pixels lie inside the clicked part's object. A sample's weight is the square root of
@@ -132,10 +132,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
-    if set(seeds) & (set(range(0, 200)) | set(range(1000, 1200)) | set(range(2000, 2100))):
+    reserved = set(range(0, 200)) | set(range(1000, 1200)) | set(range(2000, 2100)) | set(range(3000, 3100))
+    if set(seeds) & reserved:
         parser.error(
             "the training seeds overlap the synthetic target's tune (0-199, 2000-2099) or report seeds"
+            " (1000-1199, 3000-3099)"
         )
+    try:  # before minutes of collection, not after
+        import sklearn  # noqa: F401
+    except ImportError:
+        parser.error("fitting needs scikit-learn: .venv/bin/pip install scikit-learn")
     start = time.time()
     chunks = [seeds[k :: args.workers] for k in range(args.workers)]
     with ProcessPoolExecutor(args.workers) as pool:

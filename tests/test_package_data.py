@@ -25,8 +25,12 @@ def test_every_data_file_of_the_package_is_package_data():
     data = [
         path.relative_to(package).as_posix()
         for path in package.rglob("*")
-        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+        if path.is_file() and path.suffix not in {".py", ".pyc", ".tmp"} and "__pycache__" not in path.parts
     ]
     assert "regions/merge_weights.json" in data and "regions/union_pieces.json" in data
-    missing = [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)]
+
+    def listed(name: str, pattern: str) -> bool:  # setuptools' "*" stays within one folder
+        return name.count("/") == pattern.count("/") and fnmatch(name, pattern)
+
+    missing = [name for name in data if not any(listed(name, pattern) for pattern in patterns)]
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"

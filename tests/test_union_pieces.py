@@ -44,7 +44,7 @@ def test_piece_features_describe_each_piece_against_the_base():
     assert f_red[column["shared_outline"]] == pytest.approx(4 / 12)  # 4 of its 12 outline edges on the base
     assert f_far[column["shared_outline"]] == 0.0
     assert f_far[column["inside_hull"]] == 0.0 and f_far[column["image_border"]] == 1.0
-    assert f_red[column["image_border"]] == 0.0
+    assert f_red[column["image_border"]] == 0.0 and f_red[column["inside_hull"]] == 0.0  # right of the base
     assert f_red[column["base_solidity"]] == pytest.approx(1.0)  # a rectangle fills its hull
     assert f_red[column["solidity_gain"]] > f_far[column["solidity_gain"]]  # the far piece hollows the union
 
@@ -65,6 +65,33 @@ def test_boosted_trees_follow_their_splits_as_scikit_learn_does():
     rows = np.zeros((3, len(up.FEATURES)))
     rows[:, 1] = [0.2, 0.5, 0.9]  # a threshold goes left (<=)
     assert model.log_odds(rows) == pytest.approx([-0.5 + 0.2 + 0.1, -0.5 + 0.2 + 0.1, -0.5 - 0.3 + 0.1])
+    # depth 2: root on feature 0 at 0.0, then feature 3 at 0.5 (left) or feature 5 at -0.1 (right)
+    deep = up.BoostedTrees(
+        {
+            **data,
+            "init": 0.0,
+            "learning_rate": 1.0,
+            "trees": [
+                {"feature": [0, 3, -2, -2, 5, -2, -2], "threshold": [0.0, 0.5, -2, -2, -0.1, -2, -2],
+                 "left": [1, 2, -1, -1, 5, -1, -1], "right": [4, 3, -1, -1, 6, -1, -1],
+                 "value": [0, 0, 1.0, 2.0, 0, 3.0, 4.0]}
+            ],
+        }
+    )  # fmt: skip
+    rows = np.zeros((4, len(up.FEATURES)))
+    rows[:, 0] = [-1.0, -1.0, 1.0, 1.0]
+    rows[:, 3] = [0.2, 0.8, 0.0, 0.0]
+    rows[:, 5] = [0.0, 0.0, -0.5, 0.3]
+    assert deep.log_odds(rows) == pytest.approx([1.0, 2.0, 3.0, 4.0])
+    # features are compared as float32, as scikit-learn's trees do: a float64 just above a float32 threshold
+    # that rounds down to it goes left
+    threshold = float(np.float32(0.1))
+    just_above = np.nextafter(threshold, 1.0)
+    assert np.float32(just_above) == np.float32(threshold)
+    rows = np.zeros((1, len(up.FEATURES)))
+    rows[0, 0], rows[0, 3] = -1.0, just_above
+    deep.trees[0][1][1] = threshold  # feature 3's split at float32(0.1)
+    assert deep.log_odds(rows) == pytest.approx([1.0])
     with pytest.raises(ValueError, match="features"):
         up.BoostedTrees({**data, "features": ["something else"]})
 
@@ -72,8 +99,21 @@ def test_boosted_trees_follow_their_splits_as_scikit_learn_does():
 def test_the_shipped_trees_read_and_answer():
     model = up.load_model(str(up.WEIGHTS_PATH))
     assert len(model.trees) >= 10
-    odds = model.log_odds(np.zeros((2, len(up.FEATURES))))
-    assert np.isfinite(odds).all()
+    column = {name: k for k, name in enumerate(up.FEATURES)}
+    rows = np.zeros((2, len(up.FEATURES)))
+    rows[:, column["base_solidity"]] = 0.9
+    rows[0, column["chroma_distance"]], rows[0, column["shared_outline"]] = (
+        0.1,
+        0.9,
+    )  # an enclosed same-colour hole
+    rows[1, column["chroma_distance"]], rows[1, column["log_area_ratio"]] = (
+        2.0,
+        1.0,
+    )  # a large far-colour neighbour
+    rows[0, column["inside_hull"]], rows[0, column["solidity_gain"]] = 1.0, 0.05
+    rows[1, column["solidity_gain"]] = -0.2
+    odds = model.log_odds(rows)
+    assert odds[0] > 0 > odds[1]
 
 
 def test_learned_pieces_keep_every_piece_of_the_answers_colour_within_same_chroma(monkeypatch):
@@ -88,6 +128,7 @@ def test_learned_pieces_keep_every_piece_of_the_answers_colour_within_same_chrom
     assert (
         up.select_pieces(tree, base, red | far, "chroma", 60.0, 0.3) == red
     ).all()  # the far piece: 100 away
+    assert (up.learned_pieces(tree, np.zeros(tree.n_leaves, bool), red | far) == (red | far)).all()  # no base
     with pytest.raises(ValueError, match="piece rule"):
         up.select_pieces(tree, base, red | far, "other", 60.0, 0.3)
 

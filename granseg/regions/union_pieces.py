@@ -106,12 +106,17 @@ def learned_pieces(
     lies within ``same_chroma`` of the base's (0: none): the model never saw a photograph, where a chain answer
     far short of the object is common and the rest of the object, of the same colour, comes as one piece many
     times its size, a size the synthetic scenes give mostly to background."""
+    base = np.asarray(base, bool)
+    if not base.any():  # nothing to compare the pieces with: every piece (as chains.chroma_close_pieces)
+        return np.asarray(added, bool).copy()
     piece, features = piece_features(tree, base, added)
     inside = piece >= 0
     if not inside.any():
         return inside
-    keep = load_model(str(weights_path)).log_odds(features) >= 0.0
-    keep |= features[:, FEATURES.index("chroma_distance")] * 50.0 < same_chroma
+    labels = np.unique(piece[inside])
+    keep = np.zeros(len(features), bool)
+    keep[labels] = load_model(str(weights_path)).log_odds(features[labels]) >= 0.0
+    keep[labels] |= features[labels, FEATURES.index("chroma_distance")] * 50.0 < same_chroma
     return inside & keep[np.maximum(piece, 0)]
 
 
@@ -139,7 +144,7 @@ class BoostedTrees:
         total = np.full(len(x), self.init)
         for feature, threshold, left, right, value in self.trees:
             node = np.zeros(len(x), np.int64)
-            while True:
+            for _ in range(len(left)):  # a tree of n nodes is at most n - 1 deep
                 inner = left[node] >= 0
                 if not inner.any():
                     break
