@@ -404,18 +404,27 @@ def chroma_close_pieces(
     added = np.asarray(added, bool) & ~base
     if max_distance <= 0 or not added.any() or not base.any():
         return added
-    n = tree.n_leaves
     piece = leaf_pieces(tree, added)
     area = tree.leaf_area.astype(np.float64)
-    chroma = tree.leaf_lab[:, 1:].astype(np.float64) * area[:, None]  # (n_leaves, 2) a, b x area
-    base_mean = chroma[base].sum(axis=0) / area[base].sum()
-    weight = np.bincount(piece[added], weights=area[added], minlength=n)
-    sums = np.stack([np.bincount(piece[added], weights=chroma[added, k], minlength=n) for k in (0, 1)], 1)
-    means = sums / np.maximum(weight, 1e-9)[:, None]
-    keep = np.hypot(*(means - base_mean).T) <= max_distance
+    base_mean = (tree.leaf_lab[base, 1:].astype(np.float64) * area[base, None]).sum(axis=0) / area[base].sum()
+    means, _ = piece_mean_colours(tree, piece)
+    keep = np.hypot(*(means[:, 1:] - base_mean).T) <= max_distance
     if min_shared > 0:
         keep |= shared_outline(tree, piece, base) >= min_shared
     return added & keep[piece]
+
+
+def piece_mean_colours(tree: RegionTree, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece label (``piece``: ``(n_leaves,)`` int, -1 outside every piece, :func:`leaf_pieces`): the
+    ``(n_leaves, 3)`` area-weighted mean CIELAB colour and the ``(n_leaves,)`` area (internal pixels) of each
+    piece; rows of labels no piece has are 0."""
+    n = tree.n_leaves
+    inside = piece >= 0
+    area = tree.leaf_area.astype(np.float64)[inside]
+    lab = tree.leaf_lab[inside].astype(np.float64)
+    weight = np.bincount(piece[inside], weights=area, minlength=n)
+    sums = np.stack([np.bincount(piece[inside], weights=lab[:, k] * area, minlength=n) for k in range(3)], 1)
+    return sums / np.maximum(weight, 1e-9)[:, None], weight
 
 
 def shared_outline(tree: RegionTree, piece: np.ndarray, base: np.ndarray) -> np.ndarray:

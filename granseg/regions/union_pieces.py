@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from granseg.regions.chains import chroma_close_pieces, leaf_pieces, shared_outline
+from granseg.regions.chains import chroma_close_pieces, leaf_pieces, piece_mean_colours, shared_outline
 from granseg.regions.tree import RegionTree
 
 WEIGHTS_PATH = Path(__file__).with_name("union_pieces.json")
@@ -58,14 +58,9 @@ def piece_features(tree: RegionTree, base: np.ndarray, added: np.ndarray) -> tup
     if not len(labels) or not base.any():
         return piece, features
     area = tree.leaf_area.astype(np.float64)
-    lab = tree.leaf_lab.astype(np.float64)
     base_area = area[base].sum()
-    base_mean = (lab[base] * area[base, None]).sum(axis=0) / base_area
-    weight = np.bincount(piece[added], weights=area[added], minlength=n)
-    sums = np.stack(
-        [np.bincount(piece[added], weights=lab[added, k] * area[added], minlength=n) for k in range(3)]
-    )
-    means = sums.T / np.maximum(weight, 1e-9)[:, None]
+    base_mean = (tree.leaf_lab[base].astype(np.float64) * area[base, None]).sum(axis=0) / base_area
+    means, weight = piece_mean_colours(tree, piece)
     shared = shared_outline(tree, piece, base)
 
     base_pixels = base[tree.leaf_map]
@@ -75,12 +70,13 @@ def piece_features(tree: RegionTree, base: np.ndarray, added: np.ndarray) -> tup
     piece_pixels = np.where(added[tree.leaf_map], piece[tree.leaf_map], -1)
     border = np.zeros(piece_pixels.shape, bool)
     border[[0, -1], :] = border[:, [0, -1]] = True
-    base_solidity = base_pixels.sum() / max(int(hull_mask.sum()), 1)
+    base_count = int(base_pixels.sum())
+    base_solidity = base_count / max(int(hull_mask.sum()), 1)
     for label in labels:
         pixels = piece_pixels == label
         count = max(int(pixels.sum()), 1)
         hull = cv2.convexHull(np.concatenate([base_hull, _hull_points(pixels)]))
-        union_solidity = (base_pixels.sum() + count) / _filled_count(hull)
+        union_solidity = (base_count + count) / _filled_count(hull)
         features[label] = (
             np.log(weight[label] / base_area + 1e-3),
             np.hypot(*(means[label, 1:] - base_mean[1:])) / 50.0,
