@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hierarchy.py [--only timing,bsds,synth,grabcut]
         [--limit N] [--scenes 200] [--workers 1] [--baseline] [--write benchmarks/results/hierarchy.md]
+        [--set key=value ...]
 
 1. timing: ``set_image`` on a 1024 px photograph (GrabCut 'flower.jpg' upscaled) and ``predict`` (median).
 2. bsds: BSDS500 val; for each image and g, the hierarchy's partition at g (the maximal regions chosen by a click
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import sys
@@ -34,12 +36,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+OVERRIDES: dict = {}  # HierarchyConfig overrides of every predictor of this run (``--set key=value``)
 
 
 def make_predictor(**overrides):
     from granseg.predict.hierarchy import build_hierarchy
 
-    return build_hierarchy(device="cpu", **overrides).create_predictor()
+    return build_hierarchy(device="cpu", **{**OVERRIDES, **overrides}).create_predictor()
 
 
 def bench_timing(repeats: int = 5, predicts: int = 200) -> dict:
@@ -276,7 +279,12 @@ def bench_grabcut(limit: int | None, workers: int, baseline: bool) -> dict:
     out = {}
     start = time.perf_counter()
     results = evaluate_dataset(
-        dataset, make_predictor, config, max_instances=limit, workers=workers, quiet=True
+        dataset,
+        functools.partial(make_predictor, **OVERRIDES),  # workers may not share this module's globals
+        config,
+        max_instances=limit,
+        workers=workers,
+        quiet=True,
     )
     metrics = summarize(results, config)
     out["hierarchy"] = {k: metrics[k] for k in ("instances", "NoC@85", "NoC@90", "1-IoU")}
@@ -312,7 +320,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--baseline", action="store_true", help="also run cv2.grabCut on GrabCut")
     parser.add_argument("--write", type=Path, default=None, help="write a markdown report here")
+    parser.add_argument("--set", nargs="*", default=[], help="HierarchyConfig overrides key=value")
     args = parser.parse_args()
+    from bench_clicks import parse_overrides
+
+    OVERRIDES.update(parse_overrides(args.set))
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)
         return 1

@@ -101,6 +101,35 @@ def test_answer_at_g_does_not_depend_on_the_other_g_asked(predictor):
     assert np.array_equal(pair[0], every[9]) and np.array_equal(pair[1], every[2])
 
 
+def test_answer_at_g_does_not_depend_on_the_other_g_asked_on_a_photo(shared_data):
+    """BSDS 103070, a click whose smaller levels' cuts collapse: their fallback (regions.chains.keep_uncollapsed)
+    reads the g = 1.0 answer, so before session 18 the answer at g 0.3 ... 0.9 asked alone (which computed the
+    levels up to that g only) differed from the same g in "all" by ~1800-2100 internal pixels."""
+    from granseg.io.images import load_image
+
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(load_image(shared_data / "bsds500" / "images" / "val" / "103070.jpg"))
+    every = predictor.predict([[245, 86]], [1], granularity="all").masks
+    for k in range(10):
+        alone = predictor.predict([[245, 86]], [1], granularity=round(0.1 * (k + 1), 1)).masks[0]
+        assert np.array_equal(alone, every[k]), f"g = {0.1 * (k + 1):.1f}"
+    extra = predictor.predict([[245, 86]], [1], granularity=[0.35, 0.4]).masks
+    assert np.array_equal(extra[1], every[3])  # another g asked changes no standard level
+    # ... and the extra g's answer lies between its neighbours'
+    assert not (every[2] & ~extra[0]).any() and not (extra[0] & ~every[3]).any()
+
+
+def test_running_union_feeds_only_the_standard_rows():
+    from granseg.regions.chains import running_union
+
+    stack = np.zeros((4, 5), bool)
+    stack[0, 0] = stack[1, 1] = stack[2, 2] = stack[3, 3] = True
+    running_union(stack, [True, False, True, True])  # row 1: another g asked between two standard levels
+    assert stack[1].tolist() == [True, True, False, False, False]
+    assert stack[2].tolist() == [True, False, True, False, False]  # not row 1's pixel
+    assert stack[3].tolist() == [True, False, True, True, False]
+
+
 def test_monotone_for_clicks_on_several_real_points(predictor):
     for x, y in [(5, 5), (100, 110), (165, 80), (190, 150)]:
         masks = predictor.predict([[x, y]], [1], granularity="all").masks

@@ -199,10 +199,11 @@ class HierarchyPredictor(BasePredictor):
             if cfg.correction_reach > 0:
                 reach = self._reach(np.asarray(mask_input), points[-1], labels[-1])
         nested = refine and len(points) == 1
-        # one click with the cut: every standard level up to the largest g asked is answered and the answers are
-        # made nested by a running union from small to large g, so the mask at g does not depend on the other g
+        # one click with the cut: all ten standard levels (and any other g asked) are answered and made nested by
+        # a running union over the standard levels, so the mask at g never depends on the other g asked (the
+        # smaller levels' fallback reads the g = 1.0 answer: regions.chains.keep_uncollapsed)
         levels = (
-            sorted({*(v for v in GRANULARITY_LEVELS if v <= max(granularity)), *map(float, granularity)})
+            sorted({*GRANULARITY_LEVELS, *map(float, granularity)})
             if nested
             else list(map(float, granularity))
         )
@@ -245,7 +246,7 @@ class HierarchyPredictor(BasePredictor):
             if nested and self.config.clip_to_next_level:
                 self._clip_to_next_level(small, chains[0], levels)
             if nested:
-                _running_union(small)
+                ch.running_union(small, [g in GRANULARITY_LEVELS for g in levels])
             self._cache[key] = (small, scores)
             while len(self._cache) > ANSWER_CACHE:
                 self._cache.pop(next(iter(self._cache)))
@@ -353,7 +354,7 @@ class HierarchyPredictor(BasePredictor):
         if nested and cfg.single_click_min_cover > 0 and references:
             ch.keep_uncollapsed(tree, selections, refs, cfg.single_click_min_cover)
         if nested:
-            _running_union(selections)
+            ch.running_union(selections, [g in GRANULARITY_LEVELS for g in levels])
         return selections, scores, chains
 
     def _within_reach(self, cuts, reaches, points, labels, leaves) -> None:
@@ -578,13 +579,6 @@ def _paint(selections: np.ndarray, leaf_index: np.ndarray, rows: list[int], out:
         return
     for selection, row in zip(selections, rows):
         out[row] = selection[leaf_index]
-
-
-def _running_union(stack: np.ndarray) -> None:
-    """In place: ``stack[k] |= stack[k - 1]`` from the first row on (``np.logical_or.accumulate`` over axis 0,
-    several times faster on bool image stacks)."""
-    for k in range(1, len(stack)):
-        np.logical_or(stack[k], stack[k - 1], out=stack[k])
 
 
 def _upsample(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:

@@ -315,6 +315,20 @@ def cap_nested(tree: RegionTree, selections: np.ndarray, references: list, max_f
             selections[k] = references[k]
 
 
+def running_union(stack: np.ndarray, feeds: list[bool]) -> None:
+    """In place, for a single click's ``(K, ...)`` bool answers ``stack`` (rows ascending by g): each row ``|=``
+    the union of the earlier rows whose ``feeds[k]`` is True (the predictor's ten standard levels). A row that
+    does not feed (another g asked) gets the union below it but adds to no later row, so no answer depends on
+    which other g were asked. (Row by row: several times faster on bool image stacks than
+    ``np.logical_or.accumulate`` over axis 0.)"""
+    below = None  # the union of the feeding rows so far: the last such row itself, which holds the ones below
+    for k in range(len(stack)):
+        if below is not None:
+            np.logical_or(stack[k], below, out=stack[k])
+        if feeds[k]:
+            below = stack[k]
+
+
 def keep_uncollapsed(tree: RegionTree, selections: np.ndarray, references: list, min_cover: float) -> None:
     """In place: a single click's answers ``selections`` (``(K, n_leaves)`` bool, levels ascending, the last the
     largest g's answer after the object prior's union, before the running union) where a cut collapsed onto the
