@@ -117,16 +117,21 @@ def test_answer_at_g_does_not_depend_on_the_other_g_asked_on_a_photo(shared_data
     assert np.array_equal(extra[1], every[3])  # another g asked changes no standard level
     # ... and the extra g's answer lies between its neighbours'
     assert not (every[2] & ~extra[0]).any() and not (extra[0] & ~every[3]).any()
+    mixed = predictor.predict([[245, 86]], [1], granularity=[0.15, 0.1, 0.95, 0.35, 0.3, 1.0]).masks
+    order = [1, 0, 4, 3, 2, 5]  # ascending g
+    assert all(not (mixed[a] & ~mixed[b]).any() for a, b in zip(order, order[1:])), (
+        "nested over every g asked"
+    )
 
 
 def test_running_union_feeds_only_the_standard_rows():
     from granseg.regions.chains import running_union
 
     stack = np.zeros((4, 5), bool)
-    stack[0, 0] = stack[1, 1] = stack[2, 2] = stack[3, 3] = True
+    stack[0, 0] = stack[1, 1] = stack[1, 2] = stack[2, 2] = stack[3, 3] = True
     running_union(stack, [True, False, True, True])  # row 1: another g asked between two standard levels
-    assert stack[1].tolist() == [True, True, False, False, False]
-    assert stack[2].tolist() == [True, False, True, False, False]  # not row 1's pixel
+    assert stack[1].tolist() == [True, False, True, False, False]  # cut to row 2: its pixel 1 is in no level
+    assert stack[2].tolist() == [True, False, True, False, False]  # row 1 fed nothing
     assert stack[3].tolist() == [True, False, True, True, False]
 
 

@@ -318,15 +318,21 @@ def cap_nested(tree: RegionTree, selections: np.ndarray, references: list, max_f
 def running_union(stack: np.ndarray, feeds: list[bool]) -> None:
     """In place, for a single click's ``(K, ...)`` bool answers ``stack`` (rows ascending by g): each row ``|=``
     the union of the earlier rows whose ``feeds[k]`` is True (the predictor's ten standard levels). A row that
-    does not feed (another g asked) gets the union below it but adds to no later row, so no answer depends on
-    which other g were asked. (Row by row: several times faster on bool image stacks than
-    ``np.logical_or.accumulate`` over axis 0.)"""
+    does not feed (another g asked) gets the union below it, is cut to the next feeding row above it (when there
+    is one) and adds to no other row: the answers stay nested and none depends on which other g were asked.
+    (Row by row: several times faster on bool image stacks than ``np.logical_or.accumulate`` over axis 0.)"""
     below = None  # the union of the feeding rows so far: the last such row itself, which holds the ones below
+    waiting = []  # rows that do not feed, since the last feeding row
     for k in range(len(stack)):
         if below is not None:
             np.logical_or(stack[k], below, out=stack[k])
-        if feeds[k]:
-            below = stack[k]
+        if not feeds[k]:
+            waiting.append(k)
+            continue
+        below = stack[k]
+        for j in waiting:
+            np.logical_and(stack[j], below, out=stack[j])
+        waiting = []
 
 
 def keep_uncollapsed(tree: RegionTree, selections: np.ndarray, references: list, min_cover: float) -> None:
