@@ -291,3 +291,24 @@ def test_levels_stay_distinct_on_the_coffee_photo(sample_image_path):
     assert len(set(areas)) >= 3, areas
     assert areas[4] != areas[9], areas
     assert all(a <= b for a, b in zip(areas, areas[1:]))  # nested from g 0.1 to 1.0
+
+
+def test_single_click_min_fraction_sets_only_a_single_clicks_smallest_level(shared_data):
+    """``single_click_min_fraction`` is the smallest level of a single click's chain (as a fraction of its top);
+    a correction's chain keeps ``part_min_fraction``. Out of [0, 1): a one-line InputError."""
+    from granseg.errors import InputError
+    from granseg.io.images import load_image
+    from granseg.regions import chains as ch
+
+    image = load_image(shared_data / "bsds500" / "images" / "val" / "103070.jpg")
+    fine, coarse = (build_hierarchy(single_click_min_fraction=f).create_predictor() for f in (0.0, 0.3))
+    for predictor in (fine, coarse):
+        predictor.set_image(image)
+    leaf = int(ch.points_to_leaves(fine.tree, np.array([[245.0, 86.0]]), image.shape[:2])[0])
+    single = [p._chain(leaf, None, True)[0] for p in (fine, coarse)]
+    correction = [p._chain(leaf, None, False)[0] for p in (fine, coarse)]
+    top_area = fine.tree.area[single[0][-1]]
+    assert fine.tree.area[single[1][0]] >= 0.3 * top_area > fine.tree.area[single[0][0]]
+    assert np.array_equal(correction[0], correction[1])
+    with pytest.raises(InputError, match="single_click_min_fraction"):
+        build_hierarchy(single_click_min_fraction=1.0)

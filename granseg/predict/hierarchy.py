@@ -174,8 +174,12 @@ class HierarchyPredictor(BasePredictor):
             allowed,
             cfg.top_size_power,
         )
-        min_distinct = cfg.part_min_distinct if distinct else 0.0
-        return ch.chain_levels(tree, chain, top, cfg.part_min_fraction, min_distinct, cfg.part_max_recurrence)
+        min_distinct, min_fraction = (
+            (cfg.part_min_distinct, cfg.single_click_min_fraction)
+            if distinct
+            else (0.0, cfg.part_min_fraction)
+        )
+        return ch.chain_levels(tree, chain, top, min_fraction, min_distinct, cfg.part_max_recurrence)
 
     def partition(self, granularity: Granularity = 1.0) -> np.ndarray:
         """Whole-image partitions: ``(G, H, W)`` int32 region labels at the original size, one map per g of
