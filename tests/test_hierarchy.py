@@ -117,6 +117,7 @@ def test_answer_at_g_does_not_depend_on_the_other_g_asked_on_a_photo(shared_data
     assert np.array_equal(extra[1], every[3])  # another g asked changes no standard level
     # ... and the extra g's answer lies between its neighbours'
     assert not (every[2] & ~extra[0]).any() and not (extra[0] & ~every[3]).any()
+    # one extra g between two standard levels at most (two there are each their own cut, not ordered)
     mixed = predictor.predict([[245, 86]], [1], granularity=[0.15, 0.1, 0.95, 0.35, 0.3, 1.0]).masks
     order = [1, 0, 4, 3, 2, 5]  # ascending g
     assert all(not (mixed[a] & ~mixed[b]).any() for a, b in zip(order, order[1:])), (
@@ -133,6 +134,11 @@ def test_running_union_feeds_only_the_standard_rows():
     assert stack[1].tolist() == [True, False, True, False, False]  # cut to row 2: its pixel 1 is in no level
     assert stack[2].tolist() == [True, False, True, False, False]  # row 1 fed nothing
     assert stack[3].tolist() == [True, False, True, True, False]
+    two = np.zeros((4, 3), bool)
+    two[0, 0] = two[1, 1] = two[2, 2] = True
+    two[3] = True
+    running_union(two, [True, False, False, True])  # two extra g between the same standard levels
+    assert two[1].tolist() == [True, True, False] and two[2].tolist() == [True, False, True]  # not ordered
 
 
 def test_monotone_for_clicks_on_several_real_points(predictor):

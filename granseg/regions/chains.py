@@ -319,7 +319,9 @@ def running_union(stack: np.ndarray, feeds: list[bool]) -> None:
     """In place, for a single click's ``(K, ...)`` bool answers ``stack`` (rows ascending by g): each row ``|=``
     the union of the earlier rows whose ``feeds[k]`` is True (the predictor's ten standard levels). A row that
     does not feed (another g asked) gets the union below it, is cut to the next feeding row above it (when there
-    is one) and adds to no other row: the answers stay nested and none depends on which other g were asked.
+    is one) and adds to no other row: it lies between its two feeding neighbours and no answer depends on which
+    other g were asked. Two non-feeding rows between the same feeding rows are not ordered among themselves
+    (each is its own cut; ordering them would make one depend on the other).
     (Row by row: several times faster on bool image stacks than ``np.logical_or.accumulate`` over axis 0.)"""
     below = None  # the union of the feeding rows so far: the last such row itself, which holds the ones below
     waiting = []  # rows that do not feed, since the last feeding row
@@ -337,7 +339,7 @@ def running_union(stack: np.ndarray, feeds: list[bool]) -> None:
 
 def keep_uncollapsed(tree: RegionTree, selections: np.ndarray, references: list, min_cover: float) -> None:
     """In place: a single click's answers ``selections`` (``(K, n_leaves)`` bool, levels ascending, the last the
-    largest g's answer after the object prior's union, before the running union) where a cut collapsed onto the
+    g = 1.0 answer after the object prior's union, before the running union) where a cut collapsed onto the
     click: it keeps less than ``min_cover`` of the area of ``references[k]``, the chain region it started from
     (``(n_leaves,)`` bool; None: left as is). The region's colour model did not tell it from its surroundings (a
     textured or camouflaged object), so the cut says nothing about its outline and the level answers the region

@@ -146,7 +146,7 @@ class AutomaticSegmenter:
         readout = TreeReadout(
             min_object_fraction=pc.min_object_fraction,
             max_object_fraction=pc.max_object_fraction,
-            part_min_fraction=pc.part_min_fraction,
+            part_min_fraction=pc.single_click_min_fraction,  # a click's smallest level (default 0.05)
             min_area=cfg.min_area,
             nms_iou=cfg.tree_nms_iou,
             max_masks=cfg.max_masks,
