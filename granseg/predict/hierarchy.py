@@ -307,7 +307,7 @@ class HierarchyPredictor(BasePredictor):
             ):
                 owns[len(jobs)] = own
             jobs.append(CutJob(reference, leaves[labels == 1], leaves[labels == 0], prior_weight, iterations))
-        object_prior = nested and levels[-1] >= 1.0 - 1e-9 and cfg.object_prior_radius > 0
+        object_prior = nested and cfg.object_prior_radius > 0  # a single click always answers g = 1.0 too
         if object_prior:
             jobs.append(self._object_prior_job(points[0], leaves, labels))
         cuts = (
