@@ -1,7 +1,7 @@
 """Fit the learned merge criterion of the region tree (granseg/regions/learned.py) on human segmentations.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_merge.py [--fit 50] [--rounds 3] [--leaves slic|watershed]
-        [--spectral] [--out granseg/regions/merge_weights.json]
+        [--spectral] [--owt] [--synth N [--synth-first-seed 30000]] [--out granseg/regions/merge_weights.json]
 
 Data: BSDS500 val (../shared/data/bsds500), sorted ids; the first ``--fit`` images are fit on, the rest are
 held out for the reports (benchmarks/bench_tree.py uses the same split).
@@ -13,6 +13,10 @@ The model is a logistic regression (Newton's method, L2 penalty ``--l2`` on stan
 pairs of all rounds so far, each weighted by the square root of its border length (``--weighting``), with the
 signs of ``granseg.regions.learned.FEATURE_SIGNS`` imposed (active set): p(same) never rises with a stronger
 border or a larger colour / texture difference, so the merge order cannot invert at the strongest outlines.
+``--synth N``: N synthetic scenes (granseg.synth, seeds 30000.. by default: none of the benchmarks' tune or
+report seeds) join the fit images, their objects, parts and sub-parts standing in for three annotators (``--fit
+0 --synth N``: synthetic scenes only). Tried in issue 18 session 19 for the synthetic part target: no gain
+(parts up on one tune half and down on the other, objects down: benchmarks/RESULTS.md); the shipped weights are BSDS-only.
 ``--spectral``: with gPb's spectral cue (granseg/regions/spectral.py; features + SPECTRAL_FEATURES), written to
 merge_weights_spectral.json by default.
 """
@@ -46,13 +50,33 @@ def prepare(image_id: str, leaves: str, spectral: bool = False, owt: bool = Fals
     """Leaves, statistics and the per-leaf human-segment counts ``(n, S)`` of one image (annotators stacked)."""
     from granseg.eval.datasets.bsds import read_bsds_ground_truth
     from granseg.io.images import load_image
+
+    image = load_image(DATA / "images" / "val" / f"{image_id}.jpg")
+    _, segmentations = read_bsds_ground_truth(DATA / "groundTruth" / "val" / f"{image_id}.mat")
+    return prepare_segmented(image, segmentations, leaves, spectral, owt)
+
+
+def synth_segmentations(seed: int):
+    """A synthetic scene (``granseg.synth``, 256 px) and its three exact segmentations as ``H x W`` int label
+    maps, one per level of its hierarchy, standing in for three annotators who segment at three granularities:
+    objects (and the background), parts (an object's pixels no part holds stay the object's), sub-parts (a
+    part's own pixels stay the part's)."""
+    from granseg.synth import SynthConfig, generate_scene
+
+    scene = generate_scene(seed=seed, config=SynthConfig(size=256))
+    objects = scene.label_map("object")
+    parts = np.where(scene.label_map("part") > 0, scene.label_map("part"), objects)
+    subparts = np.where(scene.label_map("subpart") > 0, scene.label_map("subpart"), parts)
+    return scene.image, [objects, parts, subparts]
+
+
+def prepare_segmented(image, segmentations, leaves: str, spectral: bool = False, owt: bool = False):
+    """:func:`prepare` for an ``H x W x 3`` uint8 RGB image and its ``H x W`` int segmentations."""
     from granseg.regions.cues import to_lab
     from granseg.regions.spectral import spectral_cues
     from granseg.regions.superpixels import resize_long_side
     from granseg.regions.tree import TreeParams, learned_leaves, learned_statistics
 
-    image = load_image(DATA / "images" / "val" / f"{image_id}.jpg")
-    _, segmentations = read_bsds_ground_truth(DATA / "groundTruth" / "val" / f"{image_id}.mat")
     params = TreeParams()
     small, _ = resize_long_side(image, params.internal_long_side)
     lab = to_lab(small)
@@ -158,6 +182,16 @@ def main(argv=None) -> int:
         help="no sign constraints (the criterion may then not be monotone)",
     )
     parser.add_argument("--out", type=Path, default=None, help="default: the shipped file for --leaves")
+    parser.add_argument(
+        "--synth",
+        type=int,
+        default=0,
+        help="also fit on this many synthetic scenes (granseg.synth, 256 px; objects, parts and sub-parts as "
+        "three annotators)",
+    )
+    parser.add_argument(
+        "--synth-first-seed", type=int, default=30000, help="seed of the first synthetic scene"
+    )
     args = parser.parse_args(argv)
     from granseg.regions.learned import WEIGHTS_FILES, feature_signs
 
@@ -168,6 +202,11 @@ def main(argv=None) -> int:
     ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
     start = time.perf_counter()
     prepared = [prepare(i, args.leaves, args.spectral, args.owt) for i in ids]
+    synth_seeds = list(range(args.synth_first_seed, args.synth_first_seed + args.synth))
+    prepared += [
+        prepare_segmented(*synth_segmentations(seed), args.leaves, args.spectral, args.owt)
+        for seed in synth_seeds
+    ]
     print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
     model, pool = initial_model(args.spectral, args.owt), []
     for round_index in range(args.rounds):
@@ -184,7 +223,10 @@ def main(argv=None) -> int:
         )
     data = model.to_dict()
     data["fit"] = {
-        "data": f"BSDS500 val, sorted ids 1..{len(ids)} ({ids[0]}..{ids[-1]})",
+        "data": " + ".join(
+            ([f"BSDS500 val, sorted ids 1..{len(ids)} ({ids[0]}..{ids[-1]})"] if ids else [])
+            + ([f"synthetic scenes {synth_seeds[0]}..{synth_seeds[-1]}"] if synth_seeds else [])
+        ),
         "rounds": args.rounds,
         "l2": args.l2,
         "leaves": args.leaves,

@@ -215,3 +215,38 @@ def test_a_texture_dot_under_the_click_is_not_the_first_level(seed):
     )
     assert new_part >= 0.75 and new_part >= old_part + 0.5
     assert new_object >= old_object - 0.01
+
+
+def test_levels_start_above_the_last_patch_of_a_texture_with_elements():
+    # leaves 0-7: a striped part (stripes of colours 0 and 1 alternating); leaves 8-9: the rest of the object,
+    # one leaf of stripe colour 0 and one of colour 2. Node 0: one stripe (a texture element: its colours differ
+    # from the next stripe's but recur in the part); nodes 1-2: patches of stripes (fragments: they look like the
+    # rest of the part); node 3: the striped part (distinctness 0.5: the rest of the object shares a colour);
+    # node 4: the object
+    stripes = [[10, 0, 0], [0, 10, 0]] * 4
+    tree = nested_tree(stripes + [[10, 0, 0], [0, 0, 10]], [(0, 1), (0, 2), (0, 4), (0, 8), (0, 10)])
+    tree.height = np.zeros(5)
+    nodes = np.arange(5)
+    distinctness = ch.colour_distinctness(tree, nodes)
+    assert distinctness.tolist() == pytest.approx([1.0, 0.0, 0.0, 0.5, 1.0])
+    assert ch.colour_recurrence(tree, nodes)[0] == pytest.approx(1.0)
+    chain = [0, 1, 2, 3, 4]
+    # no region below the top has colours of its own (the stripe repeats): every region was a level
+    assert ch.chain_levels(tree, chain, 4, 0.0, 0.7, 0.5)[0].tolist() == [0, 1, 2, 3, 4]
+    kept, levels, _ = ch.chain_levels(tree, chain, 4, 0.0, 0.7, 0.5, fragment_distinct=0.3)
+    assert kept.tolist() == [3, 4] and levels.tolist() == pytest.approx([0.1, 1.0])
+    # without a texture element (max_recurrence 1: the stripe not called one) the patches stay levels
+    assert ch.chain_levels(tree, chain, 4, 0.0, 0.7, 1.0, fragment_distinct=0.3)[0].tolist() == chain
+    # when the last patch lies just below the top, every region below the top is a patch: the chain is kept
+    assert ch.chain_levels(tree, chain[:4], 3, 0.0, 0.7, 0.5, fragment_distinct=0.3)[0].tolist() == chain[:4]
+
+
+def test_a_click_on_a_stripe_answers_the_striped_part_at_small_g():
+    # synthetic tune seed 4007 (issue 18 session 19): the click lands on a stripe of the largest part, whose own
+    # region (85 % of the object) holds no colours of its own; measured part IoU at g <= 0.3 0.10 -> 0.96, object 1.0 both
+    new_part, new_object = _part_and_object_iou(build_hierarchy().create_predictor(), 4007, True)
+    old_part, old_object = _part_and_object_iou(
+        build_hierarchy(part_fragment_distinct=0.0).create_predictor(), 4007, True
+    )
+    assert new_part >= 0.8 and old_part <= 0.3
+    assert new_object == pytest.approx(old_object, abs=0.01)

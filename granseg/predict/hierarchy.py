@@ -179,7 +179,10 @@ class HierarchyPredictor(BasePredictor):
             if distinct
             else (0.0, cfg.part_min_fraction)
         )
-        return ch.chain_levels(tree, chain, top, min_fraction, min_distinct, cfg.part_max_recurrence)
+        fragments = cfg.part_fragment_distinct if distinct else 0.0
+        return ch.chain_levels(
+            tree, chain, top, min_fraction, min_distinct, cfg.part_max_recurrence, fragments
+        )
 
     def partition(self, granularity: Granularity = 1.0) -> np.ndarray:
         """Whole-image partitions: ``(G, H, W)`` int32 region labels at the original size, one map per g of

@@ -28,6 +28,9 @@ class HierarchyConfig(TreeParams, Config):
     part_min_distinct: float = 0.7
     part_max_recurrence: float = 0.5  # ... and (if a level by size) whose colours recur at most this much
     # in its wider surroundings (regions.chains.colour_recurrence: a texture dot or stripe; 1: any)
+    # ... and, when the chain holds such a texture element with colours of its own, no lower than above the run of
+    # regions right after it whose distinctness is under this (patches of the texture; 0: off; regions.chains)
+    part_fragment_distinct: float = 0.3
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
     # (colour_distinctness >= part_min_distinct), unless that is the top (see _clip_to_next_level)
@@ -120,6 +123,8 @@ class HierarchyConfig(TreeParams, Config):
         for name in ("part_min_fraction", "single_click_min_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.part_fragment_distinct <= 1.0:
+            raise InputError(f"part_fragment_distinct must be in [0, 1], got {self.part_fragment_distinct}")
         if self.cut_threads < 0:
             raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
         if not 1 <= self.tree_starts <= len(UCM_STARTS):

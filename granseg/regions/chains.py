@@ -111,6 +111,7 @@ def chain_levels(
     min_fraction: float = 0.0,
     min_distinct: float = 0.0,
     max_recurrence: float = 1.0,
+    fragment_distinct: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The N chain regions up to index ``top`` with distinct areas of at least ``min_fraction`` x the top's area
     (the smallest part g = 0.1 can answer; 0: the leaf superpixel), their ``(N,)`` granularity (see the module)
@@ -127,7 +128,15 @@ def chain_levels(
 
     With ``max_recurrence`` < 1 a region of at least ``min_fraction`` x the top whose colours recur more than
     that in its wider surroundings (:func:`colour_recurrence`: a dot or a stripe of a textured part, whose
-    colours differ from its immediate surroundings') does not count as having colours of its own."""
+    colours differ from its immediate surroundings') does not count as having colours of its own.
+
+    With ``fragment_distinct`` > 0 as well, when such a texture element (a region of at least ``min_fraction`` x
+    the top, distinctness >= ``min_distinct``, recurrence > ``max_recurrence``) lies in the chain, the levels
+    start no lower than just above the unbroken run of regions right after its last element whose distinctness
+    is under ``fragment_distinct``: the patches the texture grows into (a few stripes look like a sample of the
+    striped part around them) before the part is whole. Not when the run reaches the region just below the top
+    (the chain is then kept as it was: the top is the part). Photographs seldom hold such an element followed
+    by such a run, so their levels do not change (issue 18 session 19: every photo set click for click)."""
     nodes = np.asarray(chain[: top + 1])
     areas = tree.area[nodes]
     distinct = np.concatenate([[True], areas[1:] > areas[:-1]]) & (areas >= min_fraction * areas[-1])
@@ -136,13 +145,21 @@ def chain_levels(
         hists = chain_histograms(tree, nodes)
         distinctness = colour_distinctness(tree, nodes, hists=hists) if len(nodes) > 1 else np.ones(1)
         own_colours = distinctness[:-1] >= min_distinct
+        elements = np.zeros(len(nodes) - 1, bool)
         if max_recurrence < 1:  # ... and, among the regions large enough to be levels, colours found nowhere
             # else around it (not one of a texture's dots or stripes; :func:`colour_recurrence`)
             repeated = colour_recurrence(tree, nodes, hists=hists)[:-1] > max_recurrence
-            own_colours &= ~(repeated & (areas[:-1] >= min_fraction * areas[-1]))
-        own = np.flatnonzero(own_colours)
-        if len(own):  # the chain starts at its smallest region with colours of its own (else: as before)
-            distinct[: own[0]] = False
+            repeated &= areas[:-1] >= min_fraction * areas[-1]
+            elements = repeated & own_colours
+            own_colours &= ~repeated
+        starts = list(np.flatnonzero(own_colours)[:1])  # the smallest region with colours of its own
+        if fragment_distinct > 0 and elements.any():  # ... and above the patches the texture grows into
+            after = np.flatnonzero(elements)[-1] + 1  # the regions after its last element, while patches
+            patches = np.flatnonzero(np.cumprod(distinctness[after:-1] < fragment_distinct))
+            if 0 < len(patches) and after + patches[-1] < len(nodes) - 2:
+                starts.append(after + patches[-1] + 1)
+        if starts:  # the chain starts there (else: as before)
+            distinct[: max(starts)] = False
     distinct[-1] = True
     nodes = nodes[distinct]
     if distinctness is not None:
