@@ -203,11 +203,13 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     prepared = [prepare(i, args.leaves, args.spectral, args.owt) for i in ids]
     synth_seeds = list(range(args.synth_first_seed, args.synth_first_seed + args.synth))
+    if not ids and not synth_seeds:
+        parser.error(f"nothing to fit on: no BSDS500 val image under {DATA} (--fit) and no --synth scenes")
     prepared += [
         prepare_segmented(*synth_segmentations(seed), args.leaves, args.spectral, args.owt)
         for seed in synth_seeds
     ]
-    print(f"prepared {len(ids)} images in {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"prepared {len(prepared)} images in {time.perf_counter() - start:.1f} s", flush=True)
     model, pool = initial_model(args.spectral, args.owt), []
     for round_index in range(args.rounds):
         batch = [samples(p, model, args.weighting) for p in prepared]

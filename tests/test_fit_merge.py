@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from bench_helpers import load_benchmark
 
 from granseg.regions.learned import MergeModel
@@ -38,3 +39,11 @@ def test_fit_on_synthetic_scenes_only_writes_a_loadable_model(tmp_path):
     model = MergeModel.from_dict(data)
     assert np.isfinite(model.weights).all() and np.isfinite(model.bias)
     assert (model.weights <= 0)[:12].all()  # border features keep their monotone sign
+
+
+def test_nothing_to_fit_on_is_a_clear_error(capsys):
+    fit = load_benchmark("fit_merge")
+    with pytest.raises(SystemExit) as exit_:
+        fit.main(["--fit", "0", "--synth", "0"])
+    assert exit_.value.code == 2
+    assert "nothing to fit on" in capsys.readouterr().err
