@@ -159,6 +159,14 @@ def _newton(x, target, weight, l2: float, iterations: int) -> np.ndarray:
     return beta
 
 
+def describe_data(ids: list[str], synth_seeds: list[int]) -> str:
+    """What the model was fit on, for the weights file: the BSDS500 val images and the synthetic scenes."""
+    return " + ".join(
+        ([f"BSDS500 val, sorted ids 1..{len(ids)} ({ids[0]}..{ids[-1]})"] if ids else [])
+        + ([f"synthetic scenes {synth_seeds[0]}..{synth_seeds[-1]}"] if synth_seeds else [])
+    )
+
+
 def log_loss(model, features, target, weight) -> float:
     p = np.clip(1.0 / (1.0 + np.exp(-model.logit(features))), 1e-9, 1 - 1e-9)
     loss = -(target * np.log(p) + (1 - target) * np.log(1 - p))
@@ -193,18 +201,24 @@ def main(argv=None) -> int:
         "--synth-first-seed", type=int, default=30000, help="seed of the first synthetic scene"
     )
     args = parser.parse_args(argv)
+    from granseg.io.files import atomic_write_text
     from granseg.regions.learned import WEIGHTS_FILES, feature_signs
 
     if args.out is None:
         args.out = WEIGHTS_FILES[
             args.leaves + ("-spectral" if args.spectral else "") + ("-owt" if args.owt else "")
         ]
-    ids = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))[: args.fit]
-    start = time.perf_counter()
-    prepared = [prepare(i, args.leaves, args.spectral, args.owt) for i in ids]
+    for name in ("fit", "synth", "rounds"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    available = sorted(p.stem for p in (DATA / "images" / "val").glob("*.jpg"))
+    ids = available[: args.fit]
     synth_seeds = list(range(args.synth_first_seed, args.synth_first_seed + args.synth))
     if not ids and not synth_seeds:
-        parser.error(f"nothing to fit on: no BSDS500 val image under {DATA} (--fit) and no --synth scenes")
+        why = "--fit 0" if available else f"no BSDS500 val image under {DATA}"
+        parser.error(f"nothing to fit on: {why} and no --synth scenes")
+    start = time.perf_counter()
+    prepared = [prepare(i, args.leaves, args.spectral, args.owt) for i in ids]
     prepared += [
         prepare_segmented(*synth_segmentations(seed), args.leaves, args.spectral, args.owt)
         for seed in synth_seeds
@@ -225,10 +239,7 @@ def main(argv=None) -> int:
         )
     data = model.to_dict()
     data["fit"] = {
-        "data": " + ".join(
-            ([f"BSDS500 val, sorted ids 1..{len(ids)} ({ids[0]}..{ids[-1]})"] if ids else [])
-            + ([f"synthetic scenes {synth_seeds[0]}..{synth_seeds[-1]}"] if synth_seeds else [])
-        ),
+        "data": describe_data(ids, synth_seeds),
         "rounds": args.rounds,
         "l2": args.l2,
         "leaves": args.leaves,
@@ -239,7 +250,7 @@ def main(argv=None) -> int:
         "pairs": int(sum(len(s[0]) for s in pool)),
         "command": "benchmarks/fit_merge.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(data, indent=1) + "\n")
     print("weights:", dict(zip(data["features"], np.round(model.weights, 3).tolist())), "bias", model.bias)
     return 0
 

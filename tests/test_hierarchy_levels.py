@@ -250,3 +250,89 @@ def test_a_click_on_a_stripe_answers_the_striped_part_at_small_g():
     )
     assert new_part >= 0.8 and old_part <= 0.3
     assert new_object == pytest.approx(old_object, abs=0.01)
+
+
+def _reference_levels(tree, chain, top, min_fraction, min_distinct, max_recurrence, fragment_distinct):
+    """The rules of :func:`granseg.regions.chains.chain_levels` written out region by region (its docstring)."""
+    nodes = np.asarray(chain[: top + 1])
+    n, area = len(nodes), tree.area[np.asarray(chain[: top + 1])]
+    keep = [(k == 0 or area[k] > area[k - 1]) and area[k] >= min_fraction * area[-1] for k in range(n)]
+    if min_distinct > 0 and n > 1:
+        distinct = ch.colour_distinctness(tree, nodes)
+        recurs = ch.colour_recurrence(tree, nodes) if max_recurrence < 1 else np.zeros(n)
+        element = [
+            distinct[k] >= min_distinct and recurs[k] > max_recurrence and area[k] >= min_fraction * area[-1]
+            for k in range(n - 1)
+        ]
+        own = [k for k in range(n - 1) if distinct[k] >= min_distinct and not element[k]]
+        start = own[0] if own else None
+        if fragment_distinct > 0 and any(element):
+            after = max(k for k in range(n - 1) if element[k]) + 1
+            end = after
+            while end < n - 1 and distinct[end] < fragment_distinct:  # the unbroken run of patches
+                end += 1
+            if after < end < n - 1:  # a run, and not up to the region just below the top
+                start = end if start is None else max(start, end)
+        if start is not None:
+            keep[:start] = [False] * start
+    keep[-1] = True
+    return nodes[np.asarray(keep)]
+
+
+def test_chain_levels_follow_the_rules_written_out_on_random_chains():
+    # stand-in chains of 2-9 nested regions over leaves of a few colours (stripes of two colours, patches, parts
+    # of a third), compared with the rules written out; the cases must exercise the texture-patch rule
+    rng = np.random.default_rng(0)
+    fired = 0
+    for _ in range(1500):
+        stripes, others = int(rng.integers(1, 20)), int(rng.integers(0, 5))  # leaves: stripes, then the rest
+        n_leaves = stripes + others
+        colours = np.zeros((n_leaves, 4), int)
+        for leaf in range(n_leaves):
+            colour = leaf % 2 if leaf < stripes else int(rng.integers(0, 4))
+            colours[leaf, colour] = int(rng.integers(8, 13) if leaf < stripes else rng.integers(1, 60))
+            if rng.random() < 0.15:
+                colours[leaf, int(rng.integers(0, 4))] += int(rng.integers(1, 10))
+        ends = rng.integers(1, n_leaves + 1, int(rng.integers(1, 8)))  # the nested regions' last leaves
+        ends = np.unique(np.concatenate([ends, [n_leaves], [1] if rng.random() < 0.7 else []]).astype(int))
+        tree = nested_tree(colours.tolist(), [(0, int(e)) for e in ends])
+        tree.height = np.zeros(len(ends))
+        chain = list(range(len(ends)))
+        top = len(chain) - 1 - int(rng.integers(0, 2)) if len(chain) > 2 else len(chain) - 1
+        min_fraction = float(rng.choice([0.0, 0.05, 0.2]))
+        for max_recurrence, fragment_distinct in ((0.5, 0.3), (0.5, 0.0), (1.0, 0.3)):
+            args = (tree, chain, top, min_fraction, 0.7, max_recurrence, fragment_distinct)
+            got = ch.chain_levels(*args)[0]
+            assert got.tolist() == _reference_levels(*args).tolist(), args[1:]
+        with_rule = ch.chain_levels(tree, chain, top, min_fraction, 0.7, 0.5, 0.3)[0]
+        fired += (
+            with_rule.tolist() != ch.chain_levels(tree, chain, top, min_fraction, 0.7, 0.5, 0.0)[0].tolist()
+        )
+    assert fired >= 30  # the texture-patch rule changed the levels of this many chains
+
+
+def test_the_patch_run_starts_after_the_last_texture_element_not_the_first():
+    # colours A, B, C; chain: leaf 0 (A), +leaf 1 (B), +leaf 2 (C), +leaves 3-5 (C, A, B), + leaves 6-7 (A, C).
+    # Regions 0 and 1 are texture elements (colours of their own around them, found again further out); region
+    # 2 is a patch (distinctness < 0.3) right after the last element, region 3 is not: the levels start at 3.
+    # Counting the run from the first element (region 0) would find region 1 (distinctness 1) and no run.
+    leaves = [[5, 0, 0], [0, 6, 0], [0, 0, 15], [0, 0, 15], [4, 0, 0], [0, 19, 0], [18, 0, 0], [0, 0, 16]]
+    tree = nested_tree(leaves, [(0, 1), (0, 2), (0, 3), (0, 6), (0, 8)])
+    tree.height = np.zeros(5)
+    nodes = np.arange(5)
+    assert ch.colour_distinctness(tree, nodes).round(3).tolist() == [1.0, 1.0, 0.269, 0.391, 1.0]
+    assert ch.colour_recurrence(tree, nodes).round(3).tolist() == [0.8, 1.0, 0.0, 0.0, 0.0]
+    assert ch.chain_levels(tree, list(nodes), 4, 0.0, 0.7, 0.5, 0.3)[0].tolist() == [3, 4]
+    assert ch.chain_levels(tree, list(nodes), 4, 0.0, 0.7, 0.5, 0.0)[0].tolist() == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]  # rule off
+    # a run up to the region just below the top (the same leaves, without region 3): the chain is kept as it was
+    short = nested_tree(leaves, [(0, 1), (0, 2), (0, 3), (0, 8)])
+    short.height = np.zeros(4)
+    assert ch.colour_distinctness(short, np.arange(4)).round(3).tolist() == [1.0, 1.0, 0.146, 1.0]
+    assert ch.colour_recurrence(short, np.arange(4)).round(3).tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert ch.chain_levels(short, [0, 1, 2, 3], 3, 0.0, 0.7, 0.5, 0.3)[0].tolist() == [0, 1, 2, 3]

@@ -28,8 +28,10 @@ class HierarchyConfig(TreeParams, Config):
     part_min_distinct: float = 0.7
     part_max_recurrence: float = 0.5  # ... and (if a level by size) whose colours recur at most this much
     # in its wider surroundings (regions.chains.colour_recurrence: a texture dot or stripe; 1: any)
-    # ... and, when the chain holds such a texture element with colours of its own, no lower than above the run of
-    # regions right after it whose distinctness is under this (patches of the texture; 0: off; regions.chains)
+    # ... and, when the chain holds such a texture element (distinct from its immediate surroundings, recurring
+    # further out), no lower than above the unbroken run of regions right after the last such element whose
+    # distinctness is under this (patches of the texture; none when the run is empty or reaches the region just
+    # below the top; 0: off; regions.chains.chain_levels)
     part_fragment_distinct: float = 0.3
     top_size_power: float = 0.5  # chain top: the largest persistence x area fraction ** this (regions.chains)
     # one click: the answer at g stays inside the chain's next larger region with colours of its own
