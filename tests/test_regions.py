@@ -275,6 +275,34 @@ def test_pair_features_of_merged_nodes_equal_features_computed_from_scratch():
         assert np.allclose(incremental, scratch)
 
 
+@pytest.mark.parametrize("leaves", ["slic", "watershed"])
+def test_the_compiled_merge_loop_makes_the_python_loops_tree(leaves):
+    pytest.importorskip("numba")
+    from granseg.regions.cues import to_lab
+    from granseg.regions.learned import default_model, learned_merge
+    from granseg.regions.superpixels import resize_long_side
+    from granseg.regions.tree import TreeParams, learned_leaves, learned_statistics
+    from granseg.synth import SynthConfig, generate_scene
+
+    model = default_model(leaves)
+    for image in (toy_image(), generate_scene(seed=3, config=SynthConfig(size=192)).image):
+        small, _ = resize_long_side(image, 320)
+        lab = to_lab(small)
+        labels, cues = learned_leaves(small, lab, TreeParams(n_superpixels=300), leaves)
+        merged = []
+        for compiled in (True, False):
+            stats, edges = learned_statistics(labels, lab, cues)
+            merged.append((learned_merge(stats, edges, model, compiled=compiled), stats))
+        (parent, children, height, area), stats = merged[0]
+        (parent_py, children_py, height_py, area_py), stats_py = merged[1]
+        assert len(parent) == 2 * (int(labels.max()) + 1) - 1  # merged up to one root
+        assert np.array_equal(parent, parent_py) and np.array_equal(children, children_py)
+        assert np.array_equal(area, area_py)
+        np.testing.assert_allclose(height, height_py, rtol=0, atol=1e-12)
+        for name in ("perimeter", "lab", "hist"):  # the node statistics are written as the Python loop does
+            np.testing.assert_allclose(getattr(stats, name), getattr(stats_py, name), rtol=1e-12, atol=1e-9)
+
+
 def test_merge_model_file_round_trip_and_feature_check():
     from granseg.regions.learned import FEATURES, MergeModel, default_model
 

@@ -50,6 +50,7 @@ import numpy as np
 
 from granseg.regions.agglomerate import agglomerate
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, SCALES
+from granseg.regions.maxflow import default_backend
 
 WEIGHTS_FILES = {  # one fit per kind of leaves (and per feature set: "-spectral" adds SPECTRAL_FEATURES)
     "slic": Path(__file__).with_name("merge_weights.json"),
@@ -236,15 +237,38 @@ class NodeStats:
         )
 
 
-def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None = None):
+def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None = None, compiled: bool = True):
     """Greedy merging by ``p(same)`` of a region adjacency graph of ``n`` leaves (module docstring).
 
     ``edges``: ``(a, b, borders)`` with ``(E,)`` leaf pairs and ``(E, 1 + G)`` borders (length, summed
     gradients). ``log``: when a list, every evaluated pair is appended as ``(a, b, features, border_length)``
-    arrays (for fitting). Returns ``parent``, ``children``, ``height`` and ``area`` over the ``2n - 1`` nodes at most."""
+    arrays (for fitting). Returns ``parent``, ``children``, ``height`` and ``area`` over the ``2n - 1`` nodes at most.
+
+    Without the spectral cue and the log, the loop runs compiled where numba is installed
+    (:mod:`granseg.regions.learned_compiled`: the same merges, distances to ~1e-15); ``compiled`` False forces
+    the Python loop."""
     n = (len(stats.area) + 1) // 2
-    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(2 * n - 1)]
     edge_a, edge_b, borders = edges
+    if compiled and log is None and stats.embedding is None and default_backend() == "numba":
+        from granseg.regions.learned_compiled import merge_loop
+
+        parent, children, height, made = merge_loop(
+            n,
+            np.ascontiguousarray(edge_a, np.int64),
+            np.ascontiguousarray(edge_b, np.int64),
+            np.ascontiguousarray(np.atleast_2d(borders), np.float64),
+            stats.area,
+            stats.perimeter,
+            stats.lab,
+            stats.hist,
+            np.asarray(stats.splits, np.int64),
+            stats.image_area,
+            *(np.ascontiguousarray(v, np.float64) for v in (model.mean, model.scale, model.weights)),
+            float(model.bias),
+            BORDER_LOG_OFFSET,
+        )
+        return parent, children, height, stats.area[:made].copy()
+    neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(2 * n - 1)]
     for a, b, border in zip(edge_a.tolist(), edge_b.tolist(), borders):
         neighbours[a][b] = neighbours[b][a] = border
 
