@@ -257,15 +257,14 @@ def learned_merge(stats: NodeStats, edges, model: MergeModel, log: list | None =
             np.ascontiguousarray(edge_a, np.int64),
             np.ascontiguousarray(edge_b, np.int64),
             np.ascontiguousarray(np.atleast_2d(borders), np.float64),
-            stats.area,
-            stats.perimeter,
-            stats.lab,
-            stats.hist,
+            (stats.area, stats.perimeter, stats.lab, stats.hist),
             np.asarray(stats.splits, np.int64),
             stats.image_area,
-            *(np.ascontiguousarray(v, np.float64) for v in (model.mean, model.scale, model.weights)),
-            float(model.bias),
-            BORDER_LOG_OFFSET,
+            (
+                *(np.ascontiguousarray(v, np.float64) for v in (model.mean, model.scale, model.weights)),
+                float(model.bias),
+                BORDER_LOG_OFFSET,
+            ),
         )
         return parent, children, height, stats.area[:made].copy()
     neighbours: list[dict[int, np.ndarray]] = [dict() for _ in range(2 * n - 1)]

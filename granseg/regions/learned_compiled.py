@@ -19,12 +19,13 @@ from numba.typed import Dict, List
 
 
 @numba.njit(cache=True, nogil=True)
-def _distance(
-    a, b, border, area, perimeter, lab, hist, splits, image_area, mean, scale, weights, bias, offset
-):
+def _distance(a, b, border, nodes, splits, image_area, model):
     """``1 - p(same)`` of nodes ``a`` and ``b`` with the ``(1 + G)`` ``border`` (shared length, summed
     gradients): :meth:`~granseg.regions.learned.NodeStats.pair_features` and
-    :meth:`~granseg.regions.learned.MergeModel.logit` for one pair."""
+    :meth:`~granseg.regions.learned.MergeModel.logit` for one pair. ``nodes``: the node statistics ``(area,
+    perimeter, lab, hist)``; ``model``: ``(mean, scale, weights, bias, border log offset)``."""
+    area, perimeter, lab, hist = nodes
+    mean, scale, weights, bias, offset = model
     n_border = len(border) - 1
     n_chi2 = len(splits) - 1
     features = np.empty(n_border + n_chi2 + 8)
@@ -65,28 +66,14 @@ def _distance(
 
 
 @numba.njit(cache=True, nogil=True)
-def merge_loop(
-    n,
-    edge_a,
-    edge_b,
-    borders,
-    area,
-    perimeter,
-    lab,
-    hist,
-    splits,
-    image_area,
-    mean,
-    scale,
-    weights,
-    bias,
-    offset,
-):
+def merge_loop(n, edge_a, edge_b, borders, nodes, splits, image_area, model):
     """Greedy merging of ``n`` leaves (module docstring): ``edge_a``, ``edge_b`` ``(E,)`` adjacent leaf pairs
-    with ``(E, 1 + G)`` ``borders``; ``area``, ``perimeter`` ``(2n - 1,)``, ``lab`` ``(2n - 1, 3)``, ``hist``
-    ``(2n - 1, B)`` float64 node statistics, the leaves' rows filled (the rest are written here, as
-    :meth:`~granseg.regions.learned.NodeStats.merge`). Returns ``parent``, ``children``, ``height`` over the
-    ``m`` nodes made and ``m``."""
+    with ``(E, 1 + G)`` ``borders``; ``nodes`` the float64 node statistics ``(area, perimeter, lab, hist)``,
+    ``(2n - 1,)``, ``(2n - 1,)``, ``(2n - 1, 3)``, ``(2n - 1, B)``, the leaves' rows filled (the rest are written
+    here, as :meth:`~granseg.regions.learned.NodeStats.merge`); ``splits`` the histogram channels' bin offsets;
+    ``model`` ``(mean, scale, weights, bias, border log offset)``. Returns ``parent``, ``children``, ``height``
+    over the ``m`` nodes made and ``m``."""
+    area, perimeter, lab, hist = nodes
     total = 2 * n - 1
     parent = np.full(total, -1, np.int64)
     children = np.full((total, 2), -1, np.int64)
@@ -104,9 +91,7 @@ def merge_loop(
         rows[e] = borders[e]
         neighbours[a][b] = e
         neighbours[b][a] = e
-        d = _distance(
-            a, b, rows[e], area, perimeter, lab, hist, splits, image_area, mean, scale, weights, bias, offset
-        )
+        d = _distance(a, b, rows[e], nodes, splits, image_area, model)
         heap.append((d, a, b))
     used = len(edge_a)
     heapq.heapify(heap)
@@ -142,21 +127,6 @@ def merge_loop(
             neighbours[src].clear()
         for nb, row in merged.items():
             neighbours[nb][c] = row
-            d = _distance(
-                c,
-                nb,
-                rows[row],
-                area,
-                perimeter,
-                lab,
-                hist,
-                splits,
-                image_area,
-                mean,
-                scale,
-                weights,
-                bias,
-                offset,
-            )
+            d = _distance(c, nb, rows[row], nodes, splits, image_area, model)
             heapq.heappush(heap, (d, c, nb))
     return parent[:next_id], children[:next_id], height[:next_id], next_id
