@@ -456,3 +456,22 @@ def test_chroma_close_pieces_keeps_the_other_colour_of_a_two_coloured_object_alo
     assert (ch.chroma_close_pieces(tree, base, added, 20.0, 0.3) == half).all()
     assert not ch.chroma_close_pieces(tree, base, added, 20.0, 0.5).any()
     assert (ch.chroma_close_pieces(tree, base, added, 0.0, 0.3) == added).all()  # the colour gate off: all
+
+
+def test_counting_gives_what_sorting_gave():
+    # set_image's colour bins and the consensus overlay count instead of sorting: the same arrays as np.unique
+    from types import SimpleNamespace
+
+    from granseg.regions.consensus import overlay_labels
+    from granseg.regions.cues import COLOUR_BINS, used_bins
+
+    rng = np.random.default_rng(0)
+    bins = rng.choice(rng.integers(0, int(np.prod(COLOUR_BINS)), 40), size=(30, 20))
+    used, index = used_bins(bins)
+    want_used, want_index = np.unique(bins.ravel(), return_inverse=True)
+    assert np.array_equal(used, want_used) and np.array_equal(index, want_index)
+    maps = [rng.integers(0, k, (30, 20)).astype(np.int32) for k in (7, 3, 11)]
+    trees = [SimpleNamespace(leaf_map=m, n_leaves=int(m.max()) + 1) for m in maps]
+    stacked = np.stack([m.ravel().astype(np.int64) for m in maps], 1)
+    _, want = np.unique(stacked, axis=0, return_inverse=True)
+    assert np.array_equal(overlay_labels(trees), want.reshape(30, 20))

@@ -64,8 +64,12 @@ def pixel_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def overlay_labels(trees: list[RegionTree]) -> np.ndarray:
     """``h x w`` int64 labels of the overlay of the trees' leaf maps (a region per distinct tuple of leaves)."""
-    stacked = np.stack([t.leaf_map.ravel().astype(np.int64) for t in trees], 1)
-    _, labels = np.unique(stacked, axis=0, return_inverse=True)
+    key = np.zeros(trees[0].leaf_map.size, np.int64)
+    for (
+        tree
+    ) in trees:  # one number per tuple, ordered as the tuples (mixed radix): np.unique(axis=0)'s labels
+        key = key * tree.n_leaves + tree.leaf_map.ravel()
+    _, labels = np.unique(key, return_inverse=True)
     return labels.reshape(trees[0].leaf_map.shape)
 
 
@@ -76,7 +80,9 @@ def region_ultrametric(labels: np.ndarray, tree: RegionTree, a: np.ndarray, b: n
     separates them, where the pixel pairs across the border would miss it."""
     n = int(labels.max()) + 1
     flat_tree = tree.leaf_map.ravel().astype(np.int64)
-    keys, counts = np.unique(labels.ravel() * tree.n_leaves + flat_tree, return_counts=True)
+    counts = np.bincount(labels.ravel() * tree.n_leaves + flat_tree, minlength=n * tree.n_leaves)
+    keys = np.flatnonzero(counts)  # the (region, leaf) overlaps, sorted, and their pixel counts
+    counts = counts[keys]
     region, leaf = keys // tree.n_leaves, keys % tree.n_leaves
     order = np.lexsort((-counts, region))  # per region, largest overlap first
     region, leaf, counts = region[order], leaf[order], counts[order].astype(np.float64)
@@ -93,8 +99,8 @@ def region_ultrametric(labels: np.ndarray, tree: RegionTree, a: np.ndarray, b: n
     ia, ib = np.broadcast_to(ia, wab.shape).ravel(), np.broadcast_to(ib, wab.shape).ravel()
     live = wab.ravel() > 0
     u = np.zeros(wab.size)
-    pairs, inverse = np.unique(np.stack([ia[live], ib[live]], 1), axis=0, return_inverse=True)
-    u[live] = leaf_ultrametric(tree, pairs[:, 0], pairs[:, 1])[inverse.ravel()]
+    keys, inverse = np.unique(ia[live] * tree.n_leaves + ib[live], return_inverse=True)  # distinct leaf pairs
+    u[live] = leaf_ultrametric(tree, keys // tree.n_leaves, keys % tree.n_leaves)[inverse]
     return (u.reshape(wab.shape) * wab).sum((1, 2))
 
 

@@ -91,3 +91,12 @@ def colour_bins(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
     centres = (grid + 0.5) * np.array([100.0 / nl, 256.0 / na, 256.0 / nb])
     return (li * na + ai) * nb + bi, centres
+
+
+def used_bins(bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(used, index)`` of :func:`colour_bins`' ``h x w`` bin indices: the ``(U,)`` sorted bins that occur and
+    every pixel's ``(h * w,)`` index into them, as ``np.unique(bins.ravel(), return_inverse=True)`` gives them
+    (by counting over the ``COLOUR_BINS`` grid instead of sorting the pixels)."""
+    counts = np.bincount(bins.ravel(), minlength=int(np.prod(COLOUR_BINS)))
+    present = counts > 0
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[bins.ravel()]

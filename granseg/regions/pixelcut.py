@@ -44,13 +44,13 @@ def pixel_image(lab: np.ndarray, bins: np.ndarray) -> PixelImage:
 def tree_pixel_image(image: np.ndarray, long_side: int, tree) -> PixelImage:
     """:class:`PixelImage` of the internal image behind ``tree`` (an ``H x W x 3`` uint8 RGB ``image`` resized to
     ``long_side``; its colour bins are the tree's, ``tree.colour_centres``)."""
-    from granseg.regions.cues import colour_bins, to_lab
+    from granseg.regions.cues import colour_bins, to_lab, used_bins
     from granseg.regions.superpixels import resize_long_side
 
     small, _ = resize_long_side(image, long_side)
     lab = to_lab(small)
     bins, centres = colour_bins(lab)
-    used, index = np.unique(bins.ravel(), return_inverse=True)
+    used, index = used_bins(bins)
     assert len(used) == len(tree.colour_centres), "colour bins differ from the tree's"
     return pixel_image(lab, index.reshape(bins.shape))
 

@@ -39,7 +39,7 @@ from functools import cached_property
 import numpy as np
 
 from granseg.regions.agglomerate import agglomerate
-from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab
+from granseg.regions.cues import LBP_BINS, boundary_map, colour_bins, lbp_codes, to_lab, used_bins
 from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, GradientCues, gradient_cues
 from granseg.regions.learned import WEIGHTS_FILES, MergeModel, NodeStats, default_model, learned_merge
 from granseg.regions.owt import owt_gradients
@@ -436,7 +436,7 @@ def assemble_tree(
     leaf_node = np.empty(n, np.int64)
     leaf_node[rank] = np.arange(n)
     bins, centres = colour_bins(lab)
-    used, bin_index = np.unique(bins.ravel(), return_inverse=True)
+    used, bin_index = used_bins(bins)
     leaf_colours = sparse.csr_matrix(
         (np.ones(flat.size, np.float32), (rank[flat], bin_index.ravel())), shape=(n, used.size)
     )
