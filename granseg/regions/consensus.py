@@ -64,10 +64,9 @@ def pixel_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def overlay_labels(trees: list[RegionTree]) -> np.ndarray:
     """``h x w`` int64 labels of the overlay of the trees' leaf maps (a region per distinct tuple of leaves)."""
+    # one number per tuple of leaves, ordered as the tuples (mixed radix): np.unique(axis=0)'s labels
     key = np.zeros(trees[0].leaf_map.size, np.int64)
-    for (
-        tree
-    ) in trees:  # one number per tuple, ordered as the tuples (mixed radix): np.unique(axis=0)'s labels
+    for tree in trees:
         key = key * tree.n_leaves + tree.leaf_map.ravel()
     _, labels = np.unique(key, return_inverse=True)
     return labels.reshape(trees[0].leaf_map.shape)

@@ -6,8 +6,8 @@ logistic model, heap order (distance, then node ids) and merges as the Python lo
 :func:`granseg.regions.agglomerate.agglomerate`; only the order of a few floating-point sums differs (numpy's
 pairwise sums and BLAS dot products against plain loops here), so distances agree to ~1e-15 and the trees are
 the same wherever no two candidate merges lie that close (tested against the Python loop on photographs and
-synthetic scenes). The Python loop costs ~0.25 s of the predictor's ``set_image`` at 1024 px on a 2-core machine
-(two trees), this one a few milliseconds.
+synthetic scenes: ``benchmarks/diag_compiled_merge.py``). For the predictor's two trees at 1024 px the Python
+loop cost ~0.3 s of ``set_image`` on issue 18 session 20's slow 2-core machine (1.34-1.40 -> 1.04-1.06 s).
 """
 
 import heapq
