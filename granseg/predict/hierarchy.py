@@ -11,8 +11,10 @@ point / box / granularity prompts.
   formula (leaf 0.1, top 1.0; :mod:`granseg.regions.chains`), so one click answers up to ten nested masks from
   the leaf-level part to the whole object. For a single click the levels start at the smallest chain region
   whose colours differ from its surroundings' by at least ``part_min_distinct`` (a texture fragment of a part
-  is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, at the leaf as before).
-  Several positive clicks give the union of their regions.
+  is not a part: :func:`granseg.regions.chains.colour_distinctness`; when none does, at the leaf as before);
+  in a featureless area (a blank backdrop: :mod:`granseg.regions.flat`, ``flat_area_spread``) at the smallest
+  region holding it, which may then exceed ``max_object_fraction``. Several positive clicks give the union of
+  their regions.
 * Negative clicks: every superpixel goes to its nearest click under the ultrametric (the height of the lowest
   common ancestor: a seeded watershed cut of the hierarchy), so a negative click removes the sub-region it is in.
 * GrabCut over the superpixels (``refine``; for a single click too with ``refine_single_click``, the
@@ -85,6 +87,7 @@ from granseg.regions import chains as ch
 from granseg.regions.colour import LeafColours
 from granseg.regions.consensus import build_consensus_tree
 from granseg.regions.ensemble import UCM_STARTS
+from granseg.regions.flat import area_start, featureless_areas
 from granseg.regions.graphcut import CutJob, grabcut_many
 from granseg.regions.maxflow import thread_pool
 from granseg.regions.pixelcut import tree_pixel_image
@@ -149,6 +152,7 @@ class HierarchyPredictor(BasePredictor):
         self._original_size = image.shape[:2]
         self._colours = LeafColours(self.tree, self.config.gmm_components)
         self._leaf_index = self.tree.leaf_map.astype(np.intp)  # painting selections: ~2x faster than int32
+        self._flat = featureless_areas(self.tree, self.config.flat_area_spread)
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._pixels = None
         if self.config.pixel_band > 0:
@@ -162,6 +166,8 @@ class HierarchyPredictor(BasePredictor):
         ``colour_distinctness`` (None when not computed: not ``distinct`` or ``part_min_distinct`` 0)."""
         tree, cfg = self.tree, self.config
         chain = tree.chain(int(tree.leaf_node[leaf]))
+        if distinct and self._flat[leaf] >= 0:  # in a featureless area: no level inside it (regions.flat)
+            chain = chain[area_start(tree, chain, self._flat == self._flat[leaf]) :]
         allowed = None
         if box_counts is not None:
             nodes = np.asarray(chain)

@@ -110,6 +110,12 @@ class HierarchyConfig(TreeParams, Config):
     # nested across g; the whole image one region only if g = 0.1 merges it; BSDS val 26-50 covering: docs/hierarchy.md)
     partition_finest: float = 0.1
     partition_coarsest: float = 0.7
+    # a single click in a featureless area (adjacent leaves of one colour, RMS CIELAB spread under this:
+    # regions.flat) starts its levels at the smallest region holding that area, which may then exceed
+    # max_object_fraction (a click on a white backdrop answers the backdrop, not arbitrary blocks of it). 0: off.
+    # 1.5 chosen on GrabCut 1-20 pasted on backdrops (0.5 / 1.0 / 1.5 / 2.5; 1.5 also takes backdrops under
+    # noise of sigma 3 grey levels); every photo click set unchanged (benchmarks/bench_blank_noisy.py, RESULTS.md)
+    flat_area_spread: float = 1.5
 
     def validate(self) -> None:
         from granseg.errors import InputError
@@ -127,6 +133,8 @@ class HierarchyConfig(TreeParams, Config):
                 raise InputError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.part_fragment_distinct <= 1.0:
             raise InputError(f"part_fragment_distinct must be in [0, 1], got {self.part_fragment_distinct}")
+        if self.flat_area_spread < 0:
+            raise InputError(f"flat_area_spread must be >= 0 (0 = off), got {self.flat_area_spread}")
         if self.cut_threads < 0:
             raise InputError(f"cut_threads must be >= 0 (0 = auto), got {self.cut_threads}")
         if not 1 <= self.tree_starts <= len(UCM_STARTS):

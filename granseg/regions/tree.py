@@ -88,6 +88,8 @@ class RegionTree:
     edge_a, edge_b: ``(E,)`` leaf ranks of adjacent leaf pairs (a < b); edge_len, edge_strength ``(E,)``
                float64 border length (pixel pairs) and summed boundary strength along it.
     leaf_lab:  ``(n_leaves, 3)`` mean CIELAB colour per leaf rank.
+    leaf_spread: ``(n_leaves,)`` RMS CIELAB distance of each leaf's pixels to its mean (0: one colour; None in a
+               tree built without it).
     leaf_colours: ``(n_leaves, B)`` scipy CSR pixel counts of each leaf over the used colour bins;
     colour_centres: ``(B, 3)`` Lab centre of each used bin.
     scale:     internal size / original size.
@@ -113,6 +115,7 @@ class RegionTree:
     scale: float
     criterion: str = "handcrafted"
     height_power: float = 1.0  # learned trees: heights are (1 - p(same)) ** this
+    leaf_spread: np.ndarray | None = None
 
     @property
     def n_leaves(self) -> int:
@@ -431,6 +434,15 @@ def assemble_tree(
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n).astype(np.float64)
     lab_sum = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
+    squares = np.stack(
+        [
+            np.bincount(flat, weights=np.square(lab[..., c].ravel(), dtype=np.float64), minlength=n)
+            for c in range(3)
+        ],
+        1,
+    )
+    mean = lab_sum / area[:, None]
+    spread = np.sqrt(np.maximum(squares / area[:, None] - mean**2, 0.0).sum(1))
     edge_a, edge_b, edge_len, edge_sum = leaf_adjacency(labels, strength, n)
     rank, lo, hi = _depth_first_ranks(parent, children, n)
     leaf_node = np.empty(n, np.int64)
@@ -455,8 +467,9 @@ def assemble_tree(
         edge_b=np.maximum(ranked_a, ranked_b),
         edge_len=edge_len,
         edge_strength=edge_sum,
-        leaf_lab=(lab_sum / area[:, None])[leaf_node],
+        leaf_lab=mean[leaf_node],
         leaf_colours=leaf_colours,
         colour_centres=centres[used],
         scale=scale,
+        leaf_spread=spread[leaf_node],
     )
