@@ -10,7 +10,7 @@ import pytest
 from skimage.segmentation import slic
 
 from granseg.io.images import load_image
-from granseg.regions.superpixels import degenerate, superpixels
+from granseg.regions.superpixels import degenerate, resize_long_side, superpixels
 
 COFFEE = Path(__file__).resolve().parents[1] / "granseg" / "assets" / "coffee.jpg"
 
@@ -70,3 +70,31 @@ def test_hierarchy_click_on_noisy_two_tone_picture_answers_its_half():
     predictor.set_image(image)
     mask = predictor.predict([[100, 150]], [1], granularity=1.0).masks[0]
     assert (mask & left).sum() / (mask | left).sum() > 0.95  # 0.5 before: one leaf for the whole picture
+
+
+def test_internal_image_stretches_dark_pictures_only():
+    from granseg.regions.superpixels import DARK_TOP, internal_image
+
+    photo = load_image(COFFEE)
+    small, scale = internal_image(photo, 448)
+    plain, plain_scale = resize_long_side(photo, 448)
+    np.testing.assert_array_equal(small, plain)  # a photograph: only resized
+    assert scale == plain_scale
+    dark = (photo.astype(np.float64) * 0.25).round().astype(np.uint8)
+    assert np.percentile(dark, 99.5) < DARK_TOP
+    out, _ = internal_image(dark, 448)
+    low, high = np.percentile(out, [0.5, 99.5])
+    assert low <= 2 and high >= 253  # auto-levels: the 0.5th-99.5th percentiles to 0-255
+    assert np.corrcoef(out.ravel().astype(float), resize_long_side(dark, 448)[0].ravel())[0, 1] > 0.99
+
+
+def test_hierarchy_on_a_dark_picture_uses_one_internal_image():
+    from granseg.predict.hierarchy import build_hierarchy
+
+    dark = (load_image(COFFEE).astype(np.float64) * 0.25).round().astype(np.uint8)
+    predictor = build_hierarchy().create_predictor()
+    predictor.set_image(
+        dark
+    )  # the pixel band's colour bins must be the tree's (asserted in tree_pixel_image)
+    mask = predictor.predict([[330, 60]], [1], granularity=1.0).masks[0]
+    assert mask.any() and not mask.all()

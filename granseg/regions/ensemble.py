@@ -30,7 +30,7 @@ import numpy as np
 from granseg.regions.cues import boundary_map, to_lab
 from granseg.regions.gradients import gradient_cues
 from granseg.regions.learned import default_model
-from granseg.regions.superpixels import resize_long_side
+from granseg.regions.superpixels import internal_image
 from granseg.regions.tree import RegionTree, TreeParams, learned_tree
 
 
@@ -75,7 +75,7 @@ def ensemble_inputs(
     factor to ``image`` and :func:`build_region_trees`' trees (for a tree built over them, e.g. the consensus
     tree of :mod:`granseg.regions.consensus`)."""
     params = params or TreeParams()
-    small, scale = resize_long_side(image, params.internal_long_side)
+    small, scale = internal_image(image, params.internal_long_side)
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     cues = gradient_cues(lab, tensors=any(start.owt for start in starts))

@@ -45,9 +45,9 @@ def tree_pixel_image(image: np.ndarray, long_side: int, tree) -> PixelImage:
     """:class:`PixelImage` of the internal image behind ``tree`` (an ``H x W x 3`` uint8 RGB ``image`` resized to
     ``long_side``; its colour bins are the tree's, ``tree.colour_centres``)."""
     from granseg.regions.cues import colour_bins, to_lab, used_bins
-    from granseg.regions.superpixels import resize_long_side
+    from granseg.regions.superpixels import internal_image
 
-    small, _ = resize_long_side(image, long_side)
+    small, _ = internal_image(image, long_side)
     lab = to_lab(small)
     bins, centres = colour_bins(lab)
     used, index = used_bins(bins)

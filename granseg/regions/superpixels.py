@@ -24,6 +24,8 @@ import numpy as np
 # than 0.3 x the segments asked (photographs: >= 0.6 x); then the unstretched CIELAB, smoothed with these sigmas
 DEGENERATE_SIZE, DEGENERATE_COUNT = 25.0, 0.3
 NOISY_SIGMAS = (1.0, 2.0)
+# internal_image: a picture whose 99.5th percentile value is under this (of 255) is stretched (a dark picture)
+DARK_TOP = 100.0
 
 
 def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
@@ -35,6 +37,26 @@ def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, flo
         return image, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def internal_image(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """The working copy a region tree is built on: ``image`` (``H x W x 3`` uint8 RGB) downscaled as
+    :func:`resize_long_side`, and, where its 99.5th percentile value is under ``DARK_TOP`` (a dark picture),
+    stretched linearly from its 0.5th-99.5th percentile range to 0-255 (auto-levels). The tree's cues
+    (fixed-range CIELAB histograms, colour bins) otherwise see a dark picture's colours in a few bins and merge
+    across its outlines (GrabCut 26-50 at 25 % brightness: first click 0.769 -> 0.824). The photographs of the
+    benchmark sets (433: BSDS500 val, GrabCut, DAVIS frames, COCO sample: top 154 or more) and 1,000 synthetic
+    scenes (125 or more) are not dark, so they are only resized. Stretching narrow but bright pictures too (range
+    under 128) was tried: it raised the noise of low-contrast synthetic scenes with it (part IoU on the 13 such
+    tune scenes 0.821 -> 0.731). Returns the copy and the scale (new size / old size)."""
+    small, scale = resize_long_side(image, long_side)
+    if small.ndim != 3 or small.dtype != np.uint8:
+        return small, scale
+    low, high = np.percentile(small, [0.5, 99.5])
+    if high >= DARK_TOP or high <= low:
+        return small, scale
+    stretched = (small.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.clip(stretched, 0, 255).round().astype(np.uint8), scale
 
 
 def superpixels(

@@ -44,7 +44,7 @@ from granseg.regions.gradients import CHANNEL_BINS, CHANNELS, GradientCues, grad
 from granseg.regions.learned import WEIGHTS_FILES, MergeModel, NodeStats, default_model, learned_merge
 from granseg.regions.owt import owt_gradients
 from granseg.regions.spectral import spectral_cues
-from granseg.regions.superpixels import resize_long_side, superpixels, watershed_superpixels
+from granseg.regions.superpixels import internal_image, superpixels, watershed_superpixels
 
 
 @dataclass
@@ -378,7 +378,7 @@ def build_region_tree(
     weights_key = leaves + ("-spectral" if spectral else "") + ("-owt" if owt else "")
     if (spectral or owt) and (merge != "learned" or weights_key not in WEIGHTS_FILES):
         raise ValueError("spectral=True or owt=True needs merge='learned' and leaves='slic' (one of them)")
-    small, scale = resize_long_side(image, params.internal_long_side)
+    small, scale = internal_image(image, params.internal_long_side)
     lab = to_lab(small)
     strength = boundary_map(lab, texture_weight=params.boundary_texture_weight)
     if merge == "learned":
