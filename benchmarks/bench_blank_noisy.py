@@ -100,7 +100,9 @@ def backdrop(split: str) -> list[str]:
     return header + rows
 
 
-def two_tone(noise: float, step: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def two_tone(noise: float, step: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 300 x 400 grey picture whose left half is ``step`` grey levels brighter, plus Gaussian noise of sigma
+    ``noise``; and its left half as a bool mask (also the tests' picture, tests/test_superpixels.py)."""
     rng = np.random.default_rng(seed)
     image = 128 + rng.normal(0, noise, (300, 400, 3))
     image[:, :200] += step

@@ -7,23 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 from skimage.segmentation import slic
 
 from granseg.io.images import load_image
 from granseg.regions.superpixels import degenerate, resize_long_side, superpixels
 
 COFFEE = Path(__file__).resolve().parents[1] / "granseg" / "assets" / "coffee.jpg"
-
-
-def two_tone(noise: float, step: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A 300 x 400 grey picture whose left half is ``step`` grey levels brighter, plus Gaussian noise of sigma
-    ``noise``; and its left half as a bool mask."""
-    rng = np.random.default_rng(seed)
-    image = 128 + rng.normal(0, noise, (300, 400, 3))
-    image[:, :200] += step
-    left = np.zeros((300, 400), bool)
-    left[:, :200] = True
-    return np.clip(image, 0, 255).astype(np.uint8), left
+two_tone = load_benchmark("bench_blank_noisy").two_tone  # the benchmark's noisy two-tone picture
 
 
 def leakage(labels: np.ndarray, region: np.ndarray) -> float:
