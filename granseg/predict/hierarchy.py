@@ -444,7 +444,7 @@ class HierarchyPredictor(BasePredictor):
         for i, node in enumerate(regions):
             inside[i, tree.lo[node] : tree.hi[node]] = True
         masks = np.empty((len(regions), *tree.leaf_map.shape), bool)
-        _paint(inside, self._leaf_index, list(range(len(regions))), masks)
+        ch.paint_selections(inside, self._leaf_index, list(range(len(regions))), masks)
         spill = self.config.clip_min_outside
         for mask, ks in zip(masks, regions.values()):
             for k in ks:
@@ -518,7 +518,7 @@ class HierarchyPredictor(BasePredictor):
             distinct.setdefault(selection.tobytes(), []).append(k)
         out = np.empty((len(selections), *tree.leaf_map.shape), bool)
         firsts = [rows[0] for rows in distinct.values()]  # each distinct selection is drawn in its first row
-        _paint(selections[firsts], self._leaf_index, firsts, out)
+        ch.paint_selections(selections[firsts], self._leaf_index, firsts, out)
         refine = [
             rows
             for rows in distinct.values()
@@ -556,7 +556,7 @@ class HierarchyPredictor(BasePredictor):
             out[rows[0]] = mask
 
     def _to_mask(self, small: np.ndarray, box) -> np.ndarray:
-        mask = _upsample(small, self._original_size)
+        mask = ch.upsample_mask(small, self._original_size)
         if box is not None:
             x0, y0 = np.floor(box[:2]).astype(int).tolist()
             x1, y1 = np.ceil(box[2:]).astype(int).tolist()
@@ -578,29 +578,3 @@ def _first_equal(stack: np.ndarray) -> list[int]:
         if not same:
             distinct.append(k)
     return firsts
-
-
-def _paint(selections: np.ndarray, leaf_index: np.ndarray, rows: list[int], out: np.ndarray) -> None:
-    """In place: ``out[rows[k]] = selections[k][leaf_index]`` (compiled where numba runs: one pass over the leaf
-    map for all D ``(D, n_leaves)`` selections)."""
-    from granseg.regions.maxflow import default_backend
-
-    if default_backend() == "numba":
-        from granseg.regions.leafgraph_compiled import paint
-
-        paint(selections, leaf_index, np.asarray(rows, np.int64), out)
-        return
-    for selection, row in zip(selections, rows):
-        out[row] = selection[leaf_index]
-
-
-def _upsample(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-    """``h x w`` bool internal mask -> ``H x W`` bool (bilinear, threshold 0.5)."""
-    import cv2
-
-    if small.shape == tuple(original_size):
-        return small.copy()
-    big = cv2.resize(
-        small.astype(np.float32), (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR
-    )
-    return big > 0.5

@@ -287,11 +287,32 @@ def selection_contrast(tree: RegionTree, selected: np.ndarray) -> float:
 
 def upsample_selection(tree: RegionTree, selected: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
     """Leaf selection ``(n_leaves,)`` bool -> ``H x W`` bool mask (bilinear upsampling of the internal mask)."""
-    small = selected[tree.leaf_map].astype(np.float32)
+    return upsample_mask(selected[tree.leaf_map], original_size)
+
+
+def upsample_mask(small: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """``h x w`` bool internal mask -> ``H x W`` bool (bilinear, threshold 0.5; a copy when the sizes agree)."""
     if small.shape == tuple(original_size):
-        return small > 0.5
-    big = cv2.resize(small, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
+        return small.astype(bool, copy=True)
+    big = cv2.resize(
+        small.astype(np.float32), (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR
+    )
     return big > 0.5
+
+
+def paint_selections(
+    selections: np.ndarray, leaf_index: np.ndarray, rows: list[int], out: np.ndarray
+) -> None:
+    """In place: ``out[rows[k]] = selections[k][leaf_index]`` for ``(D, n_leaves)`` bool selections and the
+    tree's ``h x w`` intp leaf map ``leaf_index`` (compiled where numba runs: one pass over the leaf map for all
+    D selections)."""
+    if default_backend() == "numba":
+        from granseg.regions.leafgraph_compiled import paint
+
+        paint(selections, leaf_index, np.asarray(rows, np.int64), out)
+        return
+    for selection, row in zip(selections, rows):
+        out[row] = selection[leaf_index]
 
 
 def selection_from_mask(tree: RegionTree, mask: np.ndarray) -> np.ndarray:
